@@ -1,0 +1,1021 @@
+//! Admission of an object body: decoding into the kind's typed struct (unknown fields and wrong
+//! types are errors naming the field path), server-side defaults, and semantic validation.
+//! Used by the API server on every write and by the CLI before it sends anything.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use base64::Engine as _;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::core::*;
+use super::kinds::Kind;
+use super::labels::{self, Selector};
+use super::meta::{IntOrString, ObjectMeta, Quantity};
+use super::workloads::*;
+
+/// One problem with one field, e.g. `spec.replicas: must be >= 0`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Errors(pub Vec<FieldError>);
+
+impl Errors {
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// What every stored kind offers to the generic code.
+pub trait Object: Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static {
+    const KIND: Kind;
+    fn metadata(&self) -> &ObjectMeta;
+    fn metadata_mut(&mut self) -> &mut ObjectMeta;
+    fn apply_defaults(&mut self) {}
+    fn validate(&self, _errs: &mut Errors) {}
+}
+
+macro_rules! impl_object {
+    ($t:ty, $k:expr) => {
+        impl_object!($t, $k, |_o: &mut $t| {}, |_o: &$t, _e: &mut Errors| {});
+    };
+    ($t:ty, $k:expr, $default:expr, $validate:expr) => {
+        impl Object for $t {
+            const KIND: Kind = $k;
+            fn metadata(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn metadata_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+            fn apply_defaults(&mut self) {
+                ($default)(self)
+            }
+            fn validate(&self, errs: &mut Errors) {
+                ($validate)(self, errs)
+            }
+        }
+    };
+}
+
+impl_object!(Namespace, Kind::Namespace);
+impl_object!(Node, Kind::Node);
+impl_object!(
+    Pod,
+    Kind::Pod,
+    |p: &mut Pod| default_pod_spec(&mut p.spec),
+    |p: &Pod, e: &mut Errors| validate_pod_spec(&p.spec, "spec", e)
+);
+impl_object!(Service, Kind::Service, default_service, validate_service);
+impl_object!(
+    ConfigMap,
+    Kind::ConfigMap,
+    |_c: &mut ConfigMap| {},
+    validate_config_map
+);
+impl_object!(Secret, Kind::Secret, default_secret, validate_secret);
+impl_object!(
+    PersistentVolumeClaim,
+    Kind::PersistentVolumeClaim,
+    |_p: &mut PersistentVolumeClaim| {},
+    validate_pvc
+);
+impl_object!(Event, Kind::Event);
+impl_object!(
+    Deployment,
+    Kind::Deployment,
+    default_deployment,
+    validate_deployment
+);
+impl_object!(
+    Job,
+    Kind::Job,
+    |j: &mut Job| default_job_spec(&mut j.spec),
+    |j: &Job, e: &mut Errors| validate_job_spec(&j.spec, "spec", e)
+);
+impl_object!(CronJob, Kind::CronJob, default_cron_job, validate_cron_job);
+
+/// Decodes `value` as `T`, reporting the path of the first field that does not fit.
+pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        FieldError {
+            field: if path == "." { String::new() } else { path },
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+fn admit_typed<T: Object>(value: Value) -> Result<Value, Vec<FieldError>> {
+    let mut obj: T = decode(value).map_err(|e| vec![e])?;
+    obj.apply_defaults();
+    let mut errs = Errors::default();
+    validate_meta(obj.metadata(), "metadata", &mut errs);
+    obj.validate(&mut errs);
+    if !errs.0.is_empty() {
+        return Err(errs.0);
+    }
+    serde_json::to_value(&obj).map_err(|e| {
+        vec![FieldError {
+            field: String::new(),
+            message: format!("cannot encode: {e}"),
+        }]
+    })
+}
+
+/// Decodes, defaults and validates an object of `kind`, returning its normalized JSON.
+pub fn admit(kind: Kind, value: Value) -> Result<Value, Vec<FieldError>> {
+    match kind {
+        Kind::Namespace => admit_typed::<Namespace>(value),
+        Kind::Node => admit_typed::<Node>(value),
+        Kind::Pod => admit_typed::<Pod>(value),
+        Kind::Service => admit_typed::<Service>(value),
+        Kind::ConfigMap => admit_typed::<ConfigMap>(value),
+        Kind::Secret => admit_typed::<Secret>(value),
+        Kind::PersistentVolumeClaim => admit_typed::<PersistentVolumeClaim>(value),
+        Kind::Event => admit_typed::<Event>(value),
+        Kind::Deployment => admit_typed::<Deployment>(value),
+        Kind::Job => admit_typed::<Job>(value),
+        Kind::CronJob => admit_typed::<CronJob>(value),
+    }
+}
+
+fn validate_meta(m: &ObjectMeta, path: &str, e: &mut Errors) {
+    for (k, v) in &m.labels {
+        if let Err(msg) =
+            labels::validate_label_key(k).and_then(|_| labels::validate_label_value(v))
+        {
+            e.add(format!("{path}.labels"), msg);
+        }
+    }
+    for k in m.annotations.keys() {
+        if let Err(msg) = labels::validate_label_key(k) {
+            e.add(
+                format!("{path}.annotations"),
+                msg.replace("label key", "annotation key"),
+            );
+        }
+    }
+}
+
+fn one_of(e: &mut Errors, path: &str, value: &Option<String>, allowed: &[&str]) {
+    if let Some(v) = value {
+        if !allowed.contains(&v.as_str()) {
+            e.add(
+                path,
+                format!(
+                    "unsupported value {v:?}: must be one of {}",
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+fn at_least(e: &mut Errors, path: &str, value: Option<i64>, min: i64) {
+    if let Some(v) = value {
+        if v < min {
+            e.add(path, format!("invalid value {v}: must be >= {min}"));
+        }
+    }
+}
+
+fn port_range(e: &mut Errors, path: &str, port: i64) {
+    if !(1..=65535).contains(&port) {
+        e.add(
+            path,
+            format!("invalid value {port}: must be between 1 and 65535"),
+        );
+    }
+}
+
+fn quantity(e: &mut Errors, path: &str, q: &Quantity) {
+    if let Err(msg) = q.millis() {
+        e.add(path, msg);
+    }
+}
+
+pub fn default_pod_spec(s: &mut PodSpec) {
+    s.restart_policy.get_or_insert_with(|| "Always".into());
+    s.termination_grace_period_seconds.get_or_insert(30);
+    for c in &mut s.containers {
+        if c.image_pull_policy.is_none() {
+            let tag = c.image.rsplit_once(':');
+            let latest = match tag {
+                Some((_, t)) if !t.contains('/') => t == "latest",
+                _ => true,
+            };
+            c.image_pull_policy = Some(if latest { "Always" } else { "IfNotPresent" }.into());
+        }
+        for p in &mut c.ports {
+            p.protocol.get_or_insert_with(|| "TCP".into());
+        }
+        for probe in [
+            &mut c.liveness_probe,
+            &mut c.readiness_probe,
+            &mut c.startup_probe,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            probe.initial_delay_seconds.get_or_insert(0);
+            probe.period_seconds.get_or_insert(10);
+            probe.timeout_seconds.get_or_insert(1);
+            probe.success_threshold.get_or_insert(1);
+            probe.failure_threshold.get_or_insert(3);
+            if let Some(h) = &mut probe.http_get {
+                h.path.get_or_insert_with(|| "/".into());
+                h.scheme.get_or_insert_with(|| "HTTP".into());
+            }
+        }
+    }
+}
+
+pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
+    if s.containers.is_empty() {
+        e.add(
+            format!("{path}.containers"),
+            "required: a pod needs at least one container",
+        );
+    }
+    one_of(
+        e,
+        &format!("{path}.restartPolicy"),
+        &s.restart_policy,
+        &["Always", "OnFailure", "Never"],
+    );
+    at_least(
+        e,
+        &format!("{path}.terminationGracePeriodSeconds"),
+        s.termination_grace_period_seconds,
+        0,
+    );
+    at_least(
+        e,
+        &format!("{path}.activeDeadlineSeconds"),
+        s.active_deadline_seconds,
+        1,
+    );
+    let mut volumes = BTreeSet::new();
+    for (i, v) in s.volumes.iter().enumerate() {
+        let vp = format!("{path}.volumes[{i}]");
+        if !labels::is_dns_label(&v.name) {
+            e.add(
+                format!("{vp}.name"),
+                format!(
+                    "{:?} must be a DNS label (lower-case letters, digits, '-')",
+                    v.name
+                ),
+            );
+        }
+        if !volumes.insert(v.name.as_str()) {
+            e.add(
+                format!("{vp}.name"),
+                format!("duplicate volume name {:?}", v.name),
+            );
+        }
+        let sources = [
+            v.empty_dir.is_some(),
+            v.config_map.is_some(),
+            v.secret.is_some(),
+            v.persistent_volume_claim.is_some(),
+        ];
+        match sources.iter().filter(|x| **x).count() {
+            1 => {}
+            0 => e.add(
+                &vp,
+                "a volume needs one source: emptyDir, configMap, secret or persistentVolumeClaim",
+            ),
+            _ => e.add(&vp, "a volume may have only one source"),
+        }
+        if let Some(m) = v.empty_dir.as_ref().and_then(|d| d.medium.clone()) {
+            if !m.is_empty() && m != "Memory" {
+                e.add(
+                    format!("{vp}.emptyDir.medium"),
+                    format!("unsupported value {m:?}: must be \"\" or \"Memory\""),
+                );
+            }
+        }
+        if let Some(c) = &v.persistent_volume_claim {
+            if !labels::is_dns_subdomain(&c.claim_name) {
+                e.add(
+                    format!("{vp}.persistentVolumeClaim.claimName"),
+                    "required: the name of a PersistentVolumeClaim",
+                );
+            }
+        }
+    }
+    let mut names = BTreeSet::new();
+    for (i, c) in s.containers.iter().enumerate() {
+        let cp = format!("{path}.containers[{i}]");
+        if !labels::is_dns_label(&c.name) {
+            e.add(
+                format!("{cp}.name"),
+                format!(
+                    "{:?} must be a DNS label (lower-case letters, digits, '-')",
+                    c.name
+                ),
+            );
+        } else if !names.insert(c.name.as_str()) {
+            e.add(
+                format!("{cp}.name"),
+                format!("duplicate container name {:?}", c.name),
+            );
+        }
+        if c.image.trim().is_empty() {
+            e.add(format!("{cp}.image"), "required: the image to run");
+        }
+        one_of(
+            e,
+            &format!("{cp}.imagePullPolicy"),
+            &c.image_pull_policy,
+            &["Always", "IfNotPresent", "Never"],
+        );
+        let mut port_names = BTreeSet::new();
+        for (j, p) in c.ports.iter().enumerate() {
+            let pp = format!("{cp}.ports[{j}]");
+            port_range(e, &format!("{pp}.containerPort"), p.container_port);
+            if let Some(h) = p.host_port {
+                port_range(e, &format!("{pp}.hostPort"), h);
+            }
+            one_of(e, &format!("{pp}.protocol"), &p.protocol, &["TCP", "UDP"]);
+            if let Some(n) = &p.name {
+                if !port_names.insert(n.as_str()) {
+                    e.add(format!("{pp}.name"), format!("duplicate port name {n:?}"));
+                }
+            }
+        }
+        for (j, v) in c.env.iter().enumerate() {
+            let ep = format!("{cp}.env[{j}]");
+            if v.name.is_empty() || v.name.contains('=') {
+                e.add(
+                    format!("{ep}.name"),
+                    "required: a variable name without '='",
+                );
+            }
+            if let Some(src) = &v.value_from {
+                let n = [
+                    src.config_map_key_ref.is_some(),
+                    src.secret_key_ref.is_some(),
+                    src.field_ref.is_some(),
+                ]
+                .iter()
+                .filter(|x| **x)
+                .count();
+                if n != 1 {
+                    e.add(
+                        format!("{ep}.valueFrom"),
+                        "exactly one of configMapKeyRef, secretKeyRef or fieldRef",
+                    );
+                }
+                if v.value.is_some() {
+                    e.add(
+                        format!("{ep}.value"),
+                        "may not be set together with valueFrom",
+                    );
+                }
+            }
+        }
+        for (j, src) in c.env_from.iter().enumerate() {
+            if src.config_map_ref.is_some() == src.secret_ref.is_some() {
+                e.add(
+                    format!("{cp}.envFrom[{j}]"),
+                    "exactly one of configMapRef or secretRef",
+                );
+            }
+        }
+        if let Some(r) = &c.resources {
+            for (section, map) in [("limits", &r.limits), ("requests", &r.requests)] {
+                for (k, q) in map {
+                    let qp = format!("{cp}.resources.{section}.{k}");
+                    if k != "cpu" && k != "memory" {
+                        e.add(&qp, "unsupported resource: use cpu or memory");
+                    } else {
+                        quantity(e, &qp, q);
+                    }
+                }
+            }
+            for (k, req) in &r.requests {
+                if let (Some(lim), Ok(rq)) = (r.limits.get(k), req.millis()) {
+                    if lim.millis().is_ok_and(|l| l < rq) {
+                        e.add(
+                            format!("{cp}.resources.requests.{k}"),
+                            format!("{req} must be <= the limit {lim}"),
+                        );
+                    }
+                }
+            }
+        }
+        for (j, m) in c.volume_mounts.iter().enumerate() {
+            let mp = format!("{cp}.volumeMounts[{j}]");
+            if !volumes.contains(m.name.as_str()) {
+                e.add(
+                    format!("{mp}.name"),
+                    format!("no volume named {:?} in {path}.volumes", m.name),
+                );
+            }
+            if !m.mount_path.starts_with('/') {
+                e.add(
+                    format!("{mp}.mountPath"),
+                    format!("{:?} must be an absolute path", m.mount_path),
+                );
+            }
+        }
+        for (name, probe) in [
+            ("livenessProbe", &c.liveness_probe),
+            ("readinessProbe", &c.readiness_probe),
+            ("startupProbe", &c.startup_probe),
+        ] {
+            if let Some(p) = probe {
+                validate_probe(p, &format!("{cp}.{name}"), e);
+            }
+        }
+    }
+}
+
+fn validate_probe(p: &Probe, path: &str, e: &mut Errors) {
+    let handlers = [
+        p.exec.is_some(),
+        p.http_get.is_some(),
+        p.tcp_socket.is_some(),
+    ];
+    if handlers.iter().filter(|x| **x).count() != 1 {
+        e.add(path, "exactly one of exec, httpGet or tcpSocket");
+    }
+    if let Some(x) = &p.exec {
+        if x.command.is_empty() {
+            e.add(
+                format!("{path}.exec.command"),
+                "required: the command to run",
+            );
+        }
+    }
+    let port = p
+        .http_get
+        .as_ref()
+        .map(|h| (&h.port, "httpGet"))
+        .or(p.tcp_socket.as_ref().map(|t| (&t.port, "tcpSocket")));
+    if let Some((IntOrString::Int(n), which)) = port {
+        port_range(e, &format!("{path}.{which}.port"), *n);
+    }
+    if let Some(h) = &p.http_get {
+        one_of(
+            e,
+            &format!("{path}.httpGet.scheme"),
+            &h.scheme,
+            &["HTTP", "HTTPS"],
+        );
+    }
+    at_least(
+        e,
+        &format!("{path}.initialDelaySeconds"),
+        p.initial_delay_seconds,
+        0,
+    );
+    at_least(e, &format!("{path}.periodSeconds"), p.period_seconds, 1);
+    at_least(e, &format!("{path}.timeoutSeconds"), p.timeout_seconds, 1);
+    at_least(
+        e,
+        &format!("{path}.successThreshold"),
+        p.success_threshold,
+        1,
+    );
+    at_least(
+        e,
+        &format!("{path}.failureThreshold"),
+        p.failure_threshold,
+        1,
+    );
+}
+
+fn validate_template(
+    selector: &Selector,
+    template: &PodTemplateSpec,
+    path: &str,
+    allowed_restart: &[&str],
+    e: &mut Errors,
+) {
+    validate_meta(&template.metadata, &format!("{path}.metadata"), e);
+    validate_pod_spec(&template.spec, &format!("{path}.spec"), e);
+    one_of(
+        e,
+        &format!("{path}.spec.restartPolicy"),
+        &template.spec.restart_policy,
+        allowed_restart,
+    );
+    if !selector.is_empty() && !selector.matches(&template.metadata.labels) {
+        e.add(
+            format!("{path}.metadata.labels"),
+            format!("the selector `{selector}` does not match the template labels"),
+        );
+    }
+}
+
+fn default_deployment(d: &mut Deployment) {
+    let s = &mut d.spec;
+    s.replicas.get_or_insert(1);
+    s.revision_history_limit.get_or_insert(10);
+    s.progress_deadline_seconds.get_or_insert(600);
+    s.min_ready_seconds.get_or_insert(0);
+    let strategy = s.strategy.get_or_insert_with(Default::default);
+    let kind = strategy.type_.get_or_insert_with(|| "RollingUpdate".into());
+    if kind == "RollingUpdate" {
+        let ru = strategy.rolling_update.get_or_insert_with(Default::default);
+        ru.max_surge.get_or_insert(IntOrString::Int(1));
+        ru.max_unavailable.get_or_insert(IntOrString::Int(0));
+    }
+    default_pod_spec(&mut s.template.spec);
+}
+
+fn validate_deployment(d: &Deployment, e: &mut Errors) {
+    let s = &d.spec;
+    at_least(e, "spec.replicas", s.replicas, 0);
+    at_least(e, "spec.revisionHistoryLimit", s.revision_history_limit, 0);
+    at_least(
+        e,
+        "spec.progressDeadlineSeconds",
+        s.progress_deadline_seconds,
+        1,
+    );
+    at_least(e, "spec.minReadySeconds", s.min_ready_seconds, 0);
+    let selector = selector_of(&s.selector, "spec.selector", e);
+    if s.selector.match_labels.is_empty() && s.selector.match_expressions.is_empty() {
+        e.add(
+            "spec.selector",
+            "required: a deployment needs a non-empty selector",
+        );
+    }
+    validate_template(&selector, &s.template, "spec.template", &["Always"], e);
+    if let Some(st) = &s.strategy {
+        one_of(
+            e,
+            "spec.strategy.type",
+            &st.type_,
+            &["RollingUpdate", "Recreate"],
+        );
+        if let Some(ru) = &st.rolling_update {
+            if st.type_.as_deref() == Some("Recreate") {
+                e.add(
+                    "spec.strategy.rollingUpdate",
+                    "may not be set when type is Recreate",
+                );
+            }
+            let surge = ru
+                .max_surge
+                .as_ref()
+                .map(|v| (v.scaled(100, true), "maxSurge"));
+            let unavail = ru
+                .max_unavailable
+                .as_ref()
+                .map(|v| (v.scaled(100, false), "maxUnavailable"));
+            let mut zero = 0;
+            for (r, name) in [surge, unavail].into_iter().flatten() {
+                match r {
+                    Err(msg) => e.add(format!("spec.strategy.rollingUpdate.{name}"), msg),
+                    Ok(v) if v < 0 => e.add(
+                        format!("spec.strategy.rollingUpdate.{name}"),
+                        "must be >= 0",
+                    ),
+                    Ok(0) => zero += 1,
+                    Ok(_) => {}
+                }
+            }
+            if zero == 2 {
+                e.add(
+                    "spec.strategy.rollingUpdate",
+                    "maxSurge and maxUnavailable may not both be 0",
+                );
+            }
+        }
+    }
+}
+
+fn selector_of(ls: &super::meta::LabelSelector, path: &str, e: &mut Errors) -> Selector {
+    Selector::from_label_selector(ls).unwrap_or_else(|msg| {
+        e.add(format!("{path}.matchExpressions"), msg);
+        Selector::default()
+    })
+}
+
+pub fn default_job_spec(s: &mut JobSpec) {
+    s.completions.get_or_insert(1);
+    s.parallelism.get_or_insert(1);
+    s.backoff_limit.get_or_insert(6);
+    s.template
+        .spec
+        .restart_policy
+        .get_or_insert_with(|| "Never".into());
+    default_pod_spec(&mut s.template.spec);
+}
+
+pub fn validate_job_spec(s: &JobSpec, path: &str, e: &mut Errors) {
+    at_least(e, &format!("{path}.completions"), s.completions, 0);
+    at_least(e, &format!("{path}.parallelism"), s.parallelism, 0);
+    at_least(e, &format!("{path}.backoffLimit"), s.backoff_limit, 0);
+    at_least(
+        e,
+        &format!("{path}.activeDeadlineSeconds"),
+        s.active_deadline_seconds,
+        1,
+    );
+    at_least(
+        e,
+        &format!("{path}.ttlSecondsAfterFinished"),
+        s.ttl_seconds_after_finished,
+        0,
+    );
+    let selector = s
+        .selector
+        .as_ref()
+        .map(|ls| selector_of(ls, &format!("{path}.selector"), e))
+        .unwrap_or_default();
+    validate_template(
+        &selector,
+        &s.template,
+        &format!("{path}.template"),
+        &["OnFailure", "Never"],
+        e,
+    );
+}
+
+fn default_cron_job(c: &mut CronJob) {
+    let s = &mut c.spec;
+    s.concurrency_policy.get_or_insert_with(|| "Allow".into());
+    s.suspend.get_or_insert(false);
+    s.successful_jobs_history_limit.get_or_insert(3);
+    s.failed_jobs_history_limit.get_or_insert(1);
+    default_job_spec(&mut s.job_template.spec);
+}
+
+fn validate_cron_job(c: &CronJob, e: &mut Errors) {
+    let s = &c.spec;
+    if let Err(msg) = check_schedule_shape(&s.schedule) {
+        e.add("spec.schedule", msg);
+    }
+    one_of(
+        e,
+        "spec.concurrencyPolicy",
+        &s.concurrency_policy,
+        &["Allow", "Forbid", "Replace"],
+    );
+    at_least(
+        e,
+        "spec.startingDeadlineSeconds",
+        s.starting_deadline_seconds,
+        0,
+    );
+    at_least(
+        e,
+        "spec.successfulJobsHistoryLimit",
+        s.successful_jobs_history_limit,
+        0,
+    );
+    at_least(
+        e,
+        "spec.failedJobsHistoryLimit",
+        s.failed_jobs_history_limit,
+        0,
+    );
+    validate_meta(&s.job_template.metadata, "spec.jobTemplate.metadata", e);
+    validate_job_spec(&s.job_template.spec, "spec.jobTemplate.spec", e);
+}
+
+/// Checks that a schedule has five cron fields or is an `@hourly`-style shortcut.
+fn check_schedule_shape(schedule: &str) -> Result<(), String> {
+    let s = schedule.trim();
+    if s.is_empty() {
+        return Err("required: a cron schedule such as \"*/5 * * * *\" or \"@hourly\"".into());
+    }
+    if s.starts_with('@') {
+        const SHORTCUTS: &[&str] = &[
+            "@yearly",
+            "@annually",
+            "@monthly",
+            "@weekly",
+            "@daily",
+            "@midnight",
+            "@hourly",
+        ];
+        return if SHORTCUTS.contains(&s) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{s:?} is not a shortcut: use one of {}",
+                SHORTCUTS.join(", ")
+            ))
+        };
+    }
+    let fields: Vec<&str> = s.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(format!(
+            "{s:?} has {} fields: a schedule has five (minute hour day-of-month month day-of-week)",
+            fields.len()
+        ));
+    }
+    for f in fields {
+        if !f
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '*' | ',' | '-' | '/' | '?'))
+        {
+            return Err(format!(
+                "{s:?}: field {f:?} has characters a cron field cannot have"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn default_service(svc: &mut Service) {
+    let s = &mut svc.spec;
+    s.type_.get_or_insert_with(|| "ClusterIP".into());
+    s.session_affinity.get_or_insert_with(|| "None".into());
+    for p in &mut s.ports {
+        p.protocol.get_or_insert_with(|| "TCP".into());
+        p.target_port.get_or_insert(IntOrString::Int(p.port));
+    }
+}
+
+fn validate_service(svc: &Service, e: &mut Errors) {
+    let s = &svc.spec;
+    one_of(
+        e,
+        "spec.type",
+        &s.type_,
+        &["ClusterIP", "NodePort", "LoadBalancer"],
+    );
+    one_of(
+        e,
+        "spec.sessionAffinity",
+        &s.session_affinity,
+        &["None", "ClientIP"],
+    );
+    one_of(
+        e,
+        "spec.externalTrafficPolicy",
+        &s.external_traffic_policy,
+        &["Cluster", "Local"],
+    );
+    let headless = s.cluster_ip.as_deref() == Some("None");
+    if s.ports.is_empty() && !headless {
+        e.add("spec.ports", "required: a service needs at least one port");
+    }
+    if let Some(ip) = s.cluster_ip.as_deref() {
+        if !ip.is_empty() && ip != "None" && ip.parse::<std::net::Ipv4Addr>().is_err() {
+            e.add(
+                "spec.clusterIP",
+                format!("{ip:?} must be an IPv4 address, \"None\" or empty"),
+            );
+        }
+    }
+    let node_ports = matches!(s.type_.as_deref(), Some("NodePort" | "LoadBalancer"));
+    let mut names = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    for (i, p) in s.ports.iter().enumerate() {
+        let pp = format!("spec.ports[{i}]");
+        port_range(e, &format!("{pp}.port"), p.port);
+        one_of(e, &format!("{pp}.protocol"), &p.protocol, &["TCP", "UDP"]);
+        match &p.name {
+            Some(n) if !labels::is_dns_label(n) => {
+                e.add(format!("{pp}.name"), format!("{n:?} must be a DNS label"))
+            }
+            Some(n) if !names.insert(n.as_str()) => {
+                e.add(format!("{pp}.name"), format!("duplicate port name {n:?}"))
+            }
+            None if s.ports.len() > 1 => e.add(
+                format!("{pp}.name"),
+                "required when a service has more than one port",
+            ),
+            _ => {}
+        }
+        if !seen.insert((p.port, p.protocol.clone())) {
+            e.add(
+                format!("{pp}.port"),
+                format!("duplicate port {} for the same protocol", p.port),
+            );
+        }
+        match &p.target_port {
+            Some(IntOrString::Int(t)) => port_range(e, &format!("{pp}.targetPort"), *t),
+            Some(IntOrString::String(n)) if !labels::is_dns_label(n) => e.add(
+                format!("{pp}.targetPort"),
+                format!("{n:?} must be a port number or a container port name"),
+            ),
+            _ => {}
+        }
+        if let Some(np) = p.node_port {
+            if !node_ports {
+                e.add(
+                    format!("{pp}.nodePort"),
+                    "may only be set for type NodePort or LoadBalancer",
+                );
+            } else if !(30000..=32767).contains(&np) {
+                e.add(
+                    format!("{pp}.nodePort"),
+                    format!("invalid value {np}: must be between 30000 and 32767"),
+                );
+            }
+        }
+    }
+    for r in &s.load_balancer_source_ranges {
+        if r.split_once('/').is_none_or(|(ip, len)| {
+            ip.parse::<std::net::Ipv4Addr>().is_err() || len.parse::<u8>().map_or(true, |l| l > 32)
+        }) {
+            e.add(
+                "spec.loadBalancerSourceRanges",
+                format!("{r:?} is not an IPv4 CIDR"),
+            );
+        }
+    }
+}
+
+fn valid_data_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 253
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn validate_config_map(c: &ConfigMap, e: &mut Errors) {
+    for k in c.data.keys().chain(c.binary_data.keys()) {
+        if !valid_data_key(k) {
+            e.add(
+                "data",
+                format!("key {k:?} must consist of letters, digits, '-', '_' or '.'"),
+            );
+        }
+        if c.data.contains_key(k) && c.binary_data.contains_key(k) {
+            e.add("binaryData", format!("key {k:?} is also in data"));
+        }
+    }
+    for (k, v) in &c.binary_data {
+        if base64::engine::general_purpose::STANDARD.decode(v).is_err() {
+            e.add(format!("binaryData.{k}"), "must be base64");
+        }
+    }
+}
+
+fn default_secret(s: &mut Secret) {
+    s.type_.get_or_insert_with(|| "Opaque".into());
+    for (k, v) in std::mem::take(&mut s.string_data) {
+        s.data
+            .insert(k, base64::engine::general_purpose::STANDARD.encode(v));
+    }
+}
+
+fn validate_secret(s: &Secret, e: &mut Errors) {
+    for (k, v) in &s.data {
+        if !valid_data_key(k) {
+            e.add(
+                "data",
+                format!("key {k:?} must consist of letters, digits, '-', '_' or '.'"),
+            );
+        }
+        if base64::engine::general_purpose::STANDARD.decode(v).is_err() {
+            // never echo the value: it is secret
+            e.add(
+                format!("data.{k}"),
+                "must be base64 (use stringData for plain text)",
+            );
+        }
+    }
+}
+
+fn validate_pvc(p: &PersistentVolumeClaim, e: &mut Errors) {
+    for (i, m) in p.spec.access_modes.iter().enumerate() {
+        if ![
+            "ReadWriteOnce",
+            "ReadOnlyMany",
+            "ReadWriteMany",
+            "ReadWriteOncePod",
+        ]
+        .contains(&m.as_str())
+        {
+            e.add(format!("spec.accessModes[{i}]"), format!("unsupported value {m:?}: must be one of ReadWriteOnce, ReadOnlyMany, ReadWriteMany, ReadWriteOncePod"));
+        }
+    }
+    one_of(e, "spec.volumeMode", &p.spec.volume_mode, &["Filesystem"]);
+    if let Some(r) = &p.spec.resources {
+        for (k, q) in r.requests.iter().chain(r.limits.iter()) {
+            if k != "storage" {
+                e.add(
+                    format!("spec.resources.requests.{k}"),
+                    "unsupported resource: use storage",
+                );
+            } else {
+                quantity(e, "spec.resources.requests.storage", q);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_fields_are_named_with_their_path() {
+        let v = json!({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "imagee": "busybox"}]}});
+        let err = admit(Kind::Pod, v).unwrap_err();
+        assert_eq!(err.len(), 1);
+        assert!(
+            err[0].field.starts_with("spec.containers[0]"),
+            "{:?}",
+            err[0]
+        );
+        assert!(err[0].message.contains("imagee"), "{:?}", err[0]);
+    }
+
+    #[test]
+    fn wrong_types_are_named_with_their_path() {
+        let v = json!({"metadata": {"name": "x"}, "spec": {"replicas": "three", "selector": {}}});
+        let err = admit(Kind::Deployment, v).unwrap_err();
+        assert_eq!(err[0].field, "spec.replicas");
+    }
+
+    #[test]
+    fn deployment_defaults_roll_one_pod_at_a_time() {
+        let v = json!({"metadata": {"name": "web"}, "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "w", "image": "busybox:1"}]}}}});
+        let out = admit(Kind::Deployment, v).unwrap();
+        assert_eq!(out["spec"]["replicas"], 1);
+        assert_eq!(out["spec"]["strategy"]["rollingUpdate"]["maxSurge"], 1);
+        assert_eq!(
+            out["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+            0
+        );
+        assert_eq!(out["spec"]["template"]["spec"]["restartPolicy"], "Always");
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+            "IfNotPresent"
+        );
+    }
+
+    #[test]
+    fn semantic_errors_name_every_bad_field() {
+        let v = json!({"metadata": {"name": "web"}, "spec": {
+            "replicas": -1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "other"}}, "spec": {"containers": [{"name": "w", "image": ""}]}}}});
+        let err = admit(Kind::Deployment, v).unwrap_err();
+        let fields: Vec<_> = err.iter().map(|e| e.field.as_str()).collect();
+        assert!(fields.contains(&"spec.replicas"), "{fields:?}");
+        assert!(
+            fields.contains(&"spec.template.metadata.labels"),
+            "{fields:?}"
+        );
+        assert!(
+            fields.contains(&"spec.template.spec.containers[0].image"),
+            "{fields:?}"
+        );
+    }
+
+    #[test]
+    fn secret_string_data_becomes_base64_data() {
+        let v = json!({"metadata": {"name": "s"}, "stringData": {"password": "hunter2"}});
+        let out = admit(Kind::Secret, v).unwrap();
+        assert_eq!(out["data"]["password"], "aHVudGVyMg==");
+        assert!(out.get("stringData").is_none());
+    }
+
+    #[test]
+    fn service_ports_are_checked() {
+        let v = json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80, "nodePort": 31000}]}});
+        let err = admit(Kind::Service, v).unwrap_err();
+        assert_eq!(err[0].field, "spec.ports[0].nodePort");
+        let ok = admit(
+            Kind::Service,
+            json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}),
+        )
+        .unwrap();
+        assert_eq!(ok["spec"]["ports"][0]["targetPort"], 80);
+        assert_eq!(ok["spec"]["type"], "ClusterIP");
+    }
+
+    #[test]
+    fn cron_schedules_need_five_fields() {
+        assert!(check_schedule_shape("*/5 * * * *").is_ok());
+        assert!(check_schedule_shape("@hourly").is_ok());
+        assert!(check_schedule_shape("* * *").is_err());
+        assert!(check_schedule_shape("@sometimes").is_err());
+    }
+}

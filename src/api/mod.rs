@@ -1,0 +1,52 @@
+//! The object model: the kinds orkops serves, in the Kubernetes JSON shape, with their
+//! defaults, validation and selectors. Shared by the master, the agent and the CLI.
+
+pub mod admit;
+pub mod core;
+pub mod kinds;
+pub mod labels;
+pub mod meta;
+pub mod workloads;
+
+pub use admit::{admit, FieldError, Object};
+pub use kinds::Kind;
+pub use meta::{ObjectMeta, Time};
+
+use serde_json::Value;
+
+/// `metadata.name` of a JSON object, or "".
+pub fn name_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// `metadata.namespace` of a JSON object, or "".
+pub fn namespace_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// `metadata.resourceVersion` of a JSON object, parsed.
+pub fn resource_version_of(obj: &Value) -> Option<i64> {
+    obj.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+}
+
+/// Sets `metadata.<field>` on a JSON object, creating `metadata` when absent.
+pub fn set_meta(obj: &mut Value, field: &str, value: Value) {
+    if let Some(map) = obj.as_object_mut() {
+        let meta = map
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(m) = meta.as_object_mut() {
+            if value.is_null() {
+                m.remove(field);
+            } else {
+                m.insert(field.to_string(), value);
+            }
+        }
+    }
+}

@@ -1,0 +1,1320 @@
+//! The API engine: executes typed commands (create, get, list, watch, replace, status, patch,
+//! delete) against the store for an authenticated caller. It owns the object lifecycle rules:
+//! system metadata, status written only through `/status`, generation, compare-and-swap on
+//! `resourceVersion`, graceful pod deletion, namespace cascade, and who may do what.
+//! No HTTP here: `http.rs` decodes requests into `Command`s, and tests can drive this directly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::Utc;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use crate::api::labels::{self, Selector};
+use crate::api::{self, admit, Kind};
+use crate::store::{Store, StoreError, StoreEvent, Versioned};
+
+/// Namespaces that always exist and cannot be deleted.
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "orkops-system"];
+
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub labels: Selector,
+    pub fields: Selector,
+    /// For watches: send changes after this revision. None or 0: list first, then changes.
+    pub resource_version: Option<i64>,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    pub grace_period_seconds: Option<i64>,
+    pub precondition_resource_version: Option<i64>,
+    pub precondition_uid: Option<String>,
+}
+
+/// Everything the API can be asked to do.
+#[derive(Debug)]
+pub enum Command {
+    Create {
+        kind: Kind,
+        namespace: Option<String>,
+        body: Value,
+    },
+    Get {
+        kind: Kind,
+        namespace: Option<String>,
+        name: String,
+    },
+    List {
+        kind: Kind,
+        namespace: Option<String>,
+        query: ListQuery,
+    },
+    Watch {
+        kind: Kind,
+        namespace: Option<String>,
+        query: ListQuery,
+    },
+    Replace {
+        kind: Kind,
+        namespace: Option<String>,
+        name: String,
+        body: Value,
+    },
+    ReplaceStatus {
+        kind: Kind,
+        namespace: Option<String>,
+        name: String,
+        body: Value,
+    },
+    Patch {
+        kind: Kind,
+        namespace: Option<String>,
+        name: String,
+        patch: Value,
+        status: bool,
+    },
+    Delete {
+        kind: Kind,
+        namespace: Option<String>,
+        name: String,
+        options: DeleteOptions,
+    },
+    /// An agent asks for its node token (with the join token, or its current node token).
+    IssueNodeToken { node: String },
+}
+
+pub enum Reply {
+    Created(Value),
+    Ok(Value),
+    Watch(BoxStream<'static, Bytes>),
+}
+
+pub struct Engine {
+    store: Arc<dyn Store>,
+    prefix: String,
+    credentials: Option<Arc<super::auth::Credentials>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+enum Verb {
+    Create,
+    Write,
+    WriteStatus,
+    Delete,
+}
+
+impl Engine {
+    /// `prefix` scopes every key (`/orkops` by default), so clusters and tests can share an etcd.
+    pub fn new(
+        store: Arc<dyn Store>,
+        prefix: &str,
+        credentials: Option<Arc<super::auth::Credentials>>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Engine {
+        Engine {
+            store,
+            prefix: prefix.trim_end_matches('/').to_string(),
+            credentials,
+            shutdown,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn key(&self, kind: Kind, namespace: Option<&str>, name: &str) -> String {
+        match (kind.namespaced(), namespace) {
+            (true, Some(ns)) => format!("{}/{}/{ns}/{name}", self.prefix, kind.plural()),
+            _ => format!("{}/{}/{name}", self.prefix, kind.plural()),
+        }
+    }
+
+    fn collection(&self, kind: Kind, namespace: Option<&str>) -> String {
+        match (kind.namespaced(), namespace) {
+            (true, Some(ns)) => format!("{}/{}/{ns}/", self.prefix, kind.plural()),
+            _ => format!("{}/{}/", self.prefix, kind.plural()),
+        }
+    }
+
+    /// Creates the system namespaces if they are missing.
+    pub async fn ensure_system_namespaces(&self) -> Result<(), ApiError> {
+        for ns in SYSTEM_NAMESPACES {
+            let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            match self
+                .handle(
+                    &Caller::Master,
+                    Command::Create {
+                        kind: Kind::Namespace,
+                        namespace: None,
+                        body,
+                    },
+                )
+                .await
+            {
+                Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn handle(&self, caller: &Caller, cmd: Command) -> Result<Reply, ApiError> {
+        if let Caller::Joiner = caller {
+            if !matches!(cmd, Command::IssueNodeToken { .. }) {
+                return Err(ApiError::Forbidden(
+                    "the join token may only be used to obtain a node token".into(),
+                ));
+            }
+        }
+        match cmd {
+            Command::Create {
+                kind,
+                namespace,
+                body,
+            } => self.create(caller, kind, namespace, body).await,
+            Command::Get {
+                kind,
+                namespace,
+                name,
+            } => {
+                let ns = scope(kind, namespace)?;
+                self.authorize_read(caller, kind, ns.as_deref(), Some(&name))
+                    .await?;
+                let (obj, _) = self.load(kind, ns.as_deref(), &name).await?;
+                Ok(Reply::Ok(obj))
+            }
+            Command::List {
+                kind,
+                namespace,
+                query,
+            } => {
+                let ns = list_scope(kind, namespace);
+                self.authorize_read(caller, kind, ns.as_deref(), None)
+                    .await?;
+                self.list(kind, ns.as_deref(), &query).await.map(Reply::Ok)
+            }
+            Command::Watch {
+                kind,
+                namespace,
+                query,
+            } => {
+                let ns = list_scope(kind, namespace);
+                self.authorize_read(caller, kind, ns.as_deref(), None)
+                    .await?;
+                self.watch(kind, ns, query).await.map(Reply::Watch)
+            }
+            Command::Replace {
+                kind,
+                namespace,
+                name,
+                body,
+            } => {
+                let ns = scope(kind, namespace)?;
+                self.replace(caller, kind, ns, name, body).await
+            }
+            Command::ReplaceStatus {
+                kind,
+                namespace,
+                name,
+                body,
+            } => {
+                let ns = scope(kind, namespace)?;
+                self.replace_status(caller, kind, ns, name, body).await
+            }
+            Command::Patch {
+                kind,
+                namespace,
+                name,
+                patch,
+                status,
+            } => {
+                let ns = scope(kind, namespace)?;
+                self.patch(caller, kind, ns, name, patch, status).await
+            }
+            Command::Delete {
+                kind,
+                namespace,
+                name,
+                options,
+            } => {
+                let ns = scope(kind, namespace)?;
+                self.delete(caller, kind, ns, name, options).await
+            }
+            Command::IssueNodeToken { node } => self.issue_node_token(caller, &node),
+        }
+    }
+
+    async fn load(
+        &self,
+        kind: Kind,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<(Value, i64), ApiError> {
+        let key = self.key(kind, ns, name);
+        let v = self
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::from_store(e, kind, ns, name))?
+            .ok_or_else(|| ApiError::NotFound {
+                kind,
+                namespace: ns.map(str::to_string),
+                name: name.to_string(),
+            })?;
+        Ok((decode_stored(&v)?, v.revision))
+    }
+
+    async fn create(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        namespace: Option<String>,
+        body: Value,
+    ) -> Result<Reply, ApiError> {
+        let ns = if kind.namespaced() {
+            Some(namespace.ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "{kind} is namespaced: create it under /namespaces/NAME/"
+                ))
+            })?)
+        } else {
+            None
+        };
+        let mut body = check_envelope(kind, body, ns.as_deref(), None)?;
+        let generated;
+        let name = match api::name_of(&body) {
+            "" => {
+                let base = body
+                    .pointer("/metadata/generateName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if base.is_empty() {
+                    return Err(invalid(
+                        kind,
+                        "",
+                        "metadata.name",
+                        "required: name or generateName",
+                    ));
+                }
+                generated = format!("{base}{}", random_suffix());
+                api::set_meta(&mut body, "name", json!(generated));
+                generated.clone()
+            }
+            n => n.to_string(),
+        };
+        check_name(kind, &name)?;
+        if body.pointer("/metadata/resourceVersion").is_some() {
+            return Err(invalid(
+                kind,
+                &name,
+                "metadata.resourceVersion",
+                "must not be set when creating an object",
+            ));
+        }
+        self.authorize_write(caller, Verb::Create, kind, ns.as_deref(), &name, None)
+            .await?;
+        if !may_write_status(caller, kind, &name, None) {
+            if let Some(m) = body.as_object_mut() {
+                m.remove("status");
+            }
+        }
+        let now = Utc::now();
+        api::set_meta(&mut body, "uid", json!(uuid::Uuid::new_v4().to_string()));
+        api::set_meta(&mut body, "creationTimestamp", json!(now));
+        api::set_meta(&mut body, "deletionTimestamp", Value::Null);
+        api::set_meta(&mut body, "deletionGracePeriodSeconds", Value::Null);
+        if has_spec(kind) {
+            api::set_meta(&mut body, "generation", json!(1));
+        }
+        initial_status(kind, &mut body);
+        let mut obj = admit(kind, body).map_err(|causes| ApiError::Invalid {
+            kind,
+            name: name.clone(),
+            causes,
+        })?;
+        if let Some(ns) = &ns {
+            self.require_namespace(ns).await?;
+        }
+        let key = self.key(kind, ns.as_deref(), &name);
+        let rev = self
+            .store
+            .create(&key, encode(&obj)?)
+            .await
+            .map_err(|e| ApiError::from_store(e, kind, ns.as_deref(), &name))?;
+        api::set_meta(&mut obj, "resourceVersion", json!(rev.to_string()));
+        tracing::debug!(?caller, %kind, name, "created");
+        Ok(Reply::Created(obj))
+    }
+
+    async fn require_namespace(&self, ns: &str) -> Result<(), ApiError> {
+        let key = self.key(Kind::Namespace, None, ns);
+        match self.store.get(&key).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(ApiError::NotFound {
+                kind: Kind::Namespace,
+                namespace: None,
+                name: ns.into(),
+            }),
+            Err(e) => Err(ApiError::from_store(e, Kind::Namespace, None, ns)),
+        }
+    }
+
+    async fn list(&self, kind: Kind, ns: Option<&str>, q: &ListQuery) -> Result<Value, ApiError> {
+        let (items, rev) = self
+            .store
+            .list(&self.collection(kind, ns))
+            .await
+            .map_err(|e| ApiError::from_store(e, kind, ns, ""))?;
+        let mut out = Vec::with_capacity(items.len());
+        for v in &items {
+            let obj = decode_stored(v)?;
+            if selected(q, &obj) {
+                out.push(obj);
+            }
+        }
+        Ok(json!({
+            "apiVersion": kind.api_version(),
+            "kind": format!("{}List", kind.name()),
+            "metadata": {"resourceVersion": rev.to_string()},
+            "items": out,
+        }))
+    }
+
+    async fn watch(
+        &self,
+        kind: Kind,
+        ns: Option<String>,
+        q: ListQuery,
+    ) -> Result<BoxStream<'static, Bytes>, ApiError> {
+        let prefix = self.collection(kind, ns.as_deref());
+        let (initial, from) = match q.resource_version.filter(|rv| *rv > 0) {
+            Some(rv) => (Vec::new(), rv),
+            None => {
+                let (items, rev) = self
+                    .store
+                    .list(&prefix)
+                    .await
+                    .map_err(|e| ApiError::from_store(e, kind, ns.as_deref(), ""))?;
+                let mut initial = Vec::new();
+                for v in &items {
+                    let obj = decode_stored(v)?;
+                    if selected(&q, &obj) {
+                        initial.push(event_line("ADDED", &obj));
+                    }
+                }
+                (initial, rev)
+            }
+        };
+        let events = self
+            .store
+            .watch(&prefix, from)
+            .await
+            .map_err(|e| ApiError::from_store(e, kind, ns.as_deref(), ""))?;
+        let q2 = q.clone();
+        // An error is sent as an ERROR line and ends the watch.
+        let changes = events
+            .scan(false, move |ended, ev| {
+                let out = if *ended {
+                    None
+                } else {
+                    *ended = ev.is_err();
+                    Some(translate(ev, &q2))
+                };
+                futures::future::ready(out)
+            })
+            .filter_map(futures::future::ready);
+        let mut shutdown = self.shutdown.clone();
+        let deadline = q.timeout;
+        let stop = async move {
+            let timeout = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => futures::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => {}
+                _ = timeout => {}
+            }
+        };
+        Ok(futures::stream::iter(initial)
+            .chain(changes)
+            .take_until(stop)
+            .boxed())
+    }
+
+    async fn replace(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        ns: Option<String>,
+        name: String,
+        body: Value,
+    ) -> Result<Reply, ApiError> {
+        let body = check_envelope(kind, body, ns.as_deref(), Some(&name))?;
+        let wanted_rv = parse_rv(&body, kind, &name)?;
+        let body = admit(kind, body).map_err(|causes| ApiError::Invalid {
+            kind,
+            name: name.clone(),
+            causes,
+        })?;
+        for _ in 0..5 {
+            let (current, rev) = self.load(kind, ns.as_deref(), &name).await?;
+            if let Some(w) = wanted_rv.filter(|w| *w != rev) {
+                return Err(conflict(kind, &name, w, rev));
+            }
+            self.authorize_write(
+                caller,
+                Verb::Write,
+                kind,
+                ns.as_deref(),
+                &name,
+                Some(&current),
+            )
+            .await?;
+            let new = merge_update(kind, &name, &current, body.clone())?;
+            match self
+                .commit(kind, ns.as_deref(), &name, &current, new, rev)
+                .await
+            {
+                Err(ApiError::Conflict(_)) if wanted_rv.is_none() => continue,
+                other => return other.map(Reply::Ok),
+            }
+        }
+        Err(ApiError::Conflict(format!(
+            "{kind} {name:?} is changing too fast to update; retry"
+        )))
+    }
+
+    /// Writes `new` over `current` at `rev`, unless nothing changed.
+    async fn commit(
+        &self,
+        kind: Kind,
+        ns: Option<&str>,
+        name: &str,
+        current: &Value,
+        mut new: Value,
+        rev: i64,
+    ) -> Result<Value, ApiError> {
+        strip_rv(&mut new);
+        let mut cur = current.clone();
+        strip_rv(&mut cur);
+        if new == cur {
+            return Ok(current.clone());
+        }
+        let key = self.key(kind, ns, name);
+        let rev = self
+            .store
+            .update(&key, encode(&new)?, rev)
+            .await
+            .map_err(|e| ApiError::from_store(e, kind, ns, name))?;
+        api::set_meta(&mut new, "resourceVersion", json!(rev.to_string()));
+        Ok(new)
+    }
+
+    async fn replace_status(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        ns: Option<String>,
+        name: String,
+        body: Value,
+    ) -> Result<Reply, ApiError> {
+        if !kind.has_status() {
+            return Err(ApiError::PathNotFound(format!(
+                "{kind} has no status subresource"
+            )));
+        }
+        let body = check_envelope(kind, body, ns.as_deref(), Some(&name))?;
+        let wanted_rv = parse_rv(&body, kind, &name)?;
+        let (current, rev) = self.load(kind, ns.as_deref(), &name).await?;
+        if let Some(w) = wanted_rv.filter(|w| *w != rev) {
+            return Err(conflict(kind, &name, w, rev));
+        }
+        self.authorize_write(
+            caller,
+            Verb::WriteStatus,
+            kind,
+            ns.as_deref(),
+            &name,
+            Some(&current),
+        )
+        .await?;
+        let mut new = current.clone();
+        new["status"] = body.get("status").cloned().unwrap_or(json!({}));
+        let new = admit(kind, new).map_err(|causes| ApiError::Invalid {
+            kind,
+            name: name.clone(),
+            causes,
+        })?;
+        self.commit(kind, ns.as_deref(), &name, &current, new, rev)
+            .await
+            .map(Reply::Ok)
+    }
+
+    async fn patch(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        ns: Option<String>,
+        name: String,
+        patch: Value,
+        status: bool,
+    ) -> Result<Reply, ApiError> {
+        if !patch.is_object() {
+            return Err(ApiError::BadRequest(
+                "a merge patch must be a JSON object".into(),
+            ));
+        }
+        let wanted_rv = parse_rv(&patch, kind, &name)?;
+        for _ in 0..5 {
+            let (current, rev) = self.load(kind, ns.as_deref(), &name).await?;
+            if let Some(w) = wanted_rv.filter(|w| *w != rev) {
+                return Err(conflict(kind, &name, w, rev));
+            }
+            let mut merged = current.clone();
+            merge_patch(&mut merged, &patch);
+            let merged = check_envelope(kind, merged, ns.as_deref(), Some(&name))?;
+            let verb = if status {
+                Verb::WriteStatus
+            } else {
+                Verb::Write
+            };
+            self.authorize_write(caller, verb, kind, ns.as_deref(), &name, Some(&current))
+                .await?;
+            let new = if status {
+                let mut new = current.clone();
+                new["status"] = merged.get("status").cloned().unwrap_or(json!({}));
+                admit(kind, new)
+            } else {
+                admit(kind, merged)
+            }
+            .map_err(|causes| ApiError::Invalid {
+                kind,
+                name: name.clone(),
+                causes,
+            })?;
+            let new = if status {
+                new
+            } else {
+                merge_update(kind, &name, &current, new)?
+            };
+            match self
+                .commit(kind, ns.as_deref(), &name, &current, new, rev)
+                .await
+            {
+                Err(ApiError::Conflict(_)) if wanted_rv.is_none() => continue,
+                other => return other.map(Reply::Ok),
+            }
+        }
+        Err(ApiError::Conflict(format!(
+            "{kind} {name:?} is changing too fast to patch; retry"
+        )))
+    }
+
+    async fn delete(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        ns: Option<String>,
+        name: String,
+        opts: DeleteOptions,
+    ) -> Result<Reply, ApiError> {
+        if kind == Kind::Namespace && SYSTEM_NAMESPACES.contains(&name.as_str()) {
+            return Err(ApiError::Forbidden(format!(
+                "namespace {name:?} is a system namespace and cannot be deleted"
+            )));
+        }
+        let (current, rev) = self.load(kind, ns.as_deref(), &name).await?;
+        self.authorize_write(
+            caller,
+            Verb::Delete,
+            kind,
+            ns.as_deref(),
+            &name,
+            Some(&current),
+        )
+        .await?;
+        if let Some(w) = opts.precondition_resource_version.filter(|w| *w != rev) {
+            return Err(conflict(kind, &name, w, rev));
+        }
+        if let Some(uid) = &opts.precondition_uid {
+            if current.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid) {
+                return Err(ApiError::Conflict(format!(
+                    "{kind} {name:?} has a different uid than the precondition {uid}"
+                )));
+            }
+        }
+        // A pod bound to a node is stopped by its agent first; the agent then removes it.
+        let bound = current
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty());
+        let owner_finalizes = matches!((caller, bound), (Caller::Node(n), Some(b)) if n == b);
+        if kind == Kind::Pod && bound.is_some() && !owner_finalizes {
+            let default_grace = current
+                .pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(30);
+            let grace = opts.grace_period_seconds.unwrap_or(default_grace).max(0);
+            if grace > 0 {
+                if current.pointer("/metadata/deletionTimestamp").is_some() {
+                    return Ok(Reply::Ok(current));
+                }
+                let mut new = current.clone();
+                api::set_meta(
+                    &mut new,
+                    "deletionTimestamp",
+                    json!(Utc::now() + chrono::Duration::seconds(grace)),
+                );
+                api::set_meta(&mut new, "deletionGracePeriodSeconds", json!(grace));
+                return self
+                    .commit(kind, ns.as_deref(), &name, &current, new, rev)
+                    .await
+                    .map(Reply::Ok);
+            }
+        }
+        let key = self.key(kind, ns.as_deref(), &name);
+        let (prev, _) = self
+            .store
+            .delete(&key, Some(rev))
+            .await
+            .map_err(|e| ApiError::from_store(e, kind, ns.as_deref(), &name))?;
+        if kind == Kind::Namespace {
+            self.delete_namespace_contents(&name).await?;
+        }
+        Ok(Reply::Ok(decode_stored(&prev)?))
+    }
+
+    async fn delete_namespace_contents(&self, ns: &str) -> Result<(), ApiError> {
+        for kind in Kind::all().filter(|k| k.namespaced()) {
+            let (items, _) = self
+                .store
+                .list(&self.collection(kind, Some(ns)))
+                .await
+                .map_err(|e| ApiError::from_store(e, kind, Some(ns), ""))?;
+            for v in items {
+                let name = decode_stored(&v).map(|o| api::name_of(&o).to_string())?;
+                let r = Box::pin(self.delete(
+                    &Caller::Master,
+                    kind,
+                    Some(ns.to_string()),
+                    name,
+                    DeleteOptions::default(),
+                ))
+                .await;
+                match r {
+                    Ok(_) | Err(ApiError::NotFound { .. }) | Err(ApiError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn issue_node_token(&self, caller: &Caller, node: &str) -> Result<Reply, ApiError> {
+        match caller {
+            Caller::Joiner | Caller::Admin | Caller::Master => {}
+            Caller::Node(n) if n == node => {}
+            Caller::Node(n) => {
+                return Err(ApiError::Forbidden(format!(
+                    "node {n:?} may not obtain a token for node {node:?}"
+                )))
+            }
+        }
+        if !labels::is_dns_subdomain(node) {
+            return Err(invalid(
+                Kind::Node,
+                node,
+                "metadata.name",
+                "must be a DNS subdomain (lower-case letters, digits, '-', '.')",
+            ));
+        }
+        let creds = self
+            .credentials
+            .as_ref()
+            .ok_or_else(|| ApiError::Internal("no credentials configured".into()))?;
+        let (token, expiry) = creds.mint_node_token(node, Utc::now());
+        Ok(Reply::Created(json!({
+            "apiVersion": "orkops.io/v1", "kind": "NodeToken",
+            "node": node, "token": token, "expirationTimestamp": expiry,
+        })))
+    }
+
+    async fn authorize_read(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        ns: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let node = match caller {
+            Caller::Node(n) if kind == Kind::Secret => n,
+            _ => return Ok(()),
+        };
+        let (Some(ns), Some(name)) = (ns, name) else {
+            return Err(ApiError::Forbidden(format!(
+                "node {node:?} may not list or watch secrets"
+            )));
+        };
+        // A node reads a secret only when a pod bound to it uses that secret.
+        let (pods, _) = self
+            .store
+            .list(&self.collection(Kind::Pod, Some(ns)))
+            .await
+            .map_err(|e| ApiError::from_store(e, Kind::Pod, Some(ns), ""))?;
+        for v in &pods {
+            let pod = decode_stored(v)?;
+            if pod.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node)
+                && pod_uses_secret(&pod, name)
+            {
+                return Ok(());
+            }
+        }
+        Err(ApiError::Forbidden(format!(
+            "node {node:?} may read secret {ns}/{name} only when a pod bound to it uses that secret"
+        )))
+    }
+
+    async fn authorize_write(
+        &self,
+        caller: &Caller,
+        verb: Verb,
+        kind: Kind,
+        _ns: Option<&str>,
+        name: &str,
+        current: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        match caller {
+            Caller::Master => Ok(()),
+            Caller::Joiner => Err(ApiError::Forbidden("the join token may only be used to obtain a node token".into())),
+            Caller::Admin => match verb {
+                Verb::WriteStatus => Err(ApiError::Forbidden(format!(
+                    "the status of {kind} {name:?} is written by the master and the node agents, not by users"
+                ))),
+                _ => Ok(()),
+            },
+            Caller::Node(node) => {
+                let allowed = match (kind, verb) {
+                    (Kind::Node, _) => name == node,
+                    (Kind::Event, Verb::Create) => true,
+                    (Kind::Pod, Verb::WriteStatus | Verb::Delete) => {
+                        current.and_then(|c| c.pointer("/spec/nodeName")).and_then(Value::as_str) == Some(node)
+                    }
+                    _ => false,
+                };
+                if allowed {
+                    Ok(())
+                } else {
+                    Err(ApiError::Forbidden(format!(
+                        "node {node:?} may change only its own Node and the status of pods bound to it, not {kind} {name:?}"
+                    )))
+                }
+            }
+        }
+    }
+}
+
+fn may_write_status(caller: &Caller, kind: Kind, name: &str, _current: Option<&Value>) -> bool {
+    match caller {
+        Caller::Master => true,
+        Caller::Node(n) => kind == Kind::Node && n == name,
+        _ => false,
+    }
+}
+
+fn pod_uses_secret(pod: &Value, secret: &str) -> bool {
+    let is = |v: Option<&Value>| v.and_then(Value::as_str) == Some(secret);
+    let spec = &pod["spec"];
+    let volumes = spec["volumes"].as_array().into_iter().flatten();
+    if volumes
+        .into_iter()
+        .any(|v| is(v.pointer("/secret/secretName")))
+    {
+        return true;
+    }
+    spec["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c["env"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| is(e.pointer("/valueFrom/secretKeyRef/name")))
+                || c["envFrom"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| is(e.pointer("/secretRef/name")))
+        })
+}
+
+fn scope(kind: Kind, namespace: Option<String>) -> Result<Option<String>, ApiError> {
+    match (kind.namespaced(), namespace) {
+        (true, None) => Err(ApiError::BadRequest(format!(
+            "{kind} is namespaced: name a namespace (/namespaces/NAME/{})",
+            kind.plural()
+        ))),
+        (true, ns) => Ok(ns),
+        (false, _) => Ok(None),
+    }
+}
+
+fn list_scope(kind: Kind, namespace: Option<String>) -> Option<String> {
+    namespace.filter(|_| kind.namespaced())
+}
+
+fn has_spec(kind: Kind) -> bool {
+    !matches!(kind, Kind::ConfigMap | Kind::Secret | Kind::Event)
+}
+
+fn initial_status(kind: Kind, body: &mut Value) {
+    let phase = match kind {
+        Kind::Namespace => "Active",
+        Kind::Pod => "Pending",
+        Kind::PersistentVolumeClaim => "Pending",
+        _ => return,
+    };
+    if body.get("status").and_then(|s| s.get("phase")).is_none() {
+        let status = body
+            .as_object_mut()
+            .map(|m| m.entry("status").or_insert_with(|| json!({})));
+        if let Some(Value::Object(s)) = status {
+            s.insert("phase".into(), json!(phase));
+        }
+    }
+}
+
+/// Checks `apiVersion`/`kind` against the URL (filling them when absent) and the namespace and
+/// name against the URL.
+fn check_envelope(
+    kind: Kind,
+    mut body: Value,
+    ns: Option<&str>,
+    name: Option<&str>,
+) -> Result<Value, ApiError> {
+    let Some(map) = body.as_object_mut() else {
+        return Err(ApiError::BadRequest(format!(
+            "the body must be a JSON object (a {kind})"
+        )));
+    };
+    match map.get("kind").and_then(Value::as_str) {
+        None => {
+            map.insert("kind".into(), json!(kind.name()));
+        }
+        Some(k) if k == kind.name() => {}
+        Some(k) => {
+            return Err(ApiError::BadRequest(format!(
+                "the body is a {k:?} but the URL is for {kind}"
+            )))
+        }
+    }
+    match map.get("apiVersion").and_then(Value::as_str) {
+        None => {
+            map.insert("apiVersion".into(), json!(kind.api_version()));
+        }
+        Some(v) if v == kind.api_version() => {}
+        Some(v) => {
+            return Err(ApiError::BadRequest(format!(
+                "apiVersion {v:?} is not served for {kind}: use {:?}",
+                kind.api_version()
+            )))
+        }
+    }
+    let body_ns = body
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    match (ns, body_ns.as_deref()) {
+        (Some(u), Some(b)) if u != b => {
+            return Err(ApiError::BadRequest(format!(
+                "metadata.namespace {b:?} does not match the namespace {u:?} in the request"
+            )))
+        }
+        (Some(u), _) => api::set_meta(&mut body, "namespace", json!(u)),
+        (None, Some(_)) => api::set_meta(&mut body, "namespace", Value::Null),
+        (None, None) => {}
+    }
+    if let Some(n) = name {
+        match api::name_of(&body) {
+            "" => api::set_meta(&mut body, "name", json!(n)),
+            b if b == n => {}
+            b => {
+                return Err(ApiError::BadRequest(format!(
+                    "metadata.name {b:?} does not match the name {n:?} in the request"
+                )))
+            }
+        }
+    }
+    Ok(body)
+}
+
+fn check_name(kind: Kind, name: &str) -> Result<(), ApiError> {
+    let ok = match kind {
+        Kind::Namespace | Kind::Service => labels::is_dns_label(name),
+        _ => labels::is_dns_subdomain(name),
+    };
+    if ok {
+        Ok(())
+    } else {
+        let what = if matches!(kind, Kind::Namespace | Kind::Service) {
+            "a DNS label: at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit"
+        } else {
+            "a DNS subdomain: lower-case letters, digits, '-' and '.', at most 253 characters"
+        };
+        Err(invalid(
+            kind,
+            name,
+            "metadata.name",
+            &format!("{name:?} must be {what}"),
+        ))
+    }
+}
+
+fn invalid(kind: Kind, name: &str, field: &str, message: &str) -> ApiError {
+    ApiError::Invalid {
+        kind,
+        name: name.to_string(),
+        causes: vec![api::FieldError {
+            field: field.into(),
+            message: message.into(),
+        }],
+    }
+}
+
+fn conflict(kind: Kind, name: &str, wanted: i64, actual: i64) -> ApiError {
+    ApiError::Conflict(format!(
+        "{kind} {name:?} was modified since you read it (your resourceVersion {wanted}, now {actual}); get it again and retry"
+    ))
+}
+
+fn parse_rv(body: &Value, kind: Kind, name: &str) -> Result<Option<i64>, ApiError> {
+    match body.pointer("/metadata/resourceVersion") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => s.parse().map(Some).map_err(|_| {
+            invalid(
+                kind,
+                name,
+                "metadata.resourceVersion",
+                &format!("{s:?} is not a resourceVersion"),
+            )
+        }),
+        Some(_) => Err(invalid(
+            kind,
+            name,
+            "metadata.resourceVersion",
+            "must be a string",
+        )),
+    }
+}
+
+/// Builds the object to store for an update: the caller's object with the system metadata and
+/// status of the current one, and the fields the server owns carried over.
+fn merge_update(
+    kind: Kind,
+    name: &str,
+    current: &Value,
+    mut new: Value,
+) -> Result<Value, ApiError> {
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
+        api::set_meta(
+            &mut new,
+            field,
+            current
+                .pointer(&format!("/metadata/{field}"))
+                .cloned()
+                .unwrap_or(Value::Null),
+        );
+    }
+    if kind.has_status() {
+        match current.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Some(m) = new.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+    }
+    match kind {
+        Kind::Pod => {
+            if new.pointer("/spec/nodeName").is_none() {
+                if let Some(n) = current.pointer("/spec/nodeName") {
+                    new["spec"]["nodeName"] = n.clone();
+                }
+            }
+            let strip_images = |v: &Value| {
+                let mut s = v["spec"].clone();
+                for c in s["containers"].as_array_mut().into_iter().flatten() {
+                    c.as_object_mut().map(|m| m.remove("image"));
+                }
+                s
+            };
+            if strip_images(&new) != strip_images(current) {
+                return Err(invalid(kind, name, "spec", "pod updates may not change fields other than the container images (delete and recreate the pod, or use a deployment)"));
+            }
+        }
+        Kind::Service => {
+            for f in ["clusterIP", "clusterIPs"] {
+                if new["spec"].get(f).is_none() {
+                    if let Some(v) = current["spec"].get(f) {
+                        new["spec"][f] = v.clone();
+                    }
+                }
+            }
+            let old_ports = current["spec"]["ports"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for p in new["spec"]["ports"].as_array_mut().into_iter().flatten() {
+                if p.get("nodePort").is_none() {
+                    if let Some(np) = old_ports
+                        .iter()
+                        .find(|o| o["port"] == p["port"] && o["protocol"] == p["protocol"])
+                        .and_then(|o| o.get("nodePort"))
+                    {
+                        p["nodePort"] = np.clone();
+                    }
+                }
+            }
+        }
+        Kind::ConfigMap | Kind::Secret if current.get("immutable") == Some(&json!(true)) => {
+            let same = |f: &str| new.get(f) == current.get(f);
+            if !(same("data") && same("binaryData") && same("immutable")) {
+                return Err(invalid(
+                    kind,
+                    name,
+                    "data",
+                    "the object is immutable: delete and recreate it to change its data",
+                ));
+            }
+        }
+        _ => {}
+    }
+    if has_spec(kind) && new.get("spec") != current.get("spec") {
+        let g = current
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        api::set_meta(&mut new, "generation", json!(g + 1));
+    }
+    Ok(new)
+}
+
+/// RFC 7386 JSON merge patch.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            let t = target.as_object_mut().expect("just made an object");
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+fn strip_rv(v: &mut Value) {
+    api::set_meta(v, "resourceVersion", Value::Null);
+}
+
+fn encode(obj: &Value) -> Result<Vec<u8>, ApiError> {
+    let mut o = obj.clone();
+    strip_rv(&mut o);
+    serde_json::to_vec(&o).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// A stored object with its `resourceVersion` filled in from the store revision.
+pub fn decode_stored(v: &Versioned) -> Result<Value, ApiError> {
+    let mut obj: Value = serde_json::from_slice(&v.value)
+        .map_err(|e| ApiError::Internal(format!("stored object {} is not JSON: {e}", v.key)))?;
+    api::set_meta(&mut obj, "resourceVersion", json!(v.revision.to_string()));
+    Ok(obj)
+}
+
+fn selected(q: &ListQuery, obj: &Value) -> bool {
+    q.labels.matches_object(obj) && q.fields.matches_with(|f| labels::field_value(obj, f))
+}
+
+fn event_line(kind: &str, obj: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+/// Turns a store event into a watch line for this query: an object that starts to match is
+/// ADDED, one that stops matching is DELETED, an error is an ERROR line with a Status.
+fn translate(ev: Result<StoreEvent, StoreError>, q: &ListQuery) -> Option<Bytes> {
+    let parse = |b: &[u8], rev: i64| -> Option<Value> {
+        let mut v: Value = serde_json::from_slice(b).ok()?;
+        api::set_meta(&mut v, "resourceVersion", json!(rev.to_string()));
+        Some(v)
+    };
+    match ev {
+        Ok(StoreEvent::Put {
+            value,
+            revision,
+            prev,
+            ..
+        }) => {
+            let obj = parse(&value, revision)?;
+            let now = selected(q, &obj);
+            let before = prev
+                .as_deref()
+                .and_then(|p| parse(p, revision))
+                .map(|p| selected(q, &p));
+            match (before, now) {
+                (None | Some(false), true) => Some(event_line("ADDED", &obj)),
+                (Some(true), true) => Some(event_line("MODIFIED", &obj)),
+                (Some(true), false) => Some(event_line("DELETED", &obj)),
+                _ => None,
+            }
+        }
+        Ok(StoreEvent::Delete { prev, revision, .. }) => {
+            let obj = parse(&prev, revision)?;
+            selected(q, &obj).then(|| event_line("DELETED", &obj))
+        }
+        Err(e) => {
+            let err = ApiError::from_store(e, Kind::Event, None, "");
+            Some(event_line("ERROR", &json!(err.to_status())))
+        }
+    }
+}
+
+fn random_suffix() -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::thread_rng();
+    (0..5)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn engine() -> Engine {
+        let (_tx, rx) = watch::channel(false);
+        std::mem::forget(_tx);
+        Engine::new(Arc::new(MemoryStore::default()), "/t", None, rx)
+    }
+
+    fn pod(name: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+               "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}})
+    }
+
+    async fn create(e: &Engine, c: &Caller, body: Value) -> Result<Value, ApiError> {
+        match e
+            .handle(
+                c,
+                Command::Create {
+                    kind: Kind::Pod,
+                    namespace: Some("default".into()),
+                    body,
+                },
+            )
+            .await?
+        {
+            Reply::Created(v) | Reply::Ok(v) => Ok(v),
+            Reply::Watch(_) => unreachable!(),
+        }
+    }
+
+    #[tokio::test]
+    async fn create_fills_system_metadata_and_drops_user_status() {
+        let e = engine();
+        e.ensure_system_namespaces().await.unwrap();
+        let mut body = pod("p");
+        body["status"] = json!({"phase": "Running"});
+        let v = create(&e, &Caller::Admin, body).await.unwrap();
+        assert_eq!(v["status"]["phase"], "Pending");
+        assert!(v["metadata"]["uid"].is_string());
+        assert_eq!(v["metadata"]["generation"], 1);
+        assert!(api::resource_version_of(&v).is_some());
+    }
+
+    #[tokio::test]
+    async fn creating_in_a_missing_namespace_is_not_found() {
+        let e = engine();
+        let err = create(&e, &Caller::Admin, pod("p")).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ApiError::NotFound {
+                    kind: Kind::Namespace,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn nodes_change_only_their_own_pods_status() {
+        let e = engine();
+        e.ensure_system_namespaces().await.unwrap();
+        let mut body = pod("p");
+        body["spec"]["nodeName"] = json!("n1");
+        create(&e, &Caller::Admin, body).await.unwrap();
+        let status = json!({"metadata": {"name": "p"}, "status": {"phase": "Running"}});
+        let cmd = |b: Value| Command::ReplaceStatus {
+            kind: Kind::Pod,
+            namespace: Some("default".into()),
+            name: "p".into(),
+            body: b,
+        };
+        assert!(matches!(
+            e.handle(&Caller::Node("n2".into()), cmd(status.clone()))
+                .await,
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(
+            e.handle(&Caller::Admin, cmd(status.clone())).await,
+            Err(ApiError::Forbidden(_))
+        ));
+        match e
+            .handle(&Caller::Node("n1".into()), cmd(status))
+            .await
+            .ok()
+            .unwrap()
+        {
+            Reply::Ok(v) => assert_eq!(v["status"]["phase"], "Running"),
+            _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc7386() {
+        let mut t = json!({"a": 1, "b": {"c": 2, "d": 3}});
+        merge_patch(&mut t, &json!({"a": null, "b": {"c": 4}, "e": [1]}));
+        assert_eq!(t, json!({"b": {"c": 4, "d": 3}, "e": [1]}));
+    }
+}

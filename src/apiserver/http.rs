@@ -1,0 +1,367 @@
+//! The HTTP layer: authenticates the bearer token, decodes the Kubernetes-shaped path, method,
+//! query and body into a typed `Command`, hands it to the engine and encodes the reply. No
+//! object logic lives here.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::Utc;
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::auth::Credentials;
+use super::engine::{Command, DeleteOptions, Engine, ListQuery, Reply};
+use super::error::ApiError;
+use crate::api::labels::{self, Selector};
+use crate::api::Kind;
+
+pub struct AppState {
+    pub engine: Engine,
+    pub credentials: Arc<Credentials>,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .fallback(dispatch)
+        .with_state(state)
+}
+
+/// The only anonymous endpoint: says whether this master can reach its store.
+async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+    match st.engine.store().revision().await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store unavailable: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn dispatch(
+    State(st): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    let result = match st.credentials.authenticate(auth, Utc::now()) {
+        Ok(caller) => {
+            let r = match decode(&method, uri.path(), &query, &headers, &body) {
+                Ok(cmd) => st.engine.handle(&caller, cmd).await,
+                Err(e) => Err(e),
+            };
+            tracing::debug!(%method, path = uri.path(), ?caller, ok = r.is_ok(), elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "request");
+            r
+        }
+        Err(e) => {
+            tracing::info!(%method, path = uri.path(), "unauthenticated request refused");
+            Err(e)
+        }
+    };
+    match result {
+        Ok(Reply::Created(v)) => (StatusCode::CREATED, axum::Json(v)).into_response(),
+        Ok(Reply::Ok(v)) => (StatusCode::OK, axum::Json(v)).into_response(),
+        Ok(Reply::Watch(stream)) => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json;stream=watch")
+            .body(Body::from_stream(stream.map(Ok::<_, Infallible>)))
+            .unwrap_or_else(|e| ApiError::Internal(e.to_string()).into_response()),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Where a request points: a kind, maybe a namespace, maybe a name, maybe `status`.
+#[derive(Debug, PartialEq)]
+struct Target {
+    kind: Kind,
+    namespace: Option<String>,
+    name: Option<String>,
+    status: bool,
+}
+
+fn parse_path(path: &str) -> Result<Target, ApiError> {
+    let not_found = || ApiError::PathNotFound(format!("no API resource at {path}"));
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (gv, rest) = match segs.as_slice() {
+        ["api", "v1", rest @ ..] => ("v1".to_string(), rest),
+        ["apis", group, version, rest @ ..] => (format!("{group}/{version}"), rest),
+        _ => return Err(not_found()),
+    };
+    let kind_of = |plural: &str| {
+        Kind::from_path(&gv, plural).ok_or_else(|| {
+            ApiError::PathNotFound(format!(
+                "the server has no resource {plural:?} in {gv} (see `orkops api-resources`)"
+            ))
+        })
+    };
+    let (kind, namespace, tail) = match rest {
+        ["namespaces", ns, plural, tail @ ..] if *plural != "status" => {
+            let kind = kind_of(plural)?;
+            if !kind.namespaced() {
+                return Err(ApiError::PathNotFound(format!(
+                    "{kind} is not namespaced: use {}",
+                    kind.path(None, None)
+                )));
+            }
+            (kind, Some(ns.to_string()), tail)
+        }
+        [plural, tail @ ..] => (kind_of(plural)?, None, tail),
+        [] => return Err(not_found()),
+    };
+    let (name, status) = match tail {
+        [] => (None, false),
+        [name] => (Some(name.to_string()), false),
+        [name, "status"] => (Some(name.to_string()), true),
+        [_, sub] => {
+            return Err(ApiError::PathNotFound(format!(
+                "{kind} has no subresource {sub:?}"
+            )))
+        }
+        _ => return Err(not_found()),
+    };
+    Ok(Target {
+        kind,
+        namespace,
+        name,
+        status,
+    })
+}
+
+const QUERY_PARAMS: &[&str] = &[
+    "labelSelector",
+    "fieldSelector",
+    "watch",
+    "resourceVersion",
+    "timeoutSeconds",
+    "gracePeriodSeconds",
+];
+
+fn decode(
+    method: &Method,
+    path: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Command, ApiError> {
+    if let Some(unknown) = query.keys().find(|k| !QUERY_PARAMS.contains(&k.as_str())) {
+        return Err(ApiError::BadRequest(format!(
+            "unsupported query parameter {unknown:?} (supported: {})",
+            QUERY_PARAMS.join(", ")
+        )));
+    }
+    if let ["orkops", "v1", "nodes", node, "token"] = path
+        .trim_matches('/')
+        .split('/')
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        return match *method {
+            Method::POST => Ok(Command::IssueNodeToken {
+                node: node.to_string(),
+            }),
+            _ => Err(ApiError::MethodNotAllowed(format!(
+                "{method} is not allowed on {path}: use POST"
+            ))),
+        };
+    }
+    let t = parse_path(path)?;
+    let Target {
+        kind,
+        namespace,
+        name,
+        status,
+    } = t;
+    let json_body = || -> Result<Value, ApiError> {
+        if body.is_empty() {
+            return Err(ApiError::BadRequest("the request needs a JSON body".into()));
+        }
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+    };
+    let int = |key: &str| -> Result<Option<i64>, ApiError> {
+        query
+            .get(key)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                v.parse::<i64>().map_err(|_| {
+                    ApiError::BadRequest(format!("query parameter {key}={v:?} is not an integer"))
+                })
+            })
+            .transpose()
+    };
+    let not_allowed =
+        |what: &str| ApiError::MethodNotAllowed(format!("{method} is not allowed on {what}"));
+    match (method.clone(), name, status) {
+        (Method::GET, None, false) => {
+            let q = ListQuery {
+                labels: Selector::parse(
+                    query.get("labelSelector").map(String::as_str).unwrap_or(""),
+                )
+                .map_err(|e| ApiError::BadRequest(format!("labelSelector: {e}")))?,
+                fields: labels::parse_field_selector(
+                    query.get("fieldSelector").map(String::as_str).unwrap_or(""),
+                )
+                .map_err(ApiError::BadRequest)?,
+                resource_version: int("resourceVersion")?,
+                timeout: int("timeoutSeconds")?.map(|s| Duration::from_secs(s.max(0) as u64)),
+            };
+            let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+            Ok(if watch {
+                Command::Watch {
+                    kind,
+                    namespace,
+                    query: q,
+                }
+            } else {
+                Command::List {
+                    kind,
+                    namespace,
+                    query: q,
+                }
+            })
+        }
+        (Method::GET, Some(name), _) => Ok(Command::Get {
+            kind,
+            namespace,
+            name,
+        }),
+        (Method::POST, None, false) => Ok(Command::Create {
+            kind,
+            namespace,
+            body: json_body()?,
+        }),
+        (Method::PUT, Some(name), false) => Ok(Command::Replace {
+            kind,
+            namespace,
+            name,
+            body: json_body()?,
+        }),
+        (Method::PUT, Some(name), true) => Ok(Command::ReplaceStatus {
+            kind,
+            namespace,
+            name,
+            body: json_body()?,
+        }),
+        (Method::PATCH, Some(name), status) => {
+            let ct = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !(ct.starts_with("application/merge-patch+json")
+                || ct.starts_with("application/json"))
+            {
+                return Err(ApiError::BadRequest(format!(
+                    "patch content type {ct:?} is not supported: send a JSON merge patch (application/merge-patch+json)"
+                )));
+            }
+            Ok(Command::Patch {
+                kind,
+                namespace,
+                name,
+                patch: json_body()?,
+                status,
+            })
+        }
+        (Method::DELETE, Some(name), false) => {
+            let mut options = DeleteOptions {
+                grace_period_seconds: int("gracePeriodSeconds")?,
+                ..Default::default()
+            };
+            if !body.is_empty() {
+                let b = json_body()?;
+                if let Some(g) = b.get("gracePeriodSeconds").and_then(Value::as_i64) {
+                    options.grace_period_seconds = Some(g);
+                }
+                options.precondition_resource_version = b
+                    .pointer("/preconditions/resourceVersion")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse().ok());
+                options.precondition_uid = b
+                    .pointer("/preconditions/uid")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+            }
+            Ok(Command::Delete {
+                kind,
+                namespace,
+                name,
+                options,
+            })
+        }
+        (_, None, _) => Err(not_allowed(&format!(
+            "a {kind} collection (use GET or POST)"
+        ))),
+        (_, Some(_), true) => Err(not_allowed("a status subresource (use GET, PUT or PATCH)")),
+        (_, Some(_), false) => Err(not_allowed(&format!(
+            "a {kind} (use GET, PUT, PATCH or DELETE)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_decode_to_targets() {
+        let t = parse_path("/api/v1/namespaces/default/pods/web/status").unwrap();
+        assert_eq!(
+            t,
+            Target {
+                kind: Kind::Pod,
+                namespace: Some("default".into()),
+                name: Some("web".into()),
+                status: true
+            }
+        );
+        let t = parse_path("/api/v1/namespaces/dev").unwrap();
+        assert_eq!(
+            t,
+            Target {
+                kind: Kind::Namespace,
+                namespace: None,
+                name: Some("dev".into()),
+                status: false
+            }
+        );
+        let t = parse_path("/api/v1/namespaces/dev/status").unwrap();
+        assert_eq!(
+            t,
+            Target {
+                kind: Kind::Namespace,
+                namespace: None,
+                name: Some("dev".into()),
+                status: true
+            }
+        );
+        let t = parse_path("/apis/apps/v1/deployments").unwrap();
+        assert_eq!(
+            t,
+            Target {
+                kind: Kind::Deployment,
+                namespace: None,
+                name: None,
+                status: false
+            }
+        );
+        assert!(parse_path("/api/v1/namespaces/x/nodes").is_err());
+        assert!(parse_path("/apis/apps/v1/namespaces/x/replicasets").is_err());
+        assert!(parse_path("/api/v1/namespaces/x/pods/p/exec").is_err());
+        assert!(parse_path("/metrics").is_err());
+    }
+}

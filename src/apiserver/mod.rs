@@ -1,0 +1,11 @@
+//! The API server: authentication, the typed command engine over the store, and the HTTP
+//! layer that decodes Kubernetes-shaped REST requests into commands.
+
+pub mod auth;
+pub mod engine;
+pub mod error;
+pub mod http;
+
+pub use auth::{Caller, Credentials};
+pub use engine::{Command, Engine, Reply};
+pub use error::{ApiError, Status};

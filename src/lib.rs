@@ -1,0 +1,40 @@
+//! orkops: a self-managed container orchestrator, installed the way kops installs Kubernetes.
+//!
+//! The library holds every component; the binaries in `src/bin/` are thin `main`s:
+//! - `api`: the object model (kinds, defaults, validation, selectors);
+//! - `store`: the etcd-backed store behind a narrow trait;
+//! - `apiserver`: authentication, the command engine and the HTTP layer;
+//! - `master`: the `orkops-master` settings, setup and serve loop;
+//! - `pki`: the cluster CA, certificates and secrets;
+//! - `client`: the API client and its configuration file;
+//! - `cli`: the `orkops` command line.
+
+pub mod api;
+pub mod apiserver;
+pub mod cli;
+pub mod client;
+pub mod master;
+pub mod pki;
+pub mod store;
+
+/// Resolves when the process gets SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,271 @@
+//! The etcd-backed `Store`: every write is a transaction that compares the key's
+//! `mod_revision`, so two writers never silently overwrite each other; watches map etcd's
+//! watch stream (with previous values) to `StoreEvent`s.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, Txn, TxnOp,
+    TxnOpResponse, WatchOptions,
+};
+use futures::StreamExt;
+
+use super::{Store, StoreError, StoreEvent, Versioned, WatchStream};
+
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+}
+
+fn unavailable(e: etcd_client::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn key_string(k: &[u8]) -> String {
+    String::from_utf8_lossy(k).into_owned()
+}
+
+impl EtcdStore {
+    /// Connects to the etcd members at `endpoints` (`http://127.0.0.1:2379`, ...).
+    pub async fn connect(endpoints: &[String]) -> Result<EtcdStore, StoreError> {
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_timeout(Duration::from_secs(15))
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+        let client = Client::connect(endpoints, Some(opts)).await.map_err(|e| {
+            StoreError::Unavailable(format!("cannot reach etcd at {}: {e}", endpoints.join(",")))
+        })?;
+        let store = EtcdStore { client };
+        store.revision().await?;
+        Ok(store)
+    }
+
+    /// Removes every key under `prefix` (test clean-up and `orkops-master --reset`).
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError> {
+        let mut kv = self.client.kv_client();
+        kv.delete(prefix, Some(DeleteOptions::new().with_prefix()))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn current(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(key).await?.map(|v| v.revision))
+    }
+}
+
+#[async_trait]
+impl Store for EtcdStore {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        let mut kv = self.client.kv_client();
+        let resp = kv.get(key, None).await.map_err(unavailable)?;
+        Ok(resp.kvs().first().map(|x| Versioned {
+            key: key.to_string(),
+            value: x.value().to_vec(),
+            revision: x.mod_revision(),
+        }))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<(Vec<Versioned>, i64), StoreError> {
+        let mut kv = self.client.kv_client();
+        let resp = kv
+            .get(prefix, Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(unavailable)?;
+        let rev = resp.header().map(|h| h.revision()).unwrap_or_default();
+        let items = resp
+            .kvs()
+            .iter()
+            .map(|x| Versioned {
+                key: key_string(x.key()),
+                value: x.value().to_vec(),
+                revision: x.mod_revision(),
+            })
+            .collect();
+        Ok((items, rev))
+    }
+
+    async fn create(&self, key: &str, value: Vec<u8>) -> Result<i64, StoreError> {
+        let txn = Txn::new()
+            .when([Compare::create_revision(key, CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key, value, None)]);
+        let resp = self
+            .client
+            .kv_client()
+            .txn(txn)
+            .await
+            .map_err(unavailable)?;
+        if !resp.succeeded() {
+            return Err(StoreError::AlreadyExists(key.to_string()));
+        }
+        Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
+    }
+
+    async fn update(&self, key: &str, value: Vec<u8>, expected: i64) -> Result<i64, StoreError> {
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
+            .and_then([TxnOp::put(key, value, None)])
+            .or_else([TxnOp::get(key, None)]);
+        let resp = self
+            .client
+            .kv_client()
+            .txn(txn)
+            .await
+            .map_err(unavailable)?;
+        if resp.succeeded() {
+            return Ok(resp.header().map(|h| h.revision()).unwrap_or_default());
+        }
+        let actual = resp.op_responses().into_iter().find_map(|r| match r {
+            TxnOpResponse::Get(g) => Some(g.kvs().first().map(|x| x.mod_revision())),
+            _ => None,
+        });
+        match actual.flatten() {
+            Some(actual) => Err(StoreError::Conflict {
+                key: key.into(),
+                expected,
+                actual,
+            }),
+            None => Err(StoreError::NotFound(key.into())),
+        }
+    }
+
+    async fn delete(
+        &self,
+        key: &str,
+        expected: Option<i64>,
+    ) -> Result<(Versioned, i64), StoreError> {
+        let mut txn = Txn::new();
+        if let Some(e) = expected {
+            txn = txn.when([Compare::mod_revision(key, CompareOp::Equal, e)]);
+        }
+        let txn = txn.and_then([TxnOp::delete(
+            key,
+            Some(DeleteOptions::new().with_prev_key()),
+        )]);
+        let resp = self
+            .client
+            .kv_client()
+            .txn(txn)
+            .await
+            .map_err(unavailable)?;
+        if !resp.succeeded() {
+            return match self.current(key).await? {
+                Some(actual) => Err(StoreError::Conflict {
+                    key: key.into(),
+                    expected: expected.unwrap_or_default(),
+                    actual,
+                }),
+                None => Err(StoreError::NotFound(key.into())),
+            };
+        }
+        let rev = resp.header().map(|h| h.revision()).unwrap_or_default();
+        let prev = resp.op_responses().into_iter().find_map(|r| match r {
+            TxnOpResponse::Delete(d) => d.prev_kvs().first().map(|x| Versioned {
+                key: key.to_string(),
+                value: x.value().to_vec(),
+                revision: x.mod_revision(),
+            }),
+            _ => None,
+        });
+        prev.map(|p| (p, rev))
+            .ok_or_else(|| StoreError::NotFound(key.into()))
+    }
+
+    async fn watch(&self, prefix: &str, after_revision: i64) -> Result<WatchStream, StoreError> {
+        let opts = WatchOptions::new()
+            .with_prefix()
+            .with_prev_key()
+            .with_start_revision(after_revision + 1);
+        let mut stream = self
+            .client
+            .watch_client()
+            .watch(prefix, Some(opts))
+            .await
+            .map_err(unavailable)?;
+        // The first response confirms the watch, or says the revision was compacted.
+        let mut pending = Vec::new();
+        match stream.message().await.map_err(unavailable)? {
+            Some(r) if r.compact_revision() > 0 => {
+                return Err(StoreError::Compacted(after_revision))
+            }
+            Some(r) if r.canceled() => {
+                return Err(StoreError::Unavailable(format!(
+                    "watch refused: {}",
+                    r.cancel_reason()
+                )))
+            }
+            Some(r) => pending.extend(convert(&r)),
+            None => return Err(StoreError::Unavailable("etcd closed the watch".into())),
+        }
+        // The state keeps the whole WatchStream (its request sender too) alive while in use.
+        let out = futures::stream::unfold(
+            (
+                stream,
+                pending
+                    .into_iter()
+                    .collect::<std::collections::VecDeque<_>>(),
+                false,
+            ),
+            |(mut stream, mut queue, done)| async move {
+                loop {
+                    if let Some(ev) = queue.pop_front() {
+                        return Some((ev, (stream, queue, done)));
+                    }
+                    if done {
+                        return None;
+                    }
+                    match stream.message().await {
+                        Ok(Some(r)) if r.compact_revision() > 0 => {
+                            let rev = r.compact_revision();
+                            return Some((Err(StoreError::Compacted(rev)), (stream, queue, true)));
+                        }
+                        Ok(Some(r)) if r.canceled() => {
+                            let e = StoreError::Unavailable(format!(
+                                "watch canceled: {}",
+                                r.cancel_reason()
+                            ));
+                            return Some((Err(e), (stream, queue, true)));
+                        }
+                        Ok(Some(r)) => queue.extend(convert(&r)),
+                        Ok(None) => return None,
+                        Err(e) => return Some((Err(unavailable(e)), (stream, queue, true))),
+                    }
+                }
+            },
+        );
+        Ok(out.boxed())
+    }
+
+    async fn revision(&self) -> Result<i64, StoreError> {
+        let mut kv = self.client.kv_client();
+        let resp = kv
+            .get("\0", Some(GetOptions::new().with_count_only()))
+            .await
+            .map_err(unavailable)?;
+        Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
+    }
+}
+
+fn convert(resp: &etcd_client::WatchResponse) -> Vec<Result<StoreEvent, StoreError>> {
+    resp.events()
+        .iter()
+        .filter_map(|ev| {
+            let kv = ev.kv()?;
+            let prev = ev.prev_kv().map(|p| p.value().to_vec());
+            Some(Ok(match ev.event_type() {
+                EventType::Put => StoreEvent::Put {
+                    key: key_string(kv.key()),
+                    value: kv.value().to_vec(),
+                    revision: kv.mod_revision(),
+                    prev,
+                },
+                EventType::Delete => StoreEvent::Delete {
+                    key: key_string(kv.key()),
+                    prev: prev.unwrap_or_default(),
+                    revision: kv.mod_revision(),
+                },
+            }))
+        })
+        .collect()
+}

@@ -1,0 +1,380 @@
+//! Test harness: a real etcd (started once per test binary, or taken from ORKOPS_TEST_ETCD),
+//! a real `orkops-master` process per test on its own port and key prefix, the `orkops` CLI,
+//! and an HTTPS client that trusts the test cluster's CA. Everything started here is stopped
+//! and removed when the test ends, also when it fails: children get SIGKILL if the test
+//! process dies, and the master's etcd keys are deleted on drop.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use orkops::client::ClientConfig;
+use serde_json::Value;
+
+/// Polls `cond` until it holds or `deadline` passes; generous deadlines, no fixed sleeps.
+pub fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Makes the child die with the thread that spawned it (our long-lived spawner threads, or
+/// the test process), so a crashed test leaks no process.
+fn die_with_parent(cmd: &mut Command) {
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+pub struct Etcd {
+    pub endpoint: String,
+}
+
+/// The etcd every test of this binary shares (each master uses its own key prefix).
+pub fn etcd() -> &'static Etcd {
+    static ETCD: OnceLock<Etcd> = OnceLock::new();
+    ETCD.get_or_init(|| {
+        if let Ok(ep) = std::env::var("ORKOPS_TEST_ETCD") {
+            return Etcd { endpoint: ep };
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The spawning thread lives as long as the process: PDEATHSIG fires when it ends.
+        std::thread::spawn(move || {
+            let base = std::env::temp_dir();
+            // remove data dirs left by test processes that no longer exist
+            for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if let Some(pid) = name.strip_prefix("orkops-test-etcd-") {
+                    if !Path::new(&format!("/proc/{pid}")).exists() {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+            let dir = base.join(format!("orkops-test-etcd-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let (client, peer) = (free_port(), free_port());
+            let endpoint = format!("http://127.0.0.1:{client}");
+            let mut cmd = Command::new("etcd");
+            cmd.args([
+                "--name",
+                "test",
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--listen-client-urls",
+                &endpoint,
+                "--advertise-client-urls",
+                &endpoint,
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+                "--initial-cluster",
+                &format!("test=http://127.0.0.1:{peer}"),
+                "--log-level",
+                "error",
+                "--unsafe-no-fsync",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+            die_with_parent(&mut cmd);
+            let child = cmd
+                .spawn()
+                .expect("etcd must be installed (apt-get install etcd-server; .ci/run does it)");
+            tx.send(endpoint).unwrap();
+            let _keep = child;
+            loop {
+                std::thread::park();
+            }
+        });
+        let endpoint = rx.recv().unwrap();
+        let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        wait_until("etcd to answer /health", Duration::from_secs(60), || {
+            http_get_plain(port, "/health").contains("true")
+        });
+        Etcd { endpoint }
+    })
+}
+
+fn http_get_plain(port: u16, path: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// A running `orkops-master` with its own data dir and etcd prefix.
+pub struct Master {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub prefix: String,
+    pub config: PathBuf,
+    pub endpoint: String,
+    pub extra_args: Vec<String>,
+}
+
+impl Master {
+    pub fn start() -> Master {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Master {
+        let dir = tempfile::Builder::new()
+            .prefix("orkops-test-master-")
+            .tempdir()
+            .unwrap();
+        let prefix = format!("/orkops-test-{}", uuid::Uuid::new_v4());
+        let config = dir.path().join("admin.conf");
+        let mut m = Master {
+            child: None,
+            dir,
+            prefix,
+            config,
+            endpoint: String::new(),
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        m.spawn();
+        m
+    }
+
+    fn spawn(&mut self) {
+        let _ = std::fs::remove_file(&self.config);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_orkops-master"));
+        cmd.args(["--listen", "127.0.0.1:0", "--cluster-name", "test"])
+            .args([
+                "--etcd-endpoints",
+                &etcd().endpoint,
+                "--etcd-prefix",
+                &self.prefix,
+            ])
+            .args(["--data-dir", self.dir.path().to_str().unwrap()])
+            .args(&self.extra_args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(self.dir.path().join("master.log")).unwrap(),
+            ));
+        die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
+        let cfg = self.config.clone();
+        wait_until(
+            "the master to write admin.conf",
+            Duration::from_secs(60),
+            || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "orkops-master exited with {status}: {}",
+                        std::fs::read_to_string(self_log(&cfg)).unwrap_or_default()
+                    );
+                }
+                cfg.exists()
+            },
+        );
+        self.endpoint = ClientConfig::load(&self.config).unwrap().endpoints[0].clone();
+        self.child = Some(child);
+    }
+
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    pub fn join_token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("join.token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("master.log")).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("master is running");
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let start = Instant::now();
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("orkops-master did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs the `orkops` CLI against this master.
+    pub fn orkops(&self, args: &[&str]) -> Run {
+        self.orkops_stdin(args, None)
+    }
+
+    pub fn orkops_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_orkops"));
+        cmd.args(args)
+            .env("ORKOPS_CONFIG", &self.config)
+            .env_remove("RUST_LOG")
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(text) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        Run(child.wait_with_output().unwrap())
+    }
+
+    /// An HTTPS client that trusts this cluster's CA (and sends no token by itself).
+    pub fn http(&self) -> Http {
+        let cfg = ClientConfig::load(&self.config).unwrap();
+        let ca = reqwest::Certificate::from_pem(cfg.ca_pem().unwrap().as_bytes()).unwrap();
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .build()
+            .unwrap();
+        Http {
+            client,
+            base: self.endpoint.clone(),
+        }
+    }
+}
+
+fn self_log(cfg: &Path) -> PathBuf {
+    cfg.with_file_name("master.log")
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // remove this test's keys from the shared etcd, from a thread of its own (we may be
+        // inside a tokio runtime)
+        let (ep, prefix) = (etcd().endpoint.clone(), self.prefix.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(store) = orkops::store::EtcdStore::connect(&[ep]).await {
+                    let _ = store.delete_prefix(&prefix).await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+/// The result of one CLI run.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn ok(&self) -> bool {
+        self.0.status.success()
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn success(&self) -> String {
+        assert!(
+            self.ok(),
+            "orkops failed: {}\nstdout: {}",
+            self.stderr(),
+            self.stdout()
+        );
+        self.stdout()
+    }
+    /// Asserts failure and returns stderr.
+    #[track_caller]
+    pub fn failure(&self) -> String {
+        assert!(
+            !self.ok(),
+            "orkops should have failed; stdout: {}",
+            self.stdout()
+        );
+        assert_eq!(self.0.status.code(), Some(1), "exit code");
+        self.stderr()
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.success()).expect("JSON output")
+    }
+}
+
+pub struct Http {
+    pub client: reqwest::Client,
+    pub base: String,
+}
+
+impl Http {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request reaches the master");
+        let code = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
