@@ -17,8 +17,10 @@ fn pct(samples: &mut [Duration], p: f64) -> f64 {
     samples[idx].as_secs_f64() * 1e3
 }
 
-fn report(what: &str, samples: &mut [Duration]) {
-    let total: Duration = samples.iter().sum();
+/// Prints p50/p99 and the rate: samples per second of `wall` time (the sum of the samples when
+/// they ran one after another).
+fn report(what: &str, samples: &mut [Duration], wall: Option<Duration>) {
+    let total: Duration = wall.unwrap_or_else(|| samples.iter().sum());
     println!(
         "{what:<34} n={:<6} p50={:>8.2} ms  p99={:>8.2} ms  rate={:>8.0}/s",
         samples.len(),
@@ -65,6 +67,7 @@ fn main() {
             // fill the store to `target` pods, measuring each create
             let mut creates = Vec::new();
             let concurrency = 8;
+            let wall = Instant::now();
             while created < target {
                 let batch: Vec<_> = (created..(created + concurrency).min(target)).collect();
                 let futs = batch.iter().map(|i| {
@@ -79,7 +82,7 @@ fn main() {
                 creates.extend(futures::future::join_all(futs).await);
                 created = (created + concurrency).min(target);
             }
-            report(&format!("create (8 in flight, to {target})"), &mut creates);
+            report(&format!("create (8 in flight, to {target})"), &mut creates, Some(wall.elapsed()));
 
             let mut serial = Vec::new();
             for i in 0..200 {
@@ -89,7 +92,7 @@ fn main() {
                 serial.push(t.elapsed());
             }
             created += 200;
-            report(&format!("create (serial, {target} stored)"), &mut serial);
+            report(&format!("create (serial, {target} stored)"), &mut serial, None);
 
             let mut gets = Vec::new();
             for i in 0..1000 {
@@ -98,7 +101,7 @@ fn main() {
                 assert_eq!(code, 200);
                 gets.push(t.elapsed());
             }
-            report(&format!("get ({target} stored)"), &mut gets);
+            report(&format!("get ({target} stored)"), &mut gets, None);
 
             let mut lists = Vec::new();
             let rounds = if target > 5_000 { 10 } else { 30 };
@@ -109,7 +112,7 @@ fn main() {
                 assert!(l["items"].as_array().unwrap().len() >= target);
                 lists.push(t.elapsed());
             }
-            report(&format!("list all ({target} stored)"), &mut lists);
+            report(&format!("list all ({target} stored)"), &mut lists, None);
             let mut selected = Vec::new();
             for _ in 0..rounds {
                 let t = Instant::now();
@@ -117,7 +120,7 @@ fn main() {
                 assert_eq!(code, 200);
                 selected.push(t.elapsed());
             }
-            report(&format!("list -l shard=3 ({target} stored)"), &mut selected);
+            report(&format!("list -l shard=3 ({target} stored)"), &mut selected, None);
             println!("master RSS with {} pods stored: {:.1} MB", created, rss_mb(pid));
         }
 

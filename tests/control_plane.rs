@@ -837,3 +837,46 @@ fn the_master_stops_cleanly_on_sigterm_ending_open_watches() {
         std::net::TcpStream::connect(m.endpoint.trim_start_matches("https://")).is_err()
     });
 }
+
+#[test]
+fn get_watch_prints_the_current_rows_then_each_change() {
+    use std::io::{BufRead, BufReader};
+    let m = Master::start();
+    m.orkops_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: before\n"),
+    )
+    .success();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orkops"))
+        .args(["get", "configmaps", "-w"])
+        .env("ORKOPS_CONFIG", &m.config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("a line from `get -w` within 30 s")
+    };
+    assert!(next().starts_with("NAME"));
+    assert!(next().starts_with("before "));
+    m.orkops_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: after\n"),
+    )
+    .success();
+    assert!(next().starts_with("after "));
+    m.orkops(&["delete", "cm", "after"]).success();
+    assert!(next().starts_with("after "), "the deletion is printed too");
+    let _ = child.kill();
+    let _ = child.wait();
+}

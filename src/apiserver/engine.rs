@@ -94,6 +94,8 @@ pub enum Command {
 pub enum Reply {
     Created(Value),
     Ok(Value),
+    /// An already encoded JSON body (lists).
+    Json(Bytes),
     Watch(BoxStream<'static, Bytes>),
 }
 
@@ -200,7 +202,9 @@ impl Engine {
                 let ns = list_scope(kind, namespace);
                 self.authorize_read(caller, kind, ns.as_deref(), None)
                     .await?;
-                self.list(kind, ns.as_deref(), &query).await.map(Reply::Ok)
+                self.list(kind, ns.as_deref(), &query)
+                    .await
+                    .map(Reply::Json)
             }
             Command::Watch {
                 kind,
@@ -368,25 +372,38 @@ impl Engine {
         }
     }
 
-    async fn list(&self, kind: Kind, ns: Option<&str>, q: &ListQuery) -> Result<Value, ApiError> {
+    /// Lists a collection as JSON bytes, encoding one object at a time: a list of 10,000 pods
+    /// never exists as one tree of values.
+    async fn list(&self, kind: Kind, ns: Option<&str>, q: &ListQuery) -> Result<Bytes, ApiError> {
         let (items, rev) = self
             .store
             .list(&self.collection(kind, ns))
             .await
             .map_err(|e| ApiError::from_store(e, kind, ns, ""))?;
-        let mut out = Vec::with_capacity(items.len());
+        let size: usize = items.iter().map(|v| v.value.len() + 32).sum();
+        let mut buf = Vec::with_capacity(size + 128);
+        buf.extend_from_slice(
+            format!(
+                r#"{{"apiVersion":"{}","kind":"{}List","metadata":{{"resourceVersion":"{rev}"}},"items":["#,
+                kind.api_version(),
+                kind.name()
+            )
+            .as_bytes(),
+        );
+        let mut first = true;
         for v in &items {
             let obj = decode_stored(v)?;
             if selected(q, &obj) {
-                out.push(obj);
+                if !first {
+                    buf.push(b',');
+                }
+                first = false;
+                serde_json::to_writer(&mut buf, &obj)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
             }
         }
-        Ok(json!({
-            "apiVersion": kind.api_version(),
-            "kind": format!("{}List", kind.name()),
-            "metadata": {"resourceVersion": rev.to_string()},
-            "items": out,
-        }))
+        buf.extend_from_slice(b"]}");
+        Ok(Bytes::from(buf))
     }
 
     async fn watch(
@@ -1244,7 +1261,7 @@ mod tests {
             .await?
         {
             Reply::Created(v) | Reply::Ok(v) => Ok(v),
-            Reply::Watch(_) => unreachable!(),
+            Reply::Watch(_) | Reply::Json(_) => unreachable!(),
         }
     }
 

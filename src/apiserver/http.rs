@@ -76,6 +76,9 @@ async fn dispatch(
     match result {
         Ok(Reply::Created(v)) => (StatusCode::CREATED, axum::Json(v)).into_response(),
         Ok(Reply::Ok(v)) => (StatusCode::OK, axum::Json(v)).into_response(),
+        Ok(Reply::Json(bytes)) => {
+            ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+        }
         Ok(Reply::Watch(stream)) => Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, "application/json;stream=watch")

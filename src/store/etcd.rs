@@ -13,6 +13,8 @@ use futures::StreamExt;
 
 use super::{Store, StoreError, StoreEvent, Versioned, WatchStream};
 
+const MAX_LIST_BYTES: usize = 512 << 20;
+
 #[derive(Clone)]
 pub struct EtcdStore {
     client: Client,
@@ -37,7 +39,9 @@ impl EtcdStore {
             StoreError::Unavailable(format!("cannot reach etcd at {}: {e}", endpoints.join(",")))
         })?;
         let store = EtcdStore { client };
-        store.revision().await?;
+        store.revision().await.map_err(|e| {
+            StoreError::Unavailable(format!("cannot reach etcd at {}: {e}", endpoints.join(",")))
+        })?;
         Ok(store)
     }
 
@@ -68,7 +72,11 @@ impl Store for EtcdStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<(Vec<Versioned>, i64), StoreError> {
-        let mut kv = self.client.kv_client();
+        // a large collection is one large response: lift gRPC's 4 MiB default
+        let mut kv = self
+            .client
+            .kv_client()
+            .max_decoding_message_size(MAX_LIST_BYTES);
         let resp = kv
             .get(prefix, Some(GetOptions::new().with_prefix()))
             .await
