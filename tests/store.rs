@@ -6,7 +6,7 @@ mod common;
 #[tokio::test]
 async fn etcd_store_keeps_the_store_contract() {
     let etcd = common::etcd();
-    let store = orkops::store::EtcdStore::connect(&[etcd.endpoint.clone()])
+    let store = orkops::store::EtcdStore::connect(std::slice::from_ref(&etcd.endpoint))
         .await
         .expect("etcd answers");
     let prefix = format!("/orkops-store-test-{}", uuid::Uuid::new_v4());
