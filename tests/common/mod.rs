@@ -101,6 +101,18 @@ pub fn etcd() -> &'static Etcd {
             let child = cmd
                 .spawn()
                 .expect("etcd must be installed (apt-get install etcd-server; .ci/run does it)");
+            // etcd dies with this process; a watcher removes its data dir right after
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "while kill -0 {} 2>/dev/null; do sleep 0.5; done; rm -rf '{}'",
+                    child.id(),
+                    dir.display()
+                ))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
             tx.send(endpoint).unwrap();
             let _keep = child;
             loop {
