@@ -38,3 +38,18 @@ pub fn init_tracing(default: &str) {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// Prints an error chain the way every orkops binary does (`error:` then `caused by:` lines)
+/// and turns the result into the exit code: 0, or 1 on error.
+pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("caused by: {cause}");
+            }
+            std::process::ExitCode::from(1)
+        }
+    }
+}

@@ -142,21 +142,33 @@ fn admit_typed<T: Object>(value: Value) -> Result<Value, Vec<FieldError>> {
     })
 }
 
+/// Calls the generic function `$f::<T>(args...)` with `T` the typed struct of `$kind`: the one
+/// place that maps a `Kind` to its Rust type.
+macro_rules! with_kind_type {
+    ($kind:expr, $f:ident ( $($arg:expr),* )) => {{
+        use $crate::api::core::*;
+        use $crate::api::workloads::*;
+        use $crate::api::Kind;
+        match $kind {
+            Kind::Namespace => $f::<Namespace>($($arg),*),
+            Kind::Node => $f::<Node>($($arg),*),
+            Kind::Pod => $f::<Pod>($($arg),*),
+            Kind::Service => $f::<Service>($($arg),*),
+            Kind::ConfigMap => $f::<ConfigMap>($($arg),*),
+            Kind::Secret => $f::<Secret>($($arg),*),
+            Kind::PersistentVolumeClaim => $f::<PersistentVolumeClaim>($($arg),*),
+            Kind::Event => $f::<Event>($($arg),*),
+            Kind::Deployment => $f::<Deployment>($($arg),*),
+            Kind::Job => $f::<Job>($($arg),*),
+            Kind::CronJob => $f::<CronJob>($($arg),*),
+        }
+    }};
+}
+pub(crate) use with_kind_type;
+
 /// Decodes, defaults and validates an object of `kind`, returning its normalized JSON.
 pub fn admit(kind: Kind, value: Value) -> Result<Value, Vec<FieldError>> {
-    match kind {
-        Kind::Namespace => admit_typed::<Namespace>(value),
-        Kind::Node => admit_typed::<Node>(value),
-        Kind::Pod => admit_typed::<Pod>(value),
-        Kind::Service => admit_typed::<Service>(value),
-        Kind::ConfigMap => admit_typed::<ConfigMap>(value),
-        Kind::Secret => admit_typed::<Secret>(value),
-        Kind::PersistentVolumeClaim => admit_typed::<PersistentVolumeClaim>(value),
-        Kind::Event => admit_typed::<Event>(value),
-        Kind::Deployment => admit_typed::<Deployment>(value),
-        Kind::Job => admit_typed::<Job>(value),
-        Kind::CronJob => admit_typed::<CronJob>(value),
-    }
+    with_kind_type!(kind, admit_typed(value))
 }
 
 fn validate_meta(m: &ObjectMeta, path: &str, e: &mut Errors) {

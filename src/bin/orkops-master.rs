@@ -75,14 +75,5 @@ async fn main() -> ExitCode {
         node_token_ttl: Duration::from_secs(a.node_token_ttl_hours * 3600),
         client_config_out: a.client_config_out,
     };
-    match master::run(config, orkops::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("caused by: {cause}");
-            }
-            ExitCode::from(1)
-        }
-    }
+    orkops::exit_code(master::run(config, orkops::shutdown_signal()).await)
 }

@@ -8,14 +8,5 @@ use clap::Parser;
 async fn main() -> ExitCode {
     let cli = orkops::cli::args::Cli::parse();
     orkops::init_tracing("warn");
-    match orkops::cli::run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("caused by: {cause}");
-            }
-            ExitCode::from(1)
-        }
-    }
+    orkops::exit_code(orkops::cli::run(cli).await)
 }

@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::api::core::*;
-use crate::api::workloads::*;
 use crate::api::{self, Kind};
 
 /// One object read from a manifest, with where it came from.
@@ -268,19 +266,7 @@ fn decode_yaml(kind: Kind, doc: &str) -> Result<(), serde_yaml_ng::Error> {
     fn d<T: DeserializeOwned>(doc: &str) -> Result<(), serde_yaml_ng::Error> {
         serde_yaml_ng::from_str::<T>(doc).map(|_| ())
     }
-    match kind {
-        Kind::Namespace => d::<Namespace>(doc),
-        Kind::Node => d::<Node>(doc),
-        Kind::Pod => d::<Pod>(doc),
-        Kind::Service => d::<Service>(doc),
-        Kind::ConfigMap => d::<ConfigMap>(doc),
-        Kind::Secret => d::<Secret>(doc),
-        Kind::PersistentVolumeClaim => d::<PersistentVolumeClaim>(doc),
-        Kind::Event => d::<Event>(doc),
-        Kind::Deployment => d::<Deployment>(doc),
-        Kind::Job => d::<Job>(doc),
-        Kind::CronJob => d::<CronJob>(doc),
-    }
+    crate::api::admit::with_kind_type!(kind, d(doc))
 }
 
 /// `file:line:column` for a location inside a document, or the document when unknown.
