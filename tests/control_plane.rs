@@ -847,9 +847,8 @@ fn get_watch_prints_the_current_rows_then_each_change() {
         Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: before\n"),
     )
     .success();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orkops"))
-        .args(["get", "configmaps", "-w"])
-        .env("ORKOPS_CONFIG", &m.config)
+    let mut child = m
+        .orkops_command(&["get", "configmaps", "-w"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -35,13 +35,15 @@ impl EtcdStore {
             .with_connect_timeout(Duration::from_secs(5))
             .with_timeout(Duration::from_secs(15))
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
-        let client = Client::connect(endpoints, Some(opts)).await.map_err(|e| {
+        // connecting is lazy: the first request is what finds an etcd that does not answer
+        let unreachable = |e: &dyn std::fmt::Display| {
             StoreError::Unavailable(format!("cannot reach etcd at {}: {e}", endpoints.join(",")))
-        })?;
+        };
+        let client = Client::connect(endpoints, Some(opts))
+            .await
+            .map_err(|e| unreachable(&e))?;
         let store = EtcdStore { client };
-        store.revision().await.map_err(|e| {
-            StoreError::Unavailable(format!("cannot reach etcd at {}: {e}", endpoints.join(",")))
-        })?;
+        store.revision().await.map_err(|e| unreachable(&e))?;
         Ok(store)
     }
 

@@ -252,18 +252,24 @@ impl Master {
         self.orkops_stdin(args, None)
     }
 
-    pub fn orkops_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
+    /// The `orkops` command for this master, for tests that drive the process themselves.
+    pub fn orkops_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_orkops"));
         cmd.args(args)
             .env("ORKOPS_CONFIG", &self.config)
-            .env_remove("RUST_LOG")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    pub fn orkops_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut cmd = self.orkops_command(args);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         if let Some(text) = stdin {
             child
