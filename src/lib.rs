@@ -5,16 +5,22 @@
 //! - `store`: the etcd-backed store behind a narrow trait;
 //! - `apiserver`: authentication, the command engine and the HTTP layer;
 //! - `master`: the `orkops-master` settings, setup and serve loop;
+//! - `agent`: `orkops-agent`, which runs the pods of its node on Docker;
+//! - `execproto`: the framing of `orkops exec` streams;
+//! - `serve`: the TLS accept loop both servers use;
 //! - `pki`: the cluster CA, certificates and secrets;
 //! - `client`: the API client and its configuration file;
 //! - `cli`: the `orkops` command line.
 
+pub mod agent;
 pub mod api;
 pub mod apiserver;
 pub mod cli;
 pub mod client;
+pub mod execproto;
 pub mod master;
 pub mod pki;
+pub mod serve;
 pub mod store;
 
 /// Resolves when the process gets SIGTERM or SIGINT.
@@ -45,6 +51,9 @@ pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(RemoteExit(code)) = e.downcast_ref::<RemoteExit>() {
+                return std::process::ExitCode::from(*code);
+            }
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {
                 eprintln!("caused by: {cause}");
@@ -53,3 +62,8 @@ pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
         }
     }
 }
+
+/// A command run elsewhere (`orkops exec`) ended with this exit code; the CLI exits with it.
+#[derive(Debug, thiserror::Error)]
+#[error("the command exited with code {0}")]
+pub struct RemoteExit(pub u8);

@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::apiserver::auth::random_token;
 use crate::apiserver::http::{router, AppState};
+use crate::apiserver::proxy::AgentAccess;
 use crate::apiserver::{Credentials, Engine};
 use crate::client::ClientConfig;
 use crate::pki::{self, Ca};
@@ -44,6 +43,8 @@ pub struct MasterConfig {
 /// What the master's setup produced: the TLS identity and the secrets.
 pub struct Secrets {
     pub ca_pem: String,
+    /// The CA's key when this master made its own CA (it then signs agent certificates).
+    pub ca_key_pem: Option<String>,
     pub cert_pem: String,
     pub key_pem: String,
     pub admin_token: String,
@@ -58,22 +59,24 @@ impl MasterConfig {
         let dir = &self.data_dir;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-        let (ca_pem, cert_pem, key_pem) = match (&self.tls_cert_file, &self.tls_key_file) {
-            (Some(c), Some(k)) => {
-                let ca = self.ca_file.as_ref().context(
-                    "--tls-cert-file needs --ca-file: clients must be told which CA signed it",
-                )?;
-                (read(ca)?, read(c)?, read(k)?)
-            }
-            (None, None) => {
-                let ca = Ca::load_or_generate(dir, &format!("orkops-ca-{}", self.cluster_name))?;
-                let (c, k) = pki::load_or_issue(&ca, dir, "apiserver", &self.sans())?;
-                (ca.cert_pem, c, k)
-            }
-            _ => anyhow::bail!(
-                "--tls-cert-file and --tls-key-file go together: give both or neither"
-            ),
-        };
+        let (ca_pem, ca_key_pem, cert_pem, key_pem) =
+            match (&self.tls_cert_file, &self.tls_key_file) {
+                (Some(c), Some(k)) => {
+                    let ca = self.ca_file.as_ref().context(
+                        "--tls-cert-file needs --ca-file: clients must be told which CA signed it",
+                    )?;
+                    (read(ca)?, None, read(c)?, read(k)?)
+                }
+                (None, None) => {
+                    let ca =
+                        Ca::load_or_generate(dir, &format!("orkops-ca-{}", self.cluster_name))?;
+                    let (c, k) = pki::load_or_issue(&ca, dir, "apiserver", &self.sans())?;
+                    (ca.cert_pem, Some(ca.key_pem), c, k)
+                }
+                _ => anyhow::bail!(
+                    "--tls-cert-file and --tls-key-file go together: give both or neither"
+                ),
+            };
         // check the identity now, so a bad file fails before the port is bound
         pki::server_config(
             &cert_pem,
@@ -88,6 +91,7 @@ impl MasterConfig {
         };
         Ok(Secrets {
             ca_pem,
+            ca_key_pem,
             cert_pem,
             key_pem,
             admin_token: secret(&self.admin_token_file, "admin.token")?,
@@ -160,12 +164,26 @@ pub async fn run(
         config.node_token_ttl,
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         Arc::new(store),
         &config.etcd_prefix,
         Some(credentials.clone()),
         stop_rx,
     );
+    if let Some(key) = &secrets.ca_key_pem {
+        engine = engine.with_ca(Ca {
+            cert_pem: secrets.ca_pem.clone(),
+            key_pem: key.clone(),
+        });
+    }
+    // the serving certificate doubles as the client certificate agents accept
+    let agents = AgentAccess::new(
+        &secrets.ca_pem,
+        &secrets.cert_pem,
+        &secrets.key_pem,
+        config.data_dir.join("spool"),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot prepare the connection to agents: {e}"))?;
     engine
         .ensure_system_namespaces()
         .await
@@ -182,6 +200,10 @@ pub async fn run(
         &secrets.admin_token,
     );
     client.save(&config.data_dir.join("admin.conf"))?;
+    // what an agent joins with (`orkops-agent --bootstrap-config`): the join token, not admin's
+    let mut bootstrap = client.clone();
+    bootstrap.token = secrets.join_token.clone();
+    bootstrap.save(&config.data_dir.join("bootstrap.conf"))?;
     if let Some(out) = &config.client_config_out {
         client.save(out)?;
     }
@@ -190,46 +212,10 @@ pub async fn run(
     let app = router(Arc::new(AppState {
         engine,
         credentials,
+        agents: Some(agents),
     }));
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
+    let graceful = crate::serve::accept_loop(listener, tls, app, shutdown).await;
     tracing::info!("shutting down: no new connections, ending watches");
-    drop(listener);
     let _ = stop_tx.send(true);
     if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
         .await

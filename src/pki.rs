@@ -244,6 +244,70 @@ pub fn server_config(
     Ok(Arc::new(cfg))
 }
 
+/// A TLS server config that also demands a client certificate of the CA in `ca_pem` made for
+/// client authentication (the agent's endpoint: only the master holds such a certificate).
+pub fn mutual_server_config(
+    cert_pem: &str,
+    key_pem: &str,
+    ca_pem: &str,
+    origin: &Path,
+) -> Result<Arc<rustls::ServerConfig>, PkiError> {
+    let invalid = |message: String| PkiError::Invalid {
+        path: origin.into(),
+        message,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for c in parse_certs(ca_pem, origin)? {
+        roots
+            .add(c)
+            .map_err(|e| invalid(format!("unusable CA certificate: {e}")))?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        crypto_provider(),
+    )
+    .build()
+    .map_err(|e| invalid(format!("cannot verify clients with this CA: {e}")))?;
+    let (certs, key) = (parse_certs(cert_pem, origin)?, parse_key(key_pem, origin)?);
+    let mut cfg = rustls::ServerConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()
+        .and_then(|b| {
+            b.with_client_cert_verifier(verifier)
+                .with_single_cert(certs, key)
+        })
+        .map_err(|e| invalid(format!("unusable certificate or key: {e}")))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Signs a node's certificate request: the subject becomes `node`, the certificate is for
+/// serving only (it cannot be used as a client certificate), valid for a year.
+pub fn sign_node_csr(ca: &Ca, node: &str, csr_pem: &str) -> Result<String, PkiError> {
+    let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+        .map_err(gen_err("the certificate request"))?;
+    let p = &mut csr.params;
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(DnType::CommonName, node);
+    p.is_ca = IsCa::NoCa;
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let now = time::OffsetDateTime::now_utc();
+    p.not_before = now - time::Duration::minutes(5);
+    p.not_after = now + time::Duration::days(365);
+    let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(gen_err("the CA key"))?;
+    let ca_cert = CertificateParams::from_ca_cert_pem(&ca.cert_pem)
+        .map_err(gen_err("the CA certificate"))?
+        .self_signed(&ca_key)
+        .map_err(gen_err("the CA certificate"))?;
+    Ok(csr
+        .signed_by(&ca_cert, &ca_key)
+        .map_err(gen_err(node))?
+        .pem())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

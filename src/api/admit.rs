@@ -290,6 +290,30 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
     let mut volumes = BTreeSet::new();
     for (i, v) in s.volumes.iter().enumerate() {
         let vp = format!("{path}.volumes[{i}]");
+        let sources = [
+            v.config_map
+                .as_ref()
+                .map(|c| ("configMap", c.default_mode, &c.items)),
+            v.secret
+                .as_ref()
+                .map(|c| ("secret", c.default_mode, &c.items)),
+        ];
+        for (src, default_mode, items) in sources.into_iter().flatten() {
+            let modes = std::iter::once((format!("{vp}.{src}.defaultMode"), default_mode)).chain(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(j, it)| (format!("{vp}.{src}.items[{j}].mode"), it.mode)),
+            );
+            for (field, mode) in modes {
+                if let Some(m) = mode.filter(|m| !(0..=0o777).contains(m)) {
+                    e.add(
+                        field,
+                        format!("{m} is not a file mode (0 to 0777 octal, 511 decimal)"),
+                    );
+                }
+            }
+        }
         if !labels::is_dns_label(&v.name) {
             e.add(
                 format!("{vp}.name"),

@@ -89,6 +89,8 @@ pub enum Command {
     },
     /// An agent asks for its node token (with the join token, or its current node token).
     IssueNodeToken { node: String },
+    /// Sign the serving certificate of a node's agent (a PEM certificate request).
+    SignNodeCertificate { node: String, csr: String },
 }
 
 pub enum Reply {
@@ -104,6 +106,7 @@ pub struct Engine {
     prefix: String,
     credentials: Option<Arc<super::auth::Credentials>>,
     shutdown: watch::Receiver<bool>,
+    ca: Option<Arc<crate::pki::Ca>>,
 }
 
 enum Verb {
@@ -126,7 +129,14 @@ impl Engine {
             prefix: prefix.trim_end_matches('/').to_string(),
             credentials,
             shutdown,
+            ca: None,
         }
+    }
+
+    /// Lets the engine sign agents' serving certificates with the cluster CA.
+    pub fn with_ca(mut self, ca: crate::pki::Ca) -> Engine {
+        self.ca = Some(Arc::new(ca));
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -254,6 +264,9 @@ impl Engine {
                 self.delete(caller, kind, ns, name, options).await
             }
             Command::IssueNodeToken { node } => self.issue_node_token(caller, &node),
+            Command::SignNodeCertificate { node, csr } => {
+                self.sign_node_certificate(caller, &node, &csr)
+            }
         }
     }
 
@@ -764,6 +777,35 @@ impl Engine {
         Ok(Reply::Created(json!({
             "apiVersion": "orkops.io/v1", "kind": "NodeToken",
             "node": node, "token": token, "expirationTimestamp": expiry,
+        })))
+    }
+
+    fn sign_node_certificate(
+        &self,
+        caller: &Caller,
+        node: &str,
+        csr: &str,
+    ) -> Result<Reply, ApiError> {
+        match caller {
+            Caller::Admin | Caller::Master => {}
+            Caller::Node(n) if n == node => {}
+            _ => return Err(ApiError::Forbidden(format!(
+                "only node {node:?} itself (with its node token) may have its certificate signed"
+            ))),
+        }
+        let ca = self.ca.as_ref().ok_or_else(|| {
+            ApiError::BadRequest(
+                "this master has no CA key (it was given its certificates with --tls-cert-file), so it cannot sign agent certificates".into(),
+            )
+        })?;
+        let cert = crate::pki::sign_node_csr(ca, node, csr).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "cannot sign the certificate request of node {node:?}: {e}"
+            ))
+        })?;
+        Ok(Reply::Created(json!({
+            "apiVersion": "orkops.io/v1", "kind": "NodeCertificate",
+            "node": node, "certificate": cert,
         })))
     }
 

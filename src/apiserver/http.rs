@@ -26,11 +26,23 @@ use crate::api::Kind;
 pub struct AppState {
     pub engine: Engine,
     pub credentials: Arc<Credentials>,
+    /// How to reach node agents (logs, exec, image load); None when not configured.
+    pub agents: Option<super::proxy::AgentAccess>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
+    use super::proxy;
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(proxy::logs))
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/exec",
+            axum::routing::post(proxy::exec).get(proxy::exec),
+        )
+        .route(
+            "/orkops/v1/images/load",
+            axum::routing::post(proxy::load_image),
+        )
         .fallback(dispatch)
         .with_state(state)
 }
@@ -181,6 +193,27 @@ fn decode(
                 "{method} is not allowed on {path}: use POST"
             ))),
         };
+    }
+    if let ["orkops", "v1", "nodes", node, "certificate"] = path
+        .trim_matches('/')
+        .split('/')
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        if *method != Method::POST {
+            return Err(ApiError::MethodNotAllowed(format!(
+                "{method} is not allowed on {path}: use POST"
+            )));
+        }
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+        let csr = v["csr"].as_str().ok_or_else(|| {
+            ApiError::BadRequest("the body needs \"csr\": a PEM certificate request".into())
+        })?;
+        return Ok(Command::SignNodeCertificate {
+            node: node.to_string(),
+            csr: csr.to_string(),
+        });
     }
     let t = parse_path(path)?;
     let Target {

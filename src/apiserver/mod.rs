@@ -5,6 +5,7 @@ pub mod auth;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod proxy;
 
 pub use auth::{Caller, Credentials};
 pub use engine::{Command, Engine, Reply};

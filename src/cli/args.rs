@@ -33,6 +33,71 @@ pub enum Command {
     Delete(DeleteArgs),
     /// List the kinds this server serves, with their short names.
     ApiResources,
+    /// Print the logs of a container in a pod.
+    Logs(LogsArgs),
+    /// Run a command in a container of a pod.
+    Exec(ExecArgs),
+    /// Move images onto the cluster's nodes.
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// The pod (NAME or pod/NAME).
+    pub pod: String,
+    /// The container (default: the pod's first).
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Keep printing new lines as they are written.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// The logs of the previous, terminated instance of the container.
+    #[arg(short = 'p', long)]
+    pub previous: bool,
+    /// Only the last N lines.
+    #[arg(long)]
+    pub tail: Option<u64>,
+    /// Prefix each line with its time.
+    #[arg(long)]
+    pub timestamps: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// The pod (NAME or pod/NAME).
+    pub pod: String,
+    /// The container (default: the pod's first).
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Pass standard input to the command.
+    #[arg(short = 'i', long)]
+    pub stdin: bool,
+    /// Allocate a terminal for the command.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// Copy an image from the local Docker engine into the nodes' engines, through the master.
+    Load(ImageLoadArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImageLoadArgs {
+    /// Images as the local engine names them (repo:tag).
+    #[arg(required_unless_present = "input", conflicts_with = "input")]
+    pub images: Vec<String>,
+    /// Read the images from a `docker save` archive instead of the local engine.
+    #[arg(short = 'i', long, value_name = "FILE")]
+    pub input: Option<std::path::PathBuf>,
+    /// Only this node (default: every Ready node).
+    #[arg(long)]
+    pub node: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -104,4 +169,7 @@ pub struct DeleteArgs {
     /// Succeed when an object is already gone.
     #[arg(long)]
     pub ignore_not_found: bool,
+    /// Wait until objects that stop gracefully (pods on a node) are gone.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub wait: bool,
 }

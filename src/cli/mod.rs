@@ -4,6 +4,7 @@
 pub mod args;
 pub mod manifest;
 pub mod printer;
+mod stream;
 
 use std::io::Write;
 
@@ -65,6 +66,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Get(a) => get(&Session::open(&cli)?, a).await,
         Command::Describe(a) => describe(&Session::open(&cli)?, a).await,
         Command::Delete(a) => delete(&Session::open(&cli)?, a).await,
+        Command::Logs(a) => stream::logs(&Session::open(&cli)?, a).await,
+        Command::Exec(a) => stream::exec(&Session::open(&cli)?, a).await,
+        Command::Image(args::ImageCommand::Load(a)) => {
+            stream::image_load(&Session::open(&cli)?, a).await
+        }
     }
 }
 
@@ -553,11 +559,44 @@ async fn delete(s: &Session, a: &DeleteArgs) -> anyhow::Result<()> {
         (None, true) => bail!("nothing to delete: give KIND NAME..., KIND -l SELECTOR, or -f FILE"),
     }
     let mut errors = Vec::new();
+    let mut stopping = Vec::new();
     for (kind, ns, name) in todo {
         match s.client.delete(kind, ns.as_deref(), &name, &query).await {
-            Ok(_) => println!("{} \"{name}\" deleted", kind.name().to_lowercase()),
+            Ok(obj) => {
+                println!("{} \"{name}\" deleted", kind.name().to_lowercase());
+                if let Some(g) = obj
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                {
+                    stopping.push((kind, ns, name, obj.pointer("/metadata/uid").cloned(), g));
+                }
+            }
             Err(e) if e.is_not_found() && a.ignore_not_found => {}
             Err(e) => errors.push(e.to_string()),
+        }
+    }
+    // like kubectl: wait until what stops gracefully is really gone (its node confirms)
+    for (kind, ns, name, uid, grace) in stopping.into_iter().filter(|_| a.wait) {
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_secs(grace.max(0) as u64 + 60);
+        loop {
+            match s.client.get(kind, ns.as_deref(), &name).await {
+                Err(e) if e.is_not_found() => break,
+                Ok(o) if o.pointer("/metadata/uid").cloned() != uid => break,
+                Err(e) => {
+                    errors.push(e.to_string());
+                    break;
+                }
+                Ok(_) if std::time::Instant::now() > deadline => {
+                    errors.push(format!(
+                        "{} {name:?} is still stopping after {}s: is the agent of its node running? (`orkops get nodes`)",
+                        kind.name().to_lowercase(),
+                        grace + 60
+                    ));
+                    break;
+                }
+                Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            }
         }
     }
     finish(errors)

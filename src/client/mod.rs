@@ -49,7 +49,7 @@ pub struct WatchEvent {
 pub struct ApiClient {
     http: reqwest::Client,
     endpoints: Vec<reqwest::Url>,
-    token: String,
+    token: std::sync::RwLock<String>,
     current: AtomicUsize,
 }
 
@@ -84,9 +84,54 @@ impl ApiClient {
         Ok(ApiClient {
             http,
             endpoints,
-            token: cfg.token.clone(),
+            token: std::sync::RwLock::new(cfg.token.clone()),
             current: AtomicUsize::new(0),
         })
+    }
+
+    fn token(&self) -> String {
+        self.token.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Uses `token` from now on (a renewed node token).
+    pub fn set_token(&self, token: &str) {
+        *self.token.write().unwrap_or_else(|e| e.into_inner()) = token.to_string();
+    }
+
+    /// One request with a streamed body or answer (logs, exec, image load) to the endpoint that
+    /// answered last; no fail-over, since a streamed body cannot be sent twice.
+    pub async fn send_streaming(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        headers: &[(&str, &str)],
+        body: Option<reqwest::Body>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let idx = self.current.load(Ordering::Relaxed) % self.endpoints.len();
+        let mut url = self.endpoints[idx].clone();
+        url.set_path(path);
+        let mut req = self
+            .http
+            .request(method, url)
+            .bearer_auth(self.token())
+            .query(query);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
+            endpoints: self.endpoints[idx].to_string(),
+            message: error_chain(&e),
+        })?;
+        let upgraded = resp.status() == reqwest::StatusCode::SWITCHING_PROTOCOLS;
+        if resp.status().is_success() || upgraded {
+            Ok(resp)
+        } else {
+            Err(decode(resp).await.unwrap_err())
+        }
     }
 
     /// Sends one request, trying the next endpoint when one cannot be reached.
@@ -108,7 +153,7 @@ impl ApiClient {
             let mut req = self
                 .http
                 .request(method.clone(), url)
-                .bearer_auth(&self.token)
+                .bearer_auth(self.token())
                 .query(query);
             if let Some(t) = timeout {
                 req = req.timeout(t);

@@ -396,3 +396,172 @@ impl Http {
         )
     }
 }
+
+/// The image tests run (busybox-static from Debian, built locally once).
+pub const TEST_IMAGE: &str = "orkops/busybox:1.35";
+
+/// Builds `TEST_IMAGE` unless the engine has it.
+pub fn test_image() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-test-images");
+        let out = Command::new(script).arg(TEST_IMAGE).output().unwrap();
+        assert!(
+            out.status.success(),
+            "cannot build the test image: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+/// `docker` with arguments; its stdout, trimmed.
+pub fn docker(args: &[&str]) -> (bool, String) {
+    let out = Command::new("docker").args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+            + String::from_utf8_lossy(&out.stderr).trim(),
+    )
+}
+
+/// A real `orkops-agent` process for one node of a test master, on the machine's Docker
+/// engine. Its node name is unique, and on drop every container and volume labelled with it
+/// is removed, so a failed test leaks nothing.
+pub struct Agent {
+    pub name: String,
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    bootstrap: PathBuf,
+}
+
+impl Agent {
+    pub fn start(m: &Master) -> Agent {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        test_image();
+        let name = format!(
+            "t{}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            &uuid::Uuid::new_v4().simple().to_string()[..6]
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("orkops-test-agent-")
+            .tempdir()
+            .unwrap();
+        let mut a = Agent {
+            name,
+            dir,
+            child: None,
+            bootstrap: m.dir.path().join("bootstrap.conf"),
+        };
+        a.spawn(m);
+        a
+    }
+
+    fn spawn(&mut self, m: &Master) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_orkops-agent"));
+        cmd.args(["--node-name", &self.name, "--listen", "127.0.0.1:0"])
+            .args(["--address", "127.0.0.1", "--heartbeat-seconds", "2"])
+            .args(["--bootstrap-config", self.bootstrap.to_str().unwrap()])
+            .args(["--data-dir", self.dir.path().to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.path().join("agent.log"))
+                    .unwrap(),
+            ));
+        die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
+        let start = Instant::now();
+        let marker = self.log().matches("agent ready").count();
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!("orkops-agent exited with {st}: {}", self.log());
+            }
+            if self.log().matches("agent ready").count() > marker {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the agent did not get ready in 60 s: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child = Some(child);
+        let _ = m;
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// Stops the agent with SIGTERM (its containers keep running) and starts it again.
+    pub fn restart(&mut self, m: &Master) {
+        self.stop();
+        self.spawn(m);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            let start = Instant::now();
+            while c.try_wait().unwrap().is_none() {
+                if start.elapsed() > Duration::from_secs(30) {
+                    let _ = c.kill();
+                    panic!("orkops-agent did not stop within 30 s of SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    fn label(&self) -> String {
+        format!("label=orkops.io/node={}", self.name)
+    }
+
+    /// Ids of this node's containers, running or not.
+    pub fn containers(&self) -> Vec<String> {
+        let (_, out) = docker(&["ps", "-aq", "--filter", &self.label()]);
+        out.lines()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    /// Names of this node's volumes.
+    pub fn volumes(&self) -> Vec<String> {
+        let (_, out) = docker(&["volume", "ls", "-q", "--filter", &self.label()]);
+        out.lines()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let ids = self.containers();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids.iter().map(String::as_str));
+            docker(&args);
+        }
+        let vols = self.volumes();
+        if !vols.is_empty() {
+            let mut args = vec!["volume", "rm", "-f"];
+            args.extend(vols.iter().map(String::as_str));
+            docker(&args);
+        }
+    }
+}

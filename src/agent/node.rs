@@ -1,0 +1,301 @@
+//! The node's identity and presence: trading the join token for a node token (kept in the
+//! data directory and renewed), the agent's serving certificate signed by the cluster CA, the
+//! Node object with capacity read from the machine, and the heartbeat.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::api::Kind;
+use crate::client::{ApiClient, ClientConfig};
+use crate::pki;
+
+/// Obtains a node token with `bootstrap` (a client config holding the join token) unless
+/// `DATA_DIR/node.conf` already holds a valid one; returns the node's client config.
+pub async fn credentials(
+    data_dir: &Path,
+    bootstrap: Option<&Path>,
+    node: &str,
+) -> anyhow::Result<ClientConfig> {
+    let saved = data_dir.join("node.conf");
+    if saved.exists() {
+        let cfg = ClientConfig::load(&saved)?;
+        let api = ApiClient::new(&cfg)?;
+        match api.get(Kind::Node, None, node).await {
+            Ok(_) => return Ok(cfg),
+            Err(e) if e.is_not_found() => return Ok(cfg),
+            Err(e) if e.code() == Some(401) => {
+                tracing::warn!("the saved node token was refused; joining again")
+            }
+            Err(e) => return Err(e).context("cannot reach the master with the saved node token"),
+        }
+    }
+    let path = bootstrap.context(
+        "this node has no credentials yet: pass --bootstrap-config FILE (a client config holding the cluster's join token)",
+    )?;
+    let boot = ClientConfig::load(path)?;
+    let api = ApiClient::new(&boot)?;
+    let token = renew(&api, node).await.with_context(|| {
+        format!(
+            "cannot join the cluster with the join token in {}",
+            path.display()
+        )
+    })?;
+    let mut cfg = boot.clone();
+    cfg.token = token;
+    cfg.save(&saved)?;
+    Ok(cfg)
+}
+
+/// A fresh node token for `node`.
+pub async fn renew(api: &ApiClient, node: &str) -> anyhow::Result<String> {
+    let r = api
+        .request(
+            Method::POST,
+            &format!("/orkops/v1/nodes/{node}/token"),
+            &[],
+            None,
+        )
+        .await?;
+    r["token"]
+        .as_str()
+        .map(str::to_string)
+        .context("the master's token answer has no token")
+}
+
+/// Loads the agent's serving certificate, or has the master sign a new one for `sans`.
+pub async fn serving_certificate(
+    api: &ApiClient,
+    data_dir: &Path,
+    node: &str,
+    sans: &[String],
+) -> anyhow::Result<(String, String)> {
+    let (crt, key, list) = (
+        data_dir.join("agent.crt"),
+        data_dir.join("agent.key"),
+        data_dir.join("agent.sans"),
+    );
+    let wanted = sans.join("\n");
+    if crt.exists()
+        && key.exists()
+        && std::fs::read_to_string(&list).ok().as_deref() == Some(&wanted)
+    {
+        return Ok((
+            std::fs::read_to_string(&crt)?,
+            std::fs::read_to_string(&key)?,
+        ));
+    }
+    let kp = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(sans.to_vec())?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, node);
+    let csr = params.serialize_request(&kp)?.pem()?;
+    let r = api
+        .request(
+            Method::POST,
+            &format!("/orkops/v1/nodes/{node}/certificate"),
+            &[],
+            Some(&json!({"csr": csr})),
+        )
+        .await
+        .context("cannot have the master sign the agent's serving certificate")?;
+    let cert = r["certificate"]
+        .as_str()
+        .context("the master's answer has no certificate")?
+        .to_string();
+    pki::write_private(&key, kp.serialize_pem().as_bytes())?;
+    pki::write_private(&crt, cert.as_bytes())?;
+    pki::write_private(&list, wanted.as_bytes())?;
+    Ok((cert, kp.serialize_pem()))
+}
+
+/// What the Node object says about this machine.
+pub struct Facts {
+    pub name: String,
+    pub address: String,
+    pub agent_port: u16,
+    pub max_pods: u32,
+    pub labels: BTreeMap<String, String>,
+    pub runtime_version: String,
+}
+
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+fn memory_kib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn os_image() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+impl Facts {
+    fn status(&self, ready_since: DateTime<Utc>, now: DateTime<Utc>) -> Value {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let capacity = json!({
+            "cpu": cpus.to_string(),
+            "memory": format!("{}Ki", memory_kib()),
+            "pods": self.max_pods.to_string(),
+        });
+        json!({
+            "capacity": capacity,
+            "allocatable": capacity,
+            "conditions": [{
+                "type": "Ready", "status": "True", "reason": "AgentReady",
+                "message": "orkops-agent is posting ready status",
+                "lastHeartbeatTime": now, "lastTransitionTime": ready_since,
+            }],
+            "addresses": [
+                {"type": "InternalIP", "address": self.address},
+                {"type": "Hostname", "address": self.name},
+            ],
+            "nodeInfo": {
+                "architecture": arch(),
+                "operatingSystem": std::env::consts::OS,
+                "kernelVersion": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+                "osImage": os_image(),
+                "containerRuntimeVersion": format!("docker://{}", self.runtime_version),
+                "agentVersion": env!("CARGO_PKG_VERSION"),
+            },
+            "daemonEndpoints": {"agentEndpoint": {"Port": self.agent_port}},
+        })
+    }
+
+    fn labels(&self) -> BTreeMap<String, String> {
+        let mut l = BTreeMap::from([
+            ("kubernetes.io/hostname".to_string(), self.name.clone()),
+            (
+                "kubernetes.io/os".to_string(),
+                std::env::consts::OS.to_string(),
+            ),
+            ("kubernetes.io/arch".to_string(), arch().to_string()),
+        ]);
+        l.extend(self.labels.clone());
+        l
+    }
+}
+
+/// Creates the Node if it is missing (adding our labels if it exists) and posts its status.
+pub async fn register(
+    api: &ApiClient,
+    facts: &Facts,
+    ready_since: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    match api.get(Kind::Node, None, &facts.name).await {
+        Ok(mut node) => {
+            let labels = node["metadata"]["labels"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let missing = facts
+                .labels()
+                .into_iter()
+                .any(|(k, v)| labels.get(&k).and_then(Value::as_str) != Some(&v));
+            if missing {
+                for (k, v) in facts.labels() {
+                    node["metadata"]["labels"][k] = json!(v);
+                }
+                api.replace(Kind::Node, None, &facts.name, &node).await?;
+            }
+        }
+        Err(e) if e.is_not_found() => {
+            let body = json!({
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": facts.name, "labels": facts.labels()},
+                "spec": {},
+            });
+            match api.create(Kind::Node, None, &body).await {
+                Ok(_) => tracing::info!(node = %facts.name, "registered the node"),
+                Err(e) if e.code() == Some(409) => {}
+                Err(e) => return Err(e).context("cannot register the node"),
+            }
+        }
+        Err(e) => return Err(e).context("cannot read the node"),
+    }
+    heartbeat(api, facts, ready_since).await
+}
+
+pub async fn heartbeat(
+    api: &ApiClient,
+    facts: &Facts,
+    ready_since: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let body = json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": facts.name},
+        "status": facts.status(ready_since, Utc::now()),
+    });
+    api.replace_status(Kind::Node, None, &facts.name, &body)
+        .await
+        .context("cannot post the node status")?;
+    Ok(())
+}
+
+/// Posts the heartbeat every `every` (re-registering a node that was deleted) and renews the
+/// node token daily, until the task is aborted.
+pub async fn keep_alive(
+    api: Arc<ApiClient>,
+    facts: Facts,
+    every: Duration,
+    data_dir: std::path::PathBuf,
+) {
+    let ready_since = Utc::now();
+    let mut last_renewal = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        let r = match heartbeat(&api, &facts, ready_since).await {
+            Err(e)
+                if e.downcast_ref::<crate::client::ClientError>()
+                    .is_some_and(|c| c.is_not_found()) =>
+            {
+                register(&api, &facts, ready_since).await
+            }
+            r => r,
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %format!("{e:#}"), "heartbeat failed");
+        }
+        if last_renewal.elapsed() > Duration::from_secs(24 * 3600) {
+            match renew(&api, &facts.name).await {
+                Ok(token) => {
+                    api.set_token(&token);
+                    let path = data_dir.join("node.conf");
+                    if let Ok(mut cfg) = ClientConfig::load(&path) {
+                        cfg.token = token;
+                        let _ = cfg.save(&path);
+                    }
+                    last_renewal = tokio::time::Instant::now();
+                }
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot renew the node token"),
+            }
+        }
+    }
+}

@@ -1,0 +1,736 @@
+//! The pod reconciler, as pure functions: from a pod's spec, what the engine holds for it, and
+//! what the agent remembers (back-off levels, failures, probe results), `plan` decides what to
+//! do next and `status` says what the pod's status is. No I/O here; `pods` executes the plan.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::runtime::{Observed, RunState, SANDBOX};
+use crate::api::core::{
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    ContainerStatus, Pod, PodStatus,
+};
+use crate::api::meta::Condition;
+
+pub const BACKOFF_BASE: Duration = Duration::from_secs(10);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// A container that ran this long before it exited restarts without back-off.
+pub const BACKOFF_RESET: Duration = Duration::from_secs(600);
+
+/// Something that went wrong before a process ran (image missing, config error, sandbox
+/// failure); retried at `retry_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub reason: String,
+    pub message: String,
+    pub retry_at: DateTime<Utc>,
+}
+
+/// What the agent remembers about a pod between syncs.
+#[derive(Debug, Default, Clone)]
+pub struct Memory {
+    /// Restarts since the last reset, per container name.
+    pub backoff: BTreeMap<String, u32>,
+    /// Per container name, or `SANDBOX`.
+    pub failures: BTreeMap<String, Failure>,
+    /// Container ids whose liveness probe failed.
+    pub liveness_failed: BTreeSet<String>,
+    /// Readiness probe results by container id.
+    pub ready: BTreeMap<String, bool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Remove what is left of the old sandbox and start a new one.
+    CreateSandbox,
+    /// Create and start attempt `attempt` of container `name`; remember `backoff_level`.
+    Start {
+        name: String,
+        attempt: u32,
+        backoff_level: u32,
+    },
+    /// Stop a running container (SIGTERM, SIGKILL after `grace`).
+    Kill {
+        id: String,
+        container: String,
+        grace: Duration,
+        reason: String,
+    },
+    /// Remove a dead container nobody needs any more.
+    Remove { id: String },
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    /// When to look again even if nothing happens (end of a back-off).
+    pub wake_at: Option<DateTime<Utc>>,
+}
+
+pub fn backoff_delay(level: u32) -> Duration {
+    if level == 0 {
+        return Duration::ZERO;
+    }
+    let factor = 1u64.checked_shl(level - 1).unwrap_or(u64::MAX);
+    BACKOFF_BASE
+        .checked_mul(factor.min(u32::MAX as u64) as u32)
+        .unwrap_or(BACKOFF_MAX)
+        .min(BACKOFF_MAX)
+}
+
+fn restart_policy(pod: &Pod) -> &str {
+    pod.spec.restart_policy.as_deref().unwrap_or("Always")
+}
+
+fn will_restart(pod: &Pod, o: &Observed) -> bool {
+    match restart_policy(pod) {
+        "Never" => false,
+        "OnFailure" => exit_code(o) != 0,
+        _ => true,
+    }
+}
+
+fn exit_code(o: &Observed) -> i64 {
+    if !o.error.is_empty() && o.exit_code == 0 {
+        128
+    } else {
+        o.exit_code
+    }
+}
+
+pub fn is_terminal(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// The newest attempt of `name` among the pod's containers.
+pub fn latest<'a>(observed: &'a [Observed], name: &str) -> Option<&'a Observed> {
+    observed
+        .iter()
+        .filter(|o| o.container == name)
+        .max_by_key(|o| (o.attempt, o.started_at))
+}
+
+fn previous<'a>(observed: &'a [Observed], cur: &Observed) -> Option<&'a Observed> {
+    observed
+        .iter()
+        .filter(|o| o.container == cur.container && o.attempt < cur.attempt)
+        .max_by_key(|o| o.attempt)
+}
+
+pub fn grace(pod: &Pod) -> Duration {
+    let s = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .or(pod.spec.termination_grace_period_seconds)
+        .unwrap_or(30);
+    Duration::from_secs(s.max(0) as u64)
+}
+
+fn deadline_exceeded(pod: &Pod, now: DateTime<Utc>) -> bool {
+    let start = pod.status.as_ref().and_then(|s| s.start_time);
+    match (pod.spec.active_deadline_seconds, start) {
+        (Some(d), Some(t)) => now >= t + chrono::Duration::seconds(d),
+        _ => false,
+    }
+}
+
+/// What to do next for a live (not deleted) pod.
+pub fn plan(pod: &Pod, observed: &[Observed], mem: &Memory, now: DateTime<Utc>) -> Plan {
+    let mut p = Plan::default();
+    let wake = |p: &mut Plan, t: DateTime<Utc>| {
+        p.wake_at = Some(p.wake_at.map_or(t, |w| w.min(t)));
+    };
+    let running: Vec<&Observed> = observed
+        .iter()
+        .filter(|o| o.state == RunState::Running)
+        .collect();
+    if is_terminal(pod) || deadline_exceeded(pod, now) {
+        let reason = if is_terminal(pod) {
+            "the pod has finished"
+        } else {
+            "the pod's activeDeadlineSeconds passed"
+        };
+        for o in running {
+            p.actions.push(Action::Kill {
+                id: o.id.clone(),
+                container: o.container.clone(),
+                grace: if o.container == SANDBOX {
+                    Duration::ZERO
+                } else {
+                    grace(pod)
+                },
+                reason: reason.into(),
+            });
+        }
+        return p;
+    }
+    // Old dead attempts: keep the newest and the one before it (for `logs --previous`).
+    for o in observed.iter().filter(|o| o.state != RunState::Running) {
+        if let Some(cur) = latest(observed, &o.container) {
+            if o.attempt + 1 < cur.attempt || (o.container == SANDBOX && o.id != cur.id) {
+                p.actions.push(Action::Remove { id: o.id.clone() });
+            }
+        }
+    }
+    let sandbox = latest(observed, SANDBOX);
+    if sandbox.is_none_or(|s| s.state != RunState::Running) {
+        if let Some(f) = mem.failures.get(SANDBOX).filter(|f| f.retry_at > now) {
+            wake(&mut p, f.retry_at);
+            return p;
+        }
+        for o in running.iter().filter(|o| o.container != SANDBOX) {
+            p.actions.push(Action::Kill {
+                id: o.id.clone(),
+                container: o.container.clone(),
+                grace: grace(pod),
+                reason: "the pod's sandbox is gone; it is being recreated".into(),
+            });
+        }
+        p.actions.push(Action::CreateSandbox);
+        return p;
+    }
+    for c in &pod.spec.containers {
+        let failure = mem.failures.get(&c.name).filter(|f| f.retry_at > now);
+        let cur = latest(observed, &c.name);
+        match cur {
+            None => match failure {
+                Some(f) => wake(&mut p, f.retry_at),
+                None => p.actions.push(Action::Start {
+                    name: c.name.clone(),
+                    attempt: 0,
+                    backoff_level: 0,
+                }),
+            },
+            Some(o) if o.state == RunState::Created => {
+                // created but never started (the agent stopped in between): do it again
+                p.actions.push(Action::Remove { id: o.id.clone() });
+                p.actions.push(Action::Start {
+                    name: c.name.clone(),
+                    attempt: o.attempt,
+                    backoff_level: mem.backoff.get(&c.name).copied().unwrap_or(0),
+                });
+            }
+            Some(o) if o.state == RunState::Running => {
+                if mem.liveness_failed.contains(&o.id) {
+                    p.actions.push(Action::Kill {
+                        id: o.id.clone(),
+                        container: c.name.clone(),
+                        grace: grace(pod),
+                        reason: "its liveness probe failed".into(),
+                    });
+                }
+            }
+            Some(o) => {
+                if !will_restart(pod, o) {
+                    continue;
+                }
+                if let Some(f) = failure {
+                    wake(&mut p, f.retry_at);
+                    continue;
+                }
+                let (level, not_before) = restart_at(o, mem, now);
+                if now >= not_before {
+                    p.actions.push(Action::Start {
+                        name: c.name.clone(),
+                        attempt: o.attempt + 1,
+                        backoff_level: level + 1,
+                    });
+                } else {
+                    wake(&mut p, not_before);
+                }
+            }
+        }
+    }
+    p
+}
+
+/// The back-off level that applies to restarting `o`, and the earliest time to do it.
+fn restart_at(o: &Observed, mem: &Memory, now: DateTime<Utc>) -> (u32, DateTime<Utc>) {
+    let finished = o.finished_at.unwrap_or(now);
+    let ran = match o.started_at {
+        Some(s) => (finished - s).to_std().unwrap_or_default(),
+        None => Duration::ZERO,
+    };
+    let level = if ran >= BACKOFF_RESET {
+        0
+    } else {
+        mem.backoff.get(&o.container).copied().unwrap_or(0)
+    };
+    let delay = chrono::Duration::from_std(backoff_delay(level)).unwrap_or_default();
+    (level, finished + delay)
+}
+
+fn terminated(o: &Observed) -> ContainerState {
+    let (reason, message) = if !o.error.is_empty() {
+        ("StartError", Some(o.error.clone()))
+    } else if o.oom_killed {
+        ("OOMKilled", None)
+    } else if o.exit_code == 0 {
+        ("Completed", None)
+    } else {
+        ("Error", None)
+    };
+    let code = exit_code(o);
+    ContainerState {
+        terminated: Some(ContainerStateTerminated {
+            exit_code: code,
+            signal: (code > 128 && code < 160 && o.error.is_empty()).then_some(code - 128),
+            reason: Some(reason.into()),
+            message,
+            started_at: o.started_at,
+            finished_at: o.finished_at,
+        }),
+        ..Default::default()
+    }
+}
+
+fn waiting(reason: &str, message: Option<String>) -> ContainerState {
+    ContainerState {
+        waiting: Some(ContainerStateWaiting {
+            reason: Some(reason.into()),
+            message,
+        }),
+        ..Default::default()
+    }
+}
+
+fn condition(prev: Option<&PodStatus>, type_: &str, ok: bool, now: DateTime<Utc>) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    let since = prev
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+        .filter(|c| c.status == status)
+        .and_then(|c| c.last_transition_time)
+        .unwrap_or(now);
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        last_transition_time: Some(since),
+        ..Default::default()
+    }
+}
+
+/// The pod's status as observed now.
+pub fn status(
+    pod: &Pod,
+    observed: &[Observed],
+    mem: &Memory,
+    host_ip: &str,
+    now: DateTime<Utc>,
+) -> PodStatus {
+    let prev = pod.status.as_ref();
+    let sandbox = latest(observed, SANDBOX).filter(|s| s.state == RunState::Running);
+    let mut pending = false;
+    let mut all_final = true;
+    let mut all_ok = true;
+    let mut statuses = Vec::new();
+    let pod_ref = format!("{}_{}", pod.metadata.name(), pod.metadata.namespace());
+    for c in &pod.spec.containers {
+        let cur = latest(observed, &c.name);
+        let failure = mem.failures.get(&c.name);
+        let mut cs = ContainerStatus {
+            name: c.name.clone(),
+            image: c.image.clone(),
+            restart_count: cur.map_or(0, |o| o.attempt as i64),
+            ..Default::default()
+        };
+        match cur {
+            None => {
+                pending = true;
+                all_final = false;
+                cs.state = match failure {
+                    Some(f) => waiting(&f.reason, Some(f.message.clone())),
+                    None => waiting("ContainerCreating", None),
+                };
+            }
+            Some(o) => {
+                cs.container_id = Some(format!("docker://{}", o.id));
+                cs.image_id = (!o.image_id.is_empty()).then(|| format!("docker://{}", o.image_id));
+                let last = previous(observed, o).map(terminated);
+                match o.state {
+                    RunState::Created => {
+                        pending = true;
+                        all_final = false;
+                        cs.state = waiting("ContainerCreating", None);
+                        cs.last_state = last;
+                    }
+                    RunState::Running => {
+                        all_final = false;
+                        cs.state = ContainerState {
+                            running: Some(ContainerStateRunning {
+                                started_at: o.started_at,
+                            }),
+                            ..Default::default()
+                        };
+                        cs.last_state = last;
+                        cs.started = Some(true);
+                        cs.ready = c.readiness_probe.is_none()
+                            || mem.ready.get(&o.id).copied().unwrap_or(false);
+                    }
+                    RunState::Exited if will_restart(pod, o) && !is_terminal(pod) => {
+                        all_final = false;
+                        cs.last_state = Some(terminated(o));
+                        cs.started = Some(false);
+                        cs.state = match failure {
+                            Some(f) => waiting(&f.reason, Some(f.message.clone())),
+                            None => {
+                                let (level, at) = restart_at(o, mem, now);
+                                if at > now {
+                                    waiting(
+                                        "CrashLoopBackOff",
+                                        Some(format!(
+                                            "back-off {}s restarting failed container={} pod={pod_ref}",
+                                            backoff_delay(level).as_secs(),
+                                            c.name
+                                        )),
+                                    )
+                                } else {
+                                    waiting("ContainerCreating", None)
+                                }
+                            }
+                        };
+                        if !o.error.is_empty() && failure.is_none() {
+                            cs.state.waiting = Some(ContainerStateWaiting {
+                                reason: Some("RunContainerError".into()),
+                                message: Some(o.error.clone()),
+                            });
+                        }
+                    }
+                    RunState::Exited => {
+                        cs.state = terminated(o);
+                        cs.started = Some(false);
+                        all_ok &= exit_code(o) == 0;
+                    }
+                }
+            }
+        }
+        statuses.push(cs);
+    }
+    let prev_phase = prev.and_then(|s| s.phase.clone());
+    let deadline = deadline_exceeded(pod, now);
+    let phase = if matches!(prev_phase.as_deref(), Some("Succeeded" | "Failed")) {
+        prev_phase.unwrap_or_default()
+    } else if deadline {
+        "Failed".to_string()
+    } else if pending {
+        "Pending".into()
+    } else if all_final {
+        if all_ok { "Succeeded" } else { "Failed" }.into()
+    } else {
+        "Running".into()
+    };
+    let terminal = phase == "Succeeded" || phase == "Failed";
+    let all_ready = !terminal && statuses.iter().all(|s| s.ready);
+    let (reason, message) = if deadline && !is_terminal(pod) {
+        (
+            Some("DeadlineExceeded".to_string()),
+            Some(format!(
+                "the pod was active longer than its activeDeadlineSeconds ({}s)",
+                pod.spec.active_deadline_seconds.unwrap_or(0)
+            )),
+        )
+    } else if let Some(f) = mem.failures.get(SANDBOX).filter(|_| sandbox.is_none()) {
+        (Some(f.reason.clone()), Some(f.message.clone()))
+    } else if terminal {
+        (
+            prev.and_then(|s| s.reason.clone()),
+            prev.and_then(|s| s.message.clone()),
+        )
+    } else {
+        (None, None)
+    };
+    PodStatus {
+        phase: Some(phase),
+        conditions: vec![
+            condition(prev, "PodScheduled", true, now),
+            condition(prev, "Initialized", true, now),
+            condition(prev, "ContainersReady", all_ready, now),
+            condition(prev, "Ready", all_ready, now),
+        ],
+        reason,
+        message,
+        host_ip: Some(host_ip.to_string()),
+        pod_ip: sandbox
+            .and_then(|s| s.ip.clone())
+            .or_else(|| prev.and_then(|s| s.pod_ip.clone()).filter(|_| terminal)),
+        start_time: prev.and_then(|s| s.start_time).or(Some(now)),
+        container_statuses: statuses,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::core::{Container, PodSpec};
+
+    fn pod(policy: &str, names: &[&str]) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some("web".into());
+        p.metadata.namespace = Some("default".into());
+        p.spec = PodSpec {
+            restart_policy: Some(policy.into()),
+            containers: names
+                .iter()
+                .map(|n| Container {
+                    name: n.to_string(),
+                    image: "img".into(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        p
+    }
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
+    }
+
+    fn obs(
+        container: &str,
+        attempt: u32,
+        state: RunState,
+        exit: i64,
+        started: i64,
+        finished: i64,
+    ) -> Observed {
+        Observed {
+            id: format!("{container}-{attempt}"),
+            pod_uid: "u".into(),
+            pod_namespace: "default".into(),
+            pod_name: "web".into(),
+            container: container.into(),
+            attempt,
+            state,
+            exit_code: exit,
+            error: String::new(),
+            oom_killed: false,
+            started_at: Some(t(started)),
+            finished_at: (state == RunState::Exited).then(|| t(finished)),
+            image: "img".into(),
+            image_id: "sha256:1".into(),
+            ip: (container == SANDBOX).then(|| "172.17.0.5".into()),
+        }
+    }
+
+    #[test]
+    fn back_off_doubles_from_ten_seconds_to_five_minutes() {
+        let d: Vec<u64> = (0..8).map(|l| backoff_delay(l).as_secs()).collect();
+        assert_eq!(d, vec![0, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(backoff_delay(200), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn a_new_pod_gets_a_sandbox_then_its_containers() {
+        let p = pod("Always", &["a", "b"]);
+        let plan1 = plan(&p, &[], &Memory::default(), t(0));
+        assert_eq!(plan1.actions, vec![Action::CreateSandbox]);
+        let sb = obs(SANDBOX, 0, RunState::Running, 0, 0, 0);
+        let plan2 = plan(&p, std::slice::from_ref(&sb), &Memory::default(), t(1));
+        assert_eq!(plan2.actions.len(), 2);
+        assert!(matches!(&plan2.actions[0], Action::Start { name, attempt: 0, .. } if name == "a"));
+        let st = status(&p, &[sb], &Memory::default(), "10.0.0.1", t(1));
+        assert_eq!(st.phase.as_deref(), Some("Pending"));
+        assert_eq!(st.pod_ip.as_deref(), Some("172.17.0.5"));
+    }
+
+    #[test]
+    fn a_crashing_container_restarts_with_growing_back_off() {
+        let p = pod("Always", &["a"]);
+        let sb = obs(SANDBOX, 0, RunState::Running, 0, 0, 0);
+        let mut mem = Memory::default();
+        // first crash: restart at once
+        let dead = obs("a", 0, RunState::Exited, 1, 1, 2);
+        let pl = plan(&p, &[sb.clone(), dead.clone()], &mem, t(2));
+        assert_eq!(
+            pl.actions,
+            vec![Action::Start {
+                name: "a".into(),
+                attempt: 1,
+                backoff_level: 1
+            }]
+        );
+        // second crash: wait 10 s
+        mem.backoff.insert("a".into(), 1);
+        let dead1 = obs("a", 1, RunState::Exited, 1, 3, 4);
+        let all = [sb.clone(), dead.clone(), dead1.clone()];
+        let pl = plan(&p, &all, &mem, t(5));
+        assert!(pl.actions.is_empty());
+        assert_eq!(pl.wake_at, Some(t(14)));
+        let st = status(&p, &all, &mem, "h", t(5));
+        let cs = &st.container_statuses[0];
+        assert_eq!(cs.restart_count, 1);
+        assert_eq!(
+            cs.state.waiting.as_ref().unwrap().reason.as_deref(),
+            Some("CrashLoopBackOff")
+        );
+        assert_eq!(
+            cs.last_state
+                .as_ref()
+                .unwrap()
+                .terminated
+                .as_ref()
+                .unwrap()
+                .exit_code,
+            1
+        );
+        assert_eq!(st.phase.as_deref(), Some("Running"));
+        let pl = plan(&p, &all, &mem, t(14));
+        assert_eq!(
+            pl.actions,
+            vec![Action::Start {
+                name: "a".into(),
+                attempt: 2,
+                backoff_level: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn a_long_healthy_run_resets_the_back_off() {
+        let p = pod("Always", &["a"]);
+        let sb = obs(SANDBOX, 0, RunState::Running, 0, 0, 0);
+        let mut mem = Memory::default();
+        mem.backoff.insert("a".into(), 6);
+        let dead = obs("a", 7, RunState::Exited, 1, 0, 700);
+        let pl = plan(&p, &[sb, dead], &mem, t(700));
+        assert_eq!(
+            pl.actions,
+            vec![Action::Start {
+                name: "a".into(),
+                attempt: 8,
+                backoff_level: 1
+            }]
+        );
+    }
+
+    #[test]
+    fn restart_policies_decide_and_phases_follow() {
+        let sb = obs(SANDBOX, 0, RunState::Running, 0, 0, 0);
+        let ok = obs("a", 0, RunState::Exited, 0, 1, 2);
+        let failed = obs("a", 0, RunState::Exited, 3, 1, 2);
+        let never = pod("Never", &["a"]);
+        assert!(plan(
+            &never,
+            &[sb.clone(), failed.clone()],
+            &Memory::default(),
+            t(3)
+        )
+        .actions
+        .is_empty());
+        let st = status(
+            &never,
+            &[sb.clone(), failed.clone()],
+            &Memory::default(),
+            "h",
+            t(3),
+        );
+        assert_eq!(st.phase.as_deref(), Some("Failed"));
+        let on_failure = pod("OnFailure", &["a"]);
+        assert!(plan(
+            &on_failure,
+            &[sb.clone(), ok.clone()],
+            &Memory::default(),
+            t(3)
+        )
+        .actions
+        .is_empty());
+        assert_eq!(
+            status(
+                &on_failure,
+                &[sb.clone(), ok.clone()],
+                &Memory::default(),
+                "h",
+                t(3)
+            )
+            .phase
+            .as_deref(),
+            Some("Succeeded")
+        );
+        assert_eq!(
+            plan(&on_failure, &[sb.clone(), failed], &Memory::default(), t(3))
+                .actions
+                .len(),
+            1
+        );
+        assert_eq!(
+            plan(&pod("Always", &["a"]), &[sb, ok], &Memory::default(), t(3))
+                .actions
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn readiness_and_liveness_results_drive_status_and_restarts() {
+        let mut p = pod("Always", &["a"]);
+        p.spec.containers[0].readiness_probe = Some(Default::default());
+        let sb = obs(SANDBOX, 0, RunState::Running, 0, 0, 0);
+        let run = obs("a", 0, RunState::Running, 0, 1, 0);
+        let mut mem = Memory::default();
+        let all = [sb, run];
+        let st = status(&p, &all, &mem, "h", t(2));
+        assert_eq!(st.phase.as_deref(), Some("Running"));
+        assert_eq!(
+            st.conditions[3].status, "False",
+            "not ready before the first probe success"
+        );
+        mem.ready.insert("a-0".into(), true);
+        p.status = Some(st);
+        let st2 = status(&p, &all, &mem, "h", t(3));
+        assert_eq!(st2.conditions[3].status, "True");
+        assert_eq!(st2.conditions[3].last_transition_time, Some(t(3)));
+        assert_eq!(
+            st2.conditions[0].last_transition_time,
+            Some(t(2)),
+            "unchanged conditions keep their time"
+        );
+        mem.liveness_failed.insert("a-0".into());
+        let pl = plan(&p, &all, &mem, t(4));
+        assert!(matches!(&pl.actions[..], [Action::Kill { id, .. }] if id == "a-0"));
+    }
+
+    #[test]
+    fn a_dead_sandbox_is_replaced_and_old_attempts_pruned() {
+        let p = pod("Always", &["a"]);
+        let sb = obs(SANDBOX, 0, RunState::Exited, 137, 0, 5);
+        let run = obs("a", 0, RunState::Running, 0, 1, 0);
+        let pl = plan(&p, &[sb, run], &Memory::default(), t(6));
+        assert!(matches!(&pl.actions[0], Action::Kill { id, .. } if id == "a-0"));
+        assert_eq!(pl.actions.last(), Some(&Action::CreateSandbox));
+        let sb1 = obs(SANDBOX, 1, RunState::Running, 0, 6, 0);
+        let old_sb = obs(SANDBOX, 0, RunState::Exited, 137, 0, 5);
+        let a0 = obs("a", 0, RunState::Exited, 1, 1, 2);
+        let a1 = obs("a", 1, RunState::Exited, 1, 3, 4);
+        let a2 = obs("a", 2, RunState::Running, 0, 5, 0);
+        let pl = plan(&p, &[sb1, old_sb, a0, a1, a2], &Memory::default(), t(7));
+        let removed: Vec<_> = pl
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Remove { id } => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(removed, vec!["POD-0", "a-0"]);
+    }
+
+    #[test]
+    fn a_finished_pod_is_left_alone_but_its_sandbox_stopped() {
+        let mut p = pod("Never", &["a"]);
+        p.status = Some(PodStatus {
+            phase: Some("Succeeded".into()),
+            ..Default::default()
+        });
+        let sb = obs(SANDBOX, 0, RunState::Running, 0, 0, 0);
+        let ok = obs("a", 0, RunState::Exited, 0, 1, 2);
+        let pl = plan(&p, &[sb, ok], &Memory::default(), t(3));
+        assert!(
+            matches!(&pl.actions[..], [Action::Kill { container, .. }] if container == SANDBOX)
+        );
+    }
+}

@@ -1,0 +1,842 @@
+//! Pod workers: one task per pod bound to this node. Each wakes on a change of the pod, a
+//! Docker event for its containers, a probe verdict or a timer; observes the engine; runs the
+//! `plan`; writes the `status` when it changed; and on deletion stops the containers within the
+//! grace period, removes them and finalizes the pod. Also the sweep for containers of no pod.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use chrono::Utc;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::inputs::{self, Source};
+use super::plan::{self, Action, Failure, Memory};
+use super::probe::{self, ProbeKind, ProbeResult};
+use super::runtime::{Observed, RunState, Runtime, LABEL_ATTEMPT, PAUSE_IMAGE, SANDBOX};
+use crate::api::core::{Container, Pod};
+use crate::api::Kind;
+use crate::client::ApiClient;
+
+/// How often a worker looks again when nothing tells it to.
+const RESYNC: Duration = Duration::from_secs(10);
+/// How long to wait before retrying an image, configuration or sandbox failure.
+const RETRY: Duration = Duration::from_secs(10);
+
+pub struct Ctx {
+    pub api: Arc<ApiClient>,
+    pub rt: Runtime,
+    pub node: String,
+    pub host_ip: String,
+    pub data_dir: PathBuf,
+    /// The Docker network sandboxes join.
+    pub network: String,
+    pub http: reqwest::Client,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Ctx {
+    /// Records an event about `pod` (best effort: a lost event is logged, not fatal).
+    pub fn event(self: &Arc<Self>, pod: &Pod, type_: &str, reason: &str, message: String) {
+        let ns = pod.metadata.namespace().to_string();
+        let now = Utc::now();
+        let body = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": format!("{}.", pod.metadata.name()), "namespace": ns},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": ns,
+                "name": pod.metadata.name(), "uid": pod.metadata.uid},
+            "reason": reason, "message": message, "type": type_, "count": 1,
+            "firstTimestamp": now, "lastTimestamp": now,
+            "source": {"component": "orkops-agent", "host": self.node},
+        });
+        tracing::info!(pod = %format!("{ns}/{}", pod.metadata.name()), reason, %message, "event");
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me.api.create(Kind::Event, Some(&ns), &body).await {
+                tracing::debug!(error = %e, "cannot record an event");
+            }
+        });
+    }
+}
+
+enum Msg {
+    Pod(Box<Pod>),
+    Gone,
+    Poke,
+}
+
+/// The live workers, by pod uid.
+#[derive(Clone)]
+pub struct Workers {
+    ctx: Arc<Ctx>,
+    map: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Msg>>>>,
+}
+
+fn uid_of(p: &Pod) -> String {
+    p.metadata.uid.clone().unwrap_or_default()
+}
+
+impl Workers {
+    pub fn new(ctx: Arc<Ctx>) -> Workers {
+        Workers {
+            ctx,
+            map: Arc::default(),
+        }
+    }
+
+    pub fn ctx(&self) -> &Arc<Ctx> {
+        &self.ctx
+    }
+
+    /// A pod bound to this node was seen (added or changed).
+    pub fn update(&self, pod: Pod) {
+        let uid = uid_of(&pod);
+        if uid.is_empty() {
+            return;
+        }
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = map.get(&uid) {
+            if tx.send(Msg::Pod(Box::new(pod.clone()))).is_ok() {
+                return;
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        map.insert(uid.clone(), tx);
+        let ctx = self.ctx.clone();
+        let me = self.clone();
+        tokio::spawn(async move {
+            Worker::new(ctx, pod).run(rx).await;
+            let mut map = me.map.lock().unwrap_or_else(|e| e.into_inner());
+            if map.get(&uid).is_some_and(|tx| tx.is_closed()) {
+                map.remove(&uid);
+            }
+        });
+    }
+
+    /// The pod is gone from the API: stop and remove its containers.
+    pub fn gone(&self, uid: &str) {
+        self.send(uid, Msg::Gone);
+    }
+
+    /// Something happened to the pod's containers: look again.
+    pub fn poke(&self, uid: &str) {
+        self.send(uid, Msg::Poke);
+    }
+
+    fn send(&self, uid: &str, m: Msg) {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = map.get(uid) {
+            let _ = tx.send(m);
+        }
+    }
+
+    pub fn known(&self) -> HashSet<String> {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Removes containers (and their pod's volumes and files) that belong to no known pod.
+    pub async fn sweep(&self, listed: &HashSet<String>) -> Result<(), String> {
+        let ctx = &self.ctx;
+        let all = ctx.rt.list(None).await.map_err(|e| e.0)?;
+        let known = self.known();
+        let orphans: Vec<&Observed> = all
+            .iter()
+            .filter(|o| !listed.contains(&o.pod_uid) && !known.contains(&o.pod_uid))
+            .collect();
+        let mut uids = HashSet::new();
+        for o in &orphans {
+            tracing::info!(container = %o.id, pod = %format!("{}/{}", o.pod_namespace, o.pod_name), "removing a container of no pod");
+            if o.container == SANDBOX {
+                let _ = ctx.rt.kill(&o.id).await;
+            } else {
+                let _ = ctx.rt.stop(&o.id, Duration::from_secs(2)).await;
+            }
+            ctx.rt.remove(&o.id).await.map_err(|e| e.0)?;
+            uids.insert(o.pod_uid.clone());
+        }
+        // per-pod files and volumes of pods that are no longer here
+        let pods_dir = ctx.data_dir.join("pods");
+        if let Ok(rd) = std::fs::read_dir(&pods_dir) {
+            for e in rd.flatten() {
+                uids.insert(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        for (_, labels) in ctx
+            .rt
+            .volumes(super::runtime::LABEL_POD_UID)
+            .await
+            .map_err(|e| e.0)?
+        {
+            if let Some(u) = labels.get(super::runtime::LABEL_POD_UID) {
+                uids.insert(u.clone());
+            }
+        }
+        let known = self.known();
+        for uid in uids
+            .iter()
+            .filter(|u| !listed.contains(*u) && !known.contains(*u))
+        {
+            inputs::cleanup(&ctx.rt, &ctx.data_dir, uid).await?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Started {
+    Yes,
+    Failed,
+    No,
+}
+
+struct Worker {
+    ctx: Arc<Ctx>,
+    pod: Pod,
+    mem: Memory,
+    volumes: Option<BTreeMap<String, Source>>,
+    probes: HashMap<(String, ProbeKind), JoinHandle<()>>,
+    probe_tx: mpsc::UnboundedSender<ProbeResult>,
+    probe_rx: mpsc::UnboundedReceiver<ProbeResult>,
+    sandbox_failures: u32,
+}
+
+fn short(uid: &str) -> &str {
+    &uid[..uid.len().min(8)]
+}
+
+impl Worker {
+    fn new(ctx: Arc<Ctx>, pod: Pod) -> Worker {
+        let (probe_tx, probe_rx) = mpsc::unbounded_channel();
+        Worker {
+            ctx,
+            pod,
+            mem: Memory::default(),
+            volumes: None,
+            probes: HashMap::new(),
+            probe_tx,
+            probe_rx,
+            sandbox_failures: 0,
+        }
+    }
+
+    fn name(&self) -> String {
+        format!(
+            "{}/{}",
+            self.pod.metadata.namespace(),
+            self.pod.metadata.name()
+        )
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        let mut gone = false;
+        let mut shutdown = self.ctx.shutdown.clone();
+        loop {
+            if gone || self.pod.metadata.deletion_timestamp.is_some() {
+                self.teardown().await;
+                if !gone {
+                    self.finalize().await;
+                }
+                break;
+            }
+            let wake = match self.sync().await {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(pod = %self.name(), error = %e, "sync failed; retrying");
+                    Some(Utc::now() + chrono::Duration::seconds(2))
+                }
+            };
+            let wait = wake
+                .and_then(|w| (w - Utc::now()).to_std().ok())
+                .unwrap_or(Duration::ZERO)
+                .min(RESYNC);
+            let wait = if wake.is_none() {
+                RESYNC
+            } else {
+                wait.max(Duration::from_millis(50))
+            };
+            tokio::select! {
+                m = rx.recv() => match m {
+                    None => break,
+                    Some(m) => {
+                        gone |= self.take(m);
+                        while let Ok(m) = rx.try_recv() {
+                            gone |= self.take(m);
+                        }
+                    }
+                },
+                Some(r) = self.probe_rx.recv() => self.probed(r),
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        for (_, h) in self.probes.drain() {
+            h.abort();
+        }
+    }
+
+    /// Applies a message; true when the pod is gone.
+    fn take(&mut self, m: Msg) -> bool {
+        match m {
+            Msg::Pod(p) => {
+                // keep our own view of the status: the watch may lag behind our writes
+                let status = self.pod.status.take();
+                self.pod = *p;
+                if status.is_some() {
+                    self.pod.status = status;
+                }
+                false
+            }
+            Msg::Gone => true,
+            Msg::Poke => false,
+        }
+    }
+
+    fn probed(&mut self, r: ProbeResult) {
+        match r.kind {
+            ProbeKind::Readiness => {
+                self.mem.ready.insert(r.container_id.clone(), r.ok);
+                if !r.ok {
+                    self.ctx.event(
+                        &self.pod,
+                        "Warning",
+                        "Unhealthy",
+                        format!(
+                            "Readiness probe failed for container {:?}: {}",
+                            r.container, r.message
+                        ),
+                    );
+                }
+            }
+            ProbeKind::Liveness => {
+                self.mem.liveness_failed.insert(r.container_id.clone());
+                self.ctx.event(
+                    &self.pod,
+                    "Warning",
+                    "Unhealthy",
+                    format!(
+                        "Liveness probe failed for container {:?}: {}; it will be restarted",
+                        r.container, r.message
+                    ),
+                );
+            }
+        }
+    }
+
+    async fn sync(&mut self) -> Result<Option<chrono::DateTime<Utc>>, String> {
+        let uid = uid_of(&self.pod);
+        let observed = self.ctx.rt.list(Some(&uid)).await.map_err(|e| e.0)?;
+        if self.mem.ready.is_empty() {
+            self.adopt_readiness(&observed);
+        }
+        let p = plan::plan(&self.pod, &observed, &self.mem, Utc::now());
+        let acted = !p.actions.is_empty();
+        for a in p.actions {
+            self.execute(a, &observed).await?;
+        }
+        let observed = if acted {
+            self.ctx.rt.list(Some(&uid)).await.map_err(|e| e.0)?
+        } else {
+            observed
+        };
+        self.manage_probes(&observed);
+        let status = plan::status(
+            &self.pod,
+            &observed,
+            &self.mem,
+            &self.ctx.host_ip,
+            Utc::now(),
+        );
+        if self.pod.status.as_ref() != Some(&status) {
+            self.write_status(status).await?;
+        }
+        Ok(p.wake_at)
+    }
+
+    /// An adopted running container keeps the readiness it had before the agent restarted.
+    fn adopt_readiness(&mut self, observed: &[Observed]) {
+        let Some(st) = &self.pod.status else { return };
+        for cs in &st.container_statuses {
+            if let Some(o) =
+                plan::latest(observed, &cs.name).filter(|o| o.state == RunState::Running)
+            {
+                if cs.container_id.as_deref() == Some(&format!("docker://{}", o.id)) && cs.ready {
+                    self.mem.ready.insert(o.id.clone(), true);
+                }
+            }
+        }
+    }
+
+    async fn write_status(&mut self, status: crate::api::core::PodStatus) -> Result<(), String> {
+        let body = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": self.pod.metadata.name(), "namespace": self.pod.metadata.namespace()},
+            "status": status,
+        });
+        match self
+            .ctx
+            .api
+            .replace_status(
+                Kind::Pod,
+                Some(self.pod.metadata.namespace()),
+                self.pod.metadata.name(),
+                &body,
+            )
+            .await
+        {
+            Ok(v) => {
+                if v.pointer("/metadata/uid").and_then(Value::as_str)
+                    != self.pod.metadata.uid.as_deref()
+                {
+                    return Err("the pod was replaced by another with the same name".into());
+                }
+                self.pod.status = Some(status);
+                Ok(())
+            }
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(format!("cannot write the pod status: {e}")),
+        }
+    }
+
+    fn manage_probes(&mut self, observed: &[Observed]) {
+        let running: HashMap<&str, &Observed> = observed
+            .iter()
+            .filter(|o| o.state == RunState::Running && o.container != SANDBOX)
+            .map(|o| (o.id.as_str(), o))
+            .collect();
+        self.probes.retain(|(id, _), h| {
+            let keep = running.contains_key(id.as_str()) && !h.is_finished();
+            if !keep {
+                h.abort();
+            }
+            keep
+        });
+        self.mem
+            .ready
+            .retain(|id, _| running.contains_key(id.as_str()));
+        self.mem
+            .liveness_failed
+            .retain(|id| running.contains_key(id.as_str()));
+        let ip = plan::latest(observed, SANDBOX)
+            .and_then(|s| s.ip.clone())
+            .unwrap_or_else(|| "127.0.0.1".into());
+        for c in &self.pod.spec.containers {
+            let Some(o) = plan::latest(observed, &c.name).filter(|o| o.state == RunState::Running)
+            else {
+                continue;
+            };
+            for (kind, p) in [
+                (ProbeKind::Liveness, &c.liveness_probe),
+                (ProbeKind::Readiness, &c.readiness_probe),
+            ] {
+                let Some(p) = p else { continue };
+                let key = (o.id.clone(), kind);
+                if self.probes.contains_key(&key)
+                    || (kind == ProbeKind::Liveness && self.mem.liveness_failed.contains(&o.id))
+                {
+                    continue;
+                }
+                let target = probe::Target {
+                    rt: self.ctx.rt.clone(),
+                    http: self.ctx.http.clone(),
+                    ip: ip.clone(),
+                    container_id: o.id.clone(),
+                    container: c.clone(),
+                };
+                let initially = self.mem.ready.get(&o.id).copied().unwrap_or(false);
+                let h = tokio::spawn(probe::run(
+                    target,
+                    kind,
+                    p.clone(),
+                    initially,
+                    self.probe_tx.clone(),
+                ));
+                self.probes.insert(key, h);
+            }
+        }
+    }
+
+    fn container_name(&self, c: &str, attempt: u32) -> String {
+        format!(
+            "orkops_{c}_{}_{}_{}_{attempt}",
+            self.pod.metadata.name(),
+            self.pod.metadata.namespace(),
+            short(self.pod.metadata.uid.as_deref().unwrap_or(""))
+        )
+    }
+
+    fn labels(&self, container: &str, attempt: u32) -> HashMap<String, String> {
+        let mut l = self.ctx.rt.labels_for(
+            self.pod.metadata.uid.as_deref().unwrap_or(""),
+            self.pod.metadata.namespace(),
+            self.pod.metadata.name(),
+            container,
+        );
+        l.insert(LABEL_ATTEMPT.into(), attempt.to_string());
+        l
+    }
+
+    fn fail(&mut self, key: &str, reason: &str, message: String, retry: Duration) {
+        let retry_at = Utc::now() + chrono::Duration::from_std(retry).unwrap_or_default();
+        let f = Failure {
+            reason: reason.into(),
+            message: message.clone(),
+            retry_at,
+        };
+        let same = self
+            .mem
+            .failures
+            .get(key)
+            .is_some_and(|old| old.reason == f.reason && old.message == f.message);
+        if !same {
+            self.ctx.event(&self.pod, "Warning", reason, message);
+        }
+        self.mem.failures.insert(key.to_string(), f);
+    }
+
+    async fn execute(&mut self, a: Action, observed: &[Observed]) -> Result<(), String> {
+        match a {
+            Action::CreateSandbox => self.create_sandbox(observed).await,
+            Action::Start {
+                name,
+                attempt,
+                backoff_level,
+            } => {
+                let Some(c) = self
+                    .pod
+                    .spec
+                    .containers
+                    .iter()
+                    .find(|c| c.name == name)
+                    .cloned()
+                else {
+                    return Ok(());
+                };
+                let started = self.start(&c, attempt).await?;
+                if started != Started::No {
+                    // a failed start counts as a crash: the back-off grows
+                    self.mem.backoff.insert(name.clone(), backoff_level);
+                    self.mem.failures.remove(&name);
+                }
+                if started == Started::Yes {
+                    let what = if attempt == 0 { "Started" } else { "Restarted" };
+                    self.ctx.event(
+                        &self.pod,
+                        "Normal",
+                        "Started",
+                        format!("{what} container {name:?} (restart {attempt})"),
+                    );
+                }
+                Ok(())
+            }
+            Action::Kill {
+                id,
+                container,
+                grace,
+                reason,
+            } => {
+                if container == SANDBOX {
+                    self.ctx.rt.kill(&id).await.map_err(|e| e.0)
+                } else {
+                    self.ctx.event(
+                        &self.pod,
+                        "Normal",
+                        "Killing",
+                        format!("Stopping container {container:?}: {reason}"),
+                    );
+                    self.ctx.rt.stop(&id, grace).await.map_err(|e| e.0)?;
+                    self.mem.liveness_failed.remove(&id);
+                    Ok(())
+                }
+            }
+            Action::Remove { id } => self.ctx.rt.remove(&id).await.map_err(|e| e.0),
+        }
+    }
+
+    async fn create_sandbox(&mut self, observed: &[Observed]) -> Result<(), String> {
+        let ctx = self.ctx.clone();
+        for o in observed.iter().filter(|o| o.container == SANDBOX) {
+            ctx.rt.remove(&o.id).await.map_err(|e| e.0)?;
+        }
+        ctx.rt.ensure_pause_image().await.map_err(|e| e.0)?;
+        let attempt = plan::latest(observed, SANDBOX).map_or(0, |s| s.attempt + 1);
+        let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+        let mut exposed = HashMap::new();
+        let mut host_ports = Vec::new();
+        for c in &self.pod.spec.containers {
+            for p in &c.ports {
+                let Some(hp) = p.host_port.filter(|h| *h > 0) else {
+                    continue;
+                };
+                let proto = p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase();
+                let key = format!("{}/{proto}", p.container_port);
+                exposed.insert(key.clone(), HashMap::new());
+                bindings
+                    .entry(key)
+                    .or_insert_with(|| Some(Vec::new()))
+                    .get_or_insert_with(Vec::new)
+                    .push(PortBinding {
+                        host_ip: None,
+                        host_port: Some(hp.to_string()),
+                    });
+                host_ports.push(format!(
+                    "{hp}/{} (container {:?})",
+                    proto.to_uppercase(),
+                    c.name
+                ));
+            }
+        }
+        let hostname = self
+            .pod
+            .spec
+            .hostname
+            .clone()
+            .unwrap_or_else(|| self.pod.metadata.name().to_string());
+        let body = ContainerCreateBody {
+            image: Some(PAUSE_IMAGE.into()),
+            hostname: Some(hostname.chars().take(63).collect()),
+            labels: Some(self.labels(SANDBOX, attempt)),
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
+            host_config: Some(HostConfig {
+                network_mode: Some(ctx.network.clone()),
+                port_bindings: (!bindings.is_empty()).then_some(bindings),
+                ipc_mode: Some("shareable".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let name = self.container_name(SANDBOX, attempt);
+        let r = match ctx.rt.create(&name, body).await {
+            Ok(id) => match ctx.rt.start(&id).await {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    let _ = ctx.rt.remove(&id).await;
+                    Err(e.0)
+                }
+            },
+            Err(e) => Err(e.0),
+        };
+        match r {
+            Ok(()) => {
+                self.sandbox_failures = 0;
+                self.mem.failures.remove(SANDBOX);
+                Ok(())
+            }
+            Err(msg) => {
+                let port_taken = msg.contains("port is already allocated")
+                    || msg.contains("address already in use");
+                let message = if port_taken {
+                    format!(
+                        "cannot start the pod's sandbox on node {}: a host port is already in use ({}): {msg}",
+                        ctx.node,
+                        host_ports.join(", ")
+                    )
+                } else {
+                    format!("cannot start the pod's sandbox on node {}: {msg}", ctx.node)
+                };
+                self.sandbox_failures += 1;
+                let delay = plan::backoff_delay(self.sandbox_failures).max(RETRY);
+                self.fail(SANDBOX, "FailedCreatePodSandbox", message, delay);
+                Ok(())
+            }
+        }
+    }
+
+    /// Creates and starts one container. `No` when an input or the image is missing (the
+    /// failure is recorded for the status); `Failed` when the engine could not start it.
+    async fn start(&mut self, c: &Container, attempt: u32) -> Result<Started, String> {
+        let ctx = self.ctx.clone();
+        let uid = uid_of(&self.pod);
+        let observed = ctx.rt.list(Some(&uid)).await.map_err(|e| e.0)?;
+        let Some(sandbox) =
+            plan::latest(&observed, SANDBOX).filter(|s| s.state == RunState::Running)
+        else {
+            return Ok(Started::No);
+        };
+        // image, per the pull policy
+        let policy = c.image_pull_policy.as_deref().unwrap_or("IfNotPresent");
+        let present = ctx.rt.image_present(&c.image).await.map_err(|e| e.0)?;
+        let hint = format!(
+            "hint: a cluster without a registry gets images with `orkops image load {} --node {}`",
+            c.image, ctx.node
+        );
+        match (policy, present) {
+            ("Never", false) => {
+                self.fail(
+                    &c.name,
+                    "ErrImageNeverPull",
+                    format!(
+                        "image {:?} is not present on node {} and imagePullPolicy is Never; {hint}",
+                        c.image, ctx.node
+                    ),
+                    RETRY,
+                );
+                return Ok(Started::No);
+            }
+            ("Always", _) | (_, false) if policy != "Never" => {
+                if let Err(e) = ctx.rt.pull(&c.image).await {
+                    self.fail(
+                        &c.name,
+                        "ErrImagePull",
+                        format!(
+                            "cannot pull image {:?} on node {}: {}; {hint}",
+                            c.image, ctx.node, e.0
+                        ),
+                        RETRY,
+                    );
+                    return Ok(Started::No);
+                }
+            }
+            _ => {}
+        }
+        // volumes and environment
+        if self.volumes.is_none() {
+            match inputs::prepare_volumes(&ctx.api, &ctx.rt, &ctx.data_dir, &self.pod).await {
+                Ok(v) => self.volumes = Some(v),
+                Err(e) => {
+                    self.fail(&c.name, "CreateContainerConfigError", e.0, RETRY);
+                    return Ok(Started::No);
+                }
+            }
+        }
+        let sources = self.volumes.clone().unwrap_or_default();
+        let pod_ip = sandbox.ip.clone().unwrap_or_default();
+        let config = async {
+            let mounts = inputs::mounts(&self.pod, c, &sources)?;
+            let env = inputs::environment(&ctx.api, &self.pod, c, &pod_ip, &ctx.host_ip).await?;
+            Ok::<_, inputs::ConfigError>((mounts, env))
+        };
+        let (mounts, env) = match config.await {
+            Ok(x) => x,
+            Err(e) => {
+                self.fail(&c.name, "CreateContainerConfigError", e.0, RETRY);
+                return Ok(Started::No);
+            }
+        };
+        let limits = c.resources.as_ref().map(|r| &r.limits);
+        let memory = limits
+            .and_then(|l| l.get("memory"))
+            .and_then(|q| q.millis().ok())
+            .map(|m| (m / 1000) as i64);
+        let nano_cpus = limits
+            .and_then(|l| l.get("cpu"))
+            .and_then(|q| q.millis().ok())
+            .map(|m| (m * 1_000_000) as i64);
+        let mut host = super::runtime::join_sandbox(&sandbox.id);
+        host.mounts = Some(mounts);
+        host.memory = memory;
+        host.nano_cpus = nano_cpus;
+        let body = ContainerCreateBody {
+            image: Some(c.image.clone()),
+            entrypoint: (!c.command.is_empty()).then(|| c.command.clone()),
+            cmd: (!c.args.is_empty()).then(|| c.args.clone()),
+            working_dir: c.working_dir.clone(),
+            env: Some(env),
+            labels: Some(self.labels(&c.name, attempt)),
+            tty: c.tty,
+            open_stdin: c.stdin,
+            host_config: Some(host),
+            ..Default::default()
+        };
+        let name = self.container_name(&c.name, attempt);
+        let id = match ctx.rt.create(&name, body).await {
+            Ok(id) => id,
+            Err(e) => {
+                self.fail(
+                    &c.name,
+                    "CreateContainerError",
+                    format!("cannot create container {:?}: {}", c.name, e.0),
+                    RETRY,
+                );
+                return Ok(Started::No);
+            }
+        };
+        if let Err(e) = ctx.rt.start(&id).await {
+            // the engine keeps the container with its error; the plan restarts it with back-off
+            self.ctx.event(
+                &self.pod,
+                "Warning",
+                "Failed",
+                format!("cannot start container {:?}: {}", c.name, e.0),
+            );
+            return Ok(Started::Failed);
+        }
+        Ok(Started::Yes)
+    }
+
+    /// Stops every container of the pod (app containers within the grace period left), then
+    /// removes them with the pod's volumes and files (claims stay).
+    async fn teardown(&mut self) {
+        for (_, h) in self.probes.drain() {
+            h.abort();
+        }
+        let ctx = self.ctx.clone();
+        let uid = uid_of(&self.pod);
+        let grace = match self.pod.metadata.deletion_timestamp {
+            Some(t) => (t - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+            None => plan::grace(&self.pod),
+        };
+        let observed = match ctx.rt.list(Some(&uid)).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(pod = %self.name(), error = %e, "cannot list the pod's containers for removal");
+                return;
+            }
+        };
+        let stops = observed
+            .iter()
+            .filter(|o| o.container != SANDBOX && o.state == RunState::Running)
+            .map(|o| {
+                self.ctx.event(
+                    &self.pod,
+                    "Normal",
+                    "Killing",
+                    format!("Stopping container {:?}", o.container),
+                );
+                ctx.rt.stop(&o.id, grace)
+            });
+        for r in futures::future::join_all(stops).await {
+            if let Err(e) = r {
+                tracing::warn!(pod = %self.name(), error = %e, "cannot stop a container");
+            }
+        }
+        for o in &observed {
+            if let Err(e) = ctx.rt.remove(&o.id).await {
+                tracing::warn!(pod = %self.name(), error = %e, "cannot remove a container");
+            }
+        }
+        if let Err(e) = inputs::cleanup(&ctx.rt, &ctx.data_dir, &uid).await {
+            tracing::warn!(pod = %self.name(), error = %e, "cannot remove the pod's volumes");
+        }
+        tracing::info!(pod = %self.name(), "pod stopped and removed");
+    }
+
+    /// Removes the pod object now that its containers are gone.
+    async fn finalize(&self) {
+        let r = self
+            .ctx
+            .api
+            .delete(
+                Kind::Pod,
+                Some(self.pod.metadata.namespace()),
+                self.pod.metadata.name(),
+                &[("gracePeriodSeconds", "0".into())],
+            )
+            .await;
+        match r {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => {
+                tracing::warn!(pod = %self.name(), error = %e, "cannot remove the pod object")
+            }
+        }
+    }
+}

@@ -1,0 +1,549 @@
+//! The agent's view of the Docker engine (through bollard): every container and volume it makes
+//! carries labels tying it to this node and to its pod, so the agent can always find its own
+//! and never touches anybody else's. Also builds the sandbox ("pause") image on first use.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, ContainerInspectResponse, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
+    ListVolumesOptions, RemoveContainerOptions, RemoveVolumeOptions, StopContainerOptions,
+};
+use bollard::Docker;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+
+pub const LABEL_NODE: &str = "orkops.io/node";
+pub const LABEL_POD_UID: &str = "orkops.io/pod-uid";
+pub const LABEL_POD_NAME: &str = "orkops.io/pod-name";
+pub const LABEL_POD_NAMESPACE: &str = "orkops.io/pod-namespace";
+pub const LABEL_CONTAINER: &str = "orkops.io/container";
+pub const LABEL_ATTEMPT: &str = "orkops.io/attempt";
+pub const LABEL_PVC_UID: &str = "orkops.io/pvc-uid";
+pub const LABEL_PVC: &str = "orkops.io/pvc";
+/// The `orkops.io/container` value of a pod's sandbox (container names are lower-case).
+pub const SANDBOX: &str = "POD";
+/// The sandbox image: one static binary that sleeps until killed, built by the agent.
+pub const PAUSE_IMAGE: &str = "orkops/pause:1";
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RuntimeError(pub String);
+
+impl From<bollard::errors::Error> for RuntimeError {
+    fn from(e: bollard::errors::Error) -> Self {
+        RuntimeError(docker_message(&e))
+    }
+}
+
+/// The engine's own message, without bollard's wrapping.
+pub fn docker_message(e: &bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// What the engine says about one of our containers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub id: String,
+    pub pod_uid: String,
+    pub pod_namespace: String,
+    pub pod_name: String,
+    /// The pod's container name, or `SANDBOX`.
+    pub container: String,
+    pub attempt: u32,
+    pub state: RunState,
+    pub exit_code: i64,
+    /// Set when the engine could not start the process (bad command, port in use).
+    pub error: String,
+    pub oom_killed: bool,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub image: String,
+    pub image_id: String,
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Created,
+    Running,
+    Exited,
+}
+
+#[derive(Clone)]
+pub struct Runtime {
+    pub docker: Docker,
+    pub node: String,
+    pub version: String,
+}
+
+impl Runtime {
+    /// Connects to the engine (DOCKER_HOST or the local socket) and agrees on an API version.
+    pub async fn connect(node: &str) -> Result<Runtime, RuntimeError> {
+        let hint = "hint: is the Docker engine running, and may this user use its socket?";
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| RuntimeError(format!("cannot reach the Docker engine: {e}\n{hint}")))?
+            .negotiate_version()
+            .await
+            .map_err(|e| RuntimeError(format!("cannot reach the Docker engine: {e}\n{hint}")))?;
+        let version = docker
+            .version()
+            .await
+            .map_err(|e| RuntimeError(format!("cannot reach the Docker engine: {e}\n{hint}")))?
+            .version
+            .unwrap_or_default();
+        Ok(Runtime {
+            docker,
+            node: node.to_string(),
+            version,
+        })
+    }
+
+    pub fn labels_for(
+        &self,
+        uid: &str,
+        ns: &str,
+        pod: &str,
+        container: &str,
+    ) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_NODE.to_string(), self.node.clone()),
+            (LABEL_POD_UID.to_string(), uid.to_string()),
+            (LABEL_POD_NAMESPACE.to_string(), ns.to_string()),
+            (LABEL_POD_NAME.to_string(), pod.to_string()),
+            (LABEL_CONTAINER.to_string(), container.to_string()),
+        ])
+    }
+
+    /// All containers of this node (optionally of one pod), running or not.
+    pub async fn list(&self, pod_uid: Option<&str>) -> Result<Vec<Observed>, RuntimeError> {
+        let mut label = vec![format!("{LABEL_NODE}={}", self.node)];
+        if let Some(uid) = pod_uid {
+            label.push(format!("{LABEL_POD_UID}={uid}"));
+        }
+        let summaries = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(HashMap::from([("label".to_string(), label)])),
+                ..Default::default()
+            }))
+            .await?;
+        let mut out = Vec::with_capacity(summaries.len());
+        for s in summaries {
+            let Some(id) = s.id else { continue };
+            match self.inspect(&id).await {
+                Ok(Some(o)) => out.push(o),
+                Ok(None) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn inspect(&self, id: &str) -> Result<Option<Observed>, RuntimeError> {
+        match self
+            .docker
+            .inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+        {
+            Ok(c) => Ok(observed(c)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn create(
+        &self,
+        name: &str,
+        body: ContainerCreateBody,
+    ) -> Result<String, RuntimeError> {
+        let r = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.to_string()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await?;
+        Ok(r.id)
+    }
+
+    pub async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        self.docker
+            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+            .await
+            .map_err(Into::into)
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`.
+    pub async fn stop(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
+        let r = self
+            .docker
+            .stop_container(
+                id,
+                Some(StopContainerOptions {
+                    t: Some(grace.as_secs().min(i32::MAX as u64) as i32),
+                    signal: None,
+                }),
+            )
+            .await;
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // 304: already stopped
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn kill(&self, id: &str) -> Result<(), RuntimeError> {
+        match self
+            .docker
+            .kill_container(
+                id,
+                Some(KillContainerOptions {
+                    signal: "SIGKILL".into(),
+                }),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // 409: not running
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        match self
+            .docker
+            .remove_container(
+                id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: false,
+                    link: false,
+                }),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // 409: removal already in progress
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn image_present(&self, image: &str) -> Result<bool, RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Pulls `image` from its registry; the engine's message when that fails.
+    pub async fn pull(&self, image: &str) -> Result<(), RuntimeError> {
+        let (repo, tag) = split_image(image);
+        let mut s = self.docker.create_image(
+            Some(CreateImageOptions {
+                from_image: Some(repo.to_string()),
+                tag: Some(tag.to_string()),
+                ..Default::default()
+            }),
+            None,
+            None,
+        );
+        while let Some(item) = s.next().await {
+            item?;
+        }
+        Ok(())
+    }
+
+    /// Builds the sandbox image from a tiny static program that sleeps until it is killed.
+    pub async fn ensure_pause_image(&self) -> Result<(), RuntimeError> {
+        if self.image_present(PAUSE_IMAGE).await? {
+            return Ok(());
+        }
+        let tar = pause_rootfs()
+            .map_err(|e| RuntimeError(format!("cannot build the sandbox image: {e}")))?;
+        let (repo, tag) = split_image(PAUSE_IMAGE);
+        let mut s = self.docker.create_image(
+            Some(CreateImageOptions {
+                from_src: Some("-".into()),
+                repo: Some(repo.to_string()),
+                tag: Some(tag.to_string()),
+                changes: vec![r#"CMD ["/pause"]"#.to_string()],
+                ..Default::default()
+            }),
+            Some(bollard::body_full(tar.into())),
+            None,
+        );
+        while let Some(item) = s.next().await {
+            item.map_err(|e| {
+                RuntimeError(format!(
+                    "cannot import the sandbox image: {}",
+                    docker_message(&e)
+                ))
+            })?;
+        }
+        tracing::info!(image = PAUSE_IMAGE, "built the sandbox image");
+        Ok(())
+    }
+
+    /// Creates a volume (idempotent) with our labels plus `labels`.
+    pub async fn ensure_volume(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+        driver_opts: HashMap<String, String>,
+    ) -> Result<(), RuntimeError> {
+        let mut all = labels;
+        all.insert(LABEL_NODE.into(), self.node.clone());
+        self.docker
+            .create_volume(bollard::models::VolumeCreateOptions {
+                name: Some(name.to_string()),
+                labels: Some(all),
+                driver_opts: Some(driver_opts),
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Volumes of this node carrying `label` (`key` or `key=value`): (name, labels).
+    pub async fn volumes(
+        &self,
+        label: &str,
+    ) -> Result<Vec<(String, HashMap<String, String>)>, RuntimeError> {
+        let r = self
+            .docker
+            .list_volumes(Some(ListVolumesOptions {
+                filters: Some(HashMap::from([(
+                    "label".to_string(),
+                    vec![format!("{LABEL_NODE}={}", self.node), label.to_string()],
+                )])),
+            }))
+            .await?;
+        Ok(r.volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| (v.name, v.labels))
+            .collect())
+    }
+
+    pub async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
+        match self
+            .docker
+            .remove_volume(name, Some(RemoveVolumeOptions { force: true }))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// `repo[:tag]` → (repo, tag), `latest` when no tag; a registry port is not a tag.
+pub fn split_image(image: &str) -> (&str, &str) {
+    let image = image.split('@').next().unwrap_or(image);
+    match image.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (image, "latest"),
+    }
+}
+
+fn parse_time(s: Option<&String>) -> Option<DateTime<Utc>> {
+    let s = s?;
+    if s.starts_with("0001-") {
+        return None;
+    }
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn observed(c: ContainerInspectResponse) -> Option<Observed> {
+    let labels = c.config.as_ref()?.labels.clone().unwrap_or_default();
+    let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
+    let st = c.state.unwrap_or_default();
+    use bollard::models::ContainerStateStatusEnum as S;
+    let state = match st.status {
+        Some(S::RUNNING | S::PAUSED | S::RESTARTING) => RunState::Running,
+        Some(S::CREATED) | None | Some(S::EMPTY) => {
+            if st.error.as_deref().is_some_and(|e| !e.is_empty()) {
+                RunState::Exited
+            } else {
+                RunState::Created
+            }
+        }
+        Some(S::EXITED | S::DEAD | S::REMOVING) => RunState::Exited,
+    };
+    let ns = c.network_settings.unwrap_or_default();
+    let ip = ns.ip_address.filter(|i| !i.is_empty()).or_else(|| {
+        ns.networks
+            .unwrap_or_default()
+            .into_values()
+            .filter_map(|n| n.ip_address)
+            .find(|i| !i.is_empty())
+    });
+    Some(Observed {
+        id: c.id?,
+        pod_uid: label(LABEL_POD_UID),
+        pod_namespace: label(LABEL_POD_NAMESPACE),
+        pod_name: label(LABEL_POD_NAME),
+        container: label(LABEL_CONTAINER),
+        attempt: label(LABEL_ATTEMPT).parse().unwrap_or(0),
+        state,
+        exit_code: st.exit_code.unwrap_or(0),
+        error: st.error.unwrap_or_default(),
+        oom_killed: st.oom_killed.unwrap_or(false),
+        started_at: parse_time(st.started_at.as_ref()),
+        finished_at: parse_time(st.finished_at.as_ref()),
+        image: c.config.and_then(|c| c.image).unwrap_or_default(),
+        image_id: c.image.unwrap_or_default(),
+        ip,
+    })
+}
+
+/// A one-file root filesystem (tar) holding `/pause`: a static ELF program that blocks in a
+/// system call forever (`pause(2)` on x86-64, `ppoll(2)` with no descriptors on arm64). As
+/// PID 1 it ignores SIGTERM, so the agent stops sandboxes with SIGKILL.
+fn pause_rootfs() -> std::io::Result<Vec<u8>> {
+    let elf = pause_elf(std::env::consts::ARCH).ok_or_else(|| {
+        std::io::Error::other(format!(
+            "no sandbox program for the {} architecture",
+            std::env::consts::ARCH
+        ))
+    })?;
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(elf.len() as u64);
+    h.set_mode(0o755);
+    h.set_mtime(0);
+    h.set_cksum();
+    b.append_data(&mut h, "pause", elf.as_slice())?;
+    b.into_inner()
+}
+
+fn pause_elf(arch: &str) -> Option<Vec<u8>> {
+    const BASE: u64 = 0x40_0000;
+    const HEADERS: u64 = 64 + 56;
+    let (machine, code): (u16, Vec<u8>) = match arch {
+        // loop: mov eax, 34 (pause); syscall; jmp loop
+        "x86_64" => (0x3e, vec![0xb8, 0x22, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7]),
+        // loop: mov x0..x3, #0; mov x8, #73 (ppoll); svc #0; b loop
+        "aarch64" => (
+            0xb7,
+            [
+                0xd280_0000u32,
+                0xd280_0001,
+                0xd280_0002,
+                0xd280_0003,
+                0xd280_0928,
+                0xd400_0001,
+                0x17ff_fffa,
+            ]
+            .iter()
+            .flat_map(|i| i.to_le_bytes())
+            .collect(),
+        ),
+        _ => return None,
+    };
+    let size = HEADERS + code.len() as u64;
+    let mut e = Vec::with_capacity(size as usize);
+    e.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    e.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    e.extend_from_slice(&machine.to_le_bytes());
+    e.extend_from_slice(&1u32.to_le_bytes());
+    e.extend_from_slice(&(BASE + HEADERS).to_le_bytes()); // entry
+    e.extend_from_slice(&64u64.to_le_bytes()); // program headers
+    e.extend_from_slice(&0u64.to_le_bytes()); // no section headers
+    e.extend_from_slice(&0u32.to_le_bytes());
+    for v in [64u16, 56, 1, 64, 0, 0] {
+        e.extend_from_slice(&v.to_le_bytes());
+    }
+    e.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    e.extend_from_slice(&5u32.to_le_bytes()); // R+X
+    e.extend_from_slice(&0u64.to_le_bytes());
+    e.extend_from_slice(&BASE.to_le_bytes());
+    e.extend_from_slice(&BASE.to_le_bytes());
+    e.extend_from_slice(&size.to_le_bytes());
+    e.extend_from_slice(&size.to_le_bytes());
+    e.extend_from_slice(&0x1000u64.to_le_bytes());
+    e.extend_from_slice(&code);
+    Some(e)
+}
+
+/// Host configuration pieces shared by app containers: join the sandbox's namespaces.
+pub fn join_sandbox(sandbox_id: &str) -> HostConfig {
+    HostConfig {
+        network_mode: Some(format!("container:{sandbox_id}")),
+        ipc_mode: Some(format!("container:{sandbox_id}")),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names_split_into_repo_and_tag() {
+        assert_eq!(split_image("busybox"), ("busybox", "latest"));
+        assert_eq!(
+            split_image("orkops/busybox:1.35"),
+            ("orkops/busybox", "1.35")
+        );
+        assert_eq!(split_image("reg:5000/app"), ("reg:5000/app", "latest"));
+        assert_eq!(split_image("reg:5000/app:v2"), ("reg:5000/app", "v2"));
+    }
+
+    #[test]
+    fn the_pause_program_runs_and_sleeps() {
+        let elf =
+            pause_elf(std::env::consts::ARCH).expect("this architecture has a sandbox program");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pause");
+        std::fs::write(&p, elf).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut child = std::process::Command::new(&p).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "it must still be sleeping"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}

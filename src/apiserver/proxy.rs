@@ -1,0 +1,458 @@
+//! What the master relays to node agents (over TLS, showing its client certificate): pod logs,
+//! exec (the upgraded connection is copied byte for byte), and image archives loaded into the
+//! nodes' engines. Only the admin may use these; the request is checked before anything is
+//! forwarded.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use futures::StreamExt;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+
+use super::engine::{Command, Reply};
+use super::http::AppState;
+use super::{ApiError, Caller};
+use crate::api::Kind;
+use crate::execproto;
+
+/// What the master needs to reach agents.
+pub struct AgentAccess {
+    /// HTTPS client trusting the cluster CA and presenting the master's client certificate.
+    pub client: reqwest::Client,
+    /// Where image archives are spooled while they are sent to the nodes.
+    pub spool_dir: PathBuf,
+}
+
+impl AgentAccess {
+    pub fn new(
+        ca_pem: &str,
+        cert_pem: &str,
+        key_pem: &str,
+        spool_dir: PathBuf,
+    ) -> Result<AgentAccess, String> {
+        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())
+            .map_err(|e| format!("the CA: {e}"))?;
+        let id = reqwest::Identity::from_pem(format!("{cert_pem}\n{key_pem}").as_bytes())
+            .map_err(|e| format!("the master's client certificate: {e}"))?;
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .identity(id)
+            .connect_timeout(Duration::from_secs(5))
+            .http1_only()
+            .build()
+            .map_err(|e| format!("cannot set up the agent client: {e}"))?;
+        Ok(AgentAccess { client, spool_dir })
+    }
+}
+
+fn admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    match st.credentials.authenticate(auth, Utc::now())? {
+        Caller::Admin | Caller::Master => Ok(()),
+        other => Err(ApiError::Forbidden(format!(
+            "{other:?} may not use logs, exec or image loading; only the admin may"
+        ))),
+    }
+}
+
+async fn get(st: &AppState, kind: Kind, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    let cmd = Command::Get {
+        kind,
+        namespace: ns.map(str::to_string),
+        name: name.to_string(),
+    };
+    match st.engine.handle(&Caller::Master, cmd).await? {
+        Reply::Ok(v) => Ok(v),
+        _ => Err(ApiError::Internal("unexpected reply to a get".into())),
+    }
+}
+
+/// `https://ADDRESS:PORT` of a node's agent.
+fn agent_url(node: &Value) -> Result<String, ApiError> {
+    let name = node
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let addrs = node.pointer("/status/addresses").and_then(Value::as_array);
+    let ip = addrs
+        .into_iter()
+        .flatten()
+        .find(|a| a["type"] == "InternalIP")
+        .and_then(|a| a["address"].as_str())
+        .ok_or_else(|| {
+            ApiError::BadGateway(format!(
+                "node {name:?} has not reported its address; is its agent running?"
+            ))
+        })?;
+    let port = node
+        .pointer("/status/daemonEndpoints/agentEndpoint/Port")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| {
+            ApiError::BadGateway(format!(
+                "node {name:?} has not reported its agent port; is its agent running?"
+            ))
+        })?;
+    let host = if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    };
+    Ok(format!("https://{host}:{port}"))
+}
+
+/// The pod, and the URL of its agent's endpoint for it (`.../pods/NS/NAME/UID`).
+async fn pod_target(st: &AppState, ns: &str, name: &str) -> Result<(Value, String), ApiError> {
+    let pod = get(st, Kind::Pod, Some(ns), name).await?;
+    let node = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "pod {ns}/{name} is not running on a node yet (it has no spec.nodeName)"
+            ))
+        })?;
+    let node_obj = get(st, Kind::Node, None, node).await?;
+    let uid = pod
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Ok((
+        pod.clone(),
+        format!("{}/pods/{ns}/{name}/{uid}", agent_url(&node_obj)?),
+    ))
+}
+
+/// The query with `container` defaulted to the pod's first container, and checked to exist.
+fn with_container(pod: &Value, raw: Option<String>, allowed: &[&str]) -> Result<String, ApiError> {
+    let mut pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    if let Some((k, _)) = pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::BadRequest(format!(
+            "unsupported query parameter {k:?} (supported: {})",
+            allowed.join(", ")
+        )));
+    }
+    let names: Vec<&str> = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    match pairs.iter().find(|(k, _)| k == "container") {
+        Some((_, c)) if !names.contains(&c.as_str()) => {
+            return Err(ApiError::BadRequest(format!(
+                "container {c:?} is not valid for pod {}: choose one of {}",
+                pod.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?"),
+                names.join(", ")
+            )))
+        }
+        Some(_) => {}
+        None => pairs.push((
+            "container".into(),
+            names.first().copied().unwrap_or_default().to_string(),
+        )),
+    }
+    Ok(url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish())
+}
+
+fn unreachable(url: &str, e: reqwest::Error) -> ApiError {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    ApiError::BadGateway(format!("cannot reach the node's agent at {url}: {msg}"))
+}
+
+/// Relays a non-success answer of an agent as it came.
+async fn relay_error(resp: reqwest::Response) -> Response {
+    let code = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let body = resp.bytes().await.unwrap_or_default();
+    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `GET /api/v1/namespaces/NS/pods/NAME/log?container=&follow=&previous=&tailLines=&timestamps=`
+pub async fn logs(
+    State(st): State<Arc<AppState>>,
+    Path((ns, name)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let r = async {
+        admin(&st, &headers)?;
+        let access = st
+            .agents
+            .as_ref()
+            .ok_or_else(|| ApiError::BadGateway("this master cannot reach agents".into()))?;
+        let (pod, base) = pod_target(&st, &ns, &name).await?;
+        let q = with_container(
+            &pod,
+            raw,
+            &["container", "follow", "previous", "tailLines", "timestamps"],
+        )?;
+        let url = format!("{base}/log?{q}");
+        let resp = access
+            .client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| unreachable(&url, e))?;
+        if !resp.status().is_success() {
+            return Ok(relay_error(resp).await);
+        }
+        let body = resp
+            .bytes_stream()
+            .map(|r| r.map_err(std::io::Error::other));
+        Ok::<_, ApiError>(
+            Response::builder()
+                .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                .body(Body::from_stream(body))
+                .unwrap_or_else(|e| ApiError::Internal(e.to_string()).into_response()),
+        )
+    };
+    r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /api/v1/namespaces/NS/pods/NAME/exec?container=&command=...&stdin=&tty=` with
+/// `Upgrade: orkops-exec.v1`.
+pub async fn exec(
+    State(st): State<Arc<AppState>>,
+    Path((ns, name)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    mut req: Request,
+) -> Response {
+    let r = async {
+        admin(&st, req.headers())?;
+        let upgrade_asked = req
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case(execproto::PROTOCOL));
+        if !upgrade_asked {
+            return Err(ApiError::BadRequest(format!(
+                "exec needs an upgraded connection (Connection: Upgrade, Upgrade: {})",
+                execproto::PROTOCOL
+            )));
+        }
+        let access = st
+            .agents
+            .as_ref()
+            .ok_or_else(|| ApiError::BadGateway("this master cannot reach agents".into()))?;
+        let (pod, base) = pod_target(&st, &ns, &name).await?;
+        let q = with_container(&pod, raw, &["container", "command", "stdin", "tty"])?;
+        if !q.contains("command=") {
+            return Err(ApiError::BadRequest(
+                "exec needs at least one command argument".into(),
+            ));
+        }
+        let url = format!("{base}/exec?{q}");
+        let resp = access
+            .client
+            .post(&url)
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, execproto::PROTOCOL)
+            .send()
+            .await
+            .map_err(|e| unreachable(&url, e))?;
+        if resp.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(relay_error(resp).await);
+        }
+        let mut upstream = resp.upgrade().await.map_err(|e| unreachable(&url, e))?;
+        let downstream = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            match downstream.await {
+                Ok(d) => {
+                    let mut d = TokioIo::new(d);
+                    let _ = tokio::io::copy_bidirectional(&mut d, &mut upstream).await;
+                    let _ = d.shutdown().await;
+                }
+                Err(e) => tracing::debug!(error = %e, "exec upgrade from the client failed"),
+            }
+        });
+        let mut resp = Response::new(Body::empty());
+        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        resp.headers_mut().insert(
+            header::UPGRADE,
+            HeaderValue::from_static(execproto::PROTOCOL),
+        );
+        Ok(resp)
+    };
+    r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /orkops/v1/images/load[?node=N]`: the body is a `docker save` archive. It is spooled to
+/// disk, then sent to the named node or to every Ready node; the answer lists each node's result.
+pub async fn load_image(
+    State(st): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+    req: Request,
+) -> Response {
+    let r = async {
+        admin(&st, req.headers())?;
+        let access = st
+            .agents
+            .as_ref()
+            .ok_or_else(|| ApiError::BadGateway("this master cannot reach agents".into()))?;
+        let mut only = None;
+        for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+            match k.as_ref() {
+                "node" => only = Some(v.into_owned()),
+                other => {
+                    return Err(ApiError::BadRequest(format!(
+                        "unsupported query parameter {other:?} (supported: node)"
+                    )))
+                }
+            }
+        }
+        // which nodes, checked before the upload is accepted
+        let targets: Vec<Value> = match &only {
+            Some(n) => vec![get(&st, Kind::Node, None, n).await?],
+            None => {
+                let list = st
+                    .engine
+                    .handle(
+                        &Caller::Master,
+                        Command::List {
+                            kind: Kind::Node,
+                            namespace: None,
+                            query: Default::default(),
+                        },
+                    )
+                    .await?;
+                let Reply::Json(bytes) = list else {
+                    return Err(ApiError::Internal("unexpected reply to a list".into()));
+                };
+                let v: Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                v["items"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|n| {
+                        n.pointer("/status/conditions")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
+                    .collect()
+            }
+        };
+        if targets.is_empty() {
+            return Err(ApiError::BadRequest(
+                "there is no Ready node to load the image into".into(),
+            ));
+        }
+        std::fs::create_dir_all(&access.spool_dir).map_err(|e| {
+            ApiError::Internal(format!("cannot create {}: {e}", access.spool_dir.display()))
+        })?;
+        let spool = access
+            .spool_dir
+            .join(format!("image-{}.tar", uuid::Uuid::new_v4()));
+        let _cleanup = RemoveOnDrop(spool.clone());
+        let mut file = tokio::fs::File::create(&spool)
+            .await
+            .map_err(|e| ApiError::Internal(format!("cannot spool the image: {e}")))?;
+        let mut body = req.into_body().into_data_stream();
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::BadRequest(format!("the upload was interrupted: {e}")))?;
+            size += chunk.len() as u64;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| ApiError::Internal(format!("cannot spool the image: {e}")))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        drop(file);
+        if size == 0 {
+            return Err(ApiError::BadRequest(
+                "the request body is empty: send a `docker save` archive".into(),
+            ));
+        }
+        let sends = targets.iter().map(|node| {
+            let spool = spool.clone();
+            let client = access.client.clone();
+            async move {
+                let name = node
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string();
+                let r = async {
+                    let url = format!(
+                        "{}/images/load",
+                        agent_url(node).map_err(|e| e.to_string())?
+                    );
+                    let f = tokio::fs::File::open(&spool)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(f));
+                    let resp = client
+                        .post(&url)
+                        .body(body)
+                        .send()
+                        .await
+                        .map_err(|e| unreachable(&url, e).to_string())?;
+                    let ok = resp.status().is_success();
+                    let v: Value = resp.json().await.map_err(|e| e.to_string())?;
+                    if ok {
+                        Ok(v["loaded"].clone())
+                    } else {
+                        Err(v["message"]
+                            .as_str()
+                            .unwrap_or("the agent refused the image")
+                            .to_string())
+                    }
+                }
+                .await;
+                match r {
+                    Ok(loaded) => json!({"node": name, "loaded": loaded}),
+                    Err(e) => json!({"node": name, "error": e}),
+                }
+            }
+        });
+        let results = futures::future::join_all(sends).await;
+        tracing::info!(
+            bytes = size,
+            nodes = results.len(),
+            "image archive sent to nodes"
+        );
+        Ok(axum::Json(json!({"apiVersion": "orkops.io/v1", "kind": "ImageLoad", "bytes": size, "nodes": results})).into_response())
+    };
+    r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

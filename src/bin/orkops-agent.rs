@@ -1,0 +1,83 @@
+//! `orkops-agent`: parse flags, set up logging, run the node agent until SIGTERM.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use orkops::agent::{self, AgentConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "orkops-agent",
+    version,
+    about = "The orkops node agent: runs the pods bound to this node on Docker"
+)]
+struct Args {
+    /// This node's name in the cluster (default: the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Client config holding the cluster's join token (the master writes DATA_DIR/bootstrap.conf);
+    /// needed until the node has its own token in --data-dir.
+    #[arg(long)]
+    bootstrap_config: Option<PathBuf>,
+    /// Where the node token, the agent certificate and pod files are kept.
+    #[arg(long, default_value = "/var/lib/orkops-agent")]
+    data_dir: PathBuf,
+    /// Address and port of the agent's HTTPS endpoint (logs, exec, image load) for the master.
+    #[arg(long, default_value = "0.0.0.0:10250")]
+    listen: SocketAddr,
+    /// The node address announced to the cluster (default: the one that routes to the master).
+    #[arg(long)]
+    address: Option<IpAddr>,
+    /// Seconds between heartbeats.
+    #[arg(long, default_value_t = 10)]
+    heartbeat_seconds: u64,
+    #[arg(long, default_value_t = 110)]
+    max_pods: u32,
+    /// Docker network the pods' sandboxes join.
+    #[arg(long, default_value = "bridge")]
+    network: String,
+    /// Labels for the Node, KEY=VALUE, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    node_labels: Vec<String>,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_lowercase())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let a = Args::parse();
+    orkops::init_tracing("info");
+    let mut labels = BTreeMap::new();
+    for l in &a.node_labels {
+        match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                labels.insert(k.to_string(), v.to_string());
+            }
+            _ => {
+                return orkops::exit_code(Err(anyhow::anyhow!(
+                    "--node-labels: {l:?} is not KEY=VALUE"
+                )))
+            }
+        }
+    }
+    let config = AgentConfig {
+        node_name: a.node_name.unwrap_or_else(hostname),
+        bootstrap_config: a.bootstrap_config,
+        data_dir: a.data_dir,
+        listen: a.listen,
+        address: a.address,
+        heartbeat: Duration::from_secs(a.heartbeat_seconds.max(1)),
+        max_pods: a.max_pods,
+        network: a.network,
+        labels,
+    };
+    orkops::exit_code(agent::run(config, orkops::shutdown_signal()).await)
+}
