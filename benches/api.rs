@@ -7,39 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::{pct, report, rss_mb};
 use futures::StreamExt;
 use reqwest::Method;
 use serde_json::json;
-
-fn pct(samples: &mut [Duration], p: f64) -> f64 {
-    samples.sort();
-    let idx = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[idx].as_secs_f64() * 1e3
-}
-
-/// Prints p50/p99 and the rate: samples per second of `wall` time (the sum of the samples when
-/// they ran one after another).
-fn report(what: &str, samples: &mut [Duration], wall: Option<Duration>) {
-    let total: Duration = wall.unwrap_or_else(|| samples.iter().sum());
-    println!(
-        "{what:<34} n={:<6} p50={:>8.2} ms  p99={:>8.2} ms  rate={:>8.0}/s",
-        samples.len(),
-        pct(samples, 0.50),
-        pct(samples, 0.99),
-        samples.len() as f64 / total.as_secs_f64()
-    );
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
-}
 
 fn pod(name: &str) -> serde_json::Value {
     json!({"apiVersion": "v1", "kind": "Pod",

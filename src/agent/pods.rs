@@ -527,12 +527,15 @@ impl Worker {
                     self.mem.failures.remove(&name);
                 }
                 if started == Started::Yes {
-                    let what = if attempt == 0 { "Started" } else { "Restarted" };
                     self.ctx.event(
                         &self.pod,
                         "Normal",
                         "Started",
-                        format!("{what} container {name:?} (restart {attempt})"),
+                        if attempt == 0 {
+                            format!("Started container {name:?}")
+                        } else {
+                            format!("Restarted container {name:?} (restart {attempt})")
+                        },
                     );
                 }
                 Ok(())

@@ -789,9 +789,11 @@ impl Engine {
         match caller {
             Caller::Admin | Caller::Master => {}
             Caller::Node(n) if n == node => {}
-            _ => return Err(ApiError::Forbidden(format!(
+            _ => {
+                return Err(ApiError::Forbidden(format!(
                 "only node {node:?} itself (with its node token) may have its certificate signed"
-            ))),
+            )))
+            }
         }
         let ca = self.ca.as_ref().ok_or_else(|| {
             ApiError::BadRequest(
