@@ -442,6 +442,11 @@ spec:
         .success();
     assert_eq!(first.trim(), "one", "pod two sees what pod one wrote");
     delete_all_and_check_clean(&m, &a, true);
+    // deleting the claim deletes its volume (on the agent's next sweep)
+    m.orkops(&["delete", "pvc", "store"]).success();
+    wait_until("the claim's volume to be removed", LONG, || {
+        a.volumes().is_empty()
+    });
 }
 
 #[test]

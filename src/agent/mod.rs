@@ -132,6 +132,7 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let http = reqwest::Client::builder()
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::limited(10))
         .build()
         .context("cannot set up the probe HTTP client")?;

@@ -187,6 +187,41 @@ impl Workers {
         {
             inputs::cleanup(&ctx.rt, &ctx.data_dir, uid).await?;
         }
+        self.sweep_claims().await
+    }
+
+    /// Removes the volumes of claims that were deleted (reclaim policy Delete). A volume still
+    /// mounted by a container stays until the next sweep.
+    async fn sweep_claims(&self) -> Result<(), String> {
+        use super::runtime::{LABEL_PVC, LABEL_PVC_UID};
+        let ctx = &self.ctx;
+        for (name, labels) in ctx.rt.volumes(LABEL_PVC_UID).await.map_err(|e| e.0)? {
+            let (Some(uid), Some((ns, claim))) = (
+                labels.get(LABEL_PVC_UID),
+                labels.get(LABEL_PVC).and_then(|c| c.split_once('.')),
+            ) else {
+                continue;
+            };
+            let gone = match ctx
+                .api
+                .get(Kind::PersistentVolumeClaim, Some(ns), claim)
+                .await
+            {
+                Ok(v) => v.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid.as_str()),
+                Err(e) if e.is_not_found() => true,
+                Err(_) => false,
+            };
+            if gone {
+                match ctx.rt.remove_volume(&name).await {
+                    Ok(()) => {
+                        tracing::info!(volume = %name, claim = %format!("{ns}/{claim}"), "removed the volume of a deleted claim")
+                    }
+                    Err(e) => {
+                        tracing::debug!(volume = %name, error = %e, "the volume of a deleted claim is still in use")
+                    }
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -333,20 +368,28 @@ impl Worker {
 
     async fn sync(&mut self) -> Result<Option<chrono::DateTime<Utc>>, String> {
         let uid = uid_of(&self.pod);
-        let observed = self.ctx.rt.list(Some(&uid)).await.map_err(|e| e.0)?;
+        let mut observed = self.ctx.rt.list(Some(&uid)).await.map_err(|e| e.0)?;
         if self.mem.ready.is_empty() {
             self.adopt_readiness(&observed);
         }
-        let p = plan::plan(&self.pod, &observed, &self.mem, Utc::now());
-        let acted = !p.actions.is_empty();
-        for a in p.actions {
-            self.execute(a, &observed).await?;
+        // a new sandbox unlocks the containers' start: plan again at once rather than on the
+        // engine's event (a few rounds at most)
+        let mut wake_at = None;
+        for _ in 0..3 {
+            let p = plan::plan(&self.pod, &observed, &self.mem, Utc::now());
+            wake_at = p.wake_at;
+            if p.actions.is_empty() {
+                break;
+            }
+            let again = p.actions.contains(&Action::CreateSandbox);
+            for a in p.actions {
+                self.execute(a, &observed).await?;
+            }
+            observed = self.ctx.rt.list(Some(&uid)).await.map_err(|e| e.0)?;
+            if !again {
+                break;
+            }
         }
-        let observed = if acted {
-            self.ctx.rt.list(Some(&uid)).await.map_err(|e| e.0)?
-        } else {
-            observed
-        };
         self.manage_probes(&observed);
         let status = plan::status(
             &self.pod,
@@ -358,7 +401,7 @@ impl Worker {
         if self.pod.status.as_ref() != Some(&status) {
             self.write_status(status).await?;
         }
-        Ok(p.wake_at)
+        Ok(wake_at)
     }
 
     /// An adopted running container keeps the readiness it had before the agent restarted.
@@ -520,7 +563,7 @@ impl Worker {
                 else {
                     return Ok(());
                 };
-                let started = self.start(&c, attempt).await?;
+                let started = self.start(&c, attempt, observed).await?;
                 if started != Started::No {
                     // a failed start counts as a crash: the back-off grows
                     self.mem.backoff.insert(name.clone(), backoff_level);
@@ -655,12 +698,15 @@ impl Worker {
 
     /// Creates and starts one container. `No` when an input or the image is missing (the
     /// failure is recorded for the status); `Failed` when the engine could not start it.
-    async fn start(&mut self, c: &Container, attempt: u32) -> Result<Started, String> {
+    async fn start(
+        &mut self,
+        c: &Container,
+        attempt: u32,
+        observed: &[Observed],
+    ) -> Result<Started, String> {
         let ctx = self.ctx.clone();
-        let uid = uid_of(&self.pod);
-        let observed = ctx.rt.list(Some(&uid)).await.map_err(|e| e.0)?;
         let Some(sandbox) =
-            plan::latest(&observed, SANDBOX).filter(|s| s.state == RunState::Running)
+            plan::latest(observed, SANDBOX).filter(|s| s.state == RunState::Running)
         else {
             return Ok(Started::No);
         };
@@ -822,21 +868,25 @@ impl Worker {
         tracing::info!(pod = %self.name(), "pod stopped and removed");
     }
 
-    /// Removes the pod object now that its containers are gone.
+    /// Removes the pod object now that its containers are gone (only this pod: a new pod with
+    /// the same name has another uid, and the precondition protects it).
     async fn finalize(&self) {
-        let r = self
+        let body = json!({
+            "apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
+            "preconditions": {"uid": self.pod.metadata.uid},
+        });
+        let path = Kind::Pod.path(
+            Some(self.pod.metadata.namespace()),
+            Some(self.pod.metadata.name()),
+        );
+        match self
             .ctx
             .api
-            .delete(
-                Kind::Pod,
-                Some(self.pod.metadata.namespace()),
-                self.pod.metadata.name(),
-                &[("gracePeriodSeconds", "0".into())],
-            )
-            .await;
-        match r {
+            .request(reqwest::Method::DELETE, &path, &[], Some(&body))
+            .await
+        {
             Ok(_) => {}
-            Err(e) if e.is_not_found() => {}
+            Err(e) if e.is_not_found() || e.code() == Some(409) => {}
             Err(e) => {
                 tracing::warn!(pod = %self.name(), error = %e, "cannot remove the pod object")
             }
