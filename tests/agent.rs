@@ -614,3 +614,96 @@ fn image_load_sends_an_archive_through_the_master_into_the_node() {
         .failure();
     assert!(err.contains("ghost"), "{err}");
 }
+
+#[test]
+fn only_the_master_reaches_the_agent_and_only_the_admin_uses_logs_and_exec() {
+    let m = Master::start();
+    let a = Agent::start(&m);
+    apply(
+        &m,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: talk}}\nspec:\n  nodeName: {}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: c, image: {TEST_IMAGE}, command: [sh, -c, 'i=0; while true; do echo line-$i; i=$((i+1)); sleep 0.2; done']}}\n",
+            a.name
+        ),
+    );
+    wait_until("the pod to run", LONG, || {
+        status(&m, "talk")["phase"] == "Running"
+    });
+    // `logs -f` keeps streaming new lines until it is stopped
+    let mut follow = m
+        .orkops_command(&["logs", "-f", "talk"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    while seen.len() < 15 {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0,
+            "the stream ended early"
+        );
+        seen.push(line.trim().to_string());
+    }
+    assert!(follow.try_wait().unwrap().is_none(), "still following");
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let n = |l: &str| l.trim_start_matches("line-").parse::<u32>().unwrap();
+    assert!(
+        seen.windows(2).all(|w| n(&w[1]) == n(&w[0]) + 1),
+        "{seen:?}"
+    );
+
+    // the agent's endpoint: a client without the master's certificate is refused
+    let node = m.orkops(&["get", "node", &a.name, "-o", "json"]).json();
+    let port = node["status"]["daemonEndpoints"]["agentEndpoint"]["Port"]
+        .as_u64()
+        .unwrap();
+    let cfg = orkops::client::ClientConfig::load(&m.config).unwrap();
+    let ca = reqwest::Certificate::from_pem(cfg.ca_pem().unwrap().as_bytes()).unwrap();
+    let agent_cert = std::fs::read_to_string(a.dir.path().join("agent.crt")).unwrap();
+    let agent_key = std::fs::read_to_string(a.dir.path().join("agent.key")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = format!("https://127.0.0.1:{port}/healthz");
+    let try_with = |identity: Option<reqwest::Identity>| {
+        let mut b = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca.clone());
+        if let Some(id) = identity {
+            b = b.identity(id);
+        }
+        let client = b.build().unwrap();
+        rt.block_on(async { client.get(&url).send().await.map(|r| r.status().as_u16()) })
+    };
+    assert!(try_with(None).is_err(), "no client certificate: refused");
+    let node_id =
+        reqwest::Identity::from_pem(format!("{agent_cert}\n{agent_key}").as_bytes()).unwrap();
+    assert!(
+        try_with(Some(node_id)).is_err(),
+        "a node's (server-only) certificate: refused"
+    );
+    let master_cert = std::fs::read_to_string(m.dir.path().join("apiserver.crt")).unwrap();
+    let master_key = std::fs::read_to_string(m.dir.path().join("apiserver.key")).unwrap();
+    let master_id =
+        reqwest::Identity::from_pem(format!("{master_cert}\n{master_key}").as_bytes()).unwrap();
+    assert_eq!(
+        try_with(Some(master_id)).unwrap(),
+        200,
+        "the master's certificate: accepted"
+    );
+
+    // through the master, a node token may not read logs
+    let node_token = orkops::client::ClientConfig::load(&a.dir.path().join("node.conf"))
+        .unwrap()
+        .token;
+    let http = m.http();
+    let (code, body) = rt.block_on(http.call(
+        reqwest::Method::GET,
+        "/api/v1/namespaces/default/pods/talk/log",
+        Some(&node_token),
+        None,
+    ));
+    assert_eq!(code, 403, "{body}");
+    delete_all_and_check_clean(&m, &a, false);
+}
