@@ -5,6 +5,7 @@
 //! - `store`: the etcd-backed store behind a narrow trait;
 //! - `apiserver`: authentication, the command engine and the HTTP layer;
 //! - `master`: the `orkops-master` settings, setup and serve loop;
+//! - `controllers`: the master's scheduler, Deployment controller, node lifecycle and GC;
 //! - `agent`: `orkops-agent`, which runs the pods of its node on Docker;
 //! - `execproto`: the framing of `orkops exec` streams;
 //! - `serve`: the TLS accept loop both servers use;
@@ -17,6 +18,7 @@ pub mod api;
 pub mod apiserver;
 pub mod cli;
 pub mod client;
+pub mod controllers;
 pub mod execproto;
 pub mod master;
 pub mod pki;

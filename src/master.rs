@@ -36,6 +36,8 @@ pub struct MasterConfig {
     pub join_token_file: Option<PathBuf>,
     pub signing_key_file: Option<PathBuf>,
     pub node_token_ttl: Duration,
+    /// Node lifecycle timeouts for the controllers.
+    pub controllers: crate::controllers::ControllerConfig,
     /// Also write the admin client config here (besides `DATA_DIR/admin.conf`).
     pub client_config_out: Option<PathBuf>,
 }
@@ -164,6 +166,7 @@ pub async fn run(
         config.node_token_ttl,
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx_controllers = stop_rx.clone();
     let mut engine = Engine::new(
         Arc::new(store),
         &config.etcd_prefix,
@@ -209,6 +212,12 @@ pub async fn run(
     }
     tracing::info!(address = %bound, cluster = %config.cluster_name, "API server listening");
 
+    let engine = Arc::new(engine);
+    let controllers = crate::controllers::start(
+        engine.clone(),
+        config.controllers.clone(),
+        stop_rx_controllers,
+    );
     let app = router(Arc::new(AppState {
         engine,
         credentials,
@@ -217,6 +226,9 @@ pub async fn run(
     let graceful = crate::serve::accept_loop(listener, tls, app, shutdown).await;
     tracing::info!("shutting down: no new connections, ending watches");
     let _ = stop_tx.send(true);
+    for c in controllers {
+        c.abort();
+    }
     if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
         .await
         .is_err()

@@ -91,6 +91,13 @@ pub enum Command {
     IssueNodeToken { node: String },
     /// Sign the serving certificate of a node's agent (a PEM certificate request).
     SignNodeCertificate { node: String, csr: String },
+    /// Assign a pending pod to a node (the scheduler's write; `pods/NAME/binding`).
+    Bind {
+        namespace: String,
+        name: String,
+        node: String,
+        uid: Option<String>,
+    },
 }
 
 pub enum Reply {
@@ -267,6 +274,12 @@ impl Engine {
             Command::SignNodeCertificate { node, csr } => {
                 self.sign_node_certificate(caller, &node, &csr)
             }
+            Command::Bind {
+                namespace,
+                name,
+                node,
+                uid,
+            } => self.bind(caller, namespace, name, node, uid).await,
         }
     }
 
@@ -778,6 +791,55 @@ impl Engine {
             "apiVersion": "orkops.io/v1", "kind": "NodeToken",
             "node": node, "token": token, "expirationTimestamp": expiry,
         })))
+    }
+
+    async fn bind(
+        &self,
+        caller: &Caller,
+        ns: String,
+        name: String,
+        node: String,
+        uid: Option<String>,
+    ) -> Result<Reply, ApiError> {
+        if !matches!(caller, Caller::Admin | Caller::Master) {
+            return Err(ApiError::Forbidden(
+                "only the scheduler (or the admin) binds pods to nodes".into(),
+            ));
+        }
+        if !labels::is_dns_subdomain(&node) {
+            return Err(invalid(
+                Kind::Pod,
+                &name,
+                "target.name",
+                "must be a node name",
+            ));
+        }
+        let (current, rev) = self.load(Kind::Pod, Some(&ns), &name).await?;
+        if let Some(u) = &uid {
+            if current.pointer("/metadata/uid").and_then(Value::as_str) != Some(u) {
+                return Err(ApiError::Conflict(format!(
+                    "pod {ns}/{name} is not the pod with uid {u}"
+                )));
+            }
+        }
+        match current.pointer("/spec/nodeName").and_then(Value::as_str) {
+            Some(n) if !n.is_empty() => {
+                return Err(ApiError::Conflict(format!(
+                    "pod {ns}/{name} is already bound to node {n:?}"
+                )))
+            }
+            _ => {}
+        }
+        if current.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(ApiError::Conflict(format!(
+                "pod {ns}/{name} is being deleted"
+            )));
+        }
+        let mut new = current.clone();
+        new["spec"]["nodeName"] = json!(node);
+        self.commit(Kind::Pod, Some(&ns), &name, &current, new, rev)
+            .await
+            .map(Reply::Created)
     }
 
     fn sign_node_certificate(

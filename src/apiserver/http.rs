@@ -24,7 +24,7 @@ use crate::api::labels::{self, Selector};
 use crate::api::Kind;
 
 pub struct AppState {
-    pub engine: Engine,
+    pub engine: Arc<Engine>,
     pub credentials: Arc<Credentials>,
     /// How to reach node agents (logs, exec, image load); None when not configured.
     pub agents: Option<super::proxy::AgentAccess>,
@@ -213,6 +213,33 @@ fn decode(
         return Ok(Command::SignNodeCertificate {
             node: node.to_string(),
             csr: csr.to_string(),
+        });
+    }
+    if let ["api", "v1", "namespaces", ns, "pods", name, "binding"] = path
+        .trim_matches('/')
+        .split('/')
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        if *method != Method::POST {
+            return Err(ApiError::MethodNotAllowed(format!(
+                "{method} is not allowed on {path}: use POST"
+            )));
+        }
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+        let node = v
+            .pointer("/target/name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::BadRequest("a Binding needs target.name: the node".into()))?;
+        return Ok(Command::Bind {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            node: node.to_string(),
+            uid: v
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         });
     }
     let t = parse_path(path)?;

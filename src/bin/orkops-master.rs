@@ -53,6 +53,12 @@ struct Args {
     /// Also write the admin client config to this path.
     #[arg(long)]
     client_config_out: Option<PathBuf>,
+    /// Seconds without a heartbeat before a node is marked NotReady.
+    #[arg(long, default_value_t = 40)]
+    node_monitor_grace_period: u64,
+    /// Seconds a node stays NotReady before its pods are deleted and replaced elsewhere.
+    #[arg(long, default_value_t = 60)]
+    pod_eviction_timeout: u64,
 }
 
 #[tokio::main]
@@ -74,6 +80,10 @@ async fn main() -> ExitCode {
         signing_key_file: a.signing_key_file,
         node_token_ttl: Duration::from_secs(a.node_token_ttl_hours * 3600),
         client_config_out: a.client_config_out,
+        controllers: orkops::controllers::ControllerConfig {
+            node_monitor_grace: Duration::from_secs(a.node_monitor_grace_period),
+            pod_eviction_timeout: Duration::from_secs(a.pod_eviction_timeout),
+        },
     };
     orkops::exit_code(master::run(config, orkops::shutdown_signal()).await)
 }

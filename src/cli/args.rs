@@ -40,6 +40,38 @@ pub enum Command {
     /// Move images onto the cluster's nodes.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Set the number of replicas of a deployment.
+    Scale(ScaleArgs),
+    /// Follow or restart the rollout of a deployment.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ScaleArgs {
+    /// deployment/NAME, or `deployment` followed by NAME.
+    pub target: String,
+    pub name: Option<String>,
+    #[arg(long)]
+    pub replicas: i64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RolloutCommand {
+    /// Wait until the deployment's pods all run its current template and are ready.
+    Status(RolloutArgs),
+    /// Replace every pod of the deployment, one rolling update step at a time.
+    Restart(RolloutArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RolloutArgs {
+    /// deployment/NAME, or `deployment` followed by NAME.
+    pub target: String,
+    pub name: Option<String>,
+    /// Give up after this many seconds (status only).
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
 }
 
 #[derive(Args, Debug)]

@@ -5,6 +5,7 @@ pub mod args;
 pub mod manifest;
 pub mod printer;
 mod stream;
+mod workloads;
 
 use std::io::Write;
 
@@ -70,6 +71,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Exec(a) => stream::exec(&Session::open(&cli)?, a).await,
         Command::Image(args::ImageCommand::Load(a)) => {
             stream::image_load(&Session::open(&cli)?, a).await
+        }
+        Command::Scale(a) => workloads::scale(&Session::open(&cli)?, a).await,
+        Command::Rollout(args::RolloutCommand::Status(a)) => {
+            workloads::rollout_status(&Session::open(&cli)?, a).await
+        }
+        Command::Rollout(args::RolloutCommand::Restart(a)) => {
+            workloads::rollout_restart(&Session::open(&cli)?, a).await
         }
     }
 }

@@ -1,0 +1,332 @@
+//! The Deployment reconciler, as a pure function: from a deployment and the pods it owns, which
+//! pods to create and delete, and its status. Pods carry the hash of the template they were made
+//! from (`pod-template-hash`); a template change rolls out within `maxSurge`/`maxUnavailable`:
+//! new pods are added up to `replicas + maxSurge`, and an old pod is removed only while at least
+//! `replicas - maxUnavailable` pods stay ready.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::api::core::Pod;
+use crate::api::meta::{Condition, IntOrString, OwnerReference};
+use crate::api::workloads::{Deployment, DeploymentStatus};
+
+pub const HASH_LABEL: &str = "pod-template-hash";
+pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Create a pod from the current template (the value is the pod object).
+    Create(Value),
+    /// Delete a pod (name) that is surplus or of an old template.
+    Delete(String),
+}
+
+/// A short, stable hash of a pod template.
+pub fn template_hash(template: &Value) -> String {
+    let text = serde_json::to_string(template).unwrap_or_default();
+    let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    hex::encode(&d.as_ref()[..5])
+}
+
+fn ready(p: &Pod) -> bool {
+    p.status.as_ref().is_some_and(|s| {
+        s.phase.as_deref() == Some("Running")
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+fn alive(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_none()
+        && !matches!(
+            p.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
+}
+
+/// Removal order: unscheduled, then not ready, then the newest first.
+fn removal_order(pods: &mut [&Pod]) {
+    pods.sort_by_key(|p| {
+        (
+            p.spec.node_name.is_some(),
+            ready(p),
+            std::cmp::Reverse(p.metadata.creation_timestamp),
+        )
+    });
+}
+
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub status: DeploymentStatus,
+}
+
+/// `owned`: the pods whose controller is this deployment (including ones being deleted).
+pub fn reconcile(d: &Deployment, owned: &[Pod], now: DateTime<Utc>) -> Plan {
+    let replicas = d.spec.replicas.unwrap_or(1).max(0);
+    let template = serde_json::to_value(&d.spec.template).unwrap_or(Value::Null);
+    let hash = template_hash(&template);
+    let live: Vec<&Pod> = owned.iter().filter(|p| alive(p)).collect();
+    let (mut new, mut old): (Vec<&Pod>, Vec<&Pod>) = live
+        .iter()
+        .partition(|p| p.metadata.labels.get(HASH_LABEL) == Some(&hash));
+    let ru = d
+        .spec
+        .strategy
+        .as_ref()
+        .and_then(|s| s.rolling_update.clone())
+        .unwrap_or_default();
+    let recreate = d.spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) == Some("Recreate");
+    let surge = ru
+        .max_surge
+        .unwrap_or(IntOrString::Int(1))
+        .scaled(replicas, true)
+        .unwrap_or(1)
+        .max(0);
+    let max_unavailable = ru
+        .max_unavailable
+        .unwrap_or(IntOrString::Int(0))
+        .scaled(replicas, false)
+        .unwrap_or(0)
+        .max(0);
+    let surge = if surge == 0 && max_unavailable == 0 {
+        1
+    } else {
+        surge
+    };
+    let mut actions = Vec::new();
+    let paused = d.spec.paused == Some(true);
+    if !paused {
+        let new_ready = new.iter().filter(|p| ready(p)).count() as i64;
+        let old_ready = old.iter().filter(|p| ready(p)).count() as i64;
+        if recreate && !old.is_empty() {
+            for p in &old {
+                actions.push(Action::Delete(p.metadata.name().to_string()));
+            }
+        } else if old.is_empty() || recreate {
+            let have = new.len() as i64;
+            if have < replicas {
+                for _ in have..replicas {
+                    actions.push(Action::Create(pod_for(d, &template, &hash)));
+                }
+            } else if have > replicas {
+                removal_order(&mut new);
+                for p in new.iter().take((have - replicas) as usize) {
+                    actions.push(Action::Delete(p.metadata.name().to_string()));
+                }
+            }
+        } else {
+            // rolling update: grow the new set within the surge...
+            let total = (new.len() + old.len()) as i64;
+            let room = (replicas + surge - total)
+                .min(replicas - new.len() as i64)
+                .max(0);
+            for _ in 0..room {
+                actions.push(Action::Create(pod_for(d, &template, &hash)));
+            }
+            // ...and shrink the old one while enough pods stay ready
+            let min_ready = replicas - max_unavailable;
+            let mut removable = (new_ready + old_ready - min_ready).max(0);
+            removal_order(&mut old);
+            let surplus_old = (total - replicas - room.min(0)).max(0);
+            for p in &old {
+                // a pod that is not ready costs no availability
+                if !ready(p) {
+                    actions.push(Action::Delete(p.metadata.name().to_string()));
+                } else if removable > 0 && (surplus_old > 0 || new_ready > 0) {
+                    actions.push(Action::Delete(p.metadata.name().to_string()));
+                    removable -= 1;
+                }
+            }
+        }
+    }
+    let updated = new.len() as i64;
+    let ready_all = live.iter().filter(|p| ready(p)).count() as i64;
+    let total = live.len() as i64;
+    let complete = updated == replicas && total == replicas && ready_all == replicas;
+    let prev = d.status.clone().unwrap_or_default();
+    let cond = |type_: &str, ok: bool, reason: &str, message: String| {
+        let status = if ok { "True" } else { "False" };
+        let old = prev.conditions.iter().find(|c| c.type_ == type_);
+        let since = old
+            .filter(|c| c.status == status)
+            .and_then(|c| c.last_transition_time)
+            .unwrap_or(now);
+        let updated = match old {
+            Some(c) if c.status == status && c.reason.as_deref() == Some(reason) => {
+                c.last_update_time.unwrap_or(now)
+            }
+            _ => now,
+        };
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            last_transition_time: Some(since),
+            last_update_time: Some(updated),
+            reason: Some(reason.into()),
+            message: Some(message),
+            ..Default::default()
+        }
+    };
+    let available = ready_all >= replicas - max_unavailable;
+    let name = d.metadata.name();
+    let status = DeploymentStatus {
+        observed_generation: d.metadata.generation,
+        replicas: total,
+        updated_replicas: updated,
+        ready_replicas: ready_all,
+        available_replicas: ready_all,
+        unavailable_replicas: (replicas - ready_all).max(0),
+        conditions: vec![
+            cond(
+                "Available",
+                available,
+                if available {
+                    "MinimumReplicasAvailable"
+                } else {
+                    "MinimumReplicasUnavailable"
+                },
+                format!("{ready_all} of {replicas} replicas ready"),
+            ),
+            cond(
+                "Progressing",
+                true,
+                if complete {
+                    "NewReplicaSetAvailable"
+                } else {
+                    "ReplicaSetUpdated"
+                },
+                if complete {
+                    format!("deployment {name:?} has successfully progressed")
+                } else {
+                    format!("deployment {name:?} is progressing: {updated} of {replicas} updated")
+                },
+            ),
+        ],
+    };
+    Plan { actions, status }
+}
+
+fn pod_for(d: &Deployment, template: &Value, hash: &str) -> Value {
+    let mut meta = template.get("metadata").cloned().unwrap_or(json!({}));
+    meta["generateName"] = json!(format!("{}-{hash}-", d.metadata.name()));
+    meta["namespace"] = json!(d.metadata.namespace());
+    meta["labels"][HASH_LABEL] = json!(hash);
+    meta["ownerReferences"] = json!([OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        name: d.metadata.name().to_string(),
+        uid: d.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }]);
+    if let Some(m) = meta.as_object_mut() {
+        m.remove("name");
+    }
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template["spec"]})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::core::{Container, PodStatus};
+
+    fn deployment(replicas: i64, image: &str) -> Deployment {
+        let mut d = Deployment::default();
+        d.metadata.name = Some("web".into());
+        d.metadata.namespace = Some("default".into());
+        d.metadata.uid = Some("d-uid".into());
+        d.spec.replicas = Some(replicas);
+        d.spec
+            .template
+            .metadata
+            .labels
+            .insert("app".into(), "web".into());
+        d.spec.template.spec.containers.push(Container {
+            name: "c".into(),
+            image: image.into(),
+            ..Default::default()
+        });
+        d
+    }
+
+    fn pods_from(d: &Deployment, n: usize, is_ready: bool, prefix: &str) -> Vec<Pod> {
+        let template = serde_json::to_value(&d.spec.template).unwrap();
+        let hash = template_hash(&template);
+        (0..n)
+            .map(|i| {
+                let mut p: Pod = serde_json::from_value(pod_for(d, &template, &hash)).unwrap();
+                p.metadata.name = Some(format!("{prefix}{i}"));
+                p.spec.node_name = Some("n1".into());
+                p.status = Some(PodStatus {
+                    phase: Some("Running".into()),
+                    conditions: vec![Condition {
+                        type_: "Ready".into(),
+                        status: if is_ready { "True" } else { "False" }.into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                });
+                p
+            })
+            .collect()
+    }
+
+    fn counts(a: &[Action]) -> (usize, usize) {
+        (
+            a.iter().filter(|x| matches!(x, Action::Create(_))).count(),
+            a.iter().filter(|x| matches!(x, Action::Delete(_))).count(),
+        )
+    }
+
+    #[test]
+    fn scales_up_and_down() {
+        let d = deployment(5, "img:1");
+        let plan = reconcile(&d, &[], Utc::now());
+        assert_eq!(counts(&plan.actions), (5, 0));
+        if let Action::Create(p) = &plan.actions[0] {
+            assert_eq!(p["metadata"]["ownerReferences"][0]["uid"], "d-uid");
+            assert_eq!(p["metadata"]["labels"]["app"], "web");
+            assert!(p["metadata"]["generateName"]
+                .as_str()
+                .unwrap()
+                .starts_with("web-"));
+        }
+        let pods = pods_from(&d, 8, true, "p");
+        assert_eq!(counts(&reconcile(&d, &pods, Utc::now()).actions), (0, 3));
+        let done = reconcile(&d, &pods[..5], Utc::now());
+        assert!(done.actions.is_empty());
+        assert_eq!(done.status.ready_replicas, 5);
+    }
+
+    #[test]
+    fn a_rolling_update_surges_one_and_removes_old_only_when_replacements_are_ready() {
+        let old_d = deployment(3, "img:1");
+        let old = pods_from(&old_d, 3, true, "old");
+        let d = deployment(3, "img:2");
+        // step 1: one new pod (surge 1), no old pod removed (nothing new is ready yet)
+        let plan = reconcile(&d, &old, Utc::now());
+        assert_eq!(counts(&plan.actions), (1, 0));
+        // step 2: the new pod exists but is not ready: wait
+        let mut pods = old.clone();
+        pods.extend(pods_from(&d, 1, false, "new"));
+        assert_eq!(counts(&reconcile(&d, &pods, Utc::now()).actions), (0, 0));
+        // step 3: it is ready: one old pod goes
+        let mut pods = old.clone();
+        pods.extend(pods_from(&d, 1, true, "new"));
+        assert_eq!(counts(&reconcile(&d, &pods, Utc::now()).actions), (0, 1));
+        // step 4: after that, one more new pod
+        let mut pods: Vec<Pod> = old[..2].to_vec();
+        pods.extend(pods_from(&d, 1, true, "new"));
+        assert_eq!(counts(&reconcile(&d, &pods, Utc::now()).actions), (1, 0));
+        // the end: all new and ready, nothing to do, progressing complete
+        let done = reconcile(&d, &pods_from(&d, 3, true, "new"), Utc::now());
+        assert!(done.actions.is_empty());
+        assert_eq!(done.status.updated_replicas, 3);
+        assert_eq!(
+            done.status.conditions[1].reason.as_deref(),
+            Some("NewReplicaSetAvailable")
+        );
+    }
+}

@@ -1,0 +1,171 @@
+//! Node lifecycle and garbage collection, as pure functions. A node whose heartbeat is older
+//! than the grace period is marked NotReady (`Ready=Unknown`); once it has been NotReady for the
+//! eviction timeout, its pods are deleted so their controllers replace them elsewhere. An object
+//! whose controlling owner no longer exists is deleted.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::api::core::{Node, Pod};
+use crate::api::meta::ObjectMeta;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeAction {
+    /// Set the node's Ready condition to Unknown: its agent stopped posting.
+    MarkNotReady { node: String, silent_for: Duration },
+    /// Delete a pod of a node that has been NotReady past the eviction timeout.
+    Evict {
+        namespace: String,
+        name: String,
+        node: String,
+    },
+}
+
+fn ready_condition(n: &Node) -> Option<&crate::api::meta::Condition> {
+    n.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+}
+
+pub fn nodes(
+    nodes: &[Node],
+    pods: &[Pod],
+    now: DateTime<Utc>,
+    grace: Duration,
+    eviction: Duration,
+) -> Vec<NodeAction> {
+    let mut out = Vec::new();
+    for n in nodes {
+        let Some(c) = ready_condition(n) else {
+            continue;
+        };
+        let name = n.metadata.name().to_string();
+        if c.status == "True" {
+            let beat = c.last_heartbeat_time.or(c.last_transition_time);
+            let silent = beat
+                .map(|b| (now - b).to_std().unwrap_or_default())
+                .unwrap_or_default();
+            if silent > grace {
+                out.push(NodeAction::MarkNotReady {
+                    node: name,
+                    silent_for: silent,
+                });
+            }
+            continue;
+        }
+        let since = c.last_transition_time.unwrap_or(now);
+        if (now - since).to_std().unwrap_or_default() > eviction {
+            for p in pods
+                .iter()
+                .filter(|p| p.spec.node_name.as_deref() == Some(name.as_str()))
+            {
+                out.push(NodeAction::Evict {
+                    namespace: p.metadata.namespace().to_string(),
+                    name: p.metadata.name().to_string(),
+                    node: name.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The objects (by metadata) whose controlling owner's uid is not among `existing`.
+pub fn orphans<'a>(
+    objects: impl Iterator<Item = &'a ObjectMeta>,
+    existing: &HashSet<String>,
+) -> Vec<&'a ObjectMeta> {
+    objects
+        .filter(|m| {
+            m.owner_references
+                .iter()
+                .any(|o| o.controller == Some(true) && !existing.contains(&o.uid))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::core::NodeStatus;
+    use crate::api::meta::{Condition, OwnerReference};
+
+    fn node(name: &str, status: &str, at: DateTime<Utc>) -> Node {
+        let mut n = Node::default();
+        n.metadata.name = Some(name.into());
+        n.status = Some(NodeStatus {
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: status.into(),
+                last_heartbeat_time: Some(at),
+                last_transition_time: Some(at),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        n
+    }
+
+    #[test]
+    fn a_silent_node_is_marked_then_its_pods_evicted() {
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let (g, e) = (Duration::from_secs(40), Duration::from_secs(60));
+        let mut p = Pod::default();
+        p.metadata.name = Some("p".into());
+        p.metadata.namespace = Some("default".into());
+        p.spec.node_name = Some("a".into());
+        let fresh = node("a", "True", t0);
+        assert!(nodes(
+            std::slice::from_ref(&fresh),
+            &[p.clone()],
+            t0 + chrono::Duration::seconds(30),
+            g,
+            e
+        )
+        .is_empty());
+        let acts = nodes(
+            &[fresh],
+            &[p.clone()],
+            t0 + chrono::Duration::seconds(41),
+            g,
+            e,
+        );
+        assert!(matches!(&acts[..], [NodeAction::MarkNotReady { node, .. }] if node == "a"));
+        let down = node("a", "Unknown", t0);
+        assert!(nodes(
+            std::slice::from_ref(&down),
+            &[p.clone()],
+            t0 + chrono::Duration::seconds(59),
+            g,
+            e
+        )
+        .is_empty());
+        let acts = nodes(&[down], &[p], t0 + chrono::Duration::seconds(61), g, e);
+        assert!(matches!(&acts[..], [NodeAction::Evict { name, .. }] if name == "p"));
+    }
+
+    #[test]
+    fn objects_of_a_missing_owner_are_orphans() {
+        let mut a = ObjectMeta::default();
+        a.owner_references.push(OwnerReference {
+            uid: "gone".into(),
+            controller: Some(true),
+            ..Default::default()
+        });
+        let mut b = ObjectMeta::default();
+        b.owner_references.push(OwnerReference {
+            uid: "here".into(),
+            controller: Some(true),
+            ..Default::default()
+        });
+        let c = ObjectMeta::default();
+        let existing = HashSet::from(["here".to_string()]);
+        let out = orphans([&a, &b, &c].into_iter(), &existing);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].owner_references[0].uid, "gone");
+    }
+}

@@ -1,0 +1,582 @@
+//! The master's control loops: the scheduler, the Deployment controller, node lifecycle and
+//! garbage collection. Each loop is level-triggered: a change of the kinds it watches (or a
+//! periodic resync) wakes it, it lists what it needs through the engine (as the master), runs
+//! its pure reconciler (`scheduler`, `deployments`, `lifecycle`) and applies the actions.
+
+pub mod deployments;
+pub mod lifecycle;
+pub mod scheduler;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::api::core::{Node, Pod};
+use crate::api::workloads::Deployment;
+use crate::api::Kind;
+use crate::apiserver::engine::{Command, DeleteOptions, ListQuery, Reply};
+use crate::apiserver::{ApiError, Caller, Engine};
+
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// A node that has not posted a heartbeat for this long is marked NotReady.
+    pub node_monitor_grace: Duration,
+    /// Pods of a node NotReady for this long are deleted (and replaced by their controllers).
+    pub pod_eviction_timeout: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            node_monitor_grace: Duration::from_secs(40),
+            pod_eviction_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The object an event is about.
+pub struct About<'a> {
+    pub ns: &'a str,
+    pub kind: Kind,
+    pub name: &'a str,
+    pub uid: Option<&'a str>,
+}
+
+/// The engine, as the master's controllers use it.
+#[derive(Clone)]
+pub struct Api {
+    engine: Arc<Engine>,
+}
+
+impl Api {
+    pub fn new(engine: Arc<Engine>) -> Api {
+        Api { engine }
+    }
+
+    async fn run(&self, cmd: Command) -> Result<Reply, ApiError> {
+        self.engine.handle(&Caller::Master, cmd).await
+    }
+
+    /// Every object of `kind` in every namespace.
+    pub async fn list<T: DeserializeOwned>(&self, kind: Kind) -> Result<Vec<T>, ApiError> {
+        let reply = self
+            .run(Command::List {
+                kind,
+                namespace: None,
+                query: ListQuery::default(),
+            })
+            .await?;
+        let Reply::Json(bytes) = reply else {
+            return Err(ApiError::Internal(
+                "a list answered with something else".into(),
+            ));
+        };
+        #[derive(serde::Deserialize)]
+        struct List<T> {
+            items: Vec<T>,
+        }
+        serde_json::from_slice::<List<T>>(&bytes)
+            .map(|l| l.items)
+            .map_err(|e| ApiError::Internal(format!("cannot decode a {kind} list: {e}")))
+    }
+
+    pub async fn create(&self, kind: Kind, ns: &str, body: Value) -> Result<(), ApiError> {
+        self.run(Command::Create {
+            kind,
+            namespace: Some(ns.into()),
+            body,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn delete(
+        &self,
+        kind: Kind,
+        ns: Option<&str>,
+        name: &str,
+        grace: Option<i64>,
+    ) -> Result<(), ApiError> {
+        let options = DeleteOptions {
+            grace_period_seconds: grace,
+            ..Default::default()
+        };
+        match self
+            .run(Command::Delete {
+                kind,
+                namespace: ns.map(str::to_string),
+                name: name.into(),
+                options,
+            })
+            .await
+        {
+            Ok(_) | Err(ApiError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn replace_status(
+        &self,
+        kind: Kind,
+        ns: Option<&str>,
+        name: &str,
+        status: Value,
+    ) -> Result<(), ApiError> {
+        let mut meta = json!({"name": name});
+        if let Some(ns) = ns {
+            meta["namespace"] = json!(ns);
+        }
+        let body = json!({"apiVersion": kind.api_version(), "kind": kind.name(), "metadata": meta, "status": status});
+        self.run(Command::ReplaceStatus {
+            kind,
+            namespace: ns.map(str::to_string),
+            name: name.into(),
+            body,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn bind(&self, ns: &str, name: &str, uid: &str, node: &str) -> Result<(), ApiError> {
+        self.run(Command::Bind {
+            namespace: ns.into(),
+            name: name.into(),
+            node: node.into(),
+            uid: Some(uid.into()),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Records an event about `about` (best effort).
+    pub async fn event(
+        &self,
+        about: About<'_>,
+        type_: &str,
+        reason: &str,
+        message: &str,
+        source: &str,
+    ) {
+        let now = Utc::now();
+        let About {
+            ns,
+            kind,
+            name,
+            uid,
+        } = about;
+        let body = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": format!("{name}."), "namespace": ns},
+            "involvedObject": {"apiVersion": kind.api_version(), "kind": kind.name(), "namespace": ns, "name": name, "uid": uid},
+            "reason": reason, "message": message, "type": type_, "count": 1,
+            "firstTimestamp": now, "lastTimestamp": now, "source": {"component": source},
+        });
+        if let Err(e) = self.create(Kind::Event, ns, body).await {
+            tracing::debug!(error = %e, "cannot record an event");
+        }
+    }
+
+    /// A notification that fires when any object of `kinds` changes.
+    fn changes(&self, kinds: &[Kind], stop: watch::Receiver<bool>) -> Arc<Notify> {
+        let notify = Arc::new(Notify::new());
+        for &kind in kinds {
+            let (api, n, mut stop) = (self.clone(), notify.clone(), stop.clone());
+            tokio::spawn(async move {
+                loop {
+                    let watch = api
+                        .run(Command::Watch {
+                            kind,
+                            namespace: None,
+                            query: ListQuery::default(),
+                        })
+                        .await;
+                    if let Ok(Reply::Watch(mut s)) = watch {
+                        loop {
+                            tokio::select! {
+                                ev = s.next() => match ev {
+                                    Some(_) => n.notify_one(),
+                                    None => break,
+                                },
+                                _ = stop.changed() => return,
+                            }
+                        }
+                    }
+                    if *stop.borrow() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+        }
+        notify
+    }
+}
+
+/// Runs `pass` whenever `kinds` change, and at least every `resync`, until `stop`.
+fn control_loop<F, Fut>(
+    api: &Api,
+    name: &'static str,
+    kinds: &[Kind],
+    resync: Duration,
+    mut stop: watch::Receiver<bool>,
+    mut pass: F,
+) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), ApiError>> + Send,
+{
+    let notify = api.changes(kinds, stop.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = notify.notified() => {}
+                _ = tokio::time::sleep(resync) => {}
+                _ = stop.changed() => return,
+            }
+            // let a burst of changes settle into one pass
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if let Err(e) = pass().await {
+                tracing::warn!(controller = name, error = %e, "pass failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                notify.notify_one();
+            }
+        }
+    })
+}
+
+/// Starts every controller; they stop when `stop` turns true.
+pub fn start(
+    engine: Arc<Engine>,
+    config: ControllerConfig,
+    stop: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let api = Api::new(engine);
+    let a = api.clone();
+    let sched = control_loop(
+        &api,
+        "scheduler",
+        &[Kind::Pod, Kind::Node],
+        Duration::from_secs(10),
+        stop.clone(),
+        move || {
+            let a = a.clone();
+            async move { schedule_pass(&a).await }
+        },
+    );
+    let a = api.clone();
+    let deploy = control_loop(
+        &api,
+        "deployments",
+        &[Kind::Deployment, Kind::Pod],
+        Duration::from_secs(30),
+        stop.clone(),
+        move || {
+            let a = a.clone();
+            async move { deployment_pass(&a).await }
+        },
+    );
+    let a = api.clone();
+    let cfg = config.clone();
+    let nodes = control_loop(
+        &api,
+        "node-lifecycle",
+        &[Kind::Node],
+        Duration::from_secs(2),
+        stop.clone(),
+        move || {
+            let (a, cfg) = (a.clone(), cfg.clone());
+            async move { lifecycle_pass(&a, &cfg).await }
+        },
+    );
+    let a = api.clone();
+    let gc = control_loop(
+        &api,
+        "garbage-collector",
+        &[Kind::Deployment, Kind::Job, Kind::CronJob],
+        Duration::from_secs(20),
+        stop,
+        move || {
+            let a = a.clone();
+            async move { gc_pass(&a).await }
+        },
+    );
+    vec![sched, deploy, nodes, gc]
+}
+
+fn unbound(p: &Pod) -> bool {
+    p.spec.node_name.as_deref().unwrap_or("").is_empty()
+        && p.metadata.deletion_timestamp.is_none()
+        && !matches!(
+            p.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
+}
+
+async fn schedule_pass(api: &Api) -> Result<(), ApiError> {
+    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
+    let (pending, bound): (Vec<&Pod>, Vec<&Pod>) = pods.iter().partition(|p| unbound(p));
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let nodes: Vec<Node> = api.list(Kind::Node).await?;
+    let by_uid: HashMap<&str, &Pod> = pending
+        .iter()
+        .map(|p| (p.metadata.uid.as_deref().unwrap_or(""), *p))
+        .collect();
+    let outcomes = scheduler::schedule(&pending, &nodes, &bound);
+    let work = outcomes.into_iter().map(|o| {
+        let api = api.clone();
+        let pod = by_uid.get(match &o {
+            scheduler::Outcome::Bind { uid, .. } | scheduler::Outcome::Unschedulable { uid, .. } => uid.as_str(),
+        }).map(|p| (*p).clone());
+        async move {
+            match o {
+                scheduler::Outcome::Bind { namespace, name, uid, node } => {
+                    match api.bind(&namespace, &name, &uid, &node).await {
+                        Ok(()) => {
+                            api.event(About { ns: &namespace, kind: Kind::Pod, name: &name, uid: Some(&uid) }, "Normal", "Scheduled", &format!("Successfully assigned {namespace}/{name} to {node}"), "orkops-scheduler").await;
+                        }
+                        Err(ApiError::Conflict(_) | ApiError::NotFound { .. }) => {}
+                        Err(e) => tracing::warn!(pod = %format!("{namespace}/{name}"), error = %e, "cannot bind"),
+                    }
+                }
+                scheduler::Outcome::Unschedulable { namespace, name, uid, message } => {
+                    let Some(pod) = pod else { return };
+                    let mut status = pod.status.clone().unwrap_or_default();
+                    let known = status.conditions.iter().any(|c| c.type_ == "PodScheduled" && c.message.as_deref() == Some(message.as_str()));
+                    if known {
+                        return;
+                    }
+                    status.phase.get_or_insert_with(|| "Pending".into());
+                    status.conditions.retain(|c| c.type_ != "PodScheduled");
+                    status.conditions.push(crate::api::meta::Condition {
+                        type_: "PodScheduled".into(),
+                        status: "False".into(),
+                        reason: Some("Unschedulable".into()),
+                        message: Some(message.clone()),
+                        last_transition_time: Some(Utc::now()),
+                        ..Default::default()
+                    });
+                    let _ = api.replace_status(Kind::Pod, Some(&namespace), &name, serde_json::to_value(&status).unwrap_or_default()).await;
+                    api.event(About { ns: &namespace, kind: Kind::Pod, name: &name, uid: Some(&uid) }, "Warning", "FailedScheduling", &message, "orkops-scheduler").await;
+                }
+            }
+        }
+    });
+    futures::stream::iter(work)
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    Ok(())
+}
+
+async fn deployment_pass(api: &Api) -> Result<(), ApiError> {
+    let deployments: Vec<Deployment> = api.list(Kind::Deployment).await?;
+    if deployments.is_empty() {
+        return Ok(());
+    }
+    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
+    let mut owned: HashMap<&str, Vec<Pod>> = HashMap::new();
+    for p in &pods {
+        if let Some(o) = scheduler::owner(p) {
+            owned.entry(o).or_default().push(p.clone());
+        }
+    }
+    for d in &deployments {
+        if d.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let uid = d.metadata.uid.as_deref().unwrap_or("");
+        let ns = d.metadata.namespace();
+        let name = d.metadata.name();
+        let plan = deployments::reconcile(
+            d,
+            owned.get(uid).map(Vec::as_slice).unwrap_or(&[]),
+            Utc::now(),
+        );
+        let (mut created, mut deleted) = (0, Vec::new());
+        for a in plan.actions {
+            match a {
+                deployments::Action::Create(body) => match api.create(Kind::Pod, ns, body).await {
+                    Ok(()) => created += 1,
+                    Err(e) => {
+                        api.event(
+                            About {
+                                ns,
+                                kind: Kind::Deployment,
+                                name,
+                                uid: Some(uid),
+                            },
+                            "Warning",
+                            "FailedCreate",
+                            &format!("cannot create a pod: {e}"),
+                            "orkops-deployment-controller",
+                        )
+                        .await;
+                    }
+                },
+                deployments::Action::Delete(pod) => {
+                    api.delete(Kind::Pod, Some(ns), &pod, None).await?;
+                    deleted.push(pod);
+                }
+            }
+        }
+        if created > 0 || !deleted.is_empty() {
+            let mut msg = Vec::new();
+            if created > 0 {
+                msg.push(format!("created {created} pod(s)"));
+            }
+            if !deleted.is_empty() {
+                msg.push(format!("deleted pod(s) {}", deleted.join(", ")));
+            }
+            api.event(
+                About {
+                    ns,
+                    kind: Kind::Deployment,
+                    name,
+                    uid: Some(uid),
+                },
+                "Normal",
+                "ScalingReplicaSet",
+                &msg.join("; "),
+                "orkops-deployment-controller",
+            )
+            .await;
+        }
+        if d.status.as_ref() != Some(&plan.status) {
+            match api
+                .replace_status(
+                    Kind::Deployment,
+                    Some(ns),
+                    name,
+                    serde_json::to_value(&plan.status).unwrap_or_default(),
+                )
+                .await
+            {
+                Ok(()) | Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn lifecycle_pass(api: &Api, cfg: &ControllerConfig) -> Result<(), ApiError> {
+    let nodes: Vec<Node> = api.list(Kind::Node).await?;
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
+    let now = Utc::now();
+    for a in lifecycle::nodes(
+        &nodes,
+        &pods,
+        now,
+        cfg.node_monitor_grace,
+        cfg.pod_eviction_timeout,
+    ) {
+        match a {
+            lifecycle::NodeAction::MarkNotReady { node, silent_for } => {
+                let Some(n) = nodes.iter().find(|n| n.metadata.name() == node) else {
+                    continue;
+                };
+                let mut status = n.status.clone().unwrap_or_default();
+                let message = format!(
+                    "orkops-agent stopped posting node status ({}s ago)",
+                    silent_for.as_secs()
+                );
+                for c in status.conditions.iter_mut().filter(|c| c.type_ == "Ready") {
+                    c.status = "Unknown".into();
+                    c.reason = Some("NodeStatusUnknown".into());
+                    c.message = Some(message.clone());
+                    c.last_transition_time = Some(now);
+                }
+                api.replace_status(
+                    Kind::Node,
+                    None,
+                    &node,
+                    serde_json::to_value(&status).unwrap_or_default(),
+                )
+                .await?;
+                api.event(
+                    About {
+                        ns: "default",
+                        kind: Kind::Node,
+                        name: &node,
+                        uid: n.metadata.uid.as_deref(),
+                    },
+                    "Warning",
+                    "NodeNotReady",
+                    &format!("node {node} is NotReady: {message}"),
+                    "orkops-node-controller",
+                )
+                .await;
+            }
+            lifecycle::NodeAction::Evict {
+                namespace,
+                name,
+                node,
+            } => {
+                api.delete(Kind::Pod, Some(&namespace), &name, Some(0))
+                    .await?;
+                api.event(
+                    About {
+                        ns: &namespace,
+                        kind: Kind::Pod,
+                        name: &name,
+                        uid: None,
+                    },
+                    "Warning",
+                    "Evicted",
+                    &format!(
+                        "node {node} has been NotReady longer than {}s",
+                        cfg.pod_eviction_timeout.as_secs()
+                    ),
+                    "orkops-node-controller",
+                )
+                .await;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn gc_pass(api: &Api) -> Result<(), ApiError> {
+    let deployments: Vec<Deployment> = api.list(Kind::Deployment).await?;
+    let jobs: Vec<Value> = api.list(Kind::Job).await?;
+    let cronjobs: Vec<Value> = api.list(Kind::CronJob).await?;
+    let uid = |v: &Value| {
+        v.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let existing: HashSet<String> = deployments
+        .iter()
+        .filter_map(|d| d.metadata.uid.clone())
+        .chain(jobs.iter().map(uid))
+        .chain(cronjobs.iter().map(uid))
+        .collect();
+    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
+    let managed = |m: &&crate::api::meta::ObjectMeta| {
+        m.owner_references
+            .iter()
+            .any(|o| matches!(o.kind.as_str(), "Deployment" | "Job" | "CronJob"))
+    };
+    for m in lifecycle::orphans(pods.iter().map(|p| &p.metadata).filter(managed), &existing) {
+        if m.deletion_timestamp.is_some() {
+            continue;
+        }
+        api.delete(Kind::Pod, Some(m.namespace()), m.name(), None)
+            .await?;
+        tracing::info!(pod = %format!("{}/{}", m.namespace(), m.name()), "deleted a pod whose owner is gone");
+    }
+    Ok(())
+}

@@ -1,0 +1,349 @@
+//! The scheduler's decision, as a pure function: each pending pod goes to a Ready node that
+//! fits its CPU/memory requests, pod count and nodeSelector, preferring the node (and zone)
+//! with the fewest pods of the same owner, then the least loaded one. A pod that fits nowhere
+//! gets a message saying why, node by node.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::api::core::{Node, Pod};
+use crate::api::meta::Quantity;
+
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Bind {
+        namespace: String,
+        name: String,
+        uid: String,
+        node: String,
+    },
+    Unschedulable {
+        namespace: String,
+        name: String,
+        uid: String,
+        message: String,
+    },
+}
+
+struct Slot {
+    name: String,
+    labels: BTreeMap<String, String>,
+    zone: Option<String>,
+    free_cpu: i128,
+    free_mem: i128,
+    free_pods: i128,
+    owners: HashMap<String, u32>,
+    ready: bool,
+    schedulable: bool,
+}
+
+fn q(m: &BTreeMap<String, Quantity>, k: &str) -> Option<i128> {
+    m.get(k).and_then(|q| q.millis().ok())
+}
+
+/// CPU (millicores) and memory (milli-bytes) a pod asks for: its requests, or its limits.
+pub fn requests(p: &Pod) -> (i128, i128) {
+    p.spec.containers.iter().fold((0, 0), |(c, m), ct| {
+        let r = ct.resources.clone().unwrap_or_default();
+        let cpu = q(&r.requests, "cpu").or(q(&r.limits, "cpu")).unwrap_or(0);
+        let mem = q(&r.requests, "memory")
+            .or(q(&r.limits, "memory"))
+            .unwrap_or(0);
+        (c + cpu, m + mem)
+    })
+}
+
+/// The uid of the pod's controlling owner (what replicas are spread by).
+pub fn owner(p: &Pod) -> Option<&str> {
+    p.metadata
+        .owner_references
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.as_str())
+}
+
+pub fn node_ready(n: &Node) -> bool {
+    n.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+fn is_terminal(p: &Pod) -> bool {
+    matches!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// Decides for every pod of `pending` (unbound), given the nodes and the pods already bound.
+pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod]) -> Vec<Outcome> {
+    let mut slots: Vec<Slot> = nodes
+        .iter()
+        .map(|n| {
+            let alloc = n
+                .status
+                .as_ref()
+                .map(|s| {
+                    if s.allocatable.is_empty() {
+                        &s.capacity
+                    } else {
+                        &s.allocatable
+                    }
+                })
+                .cloned()
+                .unwrap_or_default();
+            Slot {
+                name: n.metadata.name().to_string(),
+                labels: n.metadata.labels.clone(),
+                zone: n.metadata.labels.get(ZONE_LABEL).cloned(),
+                free_cpu: q(&alloc, "cpu").unwrap_or(0),
+                free_mem: q(&alloc, "memory").unwrap_or(0),
+                free_pods: q(&alloc, "pods").map_or(110, |m| m / 1000),
+                owners: HashMap::new(),
+                ready: node_ready(n),
+                schedulable: n.spec.unschedulable != Some(true),
+            }
+        })
+        .collect();
+    let index: HashMap<String, usize> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.clone(), i))
+        .collect();
+    let mut zone_owners: HashMap<(String, String), u32> = HashMap::new();
+    for p in bound.iter().filter(|p| !is_terminal(p)) {
+        let Some(&i) = p.spec.node_name.as_ref().and_then(|n| index.get(n)) else {
+            continue;
+        };
+        let (cpu, mem) = requests(p);
+        let s = &mut slots[i];
+        s.free_cpu -= cpu;
+        s.free_mem -= mem;
+        s.free_pods -= 1;
+        if let Some(o) = owner(p) {
+            *s.owners.entry(o.to_string()).or_default() += 1;
+            if let Some(z) = &s.zone {
+                *zone_owners.entry((z.clone(), o.to_string())).or_default() += 1;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(pending.len());
+    for p in pending {
+        let (cpu, mem) = requests(p);
+        let own = owner(p).map(str::to_string);
+        let mut why: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut best: Option<(usize, (u32, u32, i128))> = None;
+        for (i, s) in slots.iter().enumerate() {
+            let reason = if !s.ready {
+                Some("node(s) were not Ready")
+            } else if !s.schedulable {
+                Some("node(s) were unschedulable")
+            } else if p
+                .spec
+                .node_selector
+                .iter()
+                .any(|(k, v)| s.labels.get(k) != Some(v))
+            {
+                Some("node(s) didn't match the pod's nodeSelector")
+            } else if s.free_pods < 1 {
+                Some("Too many pods")
+            } else if s.free_cpu < cpu {
+                Some("Insufficient cpu")
+            } else if s.free_mem < mem {
+                Some("Insufficient memory")
+            } else {
+                None
+            };
+            if let Some(r) = reason {
+                *why.entry(r).or_default() += 1;
+                continue;
+            }
+            let same_node = own
+                .as_ref()
+                .and_then(|o| s.owners.get(o))
+                .copied()
+                .unwrap_or(0);
+            let same_zone = match (&own, &s.zone) {
+                (Some(o), Some(z)) => zone_owners
+                    .get(&(z.clone(), o.clone()))
+                    .copied()
+                    .unwrap_or(0),
+                _ => 0,
+            };
+            // fewer siblings in the zone, then on the node, then the most free CPU+memory share
+            let key = (
+                same_zone,
+                same_node,
+                -(s.free_cpu / 10 + s.free_mem / (1 << 30)),
+            );
+            if best.as_ref().is_none_or(|(_, k)| key < *k) {
+                best = Some((i, key));
+            }
+        }
+        let (namespace, name, uid) = (
+            p.metadata.namespace().to_string(),
+            p.metadata.name().to_string(),
+            p.metadata.uid.clone().unwrap_or_default(),
+        );
+        match best {
+            Some((i, _)) => {
+                let s = &mut slots[i];
+                s.free_cpu -= cpu;
+                s.free_mem -= mem;
+                s.free_pods -= 1;
+                if let Some(o) = &own {
+                    *s.owners.entry(o.clone()).or_default() += 1;
+                    if let Some(z) = &s.zone {
+                        *zone_owners.entry((z.clone(), o.clone())).or_default() += 1;
+                    }
+                }
+                out.push(Outcome::Bind {
+                    namespace,
+                    name,
+                    uid,
+                    node: s.name.clone(),
+                });
+            }
+            None => {
+                let detail: Vec<String> = why.iter().map(|(r, n)| format!("{n} {r}")).collect();
+                let message = if slots.is_empty() {
+                    "0/0 nodes are available: the cluster has no nodes".to_string()
+                } else {
+                    format!(
+                        "0/{} nodes are available: {}",
+                        slots.len(),
+                        detail.join(", ")
+                    )
+                };
+                out.push(Outcome::Unschedulable {
+                    namespace,
+                    name,
+                    uid,
+                    message,
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::core::{Container, NodeStatus, ResourceRequirements};
+    use crate::api::meta::{Condition, OwnerReference};
+
+    fn node(name: &str, cpu: &str, mem: &str, zone: Option<&str>) -> Node {
+        let mut n = Node::default();
+        n.metadata.name = Some(name.into());
+        if let Some(z) = zone {
+            n.metadata.labels.insert(ZONE_LABEL.into(), z.into());
+        }
+        let cap = BTreeMap::from([
+            ("cpu".to_string(), Quantity(cpu.into())),
+            ("memory".to_string(), Quantity(mem.into())),
+            ("pods".to_string(), Quantity("110".into())),
+        ]);
+        n.status = Some(NodeStatus {
+            capacity: cap.clone(),
+            allocatable: cap,
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        n
+    }
+
+    fn pod(name: &str, cpu: &str, owner_uid: Option<&str>) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some(name.into());
+        p.metadata.namespace = Some("default".into());
+        p.metadata.uid = Some(format!("uid-{name}"));
+        if let Some(o) = owner_uid {
+            p.metadata.owner_references.push(OwnerReference {
+                uid: o.into(),
+                controller: Some(true),
+                ..Default::default()
+            });
+        }
+        p.spec.containers.push(Container {
+            name: "c".into(),
+            resources: Some(ResourceRequirements {
+                requests: BTreeMap::from([("cpu".to_string(), Quantity(cpu.into()))]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        p
+    }
+
+    fn nodes_of(out: &[Outcome]) -> Vec<String> {
+        out.iter()
+            .map(|o| match o {
+                Outcome::Bind { node, .. } => node.clone(),
+                Outcome::Unschedulable { message, .. } => format!("none: {message}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn replicas_of_one_owner_spread_over_nodes_and_zones() {
+        let nodes = vec![
+            node("a", "4", "8Gi", Some("z1")),
+            node("b", "4", "8Gi", Some("z1")),
+            node("c", "4", "8Gi", Some("z2")),
+        ];
+        let pods: Vec<Pod> = (0..4)
+            .map(|i| pod(&format!("p{i}"), "100m", Some("d1")))
+            .collect();
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let out = nodes_of(&schedule(&refs, &nodes, &[]));
+        // zone z2 (one node) gets as many as zone z1 (two nodes)
+        let z2 = out.iter().filter(|n| *n == "c").count();
+        assert_eq!(z2, 2, "{out:?}");
+        assert!(
+            out.contains(&"a".to_string()) && out.contains(&"b".to_string()),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn requests_and_selectors_decide_and_a_misfit_says_why() {
+        let mut nodes = vec![
+            node("small", "1", "1Gi", None),
+            node("big", "8", "16Gi", None),
+        ];
+        nodes[1].metadata.labels.insert("disk".into(), "ssd".into());
+        let big = pod("big", "2", None);
+        let mut picky = pod("picky", "100m", None);
+        picky.spec.node_selector.insert("disk".into(), "ssd".into());
+        let huge = pod("huge", "64", None);
+        let out = nodes_of(&schedule(&[&big, &picky, &huge], &nodes, &[]));
+        assert_eq!(out[0], "big");
+        assert_eq!(out[1], "big");
+        assert!(
+            out[2].contains("0/2 nodes are available: 2 Insufficient cpu"),
+            "{}",
+            out[2]
+        );
+        let mut down = node("down", "8", "16Gi", None);
+        down.status.as_mut().unwrap().conditions[0].status = "Unknown".into();
+        let out = nodes_of(&schedule(&[&picky], &[down], &[]));
+        assert!(out[0].contains("1 node(s) were not Ready"), "{}", out[0]);
+    }
+
+    #[test]
+    fn pods_already_bound_use_up_the_node() {
+        let nodes = vec![node("a", "1", "1Gi", None), node("b", "1", "1Gi", None)];
+        let mut running = pod("r", "900m", None);
+        running.spec.node_name = Some("a".into());
+        let out = nodes_of(&schedule(&[&pod("n", "500m", None)], &nodes, &[&running]));
+        assert_eq!(out, vec!["b"]);
+    }
+}

@@ -1,0 +1,204 @@
+//! The master's scheduler and controllers with two real agents on Docker: spreading, scaling,
+//! rolling updates, garbage collection, unschedulable pods and node failure.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{docker, wait_until, Agent, Master, TEST_IMAGE};
+use serde_json::Value;
+
+const LONG: Duration = Duration::from_secs(120);
+
+fn pods(m: &Master, selector: &str) -> Vec<Value> {
+    m.orkops(&["get", "pods", "-l", selector, "-o", "json"])
+        .json()["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn ready(p: &Value) -> bool {
+    p.pointer("/metadata/deletionTimestamp").is_none()
+        && p["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+fn live(m: &Master, selector: &str) -> Vec<Value> {
+    pods(m, selector)
+        .into_iter()
+        .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+        .collect()
+}
+
+fn per_node(ps: &[Value]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for p in ps {
+        *m.entry(p["spec"]["nodeName"].as_str().unwrap_or("").to_string())
+            .or_default() += 1;
+    }
+    m
+}
+
+fn deployment(image: &str, replicas: u32) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: {image}
+        command: [sh, -c, 'mkdir -p /www; echo ok > /www/index.html; exec httpd -f -p 8080 -h /www']
+        readinessProbe: {{httpGet: {{path: /, port: 8080}}, periodSeconds: 1}}
+"#
+    )
+}
+
+#[test]
+fn a_deployment_spreads_scales_rolls_out_and_is_collected() {
+    let m = Master::start();
+    let a = Agent::start(&m);
+    let b = Agent::start(&m);
+    m.orkops_stdin(&["apply", "-f", "-"], Some(&deployment(TEST_IMAGE, 5)))
+        .success();
+    wait_until("5 ready replicas", LONG, || {
+        live(&m, "app=web").iter().filter(|p| ready(p)).count() == 5
+    });
+    let spread = per_node(&live(&m, "app=web"));
+    assert_eq!(spread.len(), 2, "both nodes run replicas: {spread:?}");
+    assert!(spread.values().all(|n| *n >= 2), "{spread:?}");
+    let events = m.orkops(&["get", "events", "-o", "json"]).json();
+    assert!(events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["reason"] == "Scheduled"));
+
+    m.orkops(&["scale", "deployment/web", "--replicas", "8"])
+        .success();
+    wait_until("8 ready replicas", LONG, || {
+        live(&m, "app=web").iter().filter(|p| ready(p)).count() == 8
+    });
+    m.orkops(&["scale", "deployment", "web", "--replicas", "3"])
+        .success();
+    wait_until("3 replicas", LONG, || live(&m, "app=web").len() == 3);
+
+    // a rolling update to another image: never fewer than 3 ready pods (maxUnavailable 0)
+    let v2 = format!("orkops-test/busybox:v2-{}", a.name);
+    assert!(docker(&["tag", TEST_IMAGE, &v2]).0);
+    m.orkops_stdin(&["apply", "-f", "-"], Some(&deployment(&v2, 3)))
+        .success();
+    let mut min_ready = usize::MAX;
+    wait_until("every replica on the new image", LONG, || {
+        let ps = live(&m, "app=web");
+        min_ready = min_ready.min(ps.iter().filter(|p| ready(p)).count());
+        ps.len() == 3
+            && ps
+                .iter()
+                .all(|p| p["spec"]["containers"][0]["image"] == v2.as_str() && ready(p))
+    });
+    assert!(
+        min_ready >= 3,
+        "ready replicas dropped to {min_ready} during the rollout"
+    );
+    let status = m
+        .orkops(&["rollout", "status", "deployment/web", "--timeout", "60"])
+        .success();
+    assert!(status.contains("successfully rolled out"), "{status}");
+    let d = m.orkops(&["get", "deployment", "web", "-o", "json"]).json();
+    assert_eq!(d["status"]["updatedReplicas"], 3, "{d}");
+
+    // deleting the deployment deletes its pods
+    m.orkops(&["delete", "deployment", "web"]).success();
+    wait_until("the pods to be collected", LONG, || {
+        pods(&m, "app=web").is_empty()
+    });
+    wait_until("the nodes to be empty", LONG, || {
+        a.containers().is_empty() && b.containers().is_empty()
+    });
+    docker(&["rmi", &v2]);
+}
+
+#[test]
+fn a_pod_that_fits_nowhere_stays_pending_and_says_why() {
+    let m = Master::start();
+    let _a = Agent::start(&m);
+    m.orkops_stdin(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: huge}}\nspec:\n  containers:\n  - {{name: c, image: {TEST_IMAGE}, resources: {{requests: {{cpu: '500'}}}}}}\n"
+        )),
+    )
+    .success();
+    wait_until("the FailedScheduling event", LONG, || {
+        m.orkops(&["get", "events", "-o", "json"]).json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| {
+                e["reason"] == "FailedScheduling"
+                    && e["message"].as_str().unwrap().contains("Insufficient cpu")
+            })
+    });
+    let p = m.orkops(&["get", "pod", "huge", "-o", "json"]).json();
+    assert!(p["spec"]["nodeName"].is_null(), "{p}");
+    let cond = &p["status"]["conditions"][0];
+    assert_eq!(cond["reason"], "Unschedulable", "{p}");
+    assert!(
+        cond["message"]
+            .as_str()
+            .unwrap()
+            .contains("0/1 nodes are available"),
+        "{p}"
+    );
+}
+
+#[test]
+fn the_pods_of_a_stopped_node_are_replaced_on_another() {
+    let m = Master::start_with(&[
+        "--node-monitor-grace-period",
+        "4",
+        "--pod-eviction-timeout",
+        "4",
+    ]);
+    let mut a = Agent::start(&m);
+    let b = Agent::start(&m);
+    m.orkops_stdin(&["apply", "-f", "-"], Some(&deployment(TEST_IMAGE, 4)))
+        .success();
+    wait_until("4 ready replicas", LONG, || {
+        live(&m, "app=web").iter().filter(|p| ready(p)).count() == 4
+    });
+    assert!(per_node(&live(&m, "app=web")).contains_key(&a.name));
+    a.stop();
+    wait_until("node a to be NotReady", LONG, || {
+        m.orkops(&["get", "node", &a.name, "-o", "json"]).json()["status"]["conditions"][0]
+            ["status"]
+            == "Unknown"
+    });
+    wait_until("4 ready replicas, all on node b", LONG, || {
+        let ps = live(&m, "app=web");
+        ps.len() == 4
+            && ps
+                .iter()
+                .all(|p| ready(p) && p["spec"]["nodeName"] == b.name.as_str())
+    });
+    let nodes = m.orkops(&["get", "nodes"]).success();
+    assert!(
+        nodes.contains("NotReady") || nodes.contains("Unknown"),
+        "{nodes}"
+    );
+    m.orkops(&["delete", "deployment", "web"]).success();
+    wait_until("node b to be empty", LONG, || b.containers().is_empty());
+}
