@@ -202,3 +202,134 @@ fn the_pods_of_a_stopped_node_are_replaced_on_another() {
     m.orkops(&["delete", "deployment", "web"]).success();
     wait_until("node b to be empty", LONG, || b.containers().is_empty());
 }
+
+#[test]
+fn jobs_complete_and_a_deadline_stops_one() {
+    let m = Master::start();
+    let a = Agent::start(&m);
+    m.orkops_stdin(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {{name: twice}}
+spec:
+  completions: 2
+  parallelism: 2
+  template:
+    spec:
+      containers: [{{name: c, image: {TEST_IMAGE}, command: [sh, -c, 'echo done']}}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {{name: slow}}
+spec:
+  activeDeadlineSeconds: 3
+  template:
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{{name: c, image: {TEST_IMAGE}, command: [sleep, '1000']}}]
+"#
+        )),
+    )
+    .success();
+    let job = |n: &str| m.orkops(&["get", "job", n, "-o", "json"]).json();
+    let condition = |j: &Value, t: &str| {
+        j["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == t && c["status"] == "True")
+            .cloned()
+    };
+    wait_until("job twice to complete", LONG, || {
+        condition(&job("twice"), "Complete").is_some()
+    });
+    assert_eq!(job("twice")["status"]["succeeded"], 2);
+    wait_until("job slow to fail at its deadline", LONG, || {
+        condition(&job("slow"), "Failed").is_some()
+    });
+    let c = condition(&job("slow"), "Failed").unwrap();
+    assert_eq!(c["reason"], "DeadlineExceeded", "{c}");
+    wait_until("the slow job's pod to be stopped", LONG, || {
+        live(&m, "job-name=slow").is_empty()
+    });
+    // deleting the jobs collects their pods
+    m.orkops(&["delete", "job", "twice", "slow"]).success();
+    wait_until("the pods to be collected", LONG, || {
+        pods(&m, "controller-uid").is_empty()
+    });
+    wait_until("the node to be empty", LONG, || a.containers().is_empty());
+}
+
+#[test]
+fn a_cronjob_runs_on_schedule_and_forbid_holds() {
+    let m = Master::start();
+    let a = Agent::start(&m);
+    m.orkops_stdin(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            r#"
+apiVersion: batch/v1
+kind: CronJob
+metadata: {{name: tick}}
+spec:
+  schedule: "* * * * *"
+  timeZone: Europe/Paris
+  concurrencyPolicy: Forbid
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          terminationGracePeriodSeconds: 1
+          containers: [{{name: c, image: {TEST_IMAGE}, command: [sleep, '150']}}]
+"#
+        )),
+    )
+    .success();
+    let events = |reason: &str| {
+        m.orkops(&["get", "events", "-o", "json"]).json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["reason"] == reason)
+            .count()
+    };
+    let minute = Duration::from_secs(150);
+    wait_until("the first run", minute, || events("SuccessfulCreate") >= 1);
+    let jobs = m.orkops(&["get", "jobs", "-o", "json"]).json();
+    assert_eq!(jobs["items"].as_array().unwrap().len(), 1);
+    wait_until("the first job's pod to run", LONG, || {
+        live(&m, "controller-uid").iter().any(ready)
+    });
+    wait_until("the next run to be skipped (Forbid)", minute, || {
+        events("JobAlreadyActive") >= 1
+    });
+    assert_eq!(
+        m.orkops(&["get", "jobs", "-o", "json"]).json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let cj = m.orkops(&["get", "cronjob", "tick", "-o", "json"]).json();
+    assert_eq!(
+        cj["status"]["active"].as_array().map(Vec::len),
+        Some(1),
+        "{cj}"
+    );
+    assert!(cj["status"]["lastScheduleTime"].is_string(), "{cj}");
+    // deleting the cronjob collects its job, then the job's pod
+    m.orkops(&["delete", "cronjob", "tick"]).success();
+    wait_until("the job to be collected", LONG, || {
+        m.orkops(&["get", "jobs", "-o", "json"]).json()["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    });
+    wait_until("the pod to be collected", LONG, || {
+        pods(&m, "controller-uid").is_empty()
+    });
+    wait_until("the node to be empty", LONG, || a.containers().is_empty());
+}

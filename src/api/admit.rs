@@ -707,6 +707,14 @@ fn validate_cron_job(c: &CronJob, e: &mut Errors) {
     if let Err(msg) = check_schedule_shape(&s.schedule) {
         e.add("spec.schedule", msg);
     }
+    if let Some(tz) = &s.time_zone {
+        if tz.parse::<chrono_tz::Tz>().is_err() {
+            e.add(
+                "spec.timeZone",
+                format!("{tz:?} is not a known time zone (an IANA name such as \"Europe/Paris\")"),
+            );
+        }
+    }
     one_of(
         e,
         "spec.concurrencyPolicy",
@@ -735,49 +743,12 @@ fn validate_cron_job(c: &CronJob, e: &mut Errors) {
     validate_job_spec(&s.job_template.spec, "spec.jobTemplate.spec", e);
 }
 
-/// Checks that a schedule has five cron fields or is an `@hourly`-style shortcut.
+/// Checks a schedule: five cron fields or an `@hourly`-style shortcut, every value in range.
 fn check_schedule_shape(schedule: &str) -> Result<(), String> {
-    let s = schedule.trim();
-    if s.is_empty() {
+    if schedule.trim().is_empty() {
         return Err("required: a cron schedule such as \"*/5 * * * *\" or \"@hourly\"".into());
     }
-    if s.starts_with('@') {
-        const SHORTCUTS: &[&str] = &[
-            "@yearly",
-            "@annually",
-            "@monthly",
-            "@weekly",
-            "@daily",
-            "@midnight",
-            "@hourly",
-        ];
-        return if SHORTCUTS.contains(&s) {
-            Ok(())
-        } else {
-            Err(format!(
-                "{s:?} is not a shortcut: use one of {}",
-                SHORTCUTS.join(", ")
-            ))
-        };
-    }
-    let fields: Vec<&str> = s.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Err(format!(
-            "{s:?} has {} fields: a schedule has five (minute hour day-of-month month day-of-week)",
-            fields.len()
-        ));
-    }
-    for f in fields {
-        if !f
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '*' | ',' | '-' | '/' | '?'))
-        {
-            return Err(format!(
-                "{s:?}: field {f:?} has characters a cron field cannot have"
-            ));
-        }
-    }
-    Ok(())
+    super::cron::Schedule::parse(schedule).map(|_| ())
 }
 
 fn default_service(svc: &mut Service) {

@@ -3,6 +3,7 @@
 
 pub mod admit;
 pub mod core;
+pub mod cron;
 pub mod kinds;
 pub mod labels;
 pub mod meta;

@@ -3,7 +3,9 @@
 //! periodic resync) wakes it, it lists what it needs through the engine (as the master), runs
 //! its pure reconciler (`scheduler`, `deployments`, `lifecycle`) and applies the actions.
 
+pub mod cronjobs;
 pub mod deployments;
+pub mod jobs;
 pub mod lifecycle;
 pub mod scheduler;
 
@@ -283,6 +285,30 @@ pub fn start(
         },
     );
     let a = api.clone();
+    let jobs = control_loop(
+        &api,
+        "jobs",
+        &[Kind::Job, Kind::Pod],
+        Duration::from_secs(5),
+        stop.clone(),
+        move || {
+            let a = a.clone();
+            async move { job_pass(&a).await }
+        },
+    );
+    let a = api.clone();
+    let cron = control_loop(
+        &api,
+        "cronjobs",
+        &[Kind::CronJob, Kind::Job],
+        Duration::from_secs(2),
+        stop.clone(),
+        move || {
+            let a = a.clone();
+            async move { cronjob_pass(&a).await }
+        },
+    );
+    let a = api.clone();
     let cfg = config.clone();
     let nodes = control_loop(
         &api,
@@ -307,7 +333,7 @@ pub fn start(
             async move { gc_pass(&a).await }
         },
     );
-    vec![sched, deploy, nodes, gc]
+    vec![sched, deploy, jobs, cron, nodes, gc]
 }
 
 fn unbound(p: &Pod) -> bool {
@@ -564,6 +590,20 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
         .chain(jobs.iter().map(uid))
         .chain(cronjobs.iter().map(uid))
         .collect();
+    // jobs of a deleted cronjob (their pods follow on the next pass)
+    let job_metas: Vec<crate::api::meta::ObjectMeta> = jobs
+        .iter()
+        .filter_map(|j| serde_json::from_value(j["metadata"].clone()).ok())
+        .collect();
+    let of_cronjobs =
+        |m: &&crate::api::meta::ObjectMeta| m.owner_references.iter().any(|o| o.kind == "CronJob");
+    for m in lifecycle::orphans(job_metas.iter().filter(of_cronjobs), &existing) {
+        if m.deletion_timestamp.is_none() {
+            api.delete(Kind::Job, Some(m.namespace()), m.name(), None)
+                .await?;
+            tracing::info!(job = %format!("{}/{}", m.namespace(), m.name()), "deleted a job whose cronjob is gone");
+        }
+    }
     let pods: Vec<Pod> = api.list(Kind::Pod).await?;
     let managed = |m: &&crate::api::meta::ObjectMeta| {
         m.owner_references
@@ -577,6 +617,200 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
         api.delete(Kind::Pod, Some(m.namespace()), m.name(), None)
             .await?;
         tracing::info!(pod = %format!("{}/{}", m.namespace(), m.name()), "deleted a pod whose owner is gone");
+    }
+    Ok(())
+}
+
+async fn job_pass(api: &Api) -> Result<(), ApiError> {
+    let jobs: Vec<crate::api::workloads::Job> = api.list(Kind::Job).await?;
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
+    let mut owned: HashMap<&str, Vec<Pod>> = HashMap::new();
+    for p in &pods {
+        if let Some(o) = scheduler::owner(p) {
+            owned.entry(o).or_default().push(p.clone());
+        }
+    }
+    let now = Utc::now();
+    for j in &jobs {
+        if j.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let uid = j.metadata.uid.as_deref().unwrap_or("");
+        let (ns, name) = (j.metadata.namespace(), j.metadata.name());
+        let about = || About {
+            ns,
+            kind: Kind::Job,
+            name,
+            uid: Some(uid),
+        };
+        let plan = jobs::reconcile(j, owned.get(uid).map(Vec::as_slice).unwrap_or(&[]), now);
+        for a in plan.actions {
+            match a {
+                jobs::Action::Create(body) => match api.create(Kind::Pod, ns, body).await {
+                    Ok(()) => {
+                        api.event(
+                            about(),
+                            "Normal",
+                            "SuccessfulCreate",
+                            "created a pod",
+                            "orkops-job-controller",
+                        )
+                        .await
+                    }
+                    Err(e) => {
+                        api.event(
+                            about(),
+                            "Warning",
+                            "FailedCreate",
+                            &format!("cannot create a pod: {e}"),
+                            "orkops-job-controller",
+                        )
+                        .await
+                    }
+                },
+                jobs::Action::Delete(pod) => {
+                    api.delete(Kind::Pod, Some(ns), &pod, None).await?;
+                    api.event(
+                        about(),
+                        "Normal",
+                        "SuccessfulDelete",
+                        &format!("deleted pod {pod}"),
+                        "orkops-job-controller",
+                    )
+                    .await;
+                }
+            }
+        }
+        if let Some((type_, reason, message)) = &plan.finished {
+            let kind = if type_ == "Complete" {
+                "Normal"
+            } else {
+                "Warning"
+            };
+            api.event(about(), kind, reason, message, "orkops-job-controller")
+                .await;
+        }
+        if j.status.as_ref() != Some(&plan.status) {
+            match api
+                .replace_status(
+                    Kind::Job,
+                    Some(ns),
+                    name,
+                    serde_json::to_value(&plan.status).unwrap_or_default(),
+                )
+                .await
+            {
+                Ok(()) | Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn cronjob_pass(api: &Api) -> Result<(), ApiError> {
+    let cronjobs: Vec<crate::api::workloads::CronJob> = api.list(Kind::CronJob).await?;
+    if cronjobs.is_empty() {
+        return Ok(());
+    }
+    let jobs: Vec<crate::api::workloads::Job> = api.list(Kind::Job).await?;
+    let mut owned: HashMap<&str, Vec<crate::api::workloads::Job>> = HashMap::new();
+    for j in &jobs {
+        if let Some(o) = j
+            .metadata
+            .owner_references
+            .iter()
+            .find(|o| o.controller == Some(true))
+        {
+            owned.entry(o.uid.as_str()).or_default().push(j.clone());
+        }
+    }
+    let now = Utc::now();
+    for c in &cronjobs {
+        if c.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let uid = c.metadata.uid.as_deref().unwrap_or("");
+        let (ns, name) = (c.metadata.namespace(), c.metadata.name());
+        let about = || About {
+            ns,
+            kind: Kind::CronJob,
+            name,
+            uid: Some(uid),
+        };
+        let plan = cronjobs::reconcile(c, owned.get(uid).map(Vec::as_slice).unwrap_or(&[]), now);
+        for a in plan.actions {
+            match a {
+                cronjobs::Action::CreateJob(body) => {
+                    let job = body
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                    match api.create(Kind::Job, ns, body).await {
+                        Ok(()) => {
+                            api.event(
+                                about(),
+                                "Normal",
+                                "SuccessfulCreate",
+                                &format!("created job {job}"),
+                                "orkops-cronjob-controller",
+                            )
+                            .await
+                        }
+                        Err(ApiError::AlreadyExists { .. }) => {}
+                        Err(e) => {
+                            api.event(
+                                about(),
+                                "Warning",
+                                "FailedCreate",
+                                &format!("cannot create job {job}: {e}"),
+                                "orkops-cronjob-controller",
+                            )
+                            .await
+                        }
+                    }
+                }
+                cronjobs::Action::DeleteJob(job) => {
+                    api.delete(Kind::Job, Some(ns), &job, None).await?;
+                    api.event(
+                        about(),
+                        "Normal",
+                        "SuccessfulDelete",
+                        &format!("deleted job {job}"),
+                        "orkops-cronjob-controller",
+                    )
+                    .await;
+                }
+                cronjobs::Action::Note(type_, reason, message) => {
+                    api.event(
+                        about(),
+                        &type_,
+                        &reason,
+                        &message,
+                        "orkops-cronjob-controller",
+                    )
+                    .await;
+                }
+            }
+        }
+        if c.status.as_ref() != Some(&plan.status) {
+            match api
+                .replace_status(
+                    Kind::CronJob,
+                    Some(ns),
+                    name,
+                    serde_json::to_value(&plan.status).unwrap_or_default(),
+                )
+                .await
+            {
+                Ok(()) | Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
     Ok(())
 }

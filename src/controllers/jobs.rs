@@ -1,0 +1,258 @@
+//! The Job reconciler, as a pure function: keep `parallelism` pods running until `completions`
+//! succeeded; fail the job when more than `backoffLimit` pods failed or when it has been active
+//! longer than `activeDeadlineSeconds` (its running pods are then deleted).
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::api::core::Pod;
+use crate::api::meta::{Condition, OwnerReference};
+use crate::api::workloads::{Job, JobStatus};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Create(Value),
+    Delete(String),
+}
+
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub status: JobStatus,
+    /// Set when the job finished in this pass: (condition type, reason, message).
+    pub finished: Option<(String, String, String)>,
+}
+
+fn phase(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Pending")
+}
+
+pub fn finished(j: &Job) -> bool {
+    j.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+    })
+}
+
+pub fn reconcile(j: &Job, owned: &[Pod], now: DateTime<Utc>) -> Plan {
+    let prev = j.status.clone().unwrap_or_default();
+    let completions = j.spec.completions.unwrap_or(1).max(0);
+    let parallelism = j.spec.parallelism.unwrap_or(1).max(0);
+    let backoff_limit = j.spec.backoff_limit.unwrap_or(6).max(0);
+    let succeeded = owned.iter().filter(|p| phase(p) == "Succeeded").count() as i64;
+    let failed = owned.iter().filter(|p| phase(p) == "Failed").count() as i64;
+    let active: Vec<&Pod> = owned
+        .iter()
+        .filter(|p| {
+            !matches!(phase(p), "Succeeded" | "Failed") && p.metadata.deletion_timestamp.is_none()
+        })
+        .collect();
+    let start = prev.start_time.unwrap_or(now);
+    let mut status = JobStatus {
+        active: active.len() as i64,
+        succeeded: succeeded.max(prev.succeeded),
+        failed: failed.max(prev.failed),
+        start_time: Some(start),
+        completion_time: prev.completion_time,
+        conditions: prev.conditions.clone(),
+    };
+    let mut actions = Vec::new();
+    let stop_all = |actions: &mut Vec<Action>| {
+        for p in &active {
+            actions.push(Action::Delete(p.metadata.name().to_string()));
+        }
+    };
+    if finished(j) {
+        stop_all(&mut actions);
+        return Plan {
+            actions,
+            status,
+            finished: None,
+        };
+    }
+    let verdict = if status.succeeded >= completions {
+        Some((
+            "Complete",
+            "Completed",
+            format!(
+                "{} of {completions} completions succeeded",
+                status.succeeded
+            ),
+        ))
+    } else if status.failed > backoff_limit {
+        Some((
+            "Failed",
+            "BackoffLimitExceeded",
+            format!(
+                "{} pods failed, more than the backoffLimit of {backoff_limit}",
+                status.failed
+            ),
+        ))
+    } else if j
+        .spec
+        .active_deadline_seconds
+        .is_some_and(|d| now >= start + chrono::Duration::seconds(d))
+    {
+        Some((
+            "Failed",
+            "DeadlineExceeded",
+            format!(
+                "the job was active longer than its activeDeadlineSeconds ({}s)",
+                j.spec.active_deadline_seconds.unwrap_or(0)
+            ),
+        ))
+    } else {
+        None
+    };
+    if let Some((type_, reason, message)) = verdict {
+        stop_all(&mut actions);
+        status.conditions.push(Condition {
+            type_: type_.into(),
+            status: "True".into(),
+            reason: Some(reason.into()),
+            message: Some(message.clone()),
+            last_transition_time: Some(now),
+            last_probe_time: Some(now),
+            ..Default::default()
+        });
+        if type_ == "Complete" {
+            status.completion_time = Some(now);
+        }
+        return Plan {
+            actions,
+            status,
+            finished: Some((type_.into(), reason.into(), message)),
+        };
+    }
+    if j.spec.suspend != Some(true) {
+        let want = parallelism.min(completions - status.succeeded).max(0);
+        for _ in (active.len() as i64)..want {
+            actions.push(Action::Create(pod_for(j)));
+        }
+    } else {
+        stop_all(&mut actions);
+    }
+    Plan {
+        actions,
+        status,
+        finished: None,
+    }
+}
+
+fn pod_for(j: &Job) -> Value {
+    let mut t = serde_json::to_value(&j.spec.template).unwrap_or(json!({}));
+    let mut meta = t.get("metadata").cloned().unwrap_or(json!({}));
+    let uid = j.metadata.uid.clone().unwrap_or_default();
+    meta["generateName"] = json!(format!("{}-", j.metadata.name()));
+    meta["namespace"] = json!(j.metadata.namespace());
+    meta["labels"]["job-name"] = json!(j.metadata.name());
+    meta["labels"]["controller-uid"] = json!(uid);
+    meta["ownerReferences"] = json!([OwnerReference {
+        api_version: "batch/v1".into(),
+        kind: "Job".into(),
+        name: j.metadata.name().to_string(),
+        uid,
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }]);
+    if let Some(m) = meta.as_object_mut() {
+        m.remove("name");
+    }
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": t["spec"].take()})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::core::{Container, PodStatus};
+
+    fn job(completions: i64, parallelism: i64) -> Job {
+        let mut j = Job::default();
+        j.metadata.name = Some("batch".into());
+        j.metadata.namespace = Some("default".into());
+        j.metadata.uid = Some("j-uid".into());
+        j.spec.completions = Some(completions);
+        j.spec.parallelism = Some(parallelism);
+        j.spec.backoff_limit = Some(1);
+        j.spec.template.spec.containers.push(Container {
+            name: "c".into(),
+            image: "i:1".into(),
+            ..Default::default()
+        });
+        j
+    }
+
+    fn pod(name: &str, phase: &str) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some(name.into());
+        p.status = Some(PodStatus {
+            phase: Some(phase.into()),
+            ..Default::default()
+        });
+        p
+    }
+
+    #[test]
+    fn runs_parallelism_pods_until_completions_succeed() {
+        let j = job(3, 2);
+        let plan = reconcile(&j, &[], Utc::now());
+        assert_eq!(plan.actions.len(), 2);
+        if let Action::Create(p) = &plan.actions[0] {
+            assert_eq!(p["metadata"]["labels"]["job-name"], "batch");
+            assert_eq!(p["metadata"]["ownerReferences"][0]["kind"], "Job");
+        }
+        let plan = reconcile(
+            &j,
+            &[
+                pod("a", "Succeeded"),
+                pod("b", "Succeeded"),
+                pod("c", "Running"),
+            ],
+            Utc::now(),
+        );
+        assert!(plan.actions.is_empty(), "one more is running: enough");
+        let plan = reconcile(
+            &j,
+            &[
+                pod("a", "Succeeded"),
+                pod("b", "Succeeded"),
+                pod("c", "Succeeded"),
+            ],
+            Utc::now(),
+        );
+        assert_eq!(
+            plan.finished.as_ref().map(|f| f.0.as_str()),
+            Some("Complete")
+        );
+    }
+
+    #[test]
+    fn fails_past_the_backoff_limit_or_the_deadline() {
+        let j = job(1, 1);
+        let plan = reconcile(&j, &[pod("a", "Failed"), pod("b", "Failed")], Utc::now());
+        assert_eq!(
+            plan.finished.as_ref().map(|f| f.1.as_str()),
+            Some("BackoffLimitExceeded")
+        );
+        let mut j = job(1, 1);
+        j.spec.active_deadline_seconds = Some(5);
+        let t0 = Utc::now();
+        j.status = Some(JobStatus {
+            start_time: Some(t0),
+            ..Default::default()
+        });
+        let plan = reconcile(
+            &j,
+            &[pod("a", "Running")],
+            t0 + chrono::Duration::seconds(6),
+        );
+        assert_eq!(
+            plan.finished.as_ref().map(|f| f.1.as_str()),
+            Some("DeadlineExceeded")
+        );
+        assert_eq!(plan.actions, vec![Action::Delete("a".into())]);
+    }
+}
