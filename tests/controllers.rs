@@ -119,6 +119,31 @@ fn a_deployment_spreads_scales_rolls_out_and_is_collected() {
     assert!(status.contains("successfully rolled out"), "{status}");
     let d = m.orkops(&["get", "deployment", "web", "-o", "json"]).json();
     assert_eq!(d["status"]["updatedReplicas"], 3, "{d}");
+    let history = m
+        .orkops(&["rollout", "history", "deployment/web"])
+        .success();
+    assert!(
+        history.contains(TEST_IMAGE) && history.contains(&v2),
+        "{history}"
+    );
+
+    // undo: back to the first image, as revision 3
+    let undo = m.orkops(&["rollout", "undo", "deployment/web"]).success();
+    assert!(undo.contains("rolled back to revision 1"), "{undo}");
+    wait_until("every replica back on the old image", LONG, || {
+        let ps = live(&m, "app=web");
+        ps.len() == 3
+            && ps
+                .iter()
+                .all(|p| p["spec"]["containers"][0]["image"] == TEST_IMAGE && ready(p))
+    });
+    wait_until("the history to show revision 3 current", LONG, || {
+        let h = m
+            .orkops(&["rollout", "history", "deployment/web"])
+            .success();
+        h.lines()
+            .any(|l| l.starts_with('3') && l.contains(TEST_IMAGE) && l.trim_end().ends_with('*'))
+    });
 
     // deleting the deployment deletes its pods
     m.orkops(&["delete", "deployment", "web"]).success();
@@ -332,4 +357,75 @@ spec:
         pods(&m, "controller-uid").is_empty()
     });
     wait_until("the node to be empty", LONG, || a.containers().is_empty());
+}
+
+#[test]
+fn a_stalled_rollout_rolls_back_on_its_own_with_the_annotation() {
+    let m = Master::start();
+    let a = Agent::start(&m);
+    let manifest = |image: &str| {
+        format!(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  annotations: {{orkops.io/auto-rollback: "true"}}
+spec:
+  replicas: 2
+  progressDeadlineSeconds: 5
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {{name: web, image: "{image}", imagePullPolicy: Never, command: [sleep, '100000']}}
+"#
+        )
+    };
+    m.orkops_stdin(&["apply", "-f", "-"], Some(&manifest(TEST_IMAGE)))
+        .success();
+    wait_until("2 ready replicas", LONG, || {
+        live(&m, "app=web").iter().filter(|p| ready(p)).count() == 2
+    });
+    // an image no node has: the new pod never becomes ready
+    m.orkops_stdin(
+        &["apply", "-f", "-"],
+        Some(&manifest("orkops-test/absent:1")),
+    )
+    .success();
+    let events = || {
+        m.orkops(&["get", "events", "-o", "json"]).json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["reason"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    wait_until("the deadline and the rollback", LONG, || {
+        let e = events();
+        e.contains(&"ProgressDeadlineExceeded".to_string()) && e.contains(&"RolledBack".to_string())
+    });
+    wait_until("the good image back everywhere", LONG, || {
+        let ps = live(&m, "app=web");
+        ps.len() == 2
+            && ps
+                .iter()
+                .all(|p| p["spec"]["containers"][0]["image"] == TEST_IMAGE && ready(p))
+    });
+    let d = m.orkops(&["get", "deployment", "web", "-o", "json"]).json();
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        TEST_IMAGE
+    );
+    m.orkops(&["delete", "deployment", "web"]).success();
+    wait_until("the node to be empty", LONG, || a.containers().is_empty());
+    wait_until("the revisions to be collected", LONG, || {
+        m.orkops(&["get", "controllerrevisions", "-o", "json"])
+            .json()["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    });
 }

@@ -106,6 +106,7 @@ impl_object!(
     default_deployment,
     validate_deployment
 );
+impl_object!(ControllerRevision, Kind::ControllerRevision);
 impl_object!(
     Job,
     Kind::Job,
@@ -159,6 +160,7 @@ macro_rules! with_kind_type {
             Kind::PersistentVolumeClaim => $f::<PersistentVolumeClaim>($($arg),*),
             Kind::Event => $f::<Event>($($arg),*),
             Kind::Deployment => $f::<Deployment>($($arg),*),
+            Kind::ControllerRevision => $f::<ControllerRevision>($($arg),*),
             Kind::Job => $f::<Job>($($arg),*),
             Kind::CronJob => $f::<CronJob>($($arg),*),
         }

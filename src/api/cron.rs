@@ -93,9 +93,11 @@ impl Schedule {
             "@weekly" => "0 0 * * 0",
             "@daily" | "@midnight" => "0 0 * * *",
             "@hourly" => "0 * * * *",
-            other if other.starts_with('@') => return Err(format!(
+            other if other.starts_with('@') => {
+                return Err(format!(
                 "{other:?} is not a known shortcut (@yearly, @monthly, @weekly, @daily, @hourly)"
-            )),
+            ))
+            }
             other => other,
         };
         let f: Vec<&str> = expanded.split_whitespace().collect();

@@ -14,6 +14,7 @@ pub enum Kind {
     PersistentVolumeClaim,
     Event,
     Deployment,
+    ControllerRevision,
     Job,
     CronJob,
 }
@@ -39,6 +40,7 @@ const TABLE: &[Info] = &[
     Info { kind: Kind::PersistentVolumeClaim, name: "PersistentVolumeClaim", plural: "persistentvolumeclaims", short: &["pvc"], api_version: "v1", namespaced: true, has_status: true },
     Info { kind: Kind::Event, name: "Event", plural: "events", short: &["ev"], api_version: "v1", namespaced: true, has_status: false },
     Info { kind: Kind::Deployment, name: "Deployment", plural: "deployments", short: &["deploy"], api_version: "apps/v1", namespaced: true, has_status: true },
+    Info { kind: Kind::ControllerRevision, name: "ControllerRevision", plural: "controllerrevisions", short: &[], api_version: "apps/v1", namespaced: true, has_status: false },
     Info { kind: Kind::Job, name: "Job", plural: "jobs", short: &[], api_version: "batch/v1", namespaced: true, has_status: true },
     Info { kind: Kind::CronJob, name: "CronJob", plural: "cronjobs", short: &["cj"], api_version: "batch/v1", namespaced: true, has_status: true },
 ];

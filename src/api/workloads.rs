@@ -156,3 +156,20 @@ pub struct CronJobStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_successful_time: Option<Time>,
 }
+
+/// One revision of a controller's pod template (a Deployment's rollout history): `data` is the
+/// template, `revision` its number. Written by the controllers, read by `orkops rollout`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ControllerRevision {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub data: serde_json::Value,
+    #[serde(default)]
+    pub revision: i64,
+}

@@ -62,6 +62,20 @@ pub enum RolloutCommand {
     Status(RolloutArgs),
     /// Replace every pod of the deployment, one rolling update step at a time.
     Restart(RolloutArgs),
+    /// List the deployment's revisions.
+    History(RolloutArgs),
+    /// Roll the deployment back to its previous revision (or --to-revision N).
+    Undo(UndoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct UndoArgs {
+    /// deployment/NAME, or `deployment` followed by NAME.
+    pub target: String,
+    pub name: Option<String>,
+    /// The revision to go back to (default: the one before the current).
+    #[arg(long)]
+    pub to_revision: Option<i64>,
 }
 
 #[derive(Args, Debug)]

@@ -79,6 +79,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rollout(args::RolloutCommand::Restart(a)) => {
             workloads::rollout_restart(&Session::open(&cli)?, a).await
         }
+        Command::Rollout(args::RolloutCommand::History(a)) => {
+            workloads::rollout_history(&Session::open(&cli)?, a).await
+        }
+        Command::Rollout(args::RolloutCommand::Undo(a)) => {
+            workloads::rollout_undo(&Session::open(&cli)?, a).await
+        }
     }
 }
 

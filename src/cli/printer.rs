@@ -161,6 +161,7 @@ pub fn headers(kind: Kind, wide: bool) -> Vec<&'static str> {
             &["CONTAINERS", "IMAGES"],
         ),
         Kind::ConfigMap => (&["NAME", "DATA", "AGE"], &[]),
+        Kind::ControllerRevision => (&["NAME", "CONTROLLER", "REVISION", "AGE"], &[]),
         Kind::Secret => (&["NAME", "TYPE", "DATA", "AGE"], &[]),
         Kind::PersistentVolumeClaim => (
             &["NAME", "STATUS", "CAPACITY", "ACCESS MODES", "NODE", "AGE"],
@@ -344,6 +345,14 @@ pub fn row(kind: Kind, obj: &Value, wide: bool, now: DateTime<Utc>) -> Vec<Strin
                 ],
                 vec![cn, im],
             )
+        }
+        Kind::ControllerRevision => {
+            let owner = obj
+                .pointer("/metadata/ownerReferences/0")
+                .map(|o| format!("{}/{}", s(o, "/kind").to_lowercase(), s(o, "/name")))
+                .unwrap_or_else(|| "<none>".into());
+            let rev = obj.get("revision").and_then(Value::as_i64).unwrap_or(0);
+            (vec![name, owner, rev.to_string(), created], vec![])
         }
         Kind::ConfigMap => {
             let n = obj

@@ -9,10 +9,15 @@ use serde_json::{json, Value};
 
 use crate::api::core::Pod;
 use crate::api::meta::{Condition, IntOrString, OwnerReference};
-use crate::api::workloads::{Deployment, DeploymentStatus};
+use crate::api::workloads::{ControllerRevision, Deployment, DeploymentStatus};
 
 pub const HASH_LABEL: &str = "pod-template-hash";
-pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+/// On a Deployment: return to the last good revision when a rollout exceeds its deadline.
+pub const AUTO_ROLLBACK_ANNOTATION: &str = "orkops.io/auto-rollback";
+/// On a ControllerRevision: this template once rolled out completely.
+pub const GOOD_ANNOTATION: &str = "orkops.io/rollout-complete";
+/// Copied from the Deployment onto its revision, shown by `rollout history`.
+pub const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -20,6 +25,17 @@ pub enum Action {
     Create(Value),
     /// Delete a pod (name) that is surplus or of an old template.
     Delete(String),
+    /// Record the current template as a new revision (the value is a ControllerRevision).
+    CreateRevision(Value),
+    /// Renumber a revision (a rollback makes an old template current again) or mark it good
+    /// (it rolled out completely).
+    SetRevision {
+        name: String,
+        revision: i64,
+        good: bool,
+    },
+    /// Drop a revision beyond `revisionHistoryLimit`.
+    DeleteRevision(String),
 }
 
 /// A short, stable hash of a pod template.
@@ -60,10 +76,19 @@ fn removal_order(pods: &mut [&Pod]) {
 pub struct Plan {
     pub actions: Vec<Action>,
     pub status: DeploymentStatus,
+    /// The rollout exceeded its progress deadline in this pass.
+    pub stalled: bool,
+    /// Roll back to this (revision, template): the deadline passed and auto-rollback is on.
+    pub rollback: Option<(i64, Value)>,
 }
 
 /// `owned`: the pods whose controller is this deployment (including ones being deleted).
-pub fn reconcile(d: &Deployment, owned: &[Pod], now: DateTime<Utc>) -> Plan {
+pub fn reconcile(
+    d: &Deployment,
+    owned: &[Pod],
+    revisions: &[ControllerRevision],
+    now: DateTime<Utc>,
+) -> Plan {
     let replicas = d.spec.replicas.unwrap_or(1).max(0);
     let template = serde_json::to_value(&d.spec.template).unwrap_or(Value::Null);
     let hash = template_hash(&template);
@@ -146,31 +171,66 @@ pub fn reconcile(d: &Deployment, owned: &[Pod], now: DateTime<Utc>) -> Plan {
     let total = live.len() as i64;
     let complete = updated == replicas && total == replicas && ready_all == replicas;
     let prev = d.status.clone().unwrap_or_default();
-    let cond = |type_: &str, ok: bool, reason: &str, message: String| {
+    let name = d.metadata.name();
+    let available = ready_all >= replicas - max_unavailable;
+    let prev_cond = |t: &str| prev.conditions.iter().find(|c| c.type_ == t).cloned();
+    let condition = |type_: &str, ok: bool, reason: &str, message: String, touched: bool| {
         let status = if ok { "True" } else { "False" };
-        let old = prev.conditions.iter().find(|c| c.type_ == type_);
-        let since = old
-            .filter(|c| c.status == status)
-            .and_then(|c| c.last_transition_time)
-            .unwrap_or(now);
-        let updated = match old {
-            Some(c) if c.status == status && c.reason.as_deref() == Some(reason) => {
-                c.last_update_time.unwrap_or(now)
-            }
-            _ => now,
-        };
+        let old = prev_cond(type_);
+        let same = old.as_ref().is_some_and(|c| c.status == status);
         Condition {
             type_: type_.into(),
             status: status.into(),
-            last_transition_time: Some(since),
-            last_update_time: Some(updated),
+            last_transition_time: Some(
+                old.as_ref()
+                    .filter(|_| same)
+                    .and_then(|c| c.last_transition_time)
+                    .unwrap_or(now),
+            ),
+            last_update_time: Some(if touched || !same {
+                now
+            } else {
+                old.and_then(|c| c.last_update_time).unwrap_or(now)
+            }),
             reason: Some(reason.into()),
             message: Some(message),
             ..Default::default()
         }
     };
-    let available = ready_all >= replicas - max_unavailable;
-    let name = d.metadata.name();
+    // progress: the counts moved, or pods were created or deleted in this pass
+    let moved = (prev.updated_replicas, prev.ready_replicas, prev.replicas)
+        != (updated, ready_all, total)
+        || !actions.is_empty()
+        || prev.observed_generation != d.metadata.generation;
+    let last_progress = prev_cond("Progressing")
+        .and_then(|c| c.last_update_time)
+        .unwrap_or(now);
+    let deadline = d.spec.progress_deadline_seconds.unwrap_or(600);
+    let stalled =
+        !complete && !moved && !paused && now - last_progress > chrono::Duration::seconds(deadline);
+    let already_stalled = prev_cond("Progressing")
+        .is_some_and(|c| c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+        && !moved;
+    let progressing = if complete {
+        condition(
+            "Progressing",
+            true,
+            "NewReplicaSetAvailable",
+            format!("deployment {name:?} has successfully progressed"),
+            moved,
+        )
+    } else if stalled || already_stalled {
+        condition("Progressing", false, "ProgressDeadlineExceeded", format!("deployment {name:?} has timed out progressing ({deadline}s without progress): {updated} of {replicas} updated, {ready_all} ready"), false)
+    } else {
+        condition(
+            "Progressing",
+            true,
+            "ReplicaSetUpdated",
+            format!("deployment {name:?} is progressing: {updated} of {replicas} updated"),
+            moved,
+        )
+    };
+    let newly_stalled = stalled && !already_stalled;
     let status = DeploymentStatus {
         observed_generation: d.metadata.generation,
         replicas: total,
@@ -179,7 +239,7 @@ pub fn reconcile(d: &Deployment, owned: &[Pod], now: DateTime<Utc>) -> Plan {
         available_replicas: ready_all,
         unavailable_replicas: (replicas - ready_all).max(0),
         conditions: vec![
-            cond(
+            condition(
                 "Available",
                 available,
                 if available {
@@ -188,24 +248,101 @@ pub fn reconcile(d: &Deployment, owned: &[Pod], now: DateTime<Utc>) -> Plan {
                     "MinimumReplicasUnavailable"
                 },
                 format!("{ready_all} of {replicas} replicas ready"),
+                false,
             ),
-            cond(
-                "Progressing",
-                true,
-                if complete {
-                    "NewReplicaSetAvailable"
-                } else {
-                    "ReplicaSetUpdated"
-                },
-                if complete {
-                    format!("deployment {name:?} has successfully progressed")
-                } else {
-                    format!("deployment {name:?} is progressing: {updated} of {replicas} updated")
-                },
-            ),
+            progressing,
         ],
     };
-    Plan { actions, status }
+    // history: one ControllerRevision per template, numbered in rollout order
+    let max_rev = revisions.iter().map(|r| r.revision).max().unwrap_or(0);
+    let current = revisions
+        .iter()
+        .find(|r| r.metadata.labels.get(HASH_LABEL) == Some(&hash));
+    match current {
+        None => actions.push(Action::CreateRevision(revision_for(
+            d,
+            &template,
+            &hash,
+            max_rev + 1,
+        ))),
+        Some(r) if r.revision < max_rev => actions.push(Action::SetRevision {
+            name: r.metadata.name().into(),
+            revision: max_rev + 1,
+            good: false,
+        }),
+        Some(r)
+            if complete
+                && r.metadata
+                    .annotations
+                    .get(GOOD_ANNOTATION)
+                    .map(String::as_str)
+                    != Some("true") =>
+        {
+            actions.push(Action::SetRevision {
+                name: r.metadata.name().into(),
+                revision: r.revision,
+                good: true,
+            })
+        }
+        _ => {}
+    }
+    let limit = d.spec.revision_history_limit.unwrap_or(10).max(0) as usize;
+    let mut old_revs: Vec<&ControllerRevision> = revisions
+        .iter()
+        .filter(|r| r.metadata.labels.get(HASH_LABEL) != Some(&hash))
+        .collect();
+    old_revs.sort_by_key(|r| std::cmp::Reverse(r.revision));
+    for r in old_revs.iter().skip(limit) {
+        actions.push(Action::DeleteRevision(r.metadata.name().into()));
+    }
+    // automatic rollback (orkops): back to the newest revision that once rolled out completely
+    let mut rollback = None;
+    if newly_stalled
+        && d.metadata
+            .annotations
+            .get(AUTO_ROLLBACK_ANNOTATION)
+            .map(String::as_str)
+            == Some("true")
+    {
+        rollback = old_revs
+            .iter()
+            .find(|r| {
+                r.metadata
+                    .annotations
+                    .get(GOOD_ANNOTATION)
+                    .map(String::as_str)
+                    == Some("true")
+            })
+            .map(|r| (r.revision, r.data.clone()));
+    }
+    Plan {
+        actions,
+        status,
+        stalled: newly_stalled,
+        rollback,
+    }
+}
+
+fn revision_for(d: &Deployment, template: &Value, hash: &str, revision: i64) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "ControllerRevision",
+        "metadata": {
+            "name": format!("{}-{hash}", d.metadata.name()),
+            "namespace": d.metadata.namespace(),
+            "labels": {HASH_LABEL: hash},
+            "annotations": d.metadata.annotations.get(CHANGE_CAUSE).map(|c| json!({CHANGE_CAUSE: c})).unwrap_or(json!({})),
+            "ownerReferences": [OwnerReference {
+                api_version: "apps/v1".into(),
+                kind: "Deployment".into(),
+                name: d.metadata.name().to_string(),
+                uid: d.metadata.uid.clone().unwrap_or_default(),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            }],
+        },
+        "data": template,
+        "revision": revision,
+    })
 }
 
 fn pod_for(d: &Deployment, template: &Value, hash: &str) -> Value {
@@ -273,6 +410,67 @@ mod tests {
             .collect()
     }
 
+    fn revision(d: &Deployment, n: i64, good: bool) -> ControllerRevision {
+        let template = serde_json::to_value(&d.spec.template).unwrap();
+        let mut r: ControllerRevision =
+            serde_json::from_value(revision_for(d, &template, &template_hash(&template), n))
+                .unwrap();
+        if good {
+            r.metadata
+                .annotations
+                .insert(GOOD_ANNOTATION.into(), "true".into());
+        }
+        r
+    }
+
+    #[test]
+    fn a_stalled_rollout_says_so_and_rolls_back_when_asked() {
+        let good = deployment(2, "img:1");
+        let mut d = deployment(2, "img:bad");
+        d.metadata
+            .annotations
+            .insert(AUTO_ROLLBACK_ANNOTATION.into(), "true".into());
+        d.spec.progress_deadline_seconds = Some(30);
+        let t0 = Utc::now();
+        let mut pods = pods_from(&good, 2, true, "old");
+        pods.extend(pods_from(&d, 1, false, "new"));
+        let revs = [revision(&good, 1, true), revision(&d, 2, false)];
+        let first = reconcile(&d, &pods, &revs, t0);
+        assert!(!first.stalled);
+        d.status = Some(first.status);
+        let later = reconcile(&d, &pods, &revs, t0 + chrono::Duration::seconds(31));
+        assert!(later.stalled);
+        assert_eq!(
+            later.status.conditions[1].reason.as_deref(),
+            Some("ProgressDeadlineExceeded")
+        );
+        let (rev, template) = later.rollback.expect("rolls back");
+        assert_eq!(rev, 1);
+        assert_eq!(template["spec"]["containers"][0]["image"], "img:1");
+        // without the annotation: the condition, no rollback
+        d.metadata.annotations.clear();
+        assert!(
+            reconcile(&d, &pods, &revs, t0 + chrono::Duration::seconds(31))
+                .rollback
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn an_old_template_coming_back_gets_the_next_revision_number() {
+        let v1 = deployment(1, "img:1");
+        let v2 = deployment(1, "img:2");
+        let revs = [revision(&v1, 1, true), revision(&v2, 2, true)];
+        let plan = reconcile(&v1, &pods_from(&v1, 1, true, "p"), &revs, Utc::now());
+        assert!(
+            plan.actions
+                .iter()
+                .any(|a| matches!(a, Action::SetRevision { revision: 3, .. })),
+            "{:?}",
+            plan.actions
+        );
+    }
+
     fn counts(a: &[Action]) -> (usize, usize) {
         (
             a.iter().filter(|x| matches!(x, Action::Create(_))).count(),
@@ -283,7 +481,7 @@ mod tests {
     #[test]
     fn scales_up_and_down() {
         let d = deployment(5, "img:1");
-        let plan = reconcile(&d, &[], Utc::now());
+        let plan = reconcile(&d, &[], &[], Utc::now());
         assert_eq!(counts(&plan.actions), (5, 0));
         if let Action::Create(p) = &plan.actions[0] {
             assert_eq!(p["metadata"]["ownerReferences"][0]["uid"], "d-uid");
@@ -294,9 +492,13 @@ mod tests {
                 .starts_with("web-"));
         }
         let pods = pods_from(&d, 8, true, "p");
-        assert_eq!(counts(&reconcile(&d, &pods, Utc::now()).actions), (0, 3));
-        let done = reconcile(&d, &pods[..5], Utc::now());
-        assert!(done.actions.is_empty());
+        assert_eq!(
+            counts(&reconcile(&d, &pods, &[], Utc::now()).actions),
+            (0, 3)
+        );
+        let done = reconcile(&d, &pods[..5], &[], Utc::now());
+        assert_eq!(counts(&done.actions), (0, 0));
+        assert!(matches!(&done.actions[..], [Action::CreateRevision(r)] if r["revision"] == 1));
         assert_eq!(done.status.ready_replicas, 5);
     }
 
@@ -306,23 +508,32 @@ mod tests {
         let old = pods_from(&old_d, 3, true, "old");
         let d = deployment(3, "img:2");
         // step 1: one new pod (surge 1), no old pod removed (nothing new is ready yet)
-        let plan = reconcile(&d, &old, Utc::now());
+        let plan = reconcile(&d, &old, &[], Utc::now());
         assert_eq!(counts(&plan.actions), (1, 0));
         // step 2: the new pod exists but is not ready: wait
         let mut pods = old.clone();
         pods.extend(pods_from(&d, 1, false, "new"));
-        assert_eq!(counts(&reconcile(&d, &pods, Utc::now()).actions), (0, 0));
+        assert_eq!(
+            counts(&reconcile(&d, &pods, &[], Utc::now()).actions),
+            (0, 0)
+        );
         // step 3: it is ready: one old pod goes
         let mut pods = old.clone();
         pods.extend(pods_from(&d, 1, true, "new"));
-        assert_eq!(counts(&reconcile(&d, &pods, Utc::now()).actions), (0, 1));
+        assert_eq!(
+            counts(&reconcile(&d, &pods, &[], Utc::now()).actions),
+            (0, 1)
+        );
         // step 4: after that, one more new pod
         let mut pods: Vec<Pod> = old[..2].to_vec();
         pods.extend(pods_from(&d, 1, true, "new"));
-        assert_eq!(counts(&reconcile(&d, &pods, Utc::now()).actions), (1, 0));
+        assert_eq!(
+            counts(&reconcile(&d, &pods, &[], Utc::now()).actions),
+            (1, 0)
+        );
         // the end: all new and ready, nothing to do, progressing complete
-        let done = reconcile(&d, &pods_from(&d, 3, true, "new"), Utc::now());
-        assert!(done.actions.is_empty());
+        let done = reconcile(&d, &pods_from(&d, 3, true, "new"), &[], Utc::now());
+        assert_eq!(counts(&done.actions), (0, 0));
         assert_eq!(done.status.updated_replicas, 3);
         assert_eq!(
             done.status.conditions[1].reason.as_deref(),

@@ -89,6 +89,39 @@ impl Api {
             .map_err(|e| ApiError::Internal(format!("cannot decode a {kind} list: {e}")))
     }
 
+    pub async fn get(&self, kind: Kind, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+        match self
+            .run(Command::Get {
+                kind,
+                namespace: ns.map(str::to_string),
+                name: name.into(),
+            })
+            .await?
+        {
+            Reply::Ok(v) => Ok(v),
+            _ => Err(ApiError::Internal(
+                "a get answered with something else".into(),
+            )),
+        }
+    }
+
+    pub async fn replace(
+        &self,
+        kind: Kind,
+        ns: Option<&str>,
+        name: &str,
+        body: Value,
+    ) -> Result<(), ApiError> {
+        self.run(Command::Replace {
+            kind,
+            namespace: ns.map(str::to_string),
+            name: name.into(),
+            body,
+        })
+        .await
+        .map(|_| ())
+    }
+
     pub async fn create(&self, kind: Kind, ns: &str, body: Value) -> Result<(), ApiError> {
         self.run(Command::Create {
             kind,
@@ -415,6 +448,19 @@ async fn deployment_pass(api: &Api) -> Result<(), ApiError> {
             owned.entry(o).or_default().push(p.clone());
         }
     }
+    let revisions: Vec<crate::api::workloads::ControllerRevision> =
+        api.list(Kind::ControllerRevision).await?;
+    let mut history: HashMap<&str, Vec<crate::api::workloads::ControllerRevision>> = HashMap::new();
+    for r in &revisions {
+        if let Some(o) = r
+            .metadata
+            .owner_references
+            .iter()
+            .find(|o| o.controller == Some(true))
+        {
+            history.entry(o.uid.as_str()).or_default().push(r.clone());
+        }
+    }
     for d in &deployments {
         if d.metadata.deletion_timestamp.is_some() {
             continue;
@@ -425,8 +471,42 @@ async fn deployment_pass(api: &Api) -> Result<(), ApiError> {
         let plan = deployments::reconcile(
             d,
             owned.get(uid).map(Vec::as_slice).unwrap_or(&[]),
+            history.get(uid).map(Vec::as_slice).unwrap_or(&[]),
             Utc::now(),
         );
+        let about = || About {
+            ns,
+            kind: Kind::Deployment,
+            name,
+            uid: Some(uid),
+        };
+        if plan.stalled {
+            let msg = plan
+                .status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Progressing")
+                .and_then(|c| c.message.clone())
+                .unwrap_or_default();
+            api.event(
+                about(),
+                "Warning",
+                "ProgressDeadlineExceeded",
+                &msg,
+                "orkops-deployment-controller",
+            )
+            .await;
+        }
+        if let Some((revision, template)) = &plan.rollback {
+            let mut current = api.get(Kind::Deployment, Some(ns), name).await?;
+            current["spec"]["template"] = template.clone();
+            if let Some(m) = current["metadata"].as_object_mut() {
+                m.remove("resourceVersion");
+            }
+            api.replace(Kind::Deployment, Some(ns), name, current)
+                .await?;
+            api.event(about(), "Warning", "RolledBack", &format!("rolled back to revision {revision}, the last one that rolled out completely ({} is set)", deployments::AUTO_ROLLBACK_ANNOTATION), "orkops-deployment-controller").await;
+        }
         let (mut created, mut deleted) = (0, Vec::new());
         for a in plan.actions {
             match a {
@@ -451,6 +531,29 @@ async fn deployment_pass(api: &Api) -> Result<(), ApiError> {
                 deployments::Action::Delete(pod) => {
                     api.delete(Kind::Pod, Some(ns), &pod, None).await?;
                     deleted.push(pod);
+                }
+                deployments::Action::CreateRevision(body) => {
+                    match api.create(Kind::ControllerRevision, ns, body).await {
+                        Ok(()) | Err(ApiError::AlreadyExists { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                deployments::Action::SetRevision {
+                    name: rev,
+                    revision,
+                    good,
+                } => {
+                    let mut r = api.get(Kind::ControllerRevision, Some(ns), &rev).await?;
+                    r["revision"] = json!(revision);
+                    if good {
+                        r["metadata"]["annotations"][deployments::GOOD_ANNOTATION] = json!("true");
+                    }
+                    api.replace(Kind::ControllerRevision, Some(ns), &rev, r)
+                        .await?;
+                }
+                deployments::Action::DeleteRevision(rev) => {
+                    api.delete(Kind::ControllerRevision, Some(ns), &rev, None)
+                        .await?
                 }
             }
         }
@@ -603,6 +706,17 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
                 .await?;
             tracing::info!(job = %format!("{}/{}", m.namespace(), m.name()), "deleted a job whose cronjob is gone");
         }
+    }
+    let revisions: Vec<crate::api::workloads::ControllerRevision> =
+        api.list(Kind::ControllerRevision).await?;
+    for m in lifecycle::orphans(revisions.iter().map(|r| &r.metadata), &existing) {
+        api.delete(
+            Kind::ControllerRevision,
+            Some(m.namespace()),
+            m.name(),
+            None,
+        )
+        .await?;
     }
     let pods: Vec<Pod> = api.list(Kind::Pod).await?;
     let managed = |m: &&crate::api::meta::ObjectMeta| {
