@@ -429,3 +429,75 @@ spec:
             .is_empty()
     });
 }
+
+#[test]
+fn run_attaches_a_command_and_rm_leaves_no_pod() {
+    let m = Master::start();
+    let a = Agent::start(&m);
+    let r = m.orkops_stdin(
+        &[
+            "run", "once", "--image", TEST_IMAGE, "--rm", "-i", "--", "sh",
+        ],
+        Some("echo hello-from-run\nexit 3\n"),
+    );
+    assert_eq!(r.0.status.code(), Some(3), "{}", r.stderr());
+    assert!(r.stdout().contains("hello-from-run"), "{}", r.stdout());
+    let gone = m.orkops(&["get", "pod", "once"]);
+    assert!(
+        !gone.ok(),
+        "the pod is left: {}\nrun said: {}",
+        gone.stdout(),
+        r.stderr()
+    );
+    // -t without a terminal on our side: a warning, and the pod still gets one
+    let r = m.orkops(&[
+        "run", "tty", "--image", TEST_IMAGE, "--rm", "-i", "-t", "--", "sh", "-c", "tty",
+    ]);
+    assert!(r.stderr().contains("Unable to use a TTY"), "{}", r.stderr());
+    assert!(r.stdout().contains("/dev/pts/"), "{}", r.stdout());
+    assert!(m
+        .orkops(&["get", "pod", "tty"])
+        .failure()
+        .contains("not found"));
+    // Ctrl-C while attached: the pod is deleted too
+    let mut child = m
+        .orkops_command(&[
+            "run", "wait", "--image", TEST_IMAGE, "--rm", "-i", "--", "sh",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the pod to run", LONG, || {
+        m.orkops(&["get", "pod", "wait", "-o", "json"])
+            .0
+            .status
+            .success()
+            && m.orkops(&["get", "pod", "wait", "-o", "json"]).json()["status"]["phase"]
+                == "Running"
+    });
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(m
+        .orkops(&["get", "pod", "wait"])
+        .failure()
+        .contains("not found"));
+    // without -i: the pod is created and runs on its own
+    let out = m
+        .orkops(&["run", "bg", "--image", TEST_IMAGE, "--", "sleep", "1000"])
+        .success();
+    assert!(out.contains("pod/bg created"));
+    wait_until("bg to run", LONG, || {
+        m.orkops(&["get", "pod", "bg", "-o", "json"]).json()["status"]["phase"] == "Running"
+    });
+    let bad = m
+        .orkops(&["run", "x", "--image", TEST_IMAGE, "--rm"])
+        .failure();
+    assert!(bad.contains("--rm only makes sense"), "{bad}");
+    m.orkops(&["delete", "pod", "bg"]).success();
+    wait_until("the node to be empty", LONG, || a.containers().is_empty());
+}

@@ -792,6 +792,8 @@ impl Worker {
             labels: Some(self.labels(&c.name, attempt)),
             tty: c.tty,
             open_stdin: c.stdin,
+            // like `kubectl run -i`: stdin closes when the first attached client leaves
+            stdin_once: c.stdin,
             host_config: Some(host),
             ..Default::default()
         };

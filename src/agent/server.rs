@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecResults};
-use bollard::query_parameters::{ImportImageOptions, LogsOptions};
+use bollard::query_parameters::{
+    AttachContainerOptions, ImportImageOptions, LogsOptions, ResizeContainerTTYOptions,
+};
 use futures::StreamExt;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
@@ -27,6 +29,7 @@ pub fn router(rt: Runtime) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/pods/{ns}/{name}/{uid}/log", get(logs))
         .route("/pods/{ns}/{name}/{uid}/exec", post(exec))
+        .route("/pods/{ns}/{name}/{uid}/attach", post(attach))
         .route("/images/load", post(load))
         .with_state(Arc::new(rt))
 }
@@ -102,11 +105,39 @@ async fn logs(
         .unwrap_or_else(|e| ApiError::Internal(e.to_string()).into_response())
 }
 
+/// What an upgraded stream talks to: a new exec in a container, or the container's own process.
+enum Target {
+    Exec(String),
+    Attach(String),
+}
+
 async fn exec(
     State(rt): State<Arc<Runtime>>,
     Path((ns, name, uid)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
+    req: Request,
+) -> Response {
+    stream(rt, ns, name, uid, raw, req, true).await
+}
+
+async fn attach(
+    State(rt): State<Arc<Runtime>>,
+    Path((ns, name, uid)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+    req: Request,
+) -> Response {
+    stream(rt, ns, name, uid, raw, req, false).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream(
+    rt: Arc<Runtime>,
+    ns: String,
+    name: String,
+    uid: String,
+    raw: Option<String>,
     mut req: Request,
+    is_exec: bool,
 ) -> Response {
     let mut container = String::new();
     let mut command = Vec::new();
@@ -120,7 +151,7 @@ async fn exec(
             _ => {}
         }
     }
-    if command.is_empty() {
+    if is_exec && command.is_empty() {
         return ApiError::BadRequest("exec needs a command".into()).into_response();
     }
     let o = match find(&rt, &ns, &name, &uid, &container, false).await {
@@ -133,48 +164,75 @@ async fn exec(
         }
         Err(e) => return e.into_response(),
     };
-    let created = rt
-        .docker
-        .create_exec(
-            &o.id,
-            CreateExecOptions {
-                cmd: Some(command),
-                attach_stdin: Some(stdin),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                tty: Some(tty),
-                ..Default::default()
-            },
-        )
-        .await;
-    let exec_id = match created {
-        Ok(c) => c.id,
-        Err(e) => return ApiError::BadRequest(super::runtime::docker_message(&e)).into_response(),
+    let target = if is_exec {
+        let created = rt
+            .docker
+            .create_exec(
+                &o.id,
+                CreateExecOptions {
+                    cmd: Some(command),
+                    attach_stdin: Some(stdin),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(tty),
+                    ..Default::default()
+                },
+            )
+            .await;
+        match created {
+            Ok(c) => Target::Exec(c.id),
+            Err(e) => {
+                return ApiError::BadRequest(super::runtime::docker_message(&e)).into_response()
+            }
+        }
+    } else {
+        Target::Attach(o.id.clone())
     };
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let io = match upgrade.await {
             Ok(u) => TokioIo::new(u),
             Err(e) => {
-                tracing::debug!(error = %e, "exec upgrade failed");
+                tracing::debug!(error = %e, "stream upgrade failed");
                 return;
             }
         };
         let (mut rd, mut wr) = tokio::io::split(io);
-        let started = rt
-            .docker
-            .start_exec(
-                &exec_id,
-                Some(bollard::exec::StartExecOptions {
-                    detach: false,
-                    tty,
-                    output_capacity: None,
+        let started = match &target {
+            Target::Exec(id) => rt
+                .docker
+                .start_exec(
+                    id,
+                    Some(bollard::exec::StartExecOptions {
+                        detach: false,
+                        tty,
+                        output_capacity: None,
+                    }),
+                )
+                .await
+                .map(|r| match r {
+                    StartExecResults::Attached { output, input } => Some((output, input)),
+                    StartExecResults::Detached => None,
                 }),
-            )
-            .await;
+            Target::Attach(id) => rt
+                .docker
+                .attach_container(
+                    id,
+                    Some(AttachContainerOptions {
+                        stdin,
+                        stdout: true,
+                        stderr: true,
+                        stream: true,
+                        logs: true,
+                        detach_keys: None,
+                    }),
+                )
+                .await
+                .map(|r| Some((r.output, r.input))),
+        };
         let (mut output, mut input) = match started {
-            Ok(StartExecResults::Attached { output, input }) => (output, input),
-            Ok(StartExecResults::Detached) => return,
+            Ok(Some(x)) => x,
+            Ok(None) => return,
             Err(e) => {
                 let exit = Exit {
                     exit_code: None,
@@ -190,7 +248,10 @@ async fn exec(
             }
         };
         let docker = rt.docker.clone();
-        let id = exec_id.clone();
+        let resize_target = match &target {
+            Target::Exec(id) => (true, id.clone()),
+            Target::Attach(id) => (false, id.clone()),
+        };
         let pump_in = tokio::spawn(async move {
             while let Ok(Some((ch, data))) = execproto::read_frame(&mut rd).await {
                 match ch {
@@ -205,15 +266,30 @@ async fn exec(
                     }
                     execproto::RESIZE => {
                         if let Ok(r) = serde_json::from_slice::<Resize>(&data) {
-                            let _ = docker
-                                .resize_exec(
-                                    &id,
-                                    ResizeExecOptions {
-                                        height: r.rows,
-                                        width: r.cols,
-                                    },
-                                )
-                                .await;
+                            let _ = match &resize_target {
+                                (true, id) => {
+                                    docker
+                                        .resize_exec(
+                                            id,
+                                            ResizeExecOptions {
+                                                height: r.rows,
+                                                width: r.cols,
+                                            },
+                                        )
+                                        .await
+                                }
+                                (false, id) => {
+                                    docker
+                                        .resize_container_tty(
+                                            id,
+                                            ResizeContainerTTYOptions {
+                                                h: r.rows as i32,
+                                                w: r.cols as i32,
+                                            },
+                                        )
+                                        .await
+                                }
+                            };
                         }
                     }
                     _ => {}
@@ -234,15 +310,44 @@ async fn exec(
             }
         }
         pump_in.abort();
-        let exit = match rt.docker.inspect_exec(&exec_id).await {
-            Ok(i) => Exit {
-                exit_code: Some(i.exit_code.unwrap_or(-1)),
-                error: None,
+        let exit = match &target {
+            Target::Exec(id) => match rt.docker.inspect_exec(id).await {
+                Ok(i) => Exit {
+                    exit_code: Some(i.exit_code.unwrap_or(-1)),
+                    error: None,
+                },
+                Err(e) => Exit {
+                    exit_code: None,
+                    error: Some(super::runtime::docker_message(&e)),
+                },
             },
-            Err(e) => Exit {
-                exit_code: None,
-                error: Some(super::runtime::docker_message(&e)),
-            },
+            Target::Attach(id) => {
+                // the stream ends when the process exits; its exit code follows shortly
+                let mut exit = Exit {
+                    exit_code: None,
+                    error: Some("the container is still running".into()),
+                };
+                for _ in 0..50 {
+                    match rt.inspect(id).await {
+                        Ok(Some(o)) if o.state == super::runtime::RunState::Exited => {
+                            exit = Exit {
+                                exit_code: Some(o.exit_code),
+                                error: None,
+                            };
+                            break;
+                        }
+                        Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                        Err(e) => {
+                            exit = Exit {
+                                exit_code: None,
+                                error: Some(e.0),
+                            };
+                            break;
+                        }
+                    }
+                }
+                exit
+            }
         };
         let _ = execproto::write_frame(
             &mut wr,

@@ -579,29 +579,39 @@ impl Engine {
         }
         let body = check_envelope(kind, body, ns.as_deref(), Some(&name))?;
         let wanted_rv = parse_rv(&body, kind, &name)?;
-        let (current, rev) = self.load(kind, ns.as_deref(), &name).await?;
-        if let Some(w) = wanted_rv.filter(|w| *w != rev) {
-            return Err(conflict(kind, &name, w, rev));
+        for _ in 0..5 {
+            let (current, rev) = self.load(kind, ns.as_deref(), &name).await?;
+            if let Some(w) = wanted_rv.filter(|w| *w != rev) {
+                return Err(conflict(kind, &name, w, rev));
+            }
+            self.authorize_write(
+                caller,
+                Verb::WriteStatus,
+                kind,
+                ns.as_deref(),
+                &name,
+                Some(&current),
+            )
+            .await?;
+            let mut new = current.clone();
+            new["status"] = body.get("status").cloned().unwrap_or(json!({}));
+            let new = admit(kind, new).map_err(|causes| ApiError::Invalid {
+                kind,
+                name: name.clone(),
+                causes,
+            })?;
+            match self
+                .commit(kind, ns.as_deref(), &name, &current, new, rev)
+                .await
+            {
+                // without a resourceVersion the writer replaces the status whatever it was
+                Err(ApiError::Conflict(_)) if wanted_rv.is_none() => continue,
+                other => return other.map(Reply::Ok),
+            }
         }
-        self.authorize_write(
-            caller,
-            Verb::WriteStatus,
-            kind,
-            ns.as_deref(),
-            &name,
-            Some(&current),
-        )
-        .await?;
-        let mut new = current.clone();
-        new["status"] = body.get("status").cloned().unwrap_or(json!({}));
-        let new = admit(kind, new).map_err(|causes| ApiError::Invalid {
-            kind,
-            name: name.clone(),
-            causes,
-        })?;
-        self.commit(kind, ns.as_deref(), &name, &current, new, rev)
-            .await
-            .map(Reply::Ok)
+        Err(ApiError::Conflict(format!(
+            "{kind} {name:?} is changing too fast to update its status; retry"
+        )))
     }
 
     async fn patch(
@@ -664,7 +674,34 @@ impl Engine {
         )))
     }
 
+    /// Deletes, retrying when a concurrent write (say, a status update) moved the object
+    /// between our read and our write — unless the caller pinned a resourceVersion (a uid
+    /// precondition is checked again on every try).
     async fn delete(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        ns: Option<String>,
+        name: String,
+        opts: DeleteOptions,
+    ) -> Result<Reply, ApiError> {
+        let mut tries = 0;
+        loop {
+            match self
+                .delete_once(caller, kind, ns.clone(), name.clone(), opts.clone())
+                .await
+            {
+                Err(ApiError::Conflict(_))
+                    if opts.precondition_resource_version.is_none() && tries < 5 =>
+                {
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn delete_once(
         &self,
         caller: &Caller,
         kind: Kind,

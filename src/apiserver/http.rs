@@ -40,6 +40,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::post(proxy::exec).get(proxy::exec),
         )
         .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/attach",
+            axum::routing::post(proxy::attach).get(proxy::attach),
+        )
+        .route(
             "/orkops/v1/images/load",
             axum::routing::post(proxy::load_image),
         )

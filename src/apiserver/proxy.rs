@@ -240,7 +240,29 @@ pub async fn exec(
     State(st): State<Arc<AppState>>,
     Path((ns, name)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
+    req: Request,
+) -> Response {
+    upgraded(st, ns, name, raw, req, "exec").await
+}
+
+/// `POST /api/v1/namespaces/NS/pods/NAME/attach?container=&stdin=&tty=`: the same stream,
+/// connected to the container's own process.
+pub async fn attach(
+    State(st): State<Arc<AppState>>,
+    Path((ns, name)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    req: Request,
+) -> Response {
+    upgraded(st, ns, name, raw, req, "attach").await
+}
+
+async fn upgraded(
+    st: Arc<AppState>,
+    ns: String,
+    name: String,
+    raw: Option<String>,
     mut req: Request,
+    sub: &'static str,
 ) -> Response {
     let r = async {
         admin(&st, req.headers())?;
@@ -251,7 +273,7 @@ pub async fn exec(
             .is_some_and(|v| v.eq_ignore_ascii_case(execproto::PROTOCOL));
         if !upgrade_asked {
             return Err(ApiError::BadRequest(format!(
-                "exec needs an upgraded connection (Connection: Upgrade, Upgrade: {})",
+                "{sub} needs an upgraded connection (Connection: Upgrade, Upgrade: {})",
                 execproto::PROTOCOL
             )));
         }
@@ -260,13 +282,18 @@ pub async fn exec(
             .as_ref()
             .ok_or_else(|| ApiError::BadGateway("this master cannot reach agents".into()))?;
         let (pod, base) = pod_target(&st, &ns, &name).await?;
-        let q = with_container(&pod, raw, &["container", "command", "stdin", "tty"])?;
-        if !q.contains("command=") {
+        let allowed: &[&str] = if sub == "exec" {
+            &["container", "command", "stdin", "tty"]
+        } else {
+            &["container", "stdin", "tty"]
+        };
+        let q = with_container(&pod, raw, allowed)?;
+        if sub == "exec" && !q.contains("command=") {
             return Err(ApiError::BadRequest(
                 "exec needs at least one command argument".into(),
             ));
         }
-        let url = format!("{base}/exec?{q}");
+        let url = format!("{base}/{sub}?{q}");
         let resp = access
             .client
             .post(&url)

@@ -45,6 +45,43 @@ pub enum Command {
     /// Follow or restart the rollout of a deployment.
     #[command(subcommand)]
     Rollout(RolloutCommand),
+    /// Run an image as a pod; with -i/-t, attached to your terminal.
+    Run(RunArgs),
+    /// Start a throw-away shell pod in the cluster and attach to it (deleted on exit).
+    Shell(ShellArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The pod's name.
+    pub name: String,
+    #[arg(long)]
+    pub image: String,
+    /// Delete the pod when the command exits (needs -i or -t).
+    #[arg(long)]
+    pub rm: bool,
+    /// Attach standard input.
+    #[arg(short = 'i', long)]
+    pub stdin: bool,
+    /// Allocate a terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Restart policy: Never (default when attached), OnFailure or Always (default otherwise).
+    #[arg(long)]
+    pub restart: Option<String>,
+    /// Environment variables, KEY=VALUE (repeatable).
+    #[arg(long = "env")]
+    pub env: Vec<String>,
+    /// The command and its arguments, after `--` (default: the image's).
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ShellArgs {
+    /// The image of the shell pod.
+    #[arg(long, default_value = "orkops/busybox:1.35")]
+    pub image: String,
 }
 
 #[derive(Args, Debug)]

@@ -85,6 +85,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rollout(args::RolloutCommand::Undo(a)) => {
             workloads::rollout_undo(&Session::open(&cli)?, a).await
         }
+        Command::Run(a) => workloads::run(&Session::open(&cli)?, a).await,
+        Command::Shell(a) => {
+            let name = format!("shell-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+            let run = args::RunArgs {
+                name,
+                image: a.image.clone(),
+                rm: true,
+                stdin: true,
+                tty: true,
+                restart: None,
+                env: Vec::new(),
+                command: vec!["sh".into()],
+            };
+            workloads::run(&Session::open(&cli)?, &run).await
+        }
     }
 }
 

@@ -112,17 +112,35 @@ pub async fn exec(s: &Session, a: &ExecArgs) -> anyhow::Result<()> {
     if let Some(c) = &a.container {
         q.push(("container", c.clone()));
     }
-    q.push(("stdin", a.stdin.to_string()));
-    q.push(("tty", a.tty.to_string()));
-    let interactive_tty = a.tty && a.stdin && std::io::stdin().is_terminal();
-    if a.tty && !std::io::stdin().is_terminal() {
+    warn_without_terminal(a.tty);
+    session(s, pod, "exec", q, a.stdin, a.tty).await
+}
+
+/// `-t` with an input that is not a terminal: say so (the remote side still gets one).
+pub fn warn_without_terminal(tty: bool) {
+    if tty && !std::io::stdin().is_terminal() {
         eprintln!("Unable to use a TTY - input is not a terminal or the right kind of file");
     }
+}
+
+/// An exec or attach stream: stdin (with `stdin`), a terminal (with `tty`), output, and the
+/// remote exit code as this process's result.
+pub async fn session(
+    s: &Session,
+    pod: &str,
+    sub: &str,
+    mut q: Vec<(&str, String)>,
+    stdin: bool,
+    tty: bool,
+) -> anyhow::Result<()> {
+    q.push(("stdin", stdin.to_string()));
+    q.push(("tty", tty.to_string()));
+    let interactive_tty = tty && stdin && std::io::stdin().is_terminal();
     let resp = s
         .client
         .send_streaming(
             Method::POST,
-            &pod_path(s, pod, "exec"),
+            &pod_path(s, pod, sub),
             &q,
             &[("connection", "upgrade"), ("upgrade", execproto::PROTOCOL)],
             None,
@@ -130,14 +148,14 @@ pub async fn exec(s: &Session, a: &ExecArgs) -> anyhow::Result<()> {
         .await?;
     if resp.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
         bail!(
-            "the server did not start the exec stream (HTTP {})",
+            "the server did not start the {sub} stream (HTTP {})",
             resp.status()
         );
     }
     let io = resp
         .upgrade()
         .await
-        .context("cannot open the exec stream")?;
+        .with_context(|| format!("cannot open the {sub} stream"))?;
     let (mut rd, mut wr) = tokio::io::split(io);
     let raw = interactive_tty.then(RawMode::enable);
     if interactive_tty {
@@ -145,7 +163,7 @@ pub async fn exec(s: &Session, a: &ExecArgs) -> anyhow::Result<()> {
             execproto::write_frame(&mut wr, execproto::RESIZE, &serde_json::to_vec(&size)?).await?;
         }
     }
-    let stdin_task = a.stdin.then(|| {
+    let stdin_task = stdin.then(|| {
         tokio::spawn(async move {
             use tokio::io::AsyncReadExt;
             let mut stdin = tokio::io::stdin();
@@ -179,7 +197,7 @@ pub async fn exec(s: &Session, a: &ExecArgs) -> anyhow::Result<()> {
     let mut exit = None;
     while let Some((ch, data)) = execproto::read_frame(&mut rd)
         .await
-        .context("the exec stream was interrupted")?
+        .with_context(|| format!("the {sub} stream was interrupted"))?
     {
         match ch {
             execproto::STDOUT => {
@@ -209,8 +227,8 @@ pub async fn exec(s: &Session, a: &ExecArgs) -> anyhow::Result<()> {
             exit_code: Some(code),
             ..
         }) => Err(crate::RemoteExit(code.clamp(1, 255) as u8).into()),
-        Some(Exit { error: Some(e), .. }) => bail!("exec failed: {e}"),
-        _ => bail!("the exec stream ended without an exit status"),
+        Some(Exit { error: Some(e), .. }) => bail!("{sub} failed: {e}"),
+        _ => bail!("the {sub} stream ended without an exit status"),
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use serde_json::{json, Value};
 
-use super::args::{RolloutArgs, ScaleArgs, UndoArgs};
+use super::args::{RolloutArgs, RunArgs, ScaleArgs, UndoArgs};
 use super::Session;
 use crate::api::Kind;
 
@@ -198,4 +198,184 @@ pub async fn rollout_undo(s: &Session, a: &UndoArgs) -> anyhow::Result<()> {
         .await?;
     println!("deployment.apps/{name} rolled back to revision {n}");
     Ok(())
+}
+
+/// The pod's phase, and why it cannot start if a container waits on an error.
+fn run_state(p: &Value) -> (String, Option<String>) {
+    let phase = p
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("Pending")
+        .to_string();
+    let stuck = p
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.pointer("/state/waiting"))
+        .find(|w| {
+            matches!(
+                w["reason"].as_str(),
+                Some(
+                    "ErrImagePull"
+                        | "ErrImageNeverPull"
+                        | "CreateContainerConfigError"
+                        | "CreateContainerError"
+                        | "RunContainerError"
+                )
+            )
+        })
+        .map(|w| {
+            format!(
+                "{}: {}",
+                w["reason"].as_str().unwrap_or(""),
+                w["message"].as_str().unwrap_or("")
+            )
+        });
+    (phase, stuck)
+}
+
+pub async fn run(s: &Session, a: &RunArgs) -> anyhow::Result<()> {
+    if !crate::api::labels::is_dns_label(&a.name) {
+        bail!(
+            "{:?} is not a valid pod name (lower-case letters, digits and '-')",
+            a.name
+        );
+    }
+    let attach = a.stdin || a.tty;
+    if a.rm && !attach {
+        bail!("--rm only makes sense for an attached pod: add -i (and -t for a terminal)");
+    }
+    let restart = a
+        .restart
+        .clone()
+        .unwrap_or_else(|| if attach { "Never" } else { "Always" }.into());
+    if !["Always", "OnFailure", "Never"].contains(&restart.as_str()) {
+        bail!("--restart {restart:?}: use Always, OnFailure or Never");
+    }
+    let mut env = Vec::new();
+    for e in &a.env {
+        let (k, v) = e
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--env {e:?} is not KEY=VALUE"))?;
+        env.push(json!({"name": k, "value": v}));
+    }
+    let mut container =
+        json!({"name": a.name, "image": a.image, "env": env, "stdin": a.stdin, "tty": a.tty});
+    if !a.command.is_empty() {
+        container["command"] = json!(a.command);
+    }
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": a.name, "namespace": s.namespace, "labels": {"run": a.name}},
+        "spec": {"restartPolicy": restart, "terminationGracePeriodSeconds": 1, "containers": [container]},
+    });
+    super::stream::warn_without_terminal(a.tty);
+    s.client.create(Kind::Pod, Some(&s.namespace), &pod).await?;
+    if !attach {
+        println!("pod/{} created", a.name);
+        return Ok(());
+    }
+    let result = tokio::select! {
+        r = attach_when_running(s, &a.name, a.stdin, a.tty) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    if a.rm {
+        if let Err(e) = s
+            .client
+            .delete(
+                Kind::Pod,
+                Some(&s.namespace),
+                &a.name,
+                &[("gracePeriodSeconds", "1".into())],
+            )
+            .await
+        {
+            eprintln!("warning: cannot delete pod {:?}: {e}", a.name);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match s.client.get(Kind::Pod, Some(&s.namespace), &a.name).await {
+                Err(e) if e.is_not_found() => break,
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        eprintln!("pod \"{}\" deleted", a.name);
+    }
+    result
+}
+
+async fn attach_when_running(
+    s: &Session,
+    name: &str,
+    stdin: bool,
+    tty: bool,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut attached = false;
+    let mut refused: Option<anyhow::Error> = None;
+    let mut retry_until = Instant::now();
+    loop {
+        let p = s.client.get(Kind::Pod, Some(&s.namespace), name).await?;
+        let (phase, stuck) = run_state(&p);
+        if let Some(why) = stuck {
+            bail!("pod {name:?} cannot start: {why}");
+        }
+        match phase.as_str() {
+            "Running" if !attached => {
+                attached = true;
+                match super::stream::session(s, name, "attach", Vec::new(), stdin, tty).await {
+                    Err(e)
+                        if e.downcast_ref::<crate::client::ClientError>()
+                            .is_some_and(|c| c.code() == Some(400)) =>
+                    {
+                        // it may have ended between our look and the attach: report it as
+                        // finished if it did, else the error
+                        refused = Some(e);
+                        retry_until = Instant::now() + Duration::from_secs(5);
+                        continue;
+                    }
+                    other => return other,
+                }
+            }
+            "Running" | "Pending"
+                if refused.is_some() && Instant::now() > deadline.min(retry_until) =>
+            {
+                return Err(refused
+                    .take()
+                    .unwrap_or_else(|| anyhow::anyhow!("attach failed")));
+            }
+            "Succeeded" | "Failed" => {
+                // it finished before we could attach: show what it printed
+                let logs = s
+                    .client
+                    .send_streaming(
+                        reqwest::Method::GET,
+                        &format!("{}/log", Kind::Pod.path(Some(&s.namespace), Some(name))),
+                        &[],
+                        &[],
+                        None,
+                    )
+                    .await?
+                    .bytes()
+                    .await?;
+                use std::io::Write;
+                std::io::stdout().write_all(&logs)?;
+                let code = p
+                    .pointer("/status/containerStatuses/0/state/terminated/exitCode")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                return if code == 0 {
+                    Ok(())
+                } else {
+                    Err(crate::RemoteExit(code.clamp(1, 255) as u8).into())
+                };
+            }
+            _ => {}
+        }
+        if Instant::now() > deadline {
+            bail!("pod {name:?} did not start within 300s (`orkops describe pod {name}` says why)");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
