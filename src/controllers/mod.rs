@@ -678,8 +678,13 @@ async fn lifecycle_pass(api: &Api, cfg: &ControllerConfig) -> Result<(), ApiErro
 }
 
 async fn gc_pass(api: &Api) -> Result<(), ApiError> {
-    let deployments: Vec<Deployment> = api.list(Kind::Deployment).await?;
+    // dependents first, owners after: an owner listed later cannot be missing for a dependent
+    // that was created (after its owner) before the dependents were listed
+    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
+    let revisions: Vec<crate::api::workloads::ControllerRevision> =
+        api.list(Kind::ControllerRevision).await?;
     let jobs: Vec<Value> = api.list(Kind::Job).await?;
+    let deployments: Vec<Deployment> = api.list(Kind::Deployment).await?;
     let cronjobs: Vec<Value> = api.list(Kind::CronJob).await?;
     let uid = |v: &Value| {
         v.pointer("/metadata/uid")
@@ -707,8 +712,6 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
             tracing::info!(job = %format!("{}/{}", m.namespace(), m.name()), "deleted a job whose cronjob is gone");
         }
     }
-    let revisions: Vec<crate::api::workloads::ControllerRevision> =
-        api.list(Kind::ControllerRevision).await?;
     for m in lifecycle::orphans(revisions.iter().map(|r| &r.metadata), &existing) {
         api.delete(
             Kind::ControllerRevision,
@@ -718,7 +721,6 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
         )
         .await?;
     }
-    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
     let managed = |m: &&crate::api::meta::ObjectMeta| {
         m.owner_references
             .iter()
