@@ -501,3 +501,56 @@ fn run_attaches_a_command_and_rm_leaves_no_pod() {
     m.orkops(&["delete", "pod", "bg"]).success();
     wait_until("the node to be empty", LONG, || a.containers().is_empty());
 }
+
+#[test]
+fn workload_commands_refuse_bad_input_clearly() {
+    let m = Master::start();
+    m.orkops_stdin(&["apply", "-f", "-"], Some(&deployment(TEST_IMAGE, 1)))
+        .success();
+    // no node: the pod stays pending, the history has the first revision
+    wait_until("revision 1", LONG, || {
+        m.orkops(&["rollout", "history", "deployment/web"])
+            .stdout()
+            .lines()
+            .any(|l| l.starts_with('1'))
+    });
+    let e = m.orkops(&["rollout", "undo", "deployment/web"]).failure();
+    assert!(e.contains("no previous revision"), "{e}");
+    let e = m
+        .orkops(&["rollout", "undo", "deployment/web", "--to-revision", "9"])
+        .failure();
+    assert!(
+        e.contains("--to-revision 9") && e.contains("no such revision"),
+        "{e}"
+    );
+    let e = m.orkops(&["scale", "pod/web", "--replicas", "2"]).failure();
+    assert!(e.contains("only deployments"), "{e}");
+    let e = m
+        .orkops(&["scale", "deployment/ghost", "--replicas", "2"])
+        .failure();
+    assert!(e.contains("ghost") && e.contains("not found"), "{e}");
+    let e = m
+        .orkops(&["scale", "deployment/web", "--replicas", "-1"])
+        .failure();
+    assert!(e.contains("--replicas"), "{e}");
+    let e = m
+        .orkops(&["run", "Bad_Name", "--image", TEST_IMAGE])
+        .failure();
+    assert!(e.contains("not a valid pod name"), "{e}");
+    let e = m
+        .orkops(&["run", "x", "--image", TEST_IMAGE, "--restart", "Sometimes"])
+        .failure();
+    assert!(e.contains("--restart"), "{e}");
+    let e = m.orkops_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  schedule: '61 * * * *'\n  timeZone: Mars/Olympus\n  jobTemplate: {spec: {template: {spec: {containers: [{name: c, image: 'x:1'}]}}}}\n"),
+    )
+    .failure();
+    assert!(e.contains("spec.schedule") && e.contains("minute"), "{e}");
+    assert!(
+        e.contains("spec.timeZone") && e.contains("Mars/Olympus"),
+        "{e}"
+    );
+    let d = m.orkops(&["get", "deployment", "web", "-o", "json"]).json();
+    assert_eq!(d["spec"]["replicas"], 1, "nothing changed");
+}

@@ -89,7 +89,7 @@ pub struct ScaleArgs {
     /// deployment/NAME, or `deployment` followed by NAME.
     pub target: String,
     pub name: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub replicas: i64,
 }
 
