@@ -74,7 +74,7 @@ fn main() {
         let pending: Vec<Pod> = (batch * 1000..(batch + 1) * 1000).map(pod).collect();
         let refs: Vec<&Pod> = pending.iter().collect();
         let bound_refs: Vec<&Pod> = bound.iter().collect();
-        let out = scheduler::schedule(&refs, &nodes, &bound_refs);
+        let out = scheduler::schedule(&refs, &nodes, &bound_refs, &scheduler::Claims::new());
         for (o, mut p) in out.into_iter().zip(pending) {
             if let scheduler::Outcome::Bind { node, .. } = o {
                 p.spec.node_name = Some(node);

@@ -554,3 +554,73 @@ fn workload_commands_refuse_bad_input_clearly() {
     let d = m.orkops(&["get", "deployment", "web", "-o", "json"]).json();
     assert_eq!(d["spec"]["replicas"], 1, "nothing changed");
 }
+
+#[test]
+fn a_pod_with_a_claim_returns_to_the_node_that_holds_its_data() {
+    let m = Master::start();
+    let a = Agent::start(&m);
+    let b = Agent::start(&m);
+    let pod = |n: &str| {
+        format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {n}, labels: {{app: store}}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes: [{{name: data, persistentVolumeClaim: {{claimName: store}}}}]
+  containers:
+  - name: c
+    image: {TEST_IMAGE}
+    command: [sh, -c, 'test -f /data/first || echo {n} > /data/first; exec sleep 100000']
+    volumeMounts: [{{name: data, mountPath: /data}}]
+"#
+        )
+    };
+    m.orkops_stdin(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: store}}\nspec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}\n---\n{}",
+            pod("one")
+        )),
+    )
+    .success();
+    wait_until("pod one to run", LONG, || {
+        live(&m, "app=store").iter().any(ready) || {
+            let p = m.orkops(&["get", "pod", "one", "-o", "json"]).json();
+            p["status"]["phase"] == "Running"
+        }
+    });
+    let node = m.orkops(&["get", "pod", "one", "-o", "json"]).json()["spec"]["nodeName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pvc = m.orkops(&["get", "pvc", "store", "-o", "json"]).json();
+    assert_eq!(
+        pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"],
+        node.as_str(),
+        "{pvc}"
+    );
+    assert_eq!(pvc["status"]["phase"], "Bound", "{pvc}");
+    m.orkops(&["delete", "pod", "one"]).success();
+    for i in 0..3 {
+        // whatever the spreading would prefer, the pod goes where its data is
+        let name = format!("again{i}");
+        m.orkops_stdin(&["apply", "-f", "-"], Some(&pod(&name)))
+            .success();
+        wait_until("the pod to run", LONG, || {
+            m.orkops(&["get", "pod", &name, "-o", "json"]).json()["status"]["phase"] == "Running"
+        });
+        let p = m.orkops(&["get", "pod", &name, "-o", "json"]).json();
+        assert_eq!(p["spec"]["nodeName"], node.as_str());
+        let first = m
+            .orkops(&["exec", &name, "--", "cat", "/data/first"])
+            .success();
+        assert_eq!(first.trim(), "one");
+        m.orkops(&["delete", "pod", &name]).success();
+    }
+    m.orkops(&["delete", "pvc", "store"]).success();
+    wait_until("the claim's volume to be removed", LONG, || {
+        a.volumes().is_empty() && b.volumes().is_empty()
+    });
+}

@@ -378,6 +378,40 @@ fn unbound(p: &Pod) -> bool {
         )
 }
 
+/// Records that claim `claim`'s volume lives on `node` (the annotation Kubernetes uses for
+/// late-bound local volumes) and marks the claim Bound.
+async fn pin_claim(api: &Api, ns: &str, claim: &str, node: &str) -> Result<(), ApiError> {
+    const SELECTED: &str = "volume.kubernetes.io/selected-node";
+    let mut pvc = api
+        .get(Kind::PersistentVolumeClaim, Some(ns), claim)
+        .await?;
+    match pvc
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(SELECTED))
+        .and_then(Value::as_str)
+    {
+        Some(n) if n == node => {}
+        Some(n) => {
+            return Err(ApiError::Conflict(format!(
+                "claim {ns}/{claim} already lives on node {n}"
+            )))
+        }
+        None => {
+            pvc["metadata"]["annotations"][SELECTED] = json!(node);
+            // keep the resourceVersion: a concurrent placement loses instead of overwriting
+            api.replace(Kind::PersistentVolumeClaim, Some(ns), claim, pvc.clone())
+                .await?;
+        }
+    }
+    let status = json!({
+        "phase": "Bound",
+        "accessModes": pvc.pointer("/spec/accessModes").cloned().unwrap_or(json!([])),
+        "capacity": {"storage": pvc.pointer("/spec/resources/requests/storage").cloned().unwrap_or(json!("0"))},
+    });
+    api.replace_status(Kind::PersistentVolumeClaim, Some(ns), claim, status)
+        .await
+}
+
 async fn schedule_pass(api: &Api) -> Result<(), ApiError> {
     let pods: Vec<Pod> = api.list(Kind::Pod).await?;
     let (pending, bound): (Vec<&Pod>, Vec<&Pod>) = pods.iter().partition(|p| unbound(p));
@@ -389,7 +423,28 @@ async fn schedule_pass(api: &Api) -> Result<(), ApiError> {
         .iter()
         .map(|p| (p.metadata.uid.as_deref().unwrap_or(""), *p))
         .collect();
-    let outcomes = scheduler::schedule(&pending, &nodes, &bound);
+    let pvcs: Vec<Value> = api.list(Kind::PersistentVolumeClaim).await?;
+    let claims: scheduler::Claims = pvcs
+        .iter()
+        .map(|c| {
+            let key = (
+                c.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                c.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            );
+            let node = c
+                .pointer("/metadata/annotations/volume.kubernetes.io~1selected-node")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            (key, node)
+        })
+        .collect();
+    let outcomes = scheduler::schedule(&pending, &nodes, &bound, &claims);
     let work = outcomes.into_iter().map(|o| {
         let api = api.clone();
         let pod = by_uid.get(match &o {
@@ -397,7 +452,13 @@ async fn schedule_pass(api: &Api) -> Result<(), ApiError> {
         }).map(|p| (*p).clone());
         async move {
             match o {
-                scheduler::Outcome::Bind { namespace, name, uid, node } => {
+                scheduler::Outcome::Bind { namespace, name, uid, node, pin_claims } => {
+                    for claim in &pin_claims {
+                        if let Err(e) = pin_claim(&api, &namespace, claim, &node).await {
+                            tracing::warn!(claim = %format!("{namespace}/{claim}"), error = %e, "cannot place a claim; the pod waits");
+                            return;
+                        }
+                    }
                     match api.bind(&namespace, &name, &uid, &node).await {
                         Ok(()) => {
                             api.event(About { ns: &namespace, kind: Kind::Pod, name: &name, uid: Some(&uid) }, "Normal", "Scheduled", &format!("Successfully assigned {namespace}/{name} to {node}"), "orkops-scheduler").await;

@@ -17,6 +17,8 @@ pub enum Outcome {
         name: String,
         uid: String,
         node: String,
+        /// Claims of the pod that were on no node yet: their volume will live on `node`.
+        pin_claims: Vec<String>,
     },
     Unschedulable {
         namespace: String,
@@ -78,8 +80,26 @@ fn is_terminal(p: &Pod) -> bool {
     )
 }
 
-/// Decides for every pod of `pending` (unbound), given the nodes and the pods already bound.
-pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod]) -> Vec<Outcome> {
+/// Where each PersistentVolumeClaim's volume lives, by (namespace, claim): `Some(node)` once a
+/// pod using it was placed, `None` before. A claim absent from the map does not exist.
+pub type Claims = BTreeMap<(String, String), Option<String>>;
+
+fn claims_of(p: &Pod) -> Vec<String> {
+    p.spec
+        .volumes
+        .iter()
+        .filter_map(|v| {
+            v.persistent_volume_claim
+                .as_ref()
+                .map(|c| c.claim_name.clone())
+        })
+        .collect()
+}
+
+/// Decides for every pod of `pending` (unbound), given the nodes, the pods already bound and
+/// where claims live (a claim's volume is local to one node, so its pods must follow it).
+pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claims) -> Vec<Outcome> {
+    let mut claims = claims.clone();
     let mut slots: Vec<Slot> = nodes
         .iter()
         .map(|n| {
@@ -134,10 +154,53 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod]) -> Vec<Outcome
     for p in pending {
         let (cpu, mem) = requests(p);
         let own = owner(p).map(str::to_string);
+        let ns = p.metadata.namespace().to_string();
+        let wanted = claims_of(p);
+        let (namespace, name, uid) = (
+            ns.clone(),
+            p.metadata.name().to_string(),
+            p.metadata.uid.clone().unwrap_or_default(),
+        );
+        if let Some(missing) = wanted
+            .iter()
+            .find(|c| !claims.contains_key(&(ns.clone(), (*c).clone())))
+        {
+            out.push(Outcome::Unschedulable {
+                namespace,
+                name,
+                uid,
+                message: format!("persistentvolumeclaim {missing:?} not found"),
+            });
+            continue;
+        }
+        let mut pinned: Vec<(&String, String)> = wanted
+            .iter()
+            .filter_map(|c| claims[&(ns.clone(), c.clone())].clone().map(|n| (c, n)))
+            .collect();
+        pinned.dedup_by(|a, b| a.1 == b.1);
+        if pinned.len() > 1 {
+            out.push(Outcome::Unschedulable {
+                namespace,
+                name,
+                uid,
+                message: format!(
+                    "the pod's claims live on different nodes ({})",
+                    pinned
+                        .iter()
+                        .map(|(c, n)| format!("{c} on {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+            continue;
+        }
+        let required = pinned.first().map(|(c, n)| ((*c).clone(), n.clone()));
         let mut why: BTreeMap<&str, usize> = BTreeMap::new();
         let mut best: Option<(usize, (u32, u32, i128))> = None;
         for (i, s) in slots.iter().enumerate() {
-            let reason = if !s.ready {
+            let reason = if required.as_ref().is_some_and(|(_, n)| *n != s.name) {
+                Some("node(s) didn't hold the pod's volume")
+            } else if !s.ready {
                 Some("node(s) were not Ready")
             } else if !s.schedulable {
                 Some("node(s) were unschedulable")
@@ -183,11 +246,6 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod]) -> Vec<Outcome
                 best = Some((i, key));
             }
         }
-        let (namespace, name, uid) = (
-            p.metadata.namespace().to_string(),
-            p.metadata.name().to_string(),
-            p.metadata.uid.clone().unwrap_or_default(),
-        );
         match best {
             Some((i, _)) => {
                 let s = &mut slots[i];
@@ -200,15 +258,37 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod]) -> Vec<Outcome
                         *zone_owners.entry((z.clone(), o.clone())).or_default() += 1;
                     }
                 }
+                let mut pin_claims = Vec::new();
+                for c in &wanted {
+                    let slot = claims.entry((ns.clone(), c.clone())).or_default();
+                    if slot.is_none() {
+                        *slot = Some(s.name.clone());
+                        pin_claims.push(c.clone());
+                    }
+                }
                 out.push(Outcome::Bind {
                     namespace,
                     name,
                     uid,
                     node: s.name.clone(),
+                    pin_claims,
                 });
             }
             None => {
                 let detail: Vec<String> = why.iter().map(|(r, n)| format!("{n} {r}")).collect();
+                let detail: Vec<String> = match &required {
+                    Some((c, n)) => detail
+                        .into_iter()
+                        .map(|d| {
+                            if d.contains("didn't hold") {
+                                format!("{d} (claim {c:?} lives on node {n})")
+                            } else {
+                                d
+                            }
+                        })
+                        .collect(),
+                    None => detail,
+                };
                 let message = if slots.is_empty() {
                     "0/0 nodes are available: the cluster has no nodes".to_string()
                 } else {
@@ -303,7 +383,7 @@ mod tests {
             .map(|i| pod(&format!("p{i}"), "100m", Some("d1")))
             .collect();
         let refs: Vec<&Pod> = pods.iter().collect();
-        let out = nodes_of(&schedule(&refs, &nodes, &[]));
+        let out = nodes_of(&schedule(&refs, &nodes, &[], &Claims::new()));
         // zone z2 (one node) gets as many as zone z1 (two nodes)
         let z2 = out.iter().filter(|n| *n == "c").count();
         assert_eq!(z2, 2, "{out:?}");
@@ -324,7 +404,12 @@ mod tests {
         let mut picky = pod("picky", "100m", None);
         picky.spec.node_selector.insert("disk".into(), "ssd".into());
         let huge = pod("huge", "64", None);
-        let out = nodes_of(&schedule(&[&big, &picky, &huge], &nodes, &[]));
+        let out = nodes_of(&schedule(
+            &[&big, &picky, &huge],
+            &nodes,
+            &[],
+            &Claims::new(),
+        ));
         assert_eq!(out[0], "big");
         assert_eq!(out[1], "big");
         assert!(
@@ -334,8 +419,63 @@ mod tests {
         );
         let mut down = node("down", "8", "16Gi", None);
         down.status.as_mut().unwrap().conditions[0].status = "Unknown".into();
-        let out = nodes_of(&schedule(&[&picky], &[down], &[]));
+        let out = nodes_of(&schedule(&[&picky], &[down], &[], &Claims::new()));
         assert!(out[0].contains("1 node(s) were not Ready"), "{}", out[0]);
+    }
+
+    #[test]
+    fn a_pod_follows_its_claim_to_the_node_that_holds_it() {
+        let nodes = vec![node("a", "4", "8Gi", None), node("b", "4", "8Gi", None)];
+        let with_claim = |n: &str, claim: &str| {
+            let mut p = pod(n, "100m", None);
+            p.spec.volumes.push(crate::api::core::Volume {
+                name: "data".into(),
+                persistent_volume_claim: Some(
+                    crate::api::core::PersistentVolumeClaimVolumeSource {
+                        claim_name: claim.into(),
+                        read_only: None,
+                    },
+                ),
+                ..Default::default()
+            });
+            p
+        };
+        let mut claims = Claims::new();
+        claims.insert(("default".into(), "db".into()), Some("b".into()));
+        claims.insert(("default".into(), "new".into()), None);
+        let (p1, p2, p3, p4) = (
+            with_claim("p1", "db"),
+            with_claim("p2", "new"),
+            with_claim("p3", "new"),
+            with_claim("p4", "gone"),
+        );
+        let out = schedule(&[&p1, &p2, &p3, &p4], &nodes, &[], &claims);
+        assert!(
+            matches!(&out[0], Outcome::Bind { node, pin_claims, .. } if node == "b" && pin_claims.is_empty())
+        );
+        let Outcome::Bind {
+            node: first,
+            pin_claims,
+            ..
+        } = &out[1]
+        else {
+            panic!("{out:?}")
+        };
+        assert_eq!(pin_claims, &vec!["new".to_string()]);
+        assert!(
+            matches!(&out[2], Outcome::Bind { node, pin_claims, .. } if node == first && pin_claims.is_empty()),
+            "the second pod of a claim follows the first"
+        );
+        assert!(
+            matches!(&out[3], Outcome::Unschedulable { message, .. } if message.contains("\"gone\" not found"))
+        );
+        let mut b_down = nodes.clone();
+        b_down[1].status.as_mut().unwrap().conditions[0].status = "False".into();
+        let out = schedule(&[&p1], &b_down, &[], &claims);
+        assert!(
+            matches!(&out[0], Outcome::Unschedulable { message, .. } if message.contains("lives on node b")),
+            "{out:?}"
+        );
     }
 
     #[test]
@@ -343,7 +483,12 @@ mod tests {
         let nodes = vec![node("a", "1", "1Gi", None), node("b", "1", "1Gi", None)];
         let mut running = pod("r", "900m", None);
         running.spec.node_name = Some("a".into());
-        let out = nodes_of(&schedule(&[&pod("n", "500m", None)], &nodes, &[&running]));
+        let out = nodes_of(&schedule(
+            &[&pod("n", "500m", None)],
+            &nodes,
+            &[&running],
+            &Claims::new(),
+        ));
         assert_eq!(out, vec!["b"]);
     }
 }
