@@ -233,6 +233,7 @@ spec:
     ports: [{{name: http, containerPort: 8080}}]
     readinessProbe: {{httpGet: {{path: /ready, port: http}}, periodSeconds: 1}}
     livenessProbe: {{exec: {{command: [test, -f, /tmp/alive]}}, periodSeconds: 1, failureThreshold: 2}}
+    startupProbe: {{tcpSocket: {{port: http}}, periodSeconds: 1, failureThreshold: 30}}
 "#,
             node = a.name
         ),
@@ -245,6 +246,11 @@ spec:
         .success();
     wait_until("Ready", LONG, || ready(&m, "probed"));
     assert_eq!(container_status(&m, "probed", "web")["ready"], true);
+    assert_eq!(
+        container_status(&m, "probed", "web")["started"],
+        true,
+        "the startup probe passed"
+    );
     m.orkops(&["exec", "probed", "--", "rm", "/www/ready"])
         .success();
     wait_until("not Ready again", LONG, || !ready(&m, "probed"));
@@ -354,11 +360,12 @@ spec:
   containers:
   - name: c
     image: {TEST_IMAGE}
-    command: [sleep, "100000"]
+    command: [sh, -c, 'echo "$(GREETING) from $(MY_POD)" > /tmp/expanded; exec sleep 100000']
     env:
     - {{name: GREETING, valueFrom: {{configMapKeyRef: {{name: settings, key: greeting}}}}}}
     - {{name: PASSWORD, valueFrom: {{secretKeyRef: {{name: creds, key: password}}}}}}
     - {{name: MY_POD, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+    - {{name: MSG, value: "say $(GREETING), not $$(GREETING)"}}
     envFrom: [{{prefix: CFG_, configMapRef: {{name: settings}}}}]
     volumeMounts:
     - {{name: conf, mountPath: /etc/conf}}
@@ -371,12 +378,19 @@ spec:
         status(&m, "cfg")["phase"] == "Running"
     });
     let out = m
-        .orkops(&["exec", "cfg", "--", "sh", "-c", "cat /etc/conf/greeting; echo; cat /etc/sec/password; echo; echo $GREETING $PASSWORD $MY_POD $CFG_mode; stat -c %a /etc/sec/password"])
+        .orkops(&["exec", "cfg", "--", "sh", "-c", "cat /etc/conf/greeting; echo; cat /etc/sec/password; echo; echo $GREETING $PASSWORD $MY_POD $CFG_mode; stat -c %a /etc/sec/password; echo $MSG; cat /tmp/expanded"])
         .success();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines,
-        vec!["bonjour", "hunter2", "bonjour hunter2 cfg fast", "400"],
+        vec![
+            "bonjour",
+            "hunter2",
+            "bonjour hunter2 cfg fast",
+            "400",
+            "say bonjour, not $(GREETING)",
+            "bonjour from cfg"
+        ],
         "{out}"
     );
     let write = m.orkops(&["exec", "cfg", "--", "sh", "-c", "echo x > /etc/conf/new"]);

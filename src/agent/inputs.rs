@@ -426,12 +426,42 @@ pub async fn environment(
                     }
                 }
             }
-            (Some(v), None) => v.clone(),
+            (Some(v), None) => expand(v, &vars),
             (None, None) => String::new(),
         };
         set(e.name.clone(), value, &mut vars);
     }
     Ok(vars.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+}
+
+/// Kubernetes' `$(VAR)` references: replaced by the variable's value when it is defined (in
+/// `vars`, later entries win), kept as written otherwise; `$$` is a literal `$`.
+pub fn expand(s: &str, vars: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some((name, tail)) = after.strip_prefix('(').and_then(|a| a.split_once(')')) {
+            match vars.iter().rev().find(|(k, _)| k == name) {
+                Some((_, v)) => out.push_str(v),
+                None => {
+                    out.push_str("$(");
+                    out.push_str(name);
+                    out.push(')');
+                }
+            }
+            rest = tail;
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Removes what a pod's volumes left on this node, except claims (they outlive the pod).
@@ -449,4 +479,24 @@ pub async fn cleanup(rt: &Runtime, data_dir: &Path, uid: &str) -> Result<(), Str
             .map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+
+    #[test]
+    fn variable_references_expand_like_kubernetes() {
+        let vars = vec![
+            ("A".to_string(), "1".to_string()),
+            ("B".to_string(), "x".to_string()),
+        ];
+        assert_eq!(expand("$(A)-$(B)", &vars), "1-x");
+        assert_eq!(expand("$(MISSING) stays", &vars), "$(MISSING) stays");
+        assert_eq!(
+            expand("$$(A) is escaped, $ alone too", &vars),
+            "$(A) is escaped, $ alone too"
+        );
+        assert_eq!(expand("no refs", &vars), "no refs");
+    }
 }

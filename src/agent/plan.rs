@@ -35,10 +35,12 @@ pub struct Memory {
     pub backoff: BTreeMap<String, u32>,
     /// Per container name, or `SANDBOX`.
     pub failures: BTreeMap<String, Failure>,
-    /// Container ids whose liveness probe failed.
+    /// Container ids whose liveness or startup probe failed.
     pub liveness_failed: BTreeSet<String>,
     /// Readiness probe results by container id.
     pub ready: BTreeMap<String, bool>,
+    /// Container ids whose startup probe succeeded.
+    pub started: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -221,7 +223,7 @@ pub fn plan(pod: &Pod, observed: &[Observed], mem: &Memory, now: DateTime<Utc>) 
                         id: o.id.clone(),
                         container: c.name.clone(),
                         grace: grace(pod),
-                        reason: "its liveness probe failed".into(),
+                        reason: "its liveness (or startup) probe failed".into(),
                     });
                 }
             }
@@ -367,9 +369,11 @@ pub fn status(
                             ..Default::default()
                         };
                         cs.last_state = last;
-                        cs.started = Some(true);
-                        cs.ready = c.readiness_probe.is_none()
-                            || mem.ready.get(&o.id).copied().unwrap_or(false);
+                        let started = c.startup_probe.is_none() || mem.started.contains(&o.id);
+                        cs.started = Some(started);
+                        cs.ready = started
+                            && (c.readiness_probe.is_none()
+                                || mem.ready.get(&o.id).copied().unwrap_or(false));
                     }
                     RunState::Exited if will_restart(pod, o) && !is_terminal(pod) => {
                         all_final = false;
@@ -692,6 +696,24 @@ mod tests {
         mem.liveness_failed.insert("a-0".into());
         let pl = plan(&p, &all, &mem, t(4));
         assert!(matches!(&pl.actions[..], [Action::Kill { id, .. }] if id == "a-0"));
+    }
+
+    #[test]
+    fn a_startup_probe_holds_readiness_back_until_it_passes() {
+        let mut p = pod("Always", &["a"]);
+        p.spec.containers[0].startup_probe = Some(Default::default());
+        let all = [
+            obs(SANDBOX, 0, RunState::Running, 0, 0, 0),
+            obs("a", 0, RunState::Running, 0, 1, 0),
+        ];
+        let mut mem = Memory::default();
+        let st = status(&p, &all, &mem, "h", t(2));
+        assert_eq!(st.container_statuses[0].started, Some(false));
+        assert!(!st.container_statuses[0].ready);
+        mem.started.insert("a-0".into());
+        let st = status(&p, &all, &mem, "h", t(3));
+        assert_eq!(st.container_statuses[0].started, Some(true));
+        assert!(st.container_statuses[0].ready);
     }
 
     #[test]

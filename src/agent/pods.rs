@@ -351,6 +351,21 @@ impl Worker {
                     );
                 }
             }
+            ProbeKind::Startup if r.ok => {
+                self.mem.started.insert(r.container_id.clone());
+            }
+            ProbeKind::Startup => {
+                self.mem.liveness_failed.insert(r.container_id.clone());
+                self.ctx.event(
+                    &self.pod,
+                    "Warning",
+                    "Unhealthy",
+                    format!(
+                        "Startup probe failed for container {:?}: {}; it will be restarted",
+                        r.container, r.message
+                    ),
+                );
+            }
             ProbeKind::Liveness => {
                 self.mem.liveness_failed.insert(r.container_id.clone());
                 self.ctx.event(
@@ -411,8 +426,13 @@ impl Worker {
             if let Some(o) =
                 plan::latest(observed, &cs.name).filter(|o| o.state == RunState::Running)
             {
-                if cs.container_id.as_deref() == Some(&format!("docker://{}", o.id)) && cs.ready {
-                    self.mem.ready.insert(o.id.clone(), true);
+                if cs.container_id.as_deref() == Some(&format!("docker://{}", o.id)) {
+                    if cs.ready {
+                        self.mem.ready.insert(o.id.clone(), true);
+                    }
+                    if cs.started == Some(true) {
+                        self.mem.started.insert(o.id.clone());
+                    }
                 }
             }
         }
@@ -468,6 +488,9 @@ impl Worker {
         self.mem
             .liveness_failed
             .retain(|id| running.contains_key(id.as_str()));
+        self.mem
+            .started
+            .retain(|id| running.contains_key(id.as_str()));
         let ip = plan::latest(observed, SANDBOX)
             .and_then(|s| s.ip.clone())
             .unwrap_or_else(|| "127.0.0.1".into());
@@ -476,14 +499,20 @@ impl Worker {
             else {
                 continue;
             };
+            // the startup probe first; liveness and readiness once it passed
+            let started = c.startup_probe.is_none() || self.mem.started.contains(&o.id);
             for (kind, p) in [
+                (ProbeKind::Startup, &c.startup_probe),
                 (ProbeKind::Liveness, &c.liveness_probe),
                 (ProbeKind::Readiness, &c.readiness_probe),
             ] {
                 let Some(p) = p else { continue };
+                if (kind == ProbeKind::Startup) == started {
+                    continue;
+                }
                 let key = (o.id.clone(), kind);
                 if self.probes.contains_key(&key)
-                    || (kind == ProbeKind::Liveness && self.mem.liveness_failed.contains(&o.id))
+                    || (kind != ProbeKind::Readiness && self.mem.liveness_failed.contains(&o.id))
                 {
                     continue;
                 }
@@ -770,6 +799,11 @@ impl Worker {
                 return Ok(Started::No);
             }
         };
+        let env_pairs: Vec<(String, String)> = env
+            .iter()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let limits = c.resources.as_ref().map(|r| &r.limits);
         let memory = limits
             .and_then(|l| l.get("memory"))
@@ -785,8 +819,18 @@ impl Worker {
         host.nano_cpus = nano_cpus;
         let body = ContainerCreateBody {
             image: Some(c.image.clone()),
-            entrypoint: (!c.command.is_empty()).then(|| c.command.clone()),
-            cmd: (!c.args.is_empty()).then(|| c.args.clone()),
+            entrypoint: (!c.command.is_empty()).then(|| {
+                c.command
+                    .iter()
+                    .map(|a| inputs::expand(a, &env_pairs))
+                    .collect()
+            }),
+            cmd: (!c.args.is_empty()).then(|| {
+                c.args
+                    .iter()
+                    .map(|a| inputs::expand(a, &env_pairs))
+                    .collect()
+            }),
             working_dir: c.working_dir.clone(),
             env: Some(env),
             labels: Some(self.labels(&c.name, attempt)),

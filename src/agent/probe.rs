@@ -16,6 +16,8 @@ use crate::api::meta::IntOrString;
 pub enum ProbeKind {
     Liveness,
     Readiness,
+    /// Runs first; liveness and readiness wait for its success, its failure restarts.
+    Startup,
 }
 
 /// A probe's verdict changed: readiness flipped, or liveness failed for good.
@@ -166,6 +168,7 @@ pub async fn run(
     let mut state = match kind {
         ProbeKind::Readiness => initially_ready,
         ProbeKind::Liveness => true,
+        ProbeKind::Startup => false,
     };
     let (mut ok_run, mut fail_run) = (0, 0);
     if !initially_ready {
@@ -190,9 +193,13 @@ pub async fn run(
                 (!state && ok_run >= success_threshold) || (state && fail_run >= failure_threshold)
             }
             ProbeKind::Liveness => fail_run >= failure_threshold,
+            ProbeKind::Startup => ok_run >= success_threshold || fail_run >= failure_threshold,
         };
         if flip {
-            state = !state;
+            state = match kind {
+                ProbeKind::Startup => ok_run >= success_threshold,
+                _ => !state,
+            };
             let _ = tx.send(ProbeResult {
                 container_id: t.container_id.clone(),
                 container: t.container.name.clone(),
@@ -200,8 +207,8 @@ pub async fn run(
                 ok: state,
                 message,
             });
-            if kind == ProbeKind::Liveness {
-                return; // the container is restarted; a new task probes the new one
+            if kind != ProbeKind::Readiness {
+                return; // started, or restarted (a new task probes the new container)
             }
         }
         tokio::time::sleep(period).await;
