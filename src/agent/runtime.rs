@@ -207,19 +207,12 @@ impl Runtime {
                 }),
             )
             .await;
-        match r {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            // 304: already stopped
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        // 304: already stopped
+        done_unless_error(r, &[304])
     }
 
     pub async fn kill(&self, id: &str) -> Result<(), RuntimeError> {
-        match self
+        let r = self
             .docker
             .kill_container(
                 id,
@@ -227,20 +220,13 @@ impl Runtime {
                     signal: "SIGKILL".into(),
                 }),
             )
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            // 409: not running
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+            .await;
+        // 409: not running
+        done_unless_error(r, &[409])
     }
 
     pub async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
-        match self
+        let r = self
             .docker
             .remove_container(
                 id,
@@ -250,16 +236,9 @@ impl Runtime {
                     link: false,
                 }),
             )
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            // 409: removal already in progress
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+            .await;
+        // 409: removal already in progress
+        done_unless_error(r, &[409])
     }
 
     pub async fn image_present(&self, image: &str) -> Result<bool, RuntimeError> {
@@ -361,15 +340,27 @@ impl Runtime {
     }
 
     pub async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
-        match self
+        let r = self
             .docker
             .remove_volume(name, Some(RemoveVolumeOptions { force: true }))
-            .await
+            .await;
+        done_unless_error(r, &[])
+    }
+}
+
+/// An engine answer for an operation whose goal may already hold: "no such object" (404) and
+/// the given statuses (already stopped, not running, ...) count as done.
+fn done_unless_error(
+    r: Result<(), bollard::errors::Error>,
+    already: &[u16],
+) -> Result<(), RuntimeError> {
+    match r {
+        Err(bollard::errors::Error::DockerResponseServerError { status_code, .. })
+            if status_code == 404 || already.contains(&status_code) =>
         {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(e.into()),
+            Ok(())
         }
+        r => r.map_err(Into::into),
     }
 }
 
