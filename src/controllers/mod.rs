@@ -261,13 +261,14 @@ fn control_loop<F, Fut>(
     kinds: &[Kind],
     resync: Duration,
     mut stop: watch::Receiver<bool>,
-    mut pass: F,
+    pass: F,
 ) -> JoinHandle<()>
 where
-    F: FnMut() -> Fut + Send + 'static,
+    F: Fn(Api) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<(), ApiError>> + Send,
 {
     let notify = api.changes(kinds, stop.clone());
+    let api = api.clone();
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -277,7 +278,7 @@ where
             }
             // let a burst of changes settle into one pass
             tokio::time::sleep(Duration::from_millis(10)).await;
-            if let Err(e) = pass().await {
+            if let Err(e) = pass(api.clone()).await {
                 tracing::warn!(controller = name, error = %e, "pass failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 notify.notify_one();
@@ -293,80 +294,60 @@ pub fn start(
     stop: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     let api = Api::new(engine);
-    let a = api.clone();
-    let sched = control_loop(
-        &api,
-        "scheduler",
-        &[Kind::Pod, Kind::Node],
-        Duration::from_secs(10),
-        stop.clone(),
-        move || {
-            let a = a.clone();
-            async move { schedule_pass(&a).await }
-        },
-    );
-    let a = api.clone();
-    let deploy = control_loop(
-        &api,
-        "deployments",
-        &[Kind::Deployment, Kind::Pod],
-        Duration::from_secs(30),
-        stop.clone(),
-        move || {
-            let a = a.clone();
-            async move { deployment_pass(&a).await }
-        },
-    );
-    let a = api.clone();
-    let jobs = control_loop(
-        &api,
-        "jobs",
-        &[Kind::Job, Kind::Pod],
-        Duration::from_secs(5),
-        stop.clone(),
-        move || {
-            let a = a.clone();
-            async move { job_pass(&a).await }
-        },
-    );
-    let a = api.clone();
-    let cron = control_loop(
-        &api,
-        "cronjobs",
-        &[Kind::CronJob, Kind::Job],
-        Duration::from_secs(2),
-        stop.clone(),
-        move || {
-            let a = a.clone();
-            async move { cronjob_pass(&a).await }
-        },
-    );
-    let a = api.clone();
-    let cfg = config.clone();
-    let nodes = control_loop(
-        &api,
-        "node-lifecycle",
-        &[Kind::Node],
-        Duration::from_secs(2),
-        stop.clone(),
-        move || {
-            let (a, cfg) = (a.clone(), cfg.clone());
-            async move { lifecycle_pass(&a, &cfg).await }
-        },
-    );
-    let a = api.clone();
-    let gc = control_loop(
-        &api,
-        "garbage-collector",
-        &[Kind::Deployment, Kind::Job, Kind::CronJob],
-        Duration::from_secs(20),
-        stop,
-        move || {
-            let a = a.clone();
-            async move { gc_pass(&a).await }
-        },
-    );
-    vec![sched, deploy, jobs, cron, nodes, gc]
+    let secs = Duration::from_secs;
+    vec![
+        control_loop(
+            &api,
+            "scheduler",
+            &[Kind::Pod, Kind::Node],
+            secs(10),
+            stop.clone(),
+            |a| async move { schedule_pass(&a).await },
+        ),
+        control_loop(
+            &api,
+            "deployments",
+            &[Kind::Deployment, Kind::Pod],
+            secs(30),
+            stop.clone(),
+            |a| async move { deployment_pass(&a).await },
+        ),
+        control_loop(
+            &api,
+            "jobs",
+            &[Kind::Job, Kind::Pod],
+            secs(5),
+            stop.clone(),
+            |a| async move { job_pass(&a).await },
+        ),
+        control_loop(
+            &api,
+            "cronjobs",
+            &[Kind::CronJob, Kind::Job],
+            secs(2),
+            stop.clone(),
+            |a| async move { cronjob_pass(&a).await },
+        ),
+        control_loop(
+            &api,
+            "node-lifecycle",
+            &[Kind::Node],
+            secs(2),
+            stop.clone(),
+            move |a| {
+                let cfg = config.clone();
+                async move { lifecycle_pass(&a, &cfg).await }
+            },
+        ),
+        control_loop(
+            &api,
+            "garbage-collector",
+            &[Kind::Deployment, Kind::Job, Kind::CronJob],
+            secs(20),
+            stop,
+            |a| async move { gc_pass(&a).await },
+        ),
+    ]
 }
 
 fn unbound(p: &Pod) -> bool {
