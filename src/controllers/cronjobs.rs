@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::api::cron::Schedule;
-use crate::api::meta::{ObjectReference, OwnerReference};
+use crate::api::meta::ObjectReference;
 use crate::api::workloads::{CronJob, CronJobStatus, Job};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -147,14 +147,7 @@ fn job_for(c: &CronJob, due: DateTime<Utc>) -> Value {
     meta["namespace"] = json!(c.metadata.namespace());
     meta["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"] =
         json!(due.to_rfc3339());
-    meta["ownerReferences"] = json!([OwnerReference {
-        api_version: "batch/v1".into(),
-        kind: "CronJob".into(),
-        name: c.metadata.name().to_string(),
-        uid: c.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }]);
+    meta["ownerReferences"] = json!([super::controller_ref("batch/v1", "CronJob", &c.metadata)]);
     json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": t.spec})
 }
 

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::api::core::Pod;
-use crate::api::meta::{Condition, IntOrString, OwnerReference};
+use crate::api::meta::{Condition, IntOrString};
 use crate::api::workloads::{ControllerRevision, Deployment, DeploymentStatus};
 
 pub const HASH_LABEL: &str = "pod-template-hash";
@@ -331,14 +331,7 @@ fn revision_for(d: &Deployment, template: &Value, hash: &str, revision: i64) -> 
             "namespace": d.metadata.namespace(),
             "labels": {HASH_LABEL: hash},
             "annotations": d.metadata.annotations.get(CHANGE_CAUSE).map(|c| json!({CHANGE_CAUSE: c})).unwrap_or(json!({})),
-            "ownerReferences": [OwnerReference {
-                api_version: "apps/v1".into(),
-                kind: "Deployment".into(),
-                name: d.metadata.name().to_string(),
-                uid: d.metadata.uid.clone().unwrap_or_default(),
-                controller: Some(true),
-                block_owner_deletion: Some(true),
-            }],
+            "ownerReferences": [super::controller_ref("apps/v1", "Deployment", &d.metadata)],
         },
         "data": template,
         "revision": revision,
@@ -346,22 +339,13 @@ fn revision_for(d: &Deployment, template: &Value, hash: &str, revision: i64) -> 
 }
 
 fn pod_for(d: &Deployment, template: &Value, hash: &str) -> Value {
-    let mut meta = template.get("metadata").cloned().unwrap_or(json!({}));
-    meta["generateName"] = json!(format!("{}-{hash}-", d.metadata.name()));
-    meta["namespace"] = json!(d.metadata.namespace());
-    meta["labels"][HASH_LABEL] = json!(hash);
-    meta["ownerReferences"] = json!([OwnerReference {
-        api_version: "apps/v1".into(),
-        kind: "Deployment".into(),
-        name: d.metadata.name().to_string(),
-        uid: d.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }]);
-    if let Some(m) = meta.as_object_mut() {
-        m.remove("name");
-    }
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template["spec"]})
+    super::pod_from_template(
+        template,
+        format!("{}-{hash}-", d.metadata.name()),
+        d.metadata.namespace(),
+        &[(HASH_LABEL, hash)],
+        super::controller_ref("apps/v1", "Deployment", &d.metadata),
+    )
 }
 
 #[cfg(test)]

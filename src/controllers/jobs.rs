@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::api::core::Pod;
-use crate::api::meta::{Condition, OwnerReference};
+use crate::api::meta::Condition;
 use crate::api::workloads::{Job, JobStatus};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -143,25 +143,15 @@ pub fn reconcile(j: &Job, owned: &[Pod], now: DateTime<Utc>) -> Plan {
 }
 
 fn pod_for(j: &Job) -> Value {
-    let mut t = serde_json::to_value(&j.spec.template).unwrap_or(json!({}));
-    let mut meta = t.get("metadata").cloned().unwrap_or(json!({}));
+    let template = serde_json::to_value(&j.spec.template).unwrap_or(json!({}));
     let uid = j.metadata.uid.clone().unwrap_or_default();
-    meta["generateName"] = json!(format!("{}-", j.metadata.name()));
-    meta["namespace"] = json!(j.metadata.namespace());
-    meta["labels"]["job-name"] = json!(j.metadata.name());
-    meta["labels"]["controller-uid"] = json!(uid);
-    meta["ownerReferences"] = json!([OwnerReference {
-        api_version: "batch/v1".into(),
-        kind: "Job".into(),
-        name: j.metadata.name().to_string(),
-        uid,
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }]);
-    if let Some(m) = meta.as_object_mut() {
-        m.remove("name");
-    }
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": t["spec"].take()})
+    super::pod_from_template(
+        &template,
+        format!("{}-", j.metadata.name()),
+        j.metadata.namespace(),
+        &[("job-name", j.metadata.name()), ("controller-uid", &uid)],
+        super::controller_ref("batch/v1", "Job", &j.metadata),
+    )
 }
 
 #[cfg(test)]

@@ -80,11 +80,7 @@ pub fn orphans<'a>(
     existing: &HashSet<String>,
 ) -> Vec<&'a ObjectMeta> {
     objects
-        .filter(|m| {
-            m.owner_references
-                .iter()
-                .any(|o| o.controller == Some(true) && !existing.contains(&o.uid))
-        })
+        .filter(|m| super::controller_of(m).is_some_and(|uid| !existing.contains(uid)))
         .collect()
 }
 

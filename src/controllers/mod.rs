@@ -21,6 +21,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::api::core::{Node, Pod};
+use crate::api::meta::{ObjectMeta, OwnerReference};
 use crate::api::workloads::Deployment;
 use crate::api::Kind;
 use crate::apiserver::engine::{Command, DeleteOptions, ListQuery, Reply};
@@ -41,6 +42,62 @@ impl Default for ControllerConfig {
             pod_eviction_timeout: Duration::from_secs(60),
         }
     }
+}
+
+/// The uid of an object's controlling owner.
+pub fn controller_of(m: &ObjectMeta) -> Option<&str> {
+    m.owner_references
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.as_str())
+}
+
+/// The reference that makes `owner` (of `kind` in `api_version`) the controller of a new object.
+pub fn controller_ref(api_version: &str, kind: &str, owner: &ObjectMeta) -> OwnerReference {
+    OwnerReference {
+        api_version: api_version.into(),
+        kind: kind.into(),
+        name: owner.name().to_string(),
+        uid: owner.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// A new pod from a controller's pod template: named `generate_name` + random suffix, with
+/// `labels` added and `owner` as its controller.
+pub fn pod_from_template(
+    template: &Value,
+    generate_name: String,
+    namespace: &str,
+    labels: &[(&str, &str)],
+    owner: OwnerReference,
+) -> Value {
+    let mut meta = template.get("metadata").cloned().unwrap_or(json!({}));
+    if let Some(m) = meta.as_object_mut() {
+        m.remove("name");
+    }
+    meta["generateName"] = json!(generate_name);
+    meta["namespace"] = json!(namespace);
+    for (k, v) in labels {
+        meta["labels"][*k] = json!(v);
+    }
+    meta["ownerReferences"] = json!([owner]);
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template["spec"]})
+}
+
+/// `items` grouped by the uid of their controlling owner.
+fn by_controller<'a, T: Clone>(
+    items: &'a [T],
+    meta: impl Fn(&'a T) -> &'a ObjectMeta,
+) -> HashMap<&'a str, Vec<T>> {
+    let mut out: HashMap<&str, Vec<T>> = HashMap::new();
+    for i in items {
+        if let Some(o) = controller_of(meta(i)) {
+            out.entry(o).or_default().push(i.clone());
+        }
+    }
+    out
 }
 
 /// The object an event is about.
@@ -484,25 +541,10 @@ async fn deployment_pass(api: &Api) -> Result<(), ApiError> {
         return Ok(());
     }
     let pods: Vec<Pod> = api.list(Kind::Pod).await?;
-    let mut owned: HashMap<&str, Vec<Pod>> = HashMap::new();
-    for p in &pods {
-        if let Some(o) = scheduler::owner(p) {
-            owned.entry(o).or_default().push(p.clone());
-        }
-    }
+    let owned = by_controller(&pods, |p| &p.metadata);
     let revisions: Vec<crate::api::workloads::ControllerRevision> =
         api.list(Kind::ControllerRevision).await?;
-    let mut history: HashMap<&str, Vec<crate::api::workloads::ControllerRevision>> = HashMap::new();
-    for r in &revisions {
-        if let Some(o) = r
-            .metadata
-            .owner_references
-            .iter()
-            .find(|o| o.controller == Some(true))
-        {
-            history.entry(o.uid.as_str()).or_default().push(r.clone());
-        }
-    }
+    let history = by_controller(&revisions, |r| &r.metadata);
     for d in &deployments {
         if d.metadata.deletion_timestamp.is_some() {
             continue;
@@ -785,12 +827,7 @@ async fn job_pass(api: &Api) -> Result<(), ApiError> {
         return Ok(());
     }
     let pods: Vec<Pod> = api.list(Kind::Pod).await?;
-    let mut owned: HashMap<&str, Vec<Pod>> = HashMap::new();
-    for p in &pods {
-        if let Some(o) = scheduler::owner(p) {
-            owned.entry(o).or_default().push(p.clone());
-        }
-    }
+    let owned = by_controller(&pods, |p| &p.metadata);
     let now = Utc::now();
     for j in &jobs {
         if j.metadata.deletion_timestamp.is_some() {
@@ -875,17 +912,7 @@ async fn cronjob_pass(api: &Api) -> Result<(), ApiError> {
         return Ok(());
     }
     let jobs: Vec<crate::api::workloads::Job> = api.list(Kind::Job).await?;
-    let mut owned: HashMap<&str, Vec<crate::api::workloads::Job>> = HashMap::new();
-    for j in &jobs {
-        if let Some(o) = j
-            .metadata
-            .owner_references
-            .iter()
-            .find(|o| o.controller == Some(true))
-        {
-            owned.entry(o.uid.as_str()).or_default().push(j.clone());
-        }
-    }
+    let owned = by_controller(&jobs, |j| &j.metadata);
     let now = Utc::now();
     for c in &cronjobs {
         if c.metadata.deletion_timestamp.is_some() {

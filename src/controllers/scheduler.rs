@@ -58,11 +58,7 @@ pub fn requests(p: &Pod) -> (i128, i128) {
 
 /// The uid of the pod's controlling owner (what replicas are spread by).
 pub fn owner(p: &Pod) -> Option<&str> {
-    p.metadata
-        .owner_references
-        .iter()
-        .find(|o| o.controller == Some(true))
-        .map(|o| o.uid.as_str())
+    super::controller_of(&p.metadata)
 }
 
 pub fn node_ready(n: &Node) -> bool {
