@@ -176,13 +176,10 @@ fn with_container(pod: &Value, raw: Option<String>, allowed: &[&str]) -> Result<
 }
 
 fn unreachable(url: &str, e: reqwest::Error) -> ApiError {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    ApiError::BadGateway(format!("cannot reach the node's agent at {url}: {msg}"))
+    ApiError::BadGateway(format!(
+        "cannot reach the node's agent at {url}: {}",
+        crate::client::error_chain(&e)
+    ))
 }
 
 /// Relays a non-success answer of an agent as it came.
