@@ -43,16 +43,20 @@ impl Ctx {
     /// Records an event about `pod` (best effort: a lost event is logged, not fatal).
     pub fn event(self: &Arc<Self>, pod: &Pod, type_: &str, reason: &str, message: String) {
         let ns = pod.metadata.namespace().to_string();
-        let now = Utc::now();
-        let body = json!({
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"generateName": format!("{}.", pod.metadata.name()), "namespace": ns},
-            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": ns,
-                "name": pod.metadata.name(), "uid": pod.metadata.uid},
-            "reason": reason, "message": message, "type": type_, "count": 1,
-            "firstTimestamp": now, "lastTimestamp": now,
-            "source": {"component": "orkops-agent", "host": self.node},
-        });
+        let about = crate::api::About {
+            ns: &ns,
+            kind: Kind::Pod,
+            name: pod.metadata.name(),
+            uid: pod.metadata.uid.as_deref(),
+        };
+        let body = crate::api::new_event(
+            about,
+            type_,
+            reason,
+            &message,
+            "orkops-agent",
+            Some(&self.node),
+        );
         tracing::info!(pod = %format!("{ns}/{}", pod.metadata.name()), reason, %message, "event");
         let me = self.clone();
         tokio::spawn(async move {

@@ -51,3 +51,41 @@ pub fn set_meta(obj: &mut Value, field: &str, value: Value) {
         }
     }
 }
+
+/// The object an event is about.
+pub struct About<'a> {
+    pub ns: &'a str,
+    pub kind: Kind,
+    pub name: &'a str,
+    pub uid: Option<&'a str>,
+}
+
+/// A new Event about `about`, from `component` (on `host`), named by the server.
+pub fn new_event(
+    about: About<'_>,
+    type_: &str,
+    reason: &str,
+    message: &str,
+    component: &str,
+    host: Option<&str>,
+) -> Value {
+    let now = chrono::Utc::now();
+    let About {
+        ns,
+        kind,
+        name,
+        uid,
+    } = about;
+    let mut source = serde_json::json!({"component": component});
+    if let Some(h) = host {
+        source["host"] = serde_json::json!(h);
+    }
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": format!("{name}."), "namespace": ns},
+        "involvedObject": {"apiVersion": kind.api_version(), "kind": kind.name(),
+            "namespace": ns, "name": name, "uid": uid},
+        "reason": reason, "message": message, "type": type_, "count": 1,
+        "firstTimestamp": now, "lastTimestamp": now, "source": source,
+    })
+}

@@ -100,13 +100,7 @@ fn by_controller<'a, T: Clone>(
     out
 }
 
-/// The object an event is about.
-pub struct About<'a> {
-    pub ns: &'a str,
-    pub kind: Kind,
-    pub name: &'a str,
-    pub uid: Option<&'a str>,
-}
+pub use crate::api::About;
 
 /// The engine, as the master's controllers use it.
 #[derive(Clone)]
@@ -256,20 +250,8 @@ impl Api {
         message: &str,
         source: &str,
     ) {
-        let now = Utc::now();
-        let About {
-            ns,
-            kind,
-            name,
-            uid,
-        } = about;
-        let body = json!({
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"generateName": format!("{name}."), "namespace": ns},
-            "involvedObject": {"apiVersion": kind.api_version(), "kind": kind.name(), "namespace": ns, "name": name, "uid": uid},
-            "reason": reason, "message": message, "type": type_, "count": 1,
-            "firstTimestamp": now, "lastTimestamp": now, "source": {"component": source},
-        });
+        let ns = about.ns;
+        let body = crate::api::new_event(about, type_, reason, message, source, None);
         if let Err(e) = self.create(Kind::Event, ns, body).await {
             tracing::debug!(error = %e, "cannot record an event");
         }
