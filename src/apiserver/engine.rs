@@ -116,6 +116,7 @@ pub struct Engine {
     ca: Option<Arc<crate::pki::Ca>>,
 }
 
+#[derive(Clone, Copy)]
 enum Verb {
     Create,
     Write,
@@ -510,31 +511,52 @@ impl Engine {
             name: name.clone(),
             causes,
         })?;
+        self.read_modify_write(
+            caller,
+            Verb::Write,
+            kind,
+            ns.as_deref(),
+            &name,
+            wanted_rv,
+            "update",
+            |current| merge_update(kind, &name, current, body.clone()),
+        )
+        .await
+        .map(Reply::Ok)
+    }
+
+    /// Read-modify-write of one object: loads it, refuses a stale pinned `resourceVersion`,
+    /// checks that the caller may `verb` it, lets `change` make the new object from the current
+    /// one and commits it with compare-and-swap. When a concurrent write wins and the caller
+    /// pinned no resourceVersion, it starts over (five times at most); `what` names the
+    /// operation in the final error.
+    #[allow(clippy::too_many_arguments)]
+    async fn read_modify_write(
+        &self,
+        caller: &Caller,
+        verb: Verb,
+        kind: Kind,
+        ns: Option<&str>,
+        name: &str,
+        wanted_rv: Option<i64>,
+        what: &str,
+        change: impl Fn(&Value) -> Result<Value, ApiError>,
+    ) -> Result<Value, ApiError> {
         for _ in 0..5 {
-            let (current, rev) = self.load(kind, ns.as_deref(), &name).await?;
+            let (current, rev) = self.load(kind, ns, name).await?;
             if let Some(w) = wanted_rv.filter(|w| *w != rev) {
-                return Err(conflict(kind, &name, w, rev));
+                return Err(conflict(kind, name, w, rev));
             }
-            self.authorize_write(
-                caller,
-                Verb::Write,
-                kind,
-                ns.as_deref(),
-                &name,
-                Some(&current),
-            )
-            .await?;
-            let new = merge_update(kind, &name, &current, body.clone())?;
-            match self
-                .commit(kind, ns.as_deref(), &name, &current, new, rev)
-                .await
-            {
+            self.authorize_write(caller, verb, kind, ns, name, Some(&current))
+                .await?;
+            let new = change(&current)?;
+            match self.commit(kind, ns, name, &current, new, rev).await {
                 Err(ApiError::Conflict(_)) if wanted_rv.is_none() => continue,
-                other => return other.map(Reply::Ok),
+                other => return other,
             }
         }
         Err(ApiError::Conflict(format!(
-            "{kind} {name:?} is changing too fast to update; retry"
+            "{kind} {name:?} is changing too fast to {what}; retry"
         )))
     }
 
@@ -579,39 +601,27 @@ impl Engine {
         }
         let body = check_envelope(kind, body, ns.as_deref(), Some(&name))?;
         let wanted_rv = parse_rv(&body, kind, &name)?;
-        for _ in 0..5 {
-            let (current, rev) = self.load(kind, ns.as_deref(), &name).await?;
-            if let Some(w) = wanted_rv.filter(|w| *w != rev) {
-                return Err(conflict(kind, &name, w, rev));
-            }
-            self.authorize_write(
-                caller,
-                Verb::WriteStatus,
-                kind,
-                ns.as_deref(),
-                &name,
-                Some(&current),
-            )
-            .await?;
-            let mut new = current.clone();
-            new["status"] = body.get("status").cloned().unwrap_or(json!({}));
-            let new = admit(kind, new).map_err(|causes| ApiError::Invalid {
-                kind,
-                name: name.clone(),
-                causes,
-            })?;
-            match self
-                .commit(kind, ns.as_deref(), &name, &current, new, rev)
-                .await
-            {
-                // without a resourceVersion the writer replaces the status whatever it was
-                Err(ApiError::Conflict(_)) if wanted_rv.is_none() => continue,
-                other => return other.map(Reply::Ok),
-            }
-        }
-        Err(ApiError::Conflict(format!(
-            "{kind} {name:?} is changing too fast to update its status; retry"
-        )))
+        // without a resourceVersion the writer replaces the status whatever it was
+        self.read_modify_write(
+            caller,
+            Verb::WriteStatus,
+            kind,
+            ns.as_deref(),
+            &name,
+            wanted_rv,
+            "update its status",
+            |current| {
+                let mut new = current.clone();
+                new["status"] = body.get("status").cloned().unwrap_or(json!({}));
+                admit(kind, new).map_err(|causes| ApiError::Invalid {
+                    kind,
+                    name: name.clone(),
+                    causes,
+                })
+            },
+        )
+        .await
+        .map(Reply::Ok)
     }
 
     async fn patch(
@@ -629,49 +639,39 @@ impl Engine {
             ));
         }
         let wanted_rv = parse_rv(&patch, kind, &name)?;
-        for _ in 0..5 {
-            let (current, rev) = self.load(kind, ns.as_deref(), &name).await?;
-            if let Some(w) = wanted_rv.filter(|w| *w != rev) {
-                return Err(conflict(kind, &name, w, rev));
-            }
-            let mut merged = current.clone();
-            merge_patch(&mut merged, &patch);
-            let merged = check_envelope(kind, merged, ns.as_deref(), Some(&name))?;
-            let verb = if status {
-                Verb::WriteStatus
-            } else {
-                Verb::Write
-            };
-            self.authorize_write(caller, verb, kind, ns.as_deref(), &name, Some(&current))
-                .await?;
-            let new = if status {
-                let mut new = current.clone();
-                new["status"] = merged.get("status").cloned().unwrap_or(json!({}));
-                admit(kind, new)
-            } else {
-                admit(kind, merged)
-            }
-            .map_err(|causes| ApiError::Invalid {
-                kind,
-                name: name.clone(),
-                causes,
-            })?;
-            let new = if status {
-                new
-            } else {
-                merge_update(kind, &name, &current, new)?
-            };
-            match self
-                .commit(kind, ns.as_deref(), &name, &current, new, rev)
-                .await
-            {
-                Err(ApiError::Conflict(_)) if wanted_rv.is_none() => continue,
-                other => return other.map(Reply::Ok),
-            }
-        }
-        Err(ApiError::Conflict(format!(
-            "{kind} {name:?} is changing too fast to patch; retry"
-        )))
+        let verb = if status {
+            Verb::WriteStatus
+        } else {
+            Verb::Write
+        };
+        self.read_modify_write(
+            caller,
+            verb,
+            kind,
+            ns.as_deref(),
+            &name,
+            wanted_rv,
+            "patch",
+            |current| {
+                let mut merged = current.clone();
+                merge_patch(&mut merged, &patch);
+                let merged = check_envelope(kind, merged, ns.as_deref(), Some(&name))?;
+                let invalid = |causes| ApiError::Invalid {
+                    kind,
+                    name: name.clone(),
+                    causes,
+                };
+                if status {
+                    let mut new = current.clone();
+                    new["status"] = merged.get("status").cloned().unwrap_or(json!({}));
+                    admit(kind, new).map_err(invalid)
+                } else {
+                    merge_update(kind, &name, current, admit(kind, merged).map_err(invalid)?)
+                }
+            },
+        )
+        .await
+        .map(Reply::Ok)
     }
 
     /// Deletes, retrying when a concurrent write (say, a status update) moved the object
