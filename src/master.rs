@@ -36,6 +36,8 @@ pub struct MasterConfig {
     pub join_token_file: Option<PathBuf>,
     pub signing_key_file: Option<PathBuf>,
     pub node_token_ttl: Duration,
+    /// Pod, service and node-port ranges.
+    pub network: crate::apiserver::alloc::NetworkRanges,
     /// Node lifecycle timeouts for the controllers.
     pub controllers: crate::controllers::ControllerConfig,
     /// Also write the admin client config here (besides `DATA_DIR/admin.conf`).
@@ -167,12 +169,17 @@ pub async fn run(
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_rx_controllers = stop_rx.clone();
+    config
+        .network
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut engine = Engine::new(
         Arc::new(store),
         &config.etcd_prefix,
         Some(credentials.clone()),
         stop_rx,
-    );
+    )
+    .with_network(config.network.clone());
     if let Some(key) = &secrets.ca_key_pem {
         engine = engine.with_ca(Ca {
             cert_pem: secrets.ca_pem.clone(),
@@ -191,6 +198,10 @@ pub async fn run(
         .ensure_system_namespaces()
         .await
         .context("cannot create the system namespaces")?;
+    engine
+        .publish_network()
+        .await
+        .context("cannot publish the cluster network ranges")?;
 
     let listener = TcpListener::bind(config.listen)
         .await

@@ -8,6 +8,7 @@ pub mod node;
 pub mod plan;
 pub mod pods;
 pub mod probe;
+pub mod proxy;
 pub mod runtime;
 pub mod server;
 

@@ -87,6 +87,12 @@ impl_object!(
 );
 impl_object!(Service, Kind::Service, default_service, validate_service);
 impl_object!(
+    Endpoints,
+    Kind::Endpoints,
+    |_e: &mut Endpoints| {},
+    validate_endpoints
+);
+impl_object!(
     ConfigMap,
     Kind::ConfigMap,
     |_c: &mut ConfigMap| {},
@@ -155,6 +161,7 @@ macro_rules! with_kind_type {
             Kind::Node => $f::<Node>($($arg),*),
             Kind::Pod => $f::<Pod>($($arg),*),
             Kind::Service => $f::<Service>($($arg),*),
+            Kind::Endpoints => $f::<Endpoints>($($arg),*),
             Kind::ConfigMap => $f::<ConfigMap>($($arg),*),
             Kind::Secret => $f::<Secret>($($arg),*),
             Kind::PersistentVolumeClaim => $f::<PersistentVolumeClaim>($($arg),*),
@@ -751,6 +758,34 @@ fn check_schedule_shape(schedule: &str) -> Result<(), String> {
         return Err("required: a cron schedule such as \"*/5 * * * *\" or \"@hourly\"".into());
     }
     super::cron::Schedule::parse(schedule).map(|_| ())
+}
+
+fn validate_endpoints(ep: &Endpoints, e: &mut Errors) {
+    for (i, sub) in ep.subsets.iter().enumerate() {
+        let sp = format!("subsets[{i}]");
+        for (list, addrs) in [
+            ("addresses", &sub.addresses),
+            ("notReadyAddresses", &sub.not_ready_addresses),
+        ] {
+            for (j, a) in addrs.iter().enumerate() {
+                if a.ip.parse::<std::net::Ipv4Addr>().is_err() {
+                    e.add(
+                        format!("{sp}.{list}[{j}].ip"),
+                        format!("{:?} must be an IPv4 address", a.ip),
+                    );
+                }
+            }
+        }
+        for (j, p) in sub.ports.iter().enumerate() {
+            port_range(e, &format!("{sp}.ports[{j}].port"), p.port);
+            one_of(
+                e,
+                &format!("{sp}.ports[{j}].protocol"),
+                &p.protocol,
+                &["TCP", "UDP"],
+            );
+        }
+    }
 }
 
 fn default_service(svc: &mut Service) {

@@ -16,11 +16,14 @@ use tokio::sync::watch;
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::alloc::{AllocError, Allocator, NetworkRanges, Owner, Pool};
 use crate::api::labels::{self, Selector};
 use crate::api::{self, admit, Kind};
 use crate::store::{Store, StoreError, StoreEvent, Versioned};
 
 /// Namespaces that always exist and cannot be deleted.
+/// The ConfigMap in `orkops-system` that carries the cluster's address ranges.
+pub const NETWORK_CONFIG_MAP: &str = "cluster-network";
 pub const SYSTEM_NAMESPACES: &[&str] = &["default", "orkops-system"];
 
 #[derive(Debug, Clone, Default)]
@@ -114,6 +117,7 @@ pub struct Engine {
     credentials: Option<Arc<super::auth::Credentials>>,
     shutdown: watch::Receiver<bool>,
     ca: Option<Arc<crate::pki::Ca>>,
+    alloc: Allocator,
 }
 
 #[derive(Clone, Copy)]
@@ -132,13 +136,25 @@ impl Engine {
         credentials: Option<Arc<super::auth::Credentials>>,
         shutdown: watch::Receiver<bool>,
     ) -> Engine {
+        let prefix = prefix.trim_end_matches('/').to_string();
         Engine {
+            alloc: Allocator::new(store.clone(), &prefix, NetworkRanges::default()),
             store,
-            prefix: prefix.trim_end_matches('/').to_string(),
+            prefix,
             credentials,
             shutdown,
             ca: None,
         }
+    }
+
+    /// Sets the address ranges ClusterIPs, node ports and pod CIDRs are allocated from.
+    pub fn with_network(mut self, ranges: NetworkRanges) -> Engine {
+        self.alloc.ranges = ranges;
+        self
+    }
+
+    pub fn network(&self) -> &NetworkRanges {
+        &self.alloc.ranges
     }
 
     /// Lets the engine sign agents' serving certificates with the cluster CA.
@@ -185,6 +201,43 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Publishes the cluster's address ranges as the ConfigMap `orkops-system/cluster-network`,
+    /// which agents read to program routes, service rules and DNS.
+    pub async fn publish_network(&self) -> Result<(), ApiError> {
+        let r = self.network();
+        let body = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": NETWORK_CONFIG_MAP, "namespace": "orkops-system"},
+            "data": {
+                "clusterCIDR": r.cluster_cidr.to_string(),
+                "serviceCIDR": r.service_cidr.to_string(),
+                "nodePortRange": format!("{}-{}", r.node_port_min, r.node_port_max),
+                "clusterDomain": r.cluster_domain,
+            }
+        });
+        let create = Command::Create {
+            kind: Kind::ConfigMap,
+            namespace: Some("orkops-system".into()),
+            body: body.clone(),
+        };
+        match self.handle(&Caller::Master, create).await {
+            Ok(_) => Ok(()),
+            Err(ApiError::AlreadyExists { .. }) => self
+                .handle(
+                    &Caller::Master,
+                    Command::Replace {
+                        kind: Kind::ConfigMap,
+                        namespace: Some("orkops-system".into()),
+                        name: NETWORK_CONFIG_MAP.into(),
+                        body,
+                    },
+                )
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn handle(&self, caller: &Caller, cmd: Command) -> Result<Reply, ApiError> {
@@ -375,12 +428,18 @@ impl Engine {
         if let Some(ns) = &ns {
             self.require_namespace(ns).await?;
         }
+        let reserved = self
+            .allocate(kind, ns.as_deref(), &name, None, &mut obj)
+            .await?;
         let key = self.key(kind, ns.as_deref(), &name);
-        let rev = self
-            .store
-            .create(&key, encode(&obj)?)
-            .await
-            .map_err(|e| ApiError::from_store(e, kind, ns.as_deref(), &name))?;
+        let rev = match self.store.create(&key, encode(&obj)?).await {
+            Ok(rev) => rev,
+            Err(e) => {
+                self.release(kind, ns.as_deref(), &name, &obj, &reserved)
+                    .await;
+                return Err(ApiError::from_store(e, kind, ns.as_deref(), &name));
+            }
+        };
         api::set_meta(&mut obj, "resourceVersion", json!(rev.to_string()));
         tracing::debug!(?caller, %kind, name, "created");
         Ok(Reply::Created(obj))
@@ -576,14 +635,195 @@ impl Engine {
         if new == cur {
             return Ok(current.clone());
         }
+        let reserved = self.allocate(kind, ns, name, Some(current), &mut new).await?;
         let key = self.key(kind, ns, name);
-        let rev = self
-            .store
-            .update(&key, encode(&new)?, rev)
-            .await
-            .map_err(|e| ApiError::from_store(e, kind, ns, name))?;
+        let rev = match self.store.update(&key, encode(&new)?, rev).await {
+            Ok(rev) => rev,
+            Err(e) => {
+                self.release(kind, ns, name, &new, &reserved).await;
+                return Err(ApiError::from_store(e, kind, ns, name));
+            }
+        };
+        // node ports the service no longer has
+        let dropped: Vec<Reservation> = reservations(kind, current)
+            .into_iter()
+            .filter(|r| !reservations(kind, &new).contains(r))
+            .collect();
+        self.release(kind, ns, name, current, &dropped).await;
         api::set_meta(&mut new, "resourceVersion", json!(rev.to_string()));
         Ok(new)
+    }
+
+    /// Fills in and reserves the numbers `obj` needs: a service's ClusterIP and node ports, a
+    /// node's pod CIDR. Values the user chose are checked and reserved as they are; values
+    /// `current` (the stored object, on update) already holds stay. Returns the reservations
+    /// made now, to release if the write fails.
+    async fn allocate(
+        &self,
+        kind: Kind,
+        ns: Option<&str>,
+        name: &str,
+        current: Option<&Value>,
+        obj: &mut Value,
+    ) -> Result<Vec<Reservation>, ApiError> {
+        if !matches!(kind, Kind::Service | Kind::Node) {
+            return Ok(Vec::new());
+        }
+        let uid = obj
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let owner = Owner::new(kind, ns, name, &uid);
+        let held = current.map(|c| reservations(kind, c)).unwrap_or_default();
+        let mut made = Vec::new();
+        let r = self
+            .fill_numbers(kind, name, &owner, &held, obj, &mut made)
+            .await;
+        if r.is_err() {
+            self.release(kind, ns, name, obj, &made).await;
+        }
+        r.map(|()| made)
+    }
+
+    async fn fill_numbers(
+        &self,
+        kind: Kind,
+        name: &str,
+        owner: &Owner,
+        held: &[Reservation],
+        obj: &mut Value,
+        made: &mut Vec<Reservation>,
+    ) -> Result<(), ApiError> {
+        let alloc_err = |field: &str, e: AllocError| match e {
+            AllocError::Store(e) => ApiError::from_store(e, kind, None, name),
+            e => invalid(kind, name, field, &e.to_string()),
+        };
+        let mut take = |pool: Pool, value: String| {
+            let r = Reservation(pool, value);
+            let fresh = !held.contains(&r);
+            if fresh {
+                made.push(r.clone());
+            }
+            (r, fresh)
+        };
+        if kind == Kind::Node {
+            match obj.pointer("/spec/podCIDR").and_then(Value::as_str) {
+                Some(c) => {
+                    let net = self
+                        .alloc
+                        .check_pod_cidr(c)
+                        .map_err(|e| alloc_err("spec.podCIDR", e))?;
+                    if let (r, true) = take(Pool::PodCidr, net.to_string()) {
+                        self.alloc
+                            .reserve(r.0, &r.1, owner)
+                            .await
+                            .map_err(|e| alloc_err("spec.podCIDR", e))?;
+                    }
+                }
+                None => {
+                    let net = self
+                        .alloc
+                        .allocate_pod_cidr(owner)
+                        .await
+                        .map_err(|e| alloc_err("spec.podCIDR", e))?;
+                    take(Pool::PodCidr, net.to_string());
+                    obj["spec"]["podCIDR"] = json!(net.to_string());
+                    obj["spec"]["podCIDRs"] = json!([net.to_string()]);
+                }
+            }
+            return Ok(());
+        }
+        // Service
+        let headless = obj.pointer("/spec/clusterIP").and_then(Value::as_str) == Some("None");
+        if !headless {
+            match obj
+                .pointer("/spec/clusterIP")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
+                Some(ip) => {
+                    let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| {
+                        invalid(kind, name, "spec.clusterIP", "must be an IPv4 address")
+                    })?;
+                    self.alloc
+                        .check_cluster_ip(ip)
+                        .map_err(|e| alloc_err("spec.clusterIP", e))?;
+                    if let (r, true) = take(Pool::ClusterIp, ip.to_string()) {
+                        self.alloc
+                            .reserve(r.0, &r.1, owner)
+                            .await
+                            .map_err(|e| alloc_err("spec.clusterIP", e))?;
+                    }
+                }
+                None => {
+                    let ip = self
+                        .alloc
+                        .allocate_cluster_ip(owner)
+                        .await
+                        .map_err(|e| alloc_err("spec.clusterIP", e))?;
+                    take(Pool::ClusterIp, ip.to_string());
+                    obj["spec"]["clusterIP"] = json!(ip.to_string());
+                }
+            }
+            let ip = obj["spec"]["clusterIP"].clone();
+            obj["spec"]["clusterIPs"] = json!([ip]);
+        }
+        let wants_node_ports = matches!(
+            obj.pointer("/spec/type").and_then(Value::as_str),
+            Some("NodePort" | "LoadBalancer")
+        );
+        let n = obj["spec"]["ports"].as_array().map_or(0, Vec::len);
+        for i in 0..n {
+            let field = format!("spec.ports[{i}].nodePort");
+            if !wants_node_ports {
+                if let Some(m) = obj["spec"]["ports"][i].as_object_mut() {
+                    m.remove("nodePort");
+                }
+                continue;
+            }
+            match obj["spec"]["ports"][i]["nodePort"].as_i64() {
+                Some(p) => {
+                    self.alloc
+                        .check_node_port(p)
+                        .map_err(|e| alloc_err(&field, e))?;
+                    if let (r, true) = take(Pool::NodePort, p.to_string()) {
+                        self.alloc
+                            .reserve(r.0, &r.1, owner)
+                            .await
+                            .map_err(|e| alloc_err(&field, e))?;
+                    }
+                }
+                None => {
+                    let p = self
+                        .alloc
+                        .allocate_node_port(owner)
+                        .await
+                        .map_err(|e| alloc_err(&field, e))?;
+                    take(Pool::NodePort, p.to_string());
+                    obj["spec"]["ports"][i]["nodePort"] = json!(p);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn release(
+        &self,
+        kind: Kind,
+        ns: Option<&str>,
+        name: &str,
+        obj: &Value,
+        what: &[Reservation],
+    ) {
+        let uid = obj
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let owner = Owner::new(kind, ns, name, uid);
+        for Reservation(pool, value) in what {
+            self.alloc.release(*pool, value, &owner).await;
+        }
     }
 
     async fn replace_status(
@@ -772,7 +1012,10 @@ impl Engine {
         if kind == Kind::Namespace {
             self.delete_namespace_contents(&name).await?;
         }
-        Ok(Reply::Ok(decode_stored(&prev)?))
+        let prev = decode_stored(&prev)?;
+        self.release(kind, ns.as_deref(), &name, &prev, &reservations(kind, &prev))
+            .await;
+        Ok(Reply::Ok(prev))
     }
 
     async fn delete_namespace_contents(&self, ns: &str) -> Result<(), ApiError> {
@@ -1036,7 +1279,10 @@ fn list_scope(kind: Kind, namespace: Option<String>) -> Option<String> {
 }
 
 fn has_spec(kind: Kind) -> bool {
-    !matches!(kind, Kind::ConfigMap | Kind::Secret | Kind::Event)
+    !matches!(
+        kind,
+        Kind::ConfigMap | Kind::Secret | Kind::Event | Kind::Endpoints
+    )
 }
 
 fn initial_status(kind: Kind, body: &mut Value) {
@@ -1180,6 +1426,43 @@ fn parse_rv(body: &Value, kind: Kind, name: &str) -> Result<Option<i64>, ApiErro
     }
 }
 
+/// One allocated number held by an object.
+#[derive(Debug, Clone, PartialEq)]
+struct Reservation(Pool, String);
+
+/// The numbers a stored object holds.
+fn reservations(kind: Kind, obj: &Value) -> Vec<Reservation> {
+    let mut out = Vec::new();
+    match kind {
+        Kind::Node => {
+            if let Some(c) = obj.pointer("/spec/podCIDR").and_then(Value::as_str) {
+                out.push(Reservation(Pool::PodCidr, c.to_string()));
+            }
+        }
+        Kind::Service => {
+            if let Some(ip) = obj
+                .pointer("/spec/clusterIP")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty() && *s != "None")
+            {
+                out.push(Reservation(Pool::ClusterIp, ip.to_string()));
+            }
+            for p in obj
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(np) = p.get("nodePort").and_then(Value::as_i64) {
+                    out.push(Reservation(Pool::NodePort, np.to_string()));
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
 /// Builds the object to store for an update: the caller's object with the system metadata and
 /// status of the current one, and the fields the server owns carried over.
 fn merge_update(
@@ -1232,6 +1515,25 @@ fn merge_update(
                 return Err(invalid(kind, name, "spec", "pod updates may not change fields other than the container images (delete and recreate the pod, or use a deployment)"));
             }
         }
+        Kind::Node => {
+            for f in ["podCIDR", "podCIDRs"] {
+                if new["spec"].get(f).is_none() {
+                    if let Some(v) = current["spec"].get(f) {
+                        new["spec"][f] = v.clone();
+                    }
+                }
+            }
+            if new["spec"].get("podCIDR") != current["spec"].get("podCIDR")
+                && current["spec"].get("podCIDR").is_some()
+            {
+                return Err(invalid(
+                    kind,
+                    name,
+                    "spec.podCIDR",
+                    "may not change once set (delete the node to give it a new one)",
+                ));
+            }
+        }
         Kind::Service => {
             for f in ["clusterIP", "clusterIPs"] {
                 if new["spec"].get(f).is_none() {
@@ -1239,6 +1541,14 @@ fn merge_update(
                         new["spec"][f] = v.clone();
                     }
                 }
+            }
+            if new["spec"].get("clusterIP") != current["spec"].get("clusterIP") {
+                return Err(invalid(
+                    kind,
+                    name,
+                    "spec.clusterIP",
+                    "may not change (delete and recreate the service)",
+                ));
             }
             let old_ports = current["spec"]["ports"]
                 .as_array()

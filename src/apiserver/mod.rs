@@ -1,6 +1,7 @@
 //! The API server: authentication, the typed command engine over the store, and the HTTP
 //! layer that decodes Kubernetes-shaped REST requests into commands.
 
+pub mod alloc;
 pub mod auth;
 pub mod engine;
 pub mod error;

@@ -53,12 +53,32 @@ struct Args {
     /// Also write the admin client config to this path.
     #[arg(long)]
     client_config_out: Option<PathBuf>,
+    /// Pod addresses; each node gets a slice of --node-cidr-mask-size bits.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: ipnet::Ipv4Net,
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
+    /// Service ClusterIPs.
+    #[arg(long, default_value = "10.96.0.0/16")]
+    service_cluster_ip_range: ipnet::Ipv4Net,
+    /// Node ports, FIRST-LAST.
+    #[arg(long, default_value = "30000-32767", value_parser = port_range)]
+    service_node_port_range: (u16, u16),
+    /// DNS suffix of service names (NAME.NAMESPACE.svc.DOMAIN).
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
     /// Seconds without a heartbeat before a node is marked NotReady.
     #[arg(long, default_value_t = 40)]
     node_monitor_grace_period: u64,
     /// Seconds a node stays NotReady before its pods are deleted and replaced elsewhere.
     #[arg(long, default_value_t = 60)]
     pod_eviction_timeout: u64,
+}
+
+fn port_range(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("{s:?} is not a port range such as 30000-32767");
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    Ok((a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?))
 }
 
 #[tokio::main]
@@ -80,6 +100,14 @@ async fn main() -> ExitCode {
         signing_key_file: a.signing_key_file,
         node_token_ttl: Duration::from_secs(a.node_token_ttl_hours * 3600),
         client_config_out: a.client_config_out,
+        network: orkops::apiserver::alloc::NetworkRanges {
+            cluster_cidr: a.cluster_cidr,
+            node_mask: a.node_cidr_mask_size,
+            service_cidr: a.service_cluster_ip_range,
+            node_port_min: a.service_node_port_range.0,
+            node_port_max: a.service_node_port_range.1,
+            cluster_domain: a.cluster_domain,
+        },
         controllers: orkops::controllers::ControllerConfig {
             node_monitor_grace: Duration::from_secs(a.node_monitor_grace_period),
             pod_eviction_timeout: Duration::from_secs(a.pod_eviction_timeout),

@@ -5,6 +5,7 @@
 
 pub mod cronjobs;
 pub mod deployments;
+pub mod endpoints;
 pub mod jobs;
 pub mod lifecycle;
 pub mod scheduler;
@@ -380,6 +381,14 @@ pub fn start(
         ),
         control_loop(
             &api,
+            "endpoints",
+            &[Kind::Service, Kind::Pod],
+            secs(30),
+            stop.clone(),
+            |a| async move { endpoints_pass(&a).await },
+        ),
+        control_loop(
+            &api,
             "garbage-collector",
             &[Kind::Deployment, Kind::Job, Kind::CronJob],
             secs(20),
@@ -387,6 +396,56 @@ pub fn start(
             |a| async move { gc_pass(&a).await },
         ),
     ]
+}
+
+/// Keeps every selector service's Endpoints in step with its pods, and removes the
+/// Endpoints this controller made for services that are gone.
+async fn endpoints_pass(api: &Api) -> Result<(), ApiError> {
+    use crate::api::core::{Endpoints, Service};
+    let services: Vec<Service> = api.list(Kind::Service).await?;
+    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
+    let existing: Vec<Endpoints> = api.list(Kind::Endpoints).await?;
+    let key = |m: &ObjectMeta| (m.namespace.clone().unwrap_or_default(), m.name().to_string());
+    let existing: HashMap<_, _> = existing.into_iter().map(|e| (key(&e.metadata), e)).collect();
+    let mut by_ns: HashMap<&str, Vec<Pod>> = HashMap::new();
+    for p in &pods {
+        by_ns
+            .entry(p.metadata.namespace.as_deref().unwrap_or(""))
+            .or_default()
+            .push(p.clone());
+    }
+    let mut wanted = HashSet::new();
+    for svc in &services {
+        let ns = svc.metadata.namespace.as_deref().unwrap_or("");
+        let pods = by_ns.get(ns).map(Vec::as_slice).unwrap_or(&[]);
+        let Some(subsets) = endpoints::desired(svc, pods) else {
+            continue;
+        };
+        wanted.insert(key(&svc.metadata));
+        let obj = endpoints::object(svc, subsets);
+        let r = match existing.get(&key(&svc.metadata)) {
+            Some(cur) if cur.subsets == obj.subsets && cur.metadata.labels == obj.metadata.labels => Ok(()),
+            Some(_) => {
+                let body = serde_json::to_value(&obj).map_err(|e| ApiError::Internal(e.to_string()))?;
+                api.replace(Kind::Endpoints, Some(ns), svc.metadata.name(), body).await
+            }
+            None => {
+                let body = serde_json::to_value(&obj).map_err(|e| ApiError::Internal(e.to_string()))?;
+                api.create(Kind::Endpoints, ns, body).await
+            }
+        };
+        match r {
+            // the service or its namespace went away meanwhile, or a racing write: next pass
+            Ok(()) | Err(ApiError::NotFound { .. } | ApiError::Conflict(_) | ApiError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for (k, e) in &existing {
+        if !wanted.contains(k) && e.metadata.labels.contains_key(endpoints::MANAGED_BY) {
+            api.delete(Kind::Endpoints, Some(&k.0), &k.1, None).await?;
+        }
+    }
+    Ok(())
 }
 
 fn unbound(p: &Pod) -> bool {

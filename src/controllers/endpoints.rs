@@ -1,0 +1,230 @@
+//! The endpoints reconciler: for each service with a selector, the `Endpoints` object named as
+//! the service lists the pods the selector picks, by pod IP: ready, running pods under
+//! `addresses` (where service traffic goes), the rest — not ready, starting, terminating —
+//! under `notReadyAddresses`. A named `targetPort` is resolved per pod from its container
+//! ports, so pods that name the port differently land in different subsets.
+
+use std::collections::BTreeMap;
+
+use crate::api::core::{
+    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Pod, Service,
+};
+use crate::api::meta::{IntOrString, ObjectReference};
+
+/// The label that marks an `Endpoints` object as kept by this controller (and so removed with
+/// its service).
+pub const MANAGED_BY: &str = "endpoints.orkops.io/managed-by";
+
+/// Whether traffic may go to the pod: it has an IP, runs, is Ready and is not being deleted.
+pub fn pod_is_ready(p: &Pod) -> bool {
+    let Some(st) = &p.status else { return false };
+    p.metadata.deletion_timestamp.is_none()
+        && st.phase.as_deref() == Some("Running")
+        && st.pod_ip.as_deref().is_some_and(|ip| !ip.is_empty())
+        && st
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// The subsets of the Endpoints of `svc` given every pod of its namespace; `None` for a
+/// service without a selector (its Endpoints are the user's to write).
+pub fn desired(svc: &Service, pods: &[Pod]) -> Option<Vec<EndpointSubset>> {
+    if svc.spec.selector.is_empty() {
+        return None;
+    }
+    // resolved ports -> subset
+    let mut groups: BTreeMap<Vec<(Option<String>, i64, String)>, EndpointSubset> = BTreeMap::new();
+    for p in pods {
+        let labels = &p.metadata.labels;
+        if !svc.spec.selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+            continue;
+        }
+        let Some(ip) = p
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .filter(|ip| !ip.is_empty())
+        else {
+            continue;
+        };
+        let Some(ports) = resolve_ports(svc, p) else {
+            continue; // a named port the pod does not have: not an endpoint
+        };
+        let addr = EndpointAddress {
+            ip,
+            node_name: p.spec.node_name.clone(),
+            target_ref: Some(ObjectReference {
+                kind: Some("Pod".into()),
+                namespace: p.metadata.namespace.clone(),
+                name: Some(p.metadata.name().to_string()),
+                uid: p.metadata.uid.clone(),
+                ..Default::default()
+            }),
+        };
+        let sub = groups.entry(ports.clone()).or_insert_with(|| EndpointSubset {
+            ports: ports
+                .iter()
+                .map(|(name, port, proto)| EndpointPort {
+                    name: name.clone(),
+                    port: *port,
+                    protocol: Some(proto.clone()),
+                })
+                .collect(),
+            ..Default::default()
+        });
+        if pod_is_ready(p) {
+            sub.addresses.push(addr);
+        } else {
+            sub.not_ready_addresses.push(addr);
+        }
+    }
+    let mut subsets: Vec<EndpointSubset> = groups.into_values().collect();
+    for s in &mut subsets {
+        s.addresses.sort_by(|a, b| a.ip.cmp(&b.ip));
+        s.not_ready_addresses.sort_by(|a, b| a.ip.cmp(&b.ip));
+    }
+    Some(subsets)
+}
+
+/// The pod-side port of each service port; `None` when a named target port is missing.
+fn resolve_ports(svc: &Service, p: &Pod) -> Option<Vec<(Option<String>, i64, String)>> {
+    svc.spec
+        .ports
+        .iter()
+        .map(|sp| {
+            let proto = sp.protocol.clone().unwrap_or_else(|| "TCP".into());
+            let port = match &sp.target_port {
+                None => sp.port,
+                Some(IntOrString::Int(n)) => *n,
+                Some(IntOrString::String(name)) => p
+                    .spec
+                    .containers
+                    .iter()
+                    .flat_map(|c| &c.ports)
+                    .find(|cp| {
+                        cp.name.as_deref() == Some(name.as_str())
+                            && cp.protocol.as_deref().unwrap_or("TCP") == proto
+                    })?
+                    .container_port,
+            };
+            Some((sp.name.clone(), port, proto))
+        })
+        .collect()
+}
+
+/// The Endpoints object to store for `svc`.
+pub fn object(svc: &Service, subsets: Vec<EndpointSubset>) -> Endpoints {
+    let mut meta = crate::api::meta::ObjectMeta {
+        name: svc.metadata.name.clone(),
+        namespace: svc.metadata.namespace.clone(),
+        ..Default::default()
+    };
+    meta.labels = svc.metadata.labels.clone();
+    meta.labels.insert(MANAGED_BY.into(), "orkops".into());
+    Endpoints {
+        api_version: Some("v1".into()),
+        kind: Some("Endpoints".into()),
+        metadata: meta,
+        subsets,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::core::{Container, ContainerPort, PodStatus, ServicePort};
+    use crate::api::meta::Condition;
+
+    fn svc(target: IntOrString) -> Service {
+        let mut s = Service::default();
+        s.metadata.name = Some("web".into());
+        s.metadata.namespace = Some("default".into());
+        s.spec.selector.insert("app".into(), "web".into());
+        s.spec.ports.push(ServicePort {
+            name: Some("http".into()),
+            protocol: Some("TCP".into()),
+            port: 80,
+            target_port: Some(target),
+            node_port: None,
+        });
+        s
+    }
+
+    fn pod(name: &str, ip: &str, ready: bool, port_name: &str, port: i64) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some(name.into());
+        p.metadata.namespace = Some("default".into());
+        p.metadata.uid = Some(format!("uid-{name}"));
+        p.metadata.labels.insert("app".into(), "web".into());
+        p.spec.node_name = Some("n1".into());
+        p.spec.containers.push(Container {
+            name: "c".into(),
+            ports: vec![ContainerPort {
+                name: Some(port_name.into()),
+                container_port: port,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        p.status = Some(PodStatus {
+            phase: Some("Running".into()),
+            pod_ip: Some(ip.into()),
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: if ready { "True" } else { "False" }.into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        p
+    }
+
+    #[test]
+    fn ready_pods_are_addresses_and_the_rest_not_ready() {
+        let mut terminating = pod("c", "10.244.0.4", true, "http", 8080);
+        terminating.metadata.deletion_timestamp = Some(chrono::Utc::now());
+        let mut other = pod("d", "10.244.0.5", true, "http", 8080);
+        other.metadata.labels.insert("app".into(), "db".into());
+        let mut no_ip = pod("e", "", false, "http", 8080);
+        no_ip.status.as_mut().unwrap().pod_ip = None;
+        let pods = vec![
+            pod("a", "10.244.0.3", true, "http", 8080),
+            pod("b", "10.244.1.2", false, "http", 8080),
+            terminating,
+            other,
+            no_ip,
+        ];
+        let subsets = desired(&svc(IntOrString::Int(8080)), &pods).unwrap();
+        assert_eq!(subsets.len(), 1);
+        let ips = |v: &[EndpointAddress]| v.iter().map(|a| a.ip.clone()).collect::<Vec<_>>();
+        assert_eq!(ips(&subsets[0].addresses), ["10.244.0.3"]);
+        assert_eq!(
+            ips(&subsets[0].not_ready_addresses),
+            ["10.244.0.4", "10.244.1.2"]
+        );
+        assert_eq!(subsets[0].ports[0].port, 8080);
+        assert_eq!(subsets[0].ports[0].name.as_deref(), Some("http"));
+    }
+
+    #[test]
+    fn a_named_target_port_is_resolved_per_pod() {
+        let pods = vec![
+            pod("a", "10.244.0.3", true, "web", 8080),
+            pod("b", "10.244.0.4", true, "web", 9090),
+            pod("c", "10.244.0.5", true, "other", 7070),
+        ];
+        let subsets = desired(&svc(IntOrString::String("web".into())), &pods).unwrap();
+        let ports: Vec<i64> = subsets.iter().map(|s| s.ports[0].port).collect();
+        assert_eq!(ports, [8080, 9090], "pod c lacks the port and is left out");
+    }
+
+    #[test]
+    fn a_service_without_selector_is_left_alone() {
+        let mut s = svc(IntOrString::Int(80));
+        s.spec.selector.clear();
+        assert!(desired(&s, &[]).is_none());
+        let o = object(&svc(IntOrString::Int(80)), vec![]);
+        assert_eq!(o.metadata.labels.get(MANAGED_BY).map(String::as_str), Some("orkops"));
+    }
+}
