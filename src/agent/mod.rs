@@ -3,7 +3,9 @@
 //! worker per pod, woken by the API watch, Docker events, probes and timers), and serves logs,
 //! exec and image loading to the master.
 
+pub mod dns;
 pub mod inputs;
+pub mod network;
 pub mod node;
 pub mod plan;
 pub mod pods;
@@ -129,6 +131,11 @@ pub async fn run(
         runtime_version: rt.version.clone(),
     };
     node::register(&api, &facts, chrono::Utc::now()).await?;
+    let net = if config.network == network::MODE {
+        Some(Arc::new(pod_network(&api, &node).await?))
+    } else {
+        None
+    };
     tracing::info!(node = %node, %address, port, docker = %rt.version, "agent ready");
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -144,11 +151,20 @@ pub async fn run(
         host_ip: address.to_string(),
         data_dir: config.data_dir.clone(),
         network: config.network.clone(),
+        net: net.clone(),
         http,
         shutdown: stop_rx.clone(),
     });
     let workers = Workers::new(ctx);
-    let tasks = vec![
+    let mut tasks = vec![];
+    if let Some(net) = net {
+        tasks.push(tokio::spawn(network::serve(
+            net,
+            api.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    tasks.extend([
         tokio::spawn(node::keep_alive(
             api.clone(),
             facts,
@@ -157,7 +173,7 @@ pub async fn run(
         )),
         tokio::spawn(docker_events(rt.clone(), workers.clone())),
         tokio::spawn(watch_pods(workers.clone(), stop_rx.clone())),
-    ];
+    ]);
     let app = server::router(rt.clone());
     let graceful = crate::serve::accept_loop(listener, tls, app, shutdown).await;
     tracing::info!("stopping; the pods' containers keep running");
@@ -167,6 +183,29 @@ pub async fn run(
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
     Ok(())
+}
+
+/// Sets up the node's pod network from the pod CIDR the master gave the node.
+async fn pod_network(api: &ApiClient, node: &str) -> anyhow::Result<network::PodNetwork> {
+    let n = api
+        .get(Kind::Node, None, node)
+        .await
+        .with_context(|| format!("cannot read node {node}"))?;
+    let cidr = n
+        .pointer("/spec/podCIDR")
+        .and_then(|v| v.as_str())
+        .context(
+            "the master gave this node no pod CIDR (spec.podCIDR); is it older than the agent?",
+        )?;
+    let cidr = cidr
+        .parse()
+        .with_context(|| format!("node {node} has an invalid spec.podCIDR {cidr:?}"))?;
+    let cluster = network::cluster_network(api)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    network::PodNetwork::setup(node, cidr, cluster)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot set up the pod network on node {node}: {e}"))
 }
 
 /// Wakes the worker of a pod whose container started, died or was removed.

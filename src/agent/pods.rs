@@ -33,8 +33,10 @@ pub struct Ctx {
     pub node: String,
     pub host_ip: String,
     pub data_dir: PathBuf,
-    /// The Docker network sandboxes join.
+    /// The Docker network sandboxes join (`none` under the orkops pod network).
     pub network: String,
+    /// The orkops pod network, when the agent runs one (`--network orkops`).
+    pub net: Option<Arc<super::network::PodNetwork>>,
     pub http: reqwest::Client,
     pub shutdown: watch::Receiver<bool>,
 }
@@ -679,6 +681,25 @@ impl Worker {
             .hostname
             .clone()
             .unwrap_or_else(|| self.pod.metadata.name().to_string());
+        if let Some(net) = &ctx.net {
+            if !host_ports.is_empty() {
+                let message = format!(
+                    "hostPort ({}) is not supported on the orkops pod network of node {}; use a NodePort service",
+                    host_ports.join(", "),
+                    ctx.node
+                );
+                self.fail(
+                    SANDBOX,
+                    "FailedCreatePodSandbox",
+                    message,
+                    RETRY.max(Duration::from_secs(60)),
+                );
+                return Ok(());
+            }
+            return self
+                .create_networked_sandbox(net.clone(), hostname, attempt)
+                .await;
+        }
         let body = ContainerCreateBody {
             image: Some(PAUSE_IMAGE.into()),
             hostname: Some(hostname.chars().take(63).collect()),
@@ -727,6 +748,92 @@ impl Worker {
                 Ok(())
             }
         }
+    }
+
+    /// The sandbox on the orkops pod network: no Docker network; the agent gives it an
+    /// address from the node's pod CIDR and plugs it into the bridge.
+    async fn create_networked_sandbox(
+        &mut self,
+        net: Arc<super::network::PodNetwork>,
+        hostname: String,
+        attempt: u32,
+    ) -> Result<(), String> {
+        let ctx = self.ctx.clone();
+        let used: std::collections::HashSet<std::net::Ipv4Addr> = ctx
+            .rt
+            .list(None)
+            .await
+            .map_err(|e| e.0)?
+            .iter()
+            .filter(|o| o.container == SANDBOX)
+            .filter_map(|o| o.ip.as_deref()?.parse().ok())
+            .collect();
+        let ip = match net.allocate(&used) {
+            Ok(ip) => ip,
+            Err(message) => {
+                self.fail(SANDBOX, "FailedCreatePodSandbox", message, RETRY);
+                return Ok(());
+            }
+        };
+        let mut labels = self.labels(SANDBOX, attempt);
+        labels.insert(super::runtime::LABEL_POD_IP.into(), ip.to_string());
+        let body = ContainerCreateBody {
+            image: Some(PAUSE_IMAGE.into()),
+            hostname: Some(hostname.chars().take(63).collect()),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                ipc_mode: Some("shareable".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let name = self.container_name(SANDBOX, attempt);
+        let r = async {
+            let id = ctx.rt.create(&name, body).await.map_err(|e| e.0)?;
+            net.allocated(ip);
+            let plugged = async {
+                ctx.rt.start(&id).await.map_err(|e| e.0)?;
+                let pid = ctx.rt.pid(&id).await.map_err(|e| e.0)?;
+                net.attach(pid, &id, ip).await
+            };
+            if let Err(e) = plugged.await {
+                let _ = ctx.rt.remove(&id).await;
+                return Err(e);
+            }
+            let dir = inputs::pod_dir(
+                &ctx.data_dir,
+                self.pod.metadata.uid.as_deref().unwrap_or(""),
+            );
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| {
+                    std::fs::write(
+                        dir.join("resolv.conf"),
+                        net.resolv_conf(self.pod.metadata.namespace()),
+                    )
+                })
+                .map_err(|e| {
+                    format!(
+                        "cannot write the pod's resolv.conf in {}: {e}",
+                        dir.display()
+                    )
+                })
+        }
+        .await;
+        net.allocated(ip);
+        match r {
+            Ok(()) => {
+                self.sandbox_failures = 0;
+                self.mem.failures.remove(SANDBOX);
+            }
+            Err(msg) => {
+                self.sandbox_failures += 1;
+                let delay = plan::backoff_delay(self.sandbox_failures).max(RETRY);
+                let message = format!("cannot start the pod's sandbox on node {}: {msg}", ctx.node);
+                self.fail(SANDBOX, "FailedCreatePodSandbox", message, delay);
+            }
+        }
+        Ok(())
     }
 
     /// Creates and starts one container. `No` when an input or the image is missing (the
@@ -803,6 +910,39 @@ impl Worker {
                 return Ok(Started::No);
             }
         };
+        let (mut mounts, mut env) = (mounts, env);
+        if let Some(net) = &ctx.net {
+            // service variables first, as Kubernetes does: the container's own env wins
+            let defined: std::collections::HashSet<String> = env
+                .iter()
+                .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string()))
+                .collect();
+            let mut with_services: Vec<String> = net
+                .service_env(self.pod.metadata.namespace())
+                .into_iter()
+                .filter(|(k, _)| !defined.contains(k))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            with_services.append(&mut env);
+            env = with_services;
+            let resolv = inputs::pod_dir(
+                &ctx.data_dir,
+                self.pod.metadata.uid.as_deref().unwrap_or(""),
+            )
+            .join("resolv.conf");
+            if !mounts
+                .iter()
+                .any(|m| m.target.as_deref() == Some("/etc/resolv.conf"))
+            {
+                mounts.push(bollard::models::Mount {
+                    target: Some("/etc/resolv.conf".into()),
+                    source: Some(resolv.to_string_lossy().into_owned()),
+                    typ: Some(bollard::models::MountTypeEnum::BIND),
+                    read_only: Some(true),
+                    ..Default::default()
+                });
+            }
+        }
         let env_pairs: Vec<(String, String)> = env
             .iter()
             .filter_map(|kv| kv.split_once('='))

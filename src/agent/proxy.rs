@@ -99,7 +99,11 @@ impl ServicePort {
 /// Renders the table for `services`. With `previous` (what the last sync of this agent
 /// loaded), stale chains and sets are deleted and the affinity sets kept; without it (the
 /// first sync) the table is replaced wholesale, clearing anything an earlier run left.
-pub fn render(cluster_cidr: Ipv4Net, services: &[ServicePort], previous: Option<&Applied>) -> Rendered {
+pub fn render(
+    cluster_cidr: Ipv4Net,
+    services: &[ServicePort],
+    previous: Option<&Applied>,
+) -> Rendered {
     let t = format!("ip {TABLE}");
     let mut s = String::new();
     let mut applied = Applied::default();
@@ -112,7 +116,10 @@ pub fn render(cluster_cidr: Ipv4Net, services: &[ServicePort], previous: Option<
     for (name, hook) in [
         ("nat-prerouting", "type nat hook prerouting priority dstnat"),
         ("nat-output", "type nat hook output priority -100"),
-        ("nat-postrouting", "type nat hook postrouting priority srcnat"),
+        (
+            "nat-postrouting",
+            "type nat hook postrouting priority srcnat",
+        ),
         ("filter-input", "type filter hook input priority -110"),
         ("filter-forward", "type filter hook forward priority -110"),
         ("filter-output", "type filter hook output priority -110"),
@@ -125,7 +132,10 @@ pub fn render(cluster_cidr: Ipv4Net, services: &[ServicePort], previous: Option<
     for (map, key) in [
         ("service-ips", "ipv4_addr . inet_proto . inet_service"),
         ("service-nodeports", "inet_proto . inet_service"),
-        ("no-endpoint-services", "ipv4_addr . inet_proto . inet_service"),
+        (
+            "no-endpoint-services",
+            "ipv4_addr . inet_proto . inet_service",
+        ),
         ("no-endpoint-nodeports", "inet_proto . inet_service"),
     ] {
         let _ = writeln!(s, "add map {t} {map} {{ type {key} : verdict; }}");
@@ -335,7 +345,10 @@ mod tests {
         assert!(s.contains("numgen random mod 2 vmap { 0 : goto ep-"));
         assert!(s.contains("meta l4proto tcp dnat to 10.244.1.5:8080"));
         assert!(s.contains("meta l4proto tcp dnat to 10.244.2.7:8080"));
-        assert!(s.contains("delete table ip orkops"), "first sync starts clean");
+        assert!(
+            s.contains("delete table ip orkops"),
+            "first sync starts clean"
+        );
         assert_eq!(r.applied.chains.len(), 4, "{:?}", r.applied.chains);
         assert!(!s.contains("add element ip orkops no-endpoint-services"));
     }
@@ -373,7 +386,9 @@ mod tests {
             .difference(&second.applied.chains)
             .collect();
         assert_eq!(gone.len(), 1);
-        assert!(second.script.contains(&format!("delete chain ip orkops {}", gone[0])));
+        assert!(second
+            .script
+            .contains(&format!("delete chain ip orkops {}", gone[0])));
         assert_eq!(second.script.matches("delete set ip orkops").count(), 1);
     }
 
@@ -384,7 +399,9 @@ mod tests {
         b.namespace = "other".into();
         assert_eq!(a.chain("svc"), web(vec![]).chain("svc"));
         assert_ne!(a.chain("svc"), b.chain("svc"));
-        assert!(a.chain("svc").starts_with("svc-") && a.chain("svc").ends_with("default/web/tcp/http"));
+        assert!(
+            a.chain("svc").starts_with("svc-") && a.chain("svc").ends_with("default/web/tcp/http")
+        );
     }
 
     /// The rendered rules are valid for the kernel's nftables, tried in a throwaway network
@@ -397,7 +414,10 @@ mod tests {
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
-        assert!(ok, "cannot create a network namespace (run the tests as root)");
+        assert!(
+            ok,
+            "cannot create a network namespace (run the tests as root)"
+        );
         struct Gone(String);
         impl Drop for Gone {
             fn drop(&mut self) {
@@ -417,7 +437,11 @@ mod tests {
                     .stderr(std::process::Stdio::piped())
                     .spawn()
                     .unwrap();
-                c.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+                c.stdin
+                    .take()
+                    .unwrap()
+                    .write_all(script.as_bytes())
+                    .unwrap();
                 let out = c.wait_with_output().unwrap();
                 assert!(
                     out.status.success(),

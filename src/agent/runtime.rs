@@ -22,6 +22,8 @@ pub const LABEL_CONTAINER: &str = "orkops.io/container";
 pub const LABEL_ATTEMPT: &str = "orkops.io/attempt";
 pub const LABEL_PVC_UID: &str = "orkops.io/pvc-uid";
 pub const LABEL_PVC: &str = "orkops.io/pvc";
+/// On a sandbox of the orkops pod network: the pod's address.
+pub const LABEL_POD_IP: &str = "orkops.io/pod-ip";
 /// The `orkops.io/container` value of a pod's sandbox (container names are lower-case).
 pub const SANDBOX: &str = "POD";
 /// The sandbox image: one static binary that sleeps until killed, built by the agent.
@@ -153,6 +155,21 @@ impl Runtime {
             }
         }
         Ok(out)
+    }
+
+    /// The host PID of a running container's first process.
+    pub async fn pid(&self, id: &str) -> Result<i64, RuntimeError> {
+        let c = self
+            .docker
+            .inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await?;
+        c.state
+            .and_then(|s| s.pid)
+            .filter(|p| *p > 0)
+            .ok_or_else(|| RuntimeError(format!("container {id} has no running process")))
     }
 
     pub async fn inspect(&self, id: &str) -> Result<Option<Observed>, RuntimeError> {
@@ -400,13 +417,16 @@ fn observed(c: ContainerInspectResponse) -> Option<Observed> {
         Some(S::EXITED | S::DEAD | S::REMOVING) => RunState::Exited,
     };
     let ns = c.network_settings.unwrap_or_default();
-    let ip = ns.ip_address.filter(|i| !i.is_empty()).or_else(|| {
-        ns.networks
-            .unwrap_or_default()
-            .into_values()
-            .filter_map(|n| n.ip_address)
-            .find(|i| !i.is_empty())
-    });
+    let own_ip = labels.get(LABEL_POD_IP).filter(|i| !i.is_empty()).cloned();
+    let ip = own_ip
+        .or(ns.ip_address.filter(|i| !i.is_empty()))
+        .or_else(|| {
+            ns.networks
+                .unwrap_or_default()
+                .into_values()
+                .filter_map(|n| n.ip_address)
+                .find(|i| !i.is_empty())
+        });
     Some(Observed {
         id: c.id?,
         pod_uid: label(LABEL_POD_UID),

@@ -818,6 +818,19 @@ fn validate_service(svc: &Service, e: &mut Errors) {
         &s.external_traffic_policy,
         &["Cluster", "Local"],
     );
+    if let Some(t) = s
+        .session_affinity_config
+        .as_ref()
+        .and_then(|c| c.client_ip.as_ref())
+        .and_then(|c| c.timeout_seconds)
+    {
+        if !(1..=86400).contains(&t) {
+            e.add(
+                "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+                format!("{t} must be between 1 and 86400"),
+            );
+        }
+    }
     let headless = s.cluster_ip.as_deref() == Some("None");
     if s.ports.is_empty() && !headless {
         e.add("spec.ports", "required: a service needs at least one port");

@@ -249,8 +249,12 @@ impl Allocator {
             (0..16).map(|_| rng.gen_range(first..=last)).collect()
         };
         candidates.extend(first..=last);
-        self.first_free(Pool::ClusterIp, candidates.into_iter().map(Ipv4Addr::from), owner)
-            .await
+        self.first_free(
+            Pool::ClusterIp,
+            candidates.into_iter().map(Ipv4Addr::from),
+            owner,
+        )
+        .await
     }
 
     /// A free node port, chosen the same way.
@@ -424,9 +428,7 @@ mod tests {
         assert_eq!(err.to_string(), "no free ClusterIP is left");
         // releasing one makes it available again
         let ip = *got.iter().next().unwrap();
-        let holder = (0..6)
-            .map(|i| owner(&format!("s{i}")))
-            .collect::<Vec<_>>();
+        let holder = (0..6).map(|i| owner(&format!("s{i}"))).collect::<Vec<_>>();
         for o in &holder {
             a.release(Pool::ClusterIp, &ip.to_string(), o).await;
         }
@@ -441,8 +443,10 @@ mod tests {
             a.store
                 .create(
                     &format!("/t/nodes/{n}"),
-                    serde_json::to_vec(&serde_json::json!({"metadata": {"uid": format!("uid-{n}")}}))
-                        .unwrap(),
+                    serde_json::to_vec(
+                        &serde_json::json!({"metadata": {"uid": format!("uid-{n}")}}),
+                    )
+                    .unwrap(),
                 )
                 .await
                 .unwrap();
@@ -476,6 +480,9 @@ mod tests {
             node_mask: 8,
             ..Default::default()
         };
-        assert!(mask.validate().unwrap_err().contains("--node-cidr-mask-size"));
+        assert!(mask
+            .validate()
+            .unwrap_err()
+            .contains("--node-cidr-mask-size"));
     }
 }

@@ -14,9 +14,9 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use super::alloc::{AllocError, Allocator, NetworkRanges, Owner, Pool};
 use super::auth::Caller;
 use super::error::ApiError;
-use super::alloc::{AllocError, Allocator, NetworkRanges, Owner, Pool};
 use crate::api::labels::{self, Selector};
 use crate::api::{self, admit, Kind};
 use crate::store::{Store, StoreError, StoreEvent, Versioned};
@@ -635,7 +635,9 @@ impl Engine {
         if new == cur {
             return Ok(current.clone());
         }
-        let reserved = self.allocate(kind, ns, name, Some(current), &mut new).await?;
+        let reserved = self
+            .allocate(kind, ns, name, Some(current), &mut new)
+            .await?;
         let key = self.key(kind, ns, name);
         let rev = match self.store.update(&key, encode(&new)?, rev).await {
             Ok(rev) => rev,
@@ -1013,8 +1015,14 @@ impl Engine {
             self.delete_namespace_contents(&name).await?;
         }
         let prev = decode_stored(&prev)?;
-        self.release(kind, ns.as_deref(), &name, &prev, &reservations(kind, &prev))
-            .await;
+        self.release(
+            kind,
+            ns.as_deref(),
+            &name,
+            &prev,
+            &reservations(kind, &prev),
+        )
+        .await;
         Ok(Reply::Ok(prev))
     }
 

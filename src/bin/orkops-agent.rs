@@ -37,7 +37,9 @@ struct Args {
     heartbeat_seconds: u64,
     #[arg(long, default_value_t = 110)]
     max_pods: u32,
-    /// Docker network the pods' sandboxes join.
+    /// `orkops`: the cluster pod network (a bridge for the node's pod CIDR, routes to the other
+    /// nodes, service rules in nftables, cluster DNS; needs root, `ip` and `nft`). Any other
+    /// value: the Docker network the pods' sandboxes join, with no services.
     #[arg(long, default_value = "bridge")]
     network: String,
     /// Labels for the Node, KEY=VALUE, comma-separated.

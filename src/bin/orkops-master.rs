@@ -78,7 +78,10 @@ struct Args {
 fn port_range(s: &str) -> Result<(u16, u16), String> {
     let bad = || format!("{s:?} is not a port range such as 30000-32767");
     let (a, b) = s.split_once('-').ok_or_else(bad)?;
-    Ok((a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?))
+    Ok((
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    ))
 }
 
 #[tokio::main]

@@ -6,9 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::core::{
-    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Pod, Service,
-};
+use crate::api::core::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Pod, Service};
 use crate::api::meta::{IntOrString, ObjectReference};
 
 /// The label that marks an `Endpoints` object as kept by this controller (and so removed with
@@ -37,7 +35,12 @@ pub fn desired(svc: &Service, pods: &[Pod]) -> Option<Vec<EndpointSubset>> {
     let mut groups: BTreeMap<Vec<(Option<String>, i64, String)>, EndpointSubset> = BTreeMap::new();
     for p in pods {
         let labels = &p.metadata.labels;
-        if !svc.spec.selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+        if !svc
+            .spec
+            .selector
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+        {
             continue;
         }
         let Some(ip) = p
@@ -62,17 +65,19 @@ pub fn desired(svc: &Service, pods: &[Pod]) -> Option<Vec<EndpointSubset>> {
                 ..Default::default()
             }),
         };
-        let sub = groups.entry(ports.clone()).or_insert_with(|| EndpointSubset {
-            ports: ports
-                .iter()
-                .map(|(name, port, proto)| EndpointPort {
-                    name: name.clone(),
-                    port: *port,
-                    protocol: Some(proto.clone()),
-                })
-                .collect(),
-            ..Default::default()
-        });
+        let sub = groups
+            .entry(ports.clone())
+            .or_insert_with(|| EndpointSubset {
+                ports: ports
+                    .iter()
+                    .map(|(name, port, proto)| EndpointPort {
+                        name: name.clone(),
+                        port: *port,
+                        protocol: Some(proto.clone()),
+                    })
+                    .collect(),
+                ..Default::default()
+            });
         if pod_is_ready(p) {
             sub.addresses.push(addr);
         } else {
@@ -97,16 +102,17 @@ fn resolve_ports(svc: &Service, p: &Pod) -> Option<Vec<(Option<String>, i64, Str
             let port = match &sp.target_port {
                 None => sp.port,
                 Some(IntOrString::Int(n)) => *n,
-                Some(IntOrString::String(name)) => p
-                    .spec
-                    .containers
-                    .iter()
-                    .flat_map(|c| &c.ports)
-                    .find(|cp| {
-                        cp.name.as_deref() == Some(name.as_str())
-                            && cp.protocol.as_deref().unwrap_or("TCP") == proto
-                    })?
-                    .container_port,
+                Some(IntOrString::String(name)) => {
+                    p.spec
+                        .containers
+                        .iter()
+                        .flat_map(|c| &c.ports)
+                        .find(|cp| {
+                            cp.name.as_deref() == Some(name.as_str())
+                                && cp.protocol.as_deref().unwrap_or("TCP") == proto
+                        })?
+                        .container_port
+                }
             };
             Some((sp.name.clone(), port, proto))
         })
@@ -225,6 +231,9 @@ mod tests {
         s.spec.selector.clear();
         assert!(desired(&s, &[]).is_none());
         let o = object(&svc(IntOrString::Int(80)), vec![]);
-        assert_eq!(o.metadata.labels.get(MANAGED_BY).map(String::as_str), Some("orkops"));
+        assert_eq!(
+            o.metadata.labels.get(MANAGED_BY).map(String::as_str),
+            Some("orkops")
+        );
     }
 }

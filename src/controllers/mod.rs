@@ -405,8 +405,16 @@ async fn endpoints_pass(api: &Api) -> Result<(), ApiError> {
     let services: Vec<Service> = api.list(Kind::Service).await?;
     let pods: Vec<Pod> = api.list(Kind::Pod).await?;
     let existing: Vec<Endpoints> = api.list(Kind::Endpoints).await?;
-    let key = |m: &ObjectMeta| (m.namespace.clone().unwrap_or_default(), m.name().to_string());
-    let existing: HashMap<_, _> = existing.into_iter().map(|e| (key(&e.metadata), e)).collect();
+    let key = |m: &ObjectMeta| {
+        (
+            m.namespace.clone().unwrap_or_default(),
+            m.name().to_string(),
+        )
+    };
+    let existing: HashMap<_, _> = existing
+        .into_iter()
+        .map(|e| (key(&e.metadata), e))
+        .collect();
     let mut by_ns: HashMap<&str, Vec<Pod>> = HashMap::new();
     for p in &pods {
         by_ns
@@ -424,19 +432,29 @@ async fn endpoints_pass(api: &Api) -> Result<(), ApiError> {
         wanted.insert(key(&svc.metadata));
         let obj = endpoints::object(svc, subsets);
         let r = match existing.get(&key(&svc.metadata)) {
-            Some(cur) if cur.subsets == obj.subsets && cur.metadata.labels == obj.metadata.labels => Ok(()),
+            Some(cur)
+                if cur.subsets == obj.subsets && cur.metadata.labels == obj.metadata.labels =>
+            {
+                Ok(())
+            }
             Some(_) => {
-                let body = serde_json::to_value(&obj).map_err(|e| ApiError::Internal(e.to_string()))?;
-                api.replace(Kind::Endpoints, Some(ns), svc.metadata.name(), body).await
+                let body =
+                    serde_json::to_value(&obj).map_err(|e| ApiError::Internal(e.to_string()))?;
+                api.replace(Kind::Endpoints, Some(ns), svc.metadata.name(), body)
+                    .await
             }
             None => {
-                let body = serde_json::to_value(&obj).map_err(|e| ApiError::Internal(e.to_string()))?;
+                let body =
+                    serde_json::to_value(&obj).map_err(|e| ApiError::Internal(e.to_string()))?;
                 api.create(Kind::Endpoints, ns, body).await
             }
         };
         match r {
             // the service or its namespace went away meanwhile, or a racing write: next pass
-            Ok(()) | Err(ApiError::NotFound { .. } | ApiError::Conflict(_) | ApiError::AlreadyExists { .. }) => {}
+            Ok(())
+            | Err(
+                ApiError::NotFound { .. } | ApiError::Conflict(_) | ApiError::AlreadyExists { .. },
+            ) => {}
             Err(e) => return Err(e),
         }
     }
