@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use orkops::client::ClientConfig;
 use serde_json::Value;
 
+pub mod hosts;
+
 /// Polls `cond` until it holds or `deadline` passes; generous deadlines, no fixed sleeps.
 pub fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
