@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use orkops::client::ClientConfig;
 use serde_json::Value;
 
+pub mod hosts;
+
 /// Polls `cond` until it holds or `deadline` passes; generous deadlines, no fixed sleeps.
 pub fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -146,6 +148,8 @@ pub struct Master {
     pub prefix: String,
     pub config: PathBuf,
     pub endpoint: String,
+    /// What `--listen` gets: `127.0.0.1:0` unless started with `start_on`.
+    pub listen: String,
     pub extra_args: Vec<String>,
 }
 
@@ -155,6 +159,12 @@ impl Master {
     }
 
     pub fn start_with(extra: &[&str]) -> Master {
+        Self::start_on("127.0.0.1:0", extra)
+    }
+
+    /// A master listening on `listen` (port 0 picks a free one); its admin.conf and
+    /// bootstrap.conf name that address, and its certificate holds it.
+    pub fn start_on(listen: &str, extra: &[&str]) -> Master {
         let dir = tempfile::Builder::new()
             .prefix("orkops-test-master-")
             .tempdir()
@@ -167,6 +177,7 @@ impl Master {
             prefix,
             config,
             endpoint: String::new(),
+            listen: listen.to_string(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
         };
         m.spawn();
@@ -176,7 +187,7 @@ impl Master {
     fn spawn(&mut self) {
         let _ = std::fs::remove_file(&self.config);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_orkops-master"));
-        cmd.args(["--listen", "127.0.0.1:0", "--cluster-name", "test"])
+        cmd.args(["--listen", &self.listen, "--cluster-name", "test"])
             .args([
                 "--etcd-endpoints",
                 &etcd().endpoint,
