@@ -146,3 +146,301 @@ fn hosts_are_separate_and_leave_nothing_behind() {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     assert_no_leftovers(&names);
 }
+
+/// Runs `sh -c SCRIPT` in a pod and returns (success, stdout+stderr).
+fn in_pod(m: &Master, pod: &str, script: &str) -> (bool, String) {
+    let r = m.orkops(&["exec", pod, "--", "sh", "-c", script]);
+    (
+        r.ok(),
+        String::from_utf8_lossy(&r.0.stdout).to_string() + &String::from_utf8_lossy(&r.0.stderr),
+    )
+}
+
+/// A shell snippet that prints the body of `GET /` from ADDR PORT, or FAILED and nc's error.
+/// (busybox's wget is of no use here: Debian's static busybox crashes in getaddrinfo.)
+fn get_sh(addr: &str, port: u16) -> String {
+    format!(
+        r#"out=$(printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 {addr} {port} 2>&1); case "$out" in *"200 OK"*) echo "$out" | tail -n1;; *) echo "FAILED $out";; esac"#
+    )
+}
+
+/// An HTTP GET from the root namespace (an "internet" client of a node port).
+fn http_get(addr: std::net::SocketAddrV4) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr.into(), Duration::from_secs(3))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    out.split("\r\n\r\n")
+        .nth(1)
+        .map(|b| b.trim().to_string())
+        .ok_or_else(|| format!("no HTTP body from {addr}: {out:?}"))
+}
+
+fn svc_field(m: &Master, name: &str, pointer: &str) -> Value {
+    m.orkops(&["get", "svc", name, "-o", "json"]).json()[pointer.split('/').nth(1).unwrap()]
+        .pointer(&pointer[pointer[1..].find('/').map_or(pointer.len(), |i| i + 1)..])
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Web servers that answer with their pod's name, ready while /tmp/ready exists, and a UDP
+/// echo on 9000; only on the `pool=web` hosts.
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      nodeSelector: {pool: web}
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: orkops/busybox:1.35
+        command: [sh, -c, "mkdir -p /www && hostname > /www/index.html && touch /tmp/ready && (udp-echo serve 9000 &) && exec httpd -f -p 8080 -h /www"]
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe:
+          exec: {command: [test, -f, /tmp/ready]}
+          periodSeconds: 1
+          failureThreshold: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: http}
+  - {name: echo, port: 9000, protocol: UDP}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: sticky}
+spec:
+  selector: {app: web}
+  sessionAffinity: ClientIP
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: nobody}
+spec:
+  type: NodePort
+  selector: {app: nothing-has-this-label}
+  ports: [{port: 80}]
+"#;
+
+#[test]
+fn services_route_across_hosts_to_ready_pods_only() {
+    let lan = Lan::new();
+    let m = Master::start_on(&format!("{}:0", lan.root_ip), &[]);
+    let web_node = ["--network", "orkops", "--node-labels", "pool=web"];
+    let a = Host::start(&lan, &m, 0, &web_node);
+    let b = Host::start(&lan, &m, 1, &web_node);
+    let c = Host::start(
+        &lan,
+        &m,
+        2,
+        &["--network", "orkops", "--node-labels", "pool=client"],
+    );
+    let names = [
+        lan.name.clone(),
+        a.name.clone(),
+        b.name.clone(),
+        c.name.clone(),
+    ];
+
+    // every node got its own pod CIDR
+    let cidrs: std::collections::BTreeSet<String> = [&a, &b, &c]
+        .iter()
+        .map(|h| {
+            m.orkops(&["get", "node", &h.name, "-o", "json"]).json()["spec"]["podCIDR"]
+                .as_str()
+                .unwrap_or_else(|| panic!("node {} has no pod CIDR", h.name))
+                .to_string()
+        })
+        .collect();
+    assert_eq!(cidrs.len(), 3, "{cidrs:?}");
+
+    m.orkops_stdin(&["apply", "-f", "-"], Some(WEB)).success();
+    let cluster_ip = svc_field(&m, "web", "/spec/clusterIP")
+        .as_str()
+        .unwrap()
+        .to_string();
+    let node_port = svc_field(&m, "web", "/spec/ports")[0]["nodePort"]
+        .as_u64()
+        .unwrap();
+    assert!((30000..=32767).contains(&node_port));
+    assert!(cluster_ip.starts_with("10.96."), "{cluster_ip}");
+
+    // three ready endpoints, spread over a and b
+    wait_until("3 ready endpoints", LONG, || {
+        let e = m.orkops(&["get", "endpoints", "web", "-o", "json"]);
+        e.ok()
+            && e.json()["subsets"][0]["addresses"]
+                .as_array()
+                .map_or(0, Vec::len)
+                == 3
+    });
+    let pods: Vec<Value> = m
+        .orkops(&["get", "pods", "-l", "app=web", "-o", "json"])
+        .json()["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let on: std::collections::BTreeSet<&str> = pods
+        .iter()
+        .map(|p| p["spec"]["nodeName"].as_str().unwrap())
+        .collect();
+    assert_eq!(on.len(), 2, "replicas spread over both web hosts: {on:?}");
+
+    // the node without web pods reaches the service from its own namespace once its rules are in
+    let url = format!("http://{cluster_ip}/");
+    // (curl: the static busybox's wget crashes in the host's NSS setup)
+    wait_until("host c to reach the ClusterIP", LONG, || {
+        c.exec(&["curl", "-sf", "-m", "2", &url]).0
+    });
+
+    // a client pod on c, created after the services: env, DNS, pod-to-pod across hosts
+    m.orkops_stdin(&["apply", "-f", "-"], Some(&pinned_pod("client", &c.name)))
+        .success();
+    wait_until("the client pod to run", LONG, || {
+        pod(&m, "client")["status"]["phase"] == "Running"
+    });
+    let (ok, env) = in_pod(&m, "client", "env");
+    assert!(ok, "{env}");
+    assert!(
+        env.contains(&format!("WEB_SERVICE_HOST={cluster_ip}")),
+        "{env}"
+    );
+    assert!(env.contains("WEB_SERVICE_PORT_HTTP=80"), "{env}");
+    let (ok, out) = in_pod(&m, "client", "nslookup web.default.svc");
+    assert!(ok && out.contains(&cluster_ip), "nslookup: {out}");
+    let (ok, out) = in_pod(&m, "client", "nslookup web.default.svc.cluster.local");
+    assert!(ok && out.contains(&cluster_ip), "nslookup: {out}");
+    // names are checked with nslookup, which has its own resolver (see get_sh)
+    // (busybox's nslookup tries every search domain and fails if any misses: look at the answer)
+    let (_, out) = in_pod(&m, "client", "nslookup web");
+    assert!(
+        out.contains(&format!(
+            "web.default.svc.cluster.local\nAddress: {cluster_ip}"
+        )),
+        "by short name through the search path: {out}"
+    );
+    let (ok, out) = in_pod(&m, "client", "nslookup nothing-here.default.svc");
+    assert!(!ok || out.contains("NXDOMAIN"), "{out}");
+    for p in &pods {
+        let ip = p["status"]["podIP"].as_str().unwrap();
+        let name = p["metadata"]["name"].as_str().unwrap();
+        let (ok, out) = in_pod(&m, "client", &get_sh(ip, 8080));
+        assert!(ok && out.trim() == name, "pod-to-pod {ip} ({name}): {out}");
+    }
+
+    // the ClusterIP spreads over all three
+    let many = |svc: &str, n: usize| {
+        let (ok, out) = in_pod(
+            &m,
+            "client",
+            &format!("for i in $(seq {n}); do {}; done", get_sh(svc, 80)),
+        );
+        assert!(ok && !out.contains("FAILED"), "{out}");
+        out.lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let seen: std::collections::BTreeSet<String> = many(&cluster_ip, 30).into_iter().collect();
+    let names_of: std::collections::BTreeSet<String> = pods
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(seen, names_of, "30 requests reach every replica");
+
+    // UDP through the ClusterIP
+    let (ok, out) = in_pod(
+        &m,
+        "client",
+        &format!("udp-echo ask {cluster_ip} 9000 ping"),
+    );
+    assert!(ok && out.trim().ends_with(" ping"), "udp: {out}");
+    assert!(
+        names_of.contains(out.split_whitespace().next().unwrap()),
+        "{out}"
+    );
+
+    // ClientIP affinity keeps the client on one pod
+    let sticky_ip = svc_field(&m, "sticky", "/spec/clusterIP")
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sticky: std::collections::BTreeSet<String> = many(&sticky_ip, 10).into_iter().collect();
+    assert_eq!(sticky.len(), 1, "{sticky:?}");
+
+    // NodePort on every host, including c which runs no web pod
+    for h in [&a, &b, &c] {
+        let addr = std::net::SocketAddrV4::new(h.ip, node_port as u16);
+        let body = http_get(addr).unwrap_or_else(|e| panic!("node port on {}: {e}", h.name));
+        assert!(names_of.contains(&body), "{body}");
+    }
+
+    // no ready endpoint: refused at once, not a timeout
+    let nobody_ip = svc_field(&m, "nobody", "/spec/clusterIP")
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, out) = in_pod(&m, "client", &get_sh(&nobody_ip, 80));
+    assert!(out.contains("FAILED") && out.contains("refused"), "{out}");
+    let np_nobody = svc_field(&m, "nobody", "/spec/ports")[0]["nodePort"]
+        .as_u64()
+        .unwrap();
+    let e = http_get(std::net::SocketAddrV4::new(c.ip, np_nobody as u16)).unwrap_err();
+    assert!(e.contains("refused"), "{e}");
+
+    // a pod that turns unready gets no traffic, and gets it back when ready again
+    let victim = pods[0]["metadata"]["name"].as_str().unwrap().to_string();
+    m.orkops(&["exec", &victim, "--", "rm", "/tmp/ready"])
+        .success();
+    wait_until("the unready pod to leave the endpoints", LONG, || {
+        let e = m.orkops(&["get", "endpoints", "web", "-o", "json"]).json();
+        e["subsets"][0]["addresses"].as_array().map_or(0, Vec::len) == 2
+    });
+    wait_until("traffic to skip the unready pod", LONG, || {
+        !many(&cluster_ip, 20).contains(&victim)
+    });
+    assert!(!many(&cluster_ip, 30).contains(&victim));
+    m.orkops(&["exec", &victim, "--", "touch", "/tmp/ready"])
+        .success();
+    wait_until("the pod to get traffic again", LONG, || {
+        many(&cluster_ip, 20).contains(&victim)
+    });
+
+    // deleting a service removes its rules on every node
+    let has_rule = |h: &Host| {
+        let (ok, out) = h.exec(&["nft", "list", "table", "ip", "orkops"]);
+        assert!(ok, "{out}");
+        out.contains(&cluster_ip)
+    };
+    assert!([&a, &b, &c].iter().all(|h| has_rule(h)));
+    m.orkops(&["delete", "svc", "web"]).success();
+    wait_until("the rules of the deleted service to go", LONG, || {
+        [&a, &b, &c].iter().all(|h| !has_rule(h))
+    });
+    assert!(
+        !m.orkops(&["get", "endpoints", "web"]).ok() || {
+            wait_until("its endpoints to go", LONG, || {
+                !m.orkops(&["get", "endpoints", "web"]).ok()
+            });
+            true
+        }
+    );
+
+    drop((a, b, c));
+    drop(m);
+    drop(lan);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    assert_no_leftovers(&names);
+}

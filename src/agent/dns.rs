@@ -270,8 +270,8 @@ async fn write_frame(stream: &mut TcpStream, message: &[u8]) -> anyhow::Result<(
 
 /// What to do with one received message.
 enum Decision {
-    /// Send this message back.
-    Reply(Message),
+    /// Send this message back; over UDP, in at most this many bytes.
+    Reply(Message, usize),
     /// Not a cluster name: relay the raw query to the upstream.
     Forward(Message),
     /// Not even a readable header, or not a query: say nothing.
@@ -290,16 +290,16 @@ async fn handle(
             tracing::debug!(%peer, transport = transport.name(), "ignoring an unreadable DNS message");
             return None;
         }
-        Decision::Reply(reply) => {
+        Decision::Reply(reply, udp_limit) => {
             log_query(peer, transport, &reply, "answered");
-            return Some(encode(&reply, transport));
+            return Some(encode(&reply, transport, udp_limit));
         }
         Decision::Forward(query) => query,
     };
     let Some(upstream) = shared.upstream else {
         let reply = response(&query, ResponseCode::ServFail);
         log_query(peer, transport, &reply, "no upstream");
-        return Some(encode(&reply, transport));
+        return Some(encode(&reply, transport, udp_limit(&query)));
     };
     match forward(upstream, raw, query.metadata.id, transport).await {
         Ok(reply) => {
@@ -320,7 +320,8 @@ async fn handle(
         Err(e) => {
             let name = query.queries.first().map(|q| q.name().to_string());
             tracing::warn!(%upstream, name, error = format!("{e:#}"), "upstream DNS query failed");
-            Some(encode(&response(&query, ResponseCode::ServFail), transport))
+            let reply = response(&query, ResponseCode::ServFail);
+            Some(encode(&reply, transport, udp_limit(&query)))
         }
     }
 }
@@ -353,7 +354,7 @@ fn decide(resolver: &Resolver, raw: &[u8]) -> Decision {
                     let mut reply =
                         Message::new(metadata.id, MessageType::Response, metadata.op_code);
                     reply.metadata = metadata;
-                    Decision::Reply(reply)
+                    Decision::Reply(reply, CLASSIC_UDP_PAYLOAD)
                 }
                 _ => Decision::Drop,
             };
@@ -362,11 +363,12 @@ fn decide(resolver: &Resolver, raw: &[u8]) -> Decision {
     if query.metadata.message_type != MessageType::Query {
         return Decision::Drop;
     }
+    let limit = udp_limit(&query);
     if query.metadata.op_code != OpCode::Query {
-        return Decision::Reply(response(&query, ResponseCode::NotImp));
+        return Decision::Reply(response(&query, ResponseCode::NotImp), limit);
     }
     let [question] = query.queries.as_slice() else {
-        return Decision::Reply(response(&query, ResponseCode::FormErr));
+        return Decision::Reply(response(&query, ResponseCode::FormErr), limit);
     };
     if question.query_class() != DNSClass::IN {
         return Decision::Forward(query);
@@ -378,7 +380,7 @@ fn decide(resolver: &Resolver, raw: &[u8]) -> Decision {
         Answer::NoSuchName => {
             let mut reply = response(&query, ResponseCode::NXDomain);
             reply.metadata.authoritative = true;
-            Decision::Reply(reply)
+            Decision::Reply(reply, limit)
         }
         Answer::Found(ips) => {
             let mut reply = response(&query, ResponseCode::NoError);
@@ -389,8 +391,17 @@ fn decide(resolver: &Resolver, raw: &[u8]) -> Decision {
                     reply.add_answer(record);
                 }
             }
-            Decision::Reply(reply)
+            Decision::Reply(reply, limit)
         }
+    }
+}
+
+/// The largest UDP answer `query`'s sender takes: 512 bytes, or what it offers with EDNS(0) up
+/// to [`MAX_UDP_PAYLOAD`].
+fn udp_limit(query: &Message) -> usize {
+    match &query.edns {
+        Some(edns) => usize::from(edns.max_payload().clamp(512, MAX_UDP_PAYLOAD)),
+        None => CLASSIC_UDP_PAYLOAD,
     }
 }
 
@@ -413,13 +424,10 @@ fn response(query: &Message, code: ResponseCode) -> Message {
 
 /// Encodes a reply; one too long for the transport goes without its answers and with TC set
 /// (a UDP client then asks again over TCP), and one that cannot be encoded becomes SERVFAIL.
-fn encode(reply: &Message, transport: Transport) -> Vec<u8> {
+fn encode(reply: &Message, transport: Transport, udp_limit: usize) -> Vec<u8> {
     let limit = match transport {
         Transport::Tcp => usize::from(u16::MAX),
-        Transport::Udp => match &reply.edns {
-            Some(_) => usize::from(MAX_UDP_PAYLOAD),
-            None => CLASSIC_UDP_PAYLOAD,
-        },
+        Transport::Udp => udp_limit,
     };
     let bytes = match reply.to_vec() {
         Ok(bytes) if bytes.len() <= limit => return bytes,
@@ -943,6 +951,23 @@ mod tests {
         assert!(reply.answers.is_empty());
         let mut stream = TcpStream::connect(dns.addr).await.unwrap();
         let reply = ask_tcp(&mut stream, &q).await;
+        assert!(!reply.metadata.truncation);
+        assert_eq!(a_records(&reply), many);
+        dns.stop().await;
+    }
+
+    #[tokio::test]
+    async fn edns_clients_get_up_to_their_payload_size_over_udp() {
+        // 60 A records: about 1 KB, more than 512 bytes, less than 1232.
+        let many: Vec<Ipv4Addr> = (0..60).map(|i| Ipv4Addr::new(10, 0, 1, i)).collect();
+        let name = "sixty.default.svc.cluster.local";
+        let dns = start(cluster(&[(name, &many)]).0, None).await;
+        let mut q = query(&format!("{name}."), RecordType::A);
+        assert!(ask_udp(dns.addr, &q).await.metadata.truncation);
+        let mut edns = Edns::new();
+        edns.set_max_payload(4096);
+        q.set_edns(edns);
+        let reply = ask_udp(dns.addr, &q).await;
         assert!(!reply.metadata.truncation);
         assert_eq!(a_records(&reply), many);
         dns.stop().await;

@@ -580,6 +580,38 @@ pub fn describe(kind: Kind, obj: &Value, events: &[Value], now: DateTime<Utc>) -
     out
 }
 
+/// `10.244.1.5:8080,10.244.2.3:8080 + 2 more`, as kubectl shows ready endpoints.
+fn endpoints_column(obj: &Value) -> String {
+    let mut all = Vec::new();
+    for sub in obj
+        .get("subsets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let ports: Vec<i64> = sub["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["port"].as_i64())
+            .collect();
+        for a in sub["addresses"].as_array().into_iter().flatten() {
+            let ip = a["ip"].as_str().unwrap_or("");
+            if ports.is_empty() {
+                all.push(ip.to_string());
+            }
+            for p in &ports {
+                all.push(format!("{ip}:{p}"));
+            }
+        }
+    }
+    match all.len() {
+        0 => "<none>".into(),
+        n if n > 3 => format!("{} + {} more...", all[..3].join(","), n - 3),
+        _ => all.join(","),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,37 +645,5 @@ mod tests {
         let out = describe(Kind::Secret, &sec, &[], Utc::now());
         assert!(out.contains("password:  7 bytes"), "{out}");
         assert!(!out.contains("aHVudGVyMg"), "{out}");
-    }
-}
-
-/// `10.244.1.5:8080,10.244.2.3:8080 + 2 more`, as kubectl shows ready endpoints.
-fn endpoints_column(obj: &Value) -> String {
-    let mut all = Vec::new();
-    for sub in obj
-        .get("subsets")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let ports: Vec<i64> = sub["ports"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p["port"].as_i64())
-            .collect();
-        for a in sub["addresses"].as_array().into_iter().flatten() {
-            let ip = a["ip"].as_str().unwrap_or("");
-            if ports.is_empty() {
-                all.push(ip.to_string());
-            }
-            for p in &ports {
-                all.push(format!("{ip}:{p}"));
-            }
-        }
-    }
-    match all.len() {
-        0 => "<none>".into(),
-        n if n > 3 => format!("{} + {} more...", all[..3].join(","), n - 3),
-        _ => all.join(","),
     }
 }
