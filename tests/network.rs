@@ -444,3 +444,180 @@ fn services_route_across_hosts_to_ready_pods_only() {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     assert_no_leftovers(&names);
 }
+
+/// A deployment whose pods drain like a well-behaved server: on SIGTERM they keep serving for
+/// 3 s (what a preStop sleep does), long enough for every node to stop sending them traffic.
+fn draining_web(image: &str, replicas: u32) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 10
+      containers:
+      - name: web
+        image: {image}
+        command: [sh, -c, "mkdir -p /www && hostname > /www/index.html && httpd -p 8080 -h /www && trap 'sleep 3; exit 0' TERM && while true; do sleep 1; done"]
+        readinessProbe:
+          httpGet: {{path: /, port: 8080}}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec:
+  type: NodePort
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 8080}}]
+"#
+    )
+}
+
+/// Calls the node ports in a loop from the root namespace until told to stop; returns
+/// (requests, failures, the first few failures).
+fn steady_client(
+    targets: Vec<std::net::SocketAddrV4>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(u64, u64, Vec<String>)> {
+    std::thread::spawn(move || {
+        let (mut n, mut failed, mut first) = (0u64, 0u64, Vec::new());
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let t = targets[n as usize % targets.len()];
+            n += 1;
+            if let Err(e) = http_get(t) {
+                failed += 1;
+                if first.len() < 5 {
+                    first.push(format!("{t}: {e}"));
+                }
+            }
+        }
+        (n, failed, first)
+    })
+}
+
+fn web_pods(m: &Master) -> Vec<Value> {
+    m.orkops(&["get", "pods", "-l", "app=web", "-o", "json"])
+        .json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .cloned()
+        .collect()
+}
+
+fn is_ready(p: &Value) -> bool {
+    p["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+#[test]
+fn scaling_and_a_rolling_update_through_a_service_fail_no_request() {
+    let lan = Lan::new();
+    let m = Master::start_on(&format!("{}:0", lan.root_ip), &[]);
+    let a = Host::start(&lan, &m, 0, &["--network", "orkops"]);
+    let b = Host::start(&lan, &m, 1, &["--network", "orkops"]);
+    let names = [lan.name.clone(), a.name.clone(), b.name.clone()];
+    let v2 = "orkops/busybox:v2";
+    for h in [&a, &b] {
+        assert!(h.docker(&["tag", TEST_IMAGE, v2]).0);
+    }
+
+    m.orkops_stdin(&["apply", "-f", "-"], Some(&draining_web(TEST_IMAGE, 5)))
+        .success();
+    let np = svc_field(&m, "web", "/spec/ports")[0]["nodePort"]
+        .as_u64()
+        .unwrap() as u16;
+    let targets = vec![
+        std::net::SocketAddrV4::new(a.ip, np),
+        std::net::SocketAddrV4::new(b.ip, np),
+    ];
+    wait_until("5 ready replicas behind the service", LONG, || {
+        let e = m.orkops(&["get", "endpoints", "web", "-o", "json"]);
+        e.ok()
+            && e.json()["subsets"][0]["addresses"]
+                .as_array()
+                .map_or(0, Vec::len)
+                == 5
+    });
+    wait_until("both node ports to answer", LONG, || {
+        targets.iter().all(|t| http_get(*t).is_ok())
+    });
+    let on: std::collections::BTreeSet<String> = web_pods(&m)
+        .iter()
+        .map(|p| p["spec"]["nodeName"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(on.len(), 2, "replicas on both hosts: {on:?}");
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = steady_client(targets.clone(), stop.clone());
+
+    m.orkops(&["scale", "deployment/web", "--replicas", "8"])
+        .success();
+    wait_until("8 ready replicas", LONG, || {
+        web_pods(&m).iter().filter(|p| is_ready(p)).count() == 8
+    });
+    m.orkops(&["scale", "deployment/web", "--replicas", "3"])
+        .success();
+    wait_until("3 replicas", LONG, || web_pods(&m).len() == 3);
+    m.orkops(&["scale", "deployment/web", "--replicas", "5"])
+        .success();
+    wait_until("5 ready replicas again", LONG, || {
+        web_pods(&m).iter().filter(|p| is_ready(p)).count() == 5
+    });
+
+    m.orkops_stdin(&["apply", "-f", "-"], Some(&draining_web(v2, 5)))
+        .success();
+    let status = m
+        .orkops(&["rollout", "status", "deployment/web", "--timeout", "180"])
+        .success();
+    assert!(status.contains("successfully rolled out"), "{status}");
+    wait_until("only new pods, all ready", LONG, || {
+        let all = m
+            .orkops(&["get", "pods", "-l", "app=web", "-o", "json"])
+            .json();
+        let ps = all["items"].as_array().unwrap();
+        ps.len() == 5
+            && ps
+                .iter()
+                .all(|p| p["spec"]["containers"][0]["image"] == v2 && is_ready(p))
+    });
+
+    m.orkops(&["rollout", "undo", "deployment/web"]).success();
+    m.orkops(&["rollout", "status", "deployment/web", "--timeout", "180"])
+        .success();
+    wait_until("every pod back on the old image", LONG, || {
+        let all = m
+            .orkops(&["get", "pods", "-l", "app=web", "-o", "json"])
+            .json();
+        let ps = all["items"].as_array().unwrap();
+        ps.len() == 5
+            && ps
+                .iter()
+                .all(|p| p["spec"]["containers"][0]["image"] == TEST_IMAGE && is_ready(p))
+    });
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (requests, failed, first) = client.join().unwrap();
+    eprintln!("steady client: {requests} requests, {failed} failed");
+    assert!(requests > 200, "the client barely ran: {requests} requests");
+    assert_eq!(
+        failed, 0,
+        "failed requests during scale/rollout/undo: {first:?}"
+    );
+
+    drop((a, b));
+    drop(m);
+    drop(lan);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    assert_no_leftovers(&names);
+}
