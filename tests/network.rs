@@ -203,7 +203,7 @@ spec:
       containers:
       - name: web
         image: orkops/busybox:1.35
-        command: [sh, -c, "mkdir -p /www && hostname > /www/index.html && touch /tmp/ready && (udp-echo serve 9000 &) && exec httpd -f -p 8080 -h /www"]
+        command: [sh, -c, "mkdir -p /www && hostname > /www/index.html && touch /tmp/ready && (netecho udp 9000 &) && exec httpd -f -p 8080 -h /www"]
         ports: [{name: http, containerPort: 8080}]
         readinessProbe:
           exec: {command: [test, -f, /tmp/ready]}
@@ -361,11 +361,7 @@ fn services_route_across_hosts_to_ready_pods_only() {
     assert_eq!(seen, names_of, "30 requests reach every replica");
 
     // UDP through the ClusterIP
-    let (ok, out) = in_pod(
-        &m,
-        "client",
-        &format!("udp-echo ask {cluster_ip} 9000 ping"),
-    );
+    let (ok, out) = in_pod(&m, "client", &format!("netecho ask {cluster_ip} 9000 ping"));
     assert!(ok && out.trim().ends_with(" ping"), "udp: {out}");
     assert!(
         names_of.contains(out.split_whitespace().next().unwrap()),

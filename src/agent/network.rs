@@ -574,7 +574,12 @@ pub async fn serve(net: Arc<PodNetwork>, api: Arc<ApiClient>, stop: watch::Recei
         let started = Instant::now();
         let ports = net.service_ports();
         let rendered = proxy::render(net.cluster.cluster_cidr, &ports, applied.as_ref());
-        match proxy::load(&rendered.script).await {
+        let loaded = if rendered.script.is_empty() {
+            Ok(()) // nothing changed
+        } else {
+            proxy::load(&rendered.script).await
+        };
+        match loaded {
             Ok(()) => applied = Some(rendered.applied),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot program the service rules; retrying");

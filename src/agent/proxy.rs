@@ -14,17 +14,17 @@
 //! - Traffic a pod sends to itself through a service (hairpin) and traffic from outside the
 //!   cluster CIDR to a ClusterIP are masqueraded, as kube-proxy does.
 //!
-//! Every sync rewrites the rules in one transaction but keeps the affinity sets, so clients
-//! stay with their endpoint across unrelated changes.
+//! A sync is one `nft -f` transaction that rewrites only the service ports that changed since
+//! the last one (the first sync after a start replaces the whole table); affinity sets of
+//! unchanged endpoints keep their clients.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
 pub const TABLE: &str = "orkops";
-const MASQ_MARK: &str = "0x4000";
 
 /// One port of one service, with where its traffic may go.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,12 +44,28 @@ pub struct ServicePort {
     pub affinity_seconds: Option<u32>,
 }
 
-/// What one sync loaded: the names of per-service chains and sets, so the next sync can
-/// remove the ones no longer needed.
+/// What the table holds after a sync: each service port as it was programmed, so the next
+/// sync rewrites only the ports that changed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Applied {
-    pub chains: BTreeSet<String>,
-    pub sets: BTreeSet<String>,
+    pub ports: BTreeMap<String, ServicePort>,
+}
+
+impl Applied {
+    /// Every per-service chain in the table.
+    pub fn chains(&self) -> BTreeSet<String> {
+        self.ports
+            .values()
+            .flat_map(|p| p.emit(Ipv4Net::default()).chains)
+            .collect()
+    }
+    /// Every affinity set in the table.
+    pub fn sets(&self) -> BTreeSet<String> {
+        self.ports
+            .values()
+            .flat_map(|p| p.emit(Ipv4Net::default()).sets.into_iter().map(|(n, _)| n))
+            .collect()
+    }
 }
 
 /// A rendered ruleset: the `nft -f` script and what it leaves in place.
@@ -66,6 +82,17 @@ fn short_hash(s: &str) -> String {
         h = h.wrapping_mul(0x100000001b3);
     }
     format!("{:08x}", h as u32)
+}
+
+/// The table objects one service port needs.
+struct Emitted {
+    chains: BTreeSet<String>,
+    /// (name, timeout in seconds)
+    sets: Vec<(String, u32)>,
+    /// `add rule` lines
+    rules: String,
+    /// (map, "key : verdict")
+    elements: Vec<(&'static str, String)>,
 }
 
 impl ServicePort {
@@ -94,25 +121,87 @@ impl ServicePort {
         let id = format!("{}__{}/{}", self.id(), ep.0, ep.1);
         format!("aff-{}", short_hash(&id))
     }
+
+    fn emit(&self, cluster_cidr: Ipv4Net) -> Emitted {
+        let t = format!("ip {TABLE}");
+        let proto = self.protocol;
+        let mut e = Emitted {
+            chains: BTreeSet::new(),
+            sets: Vec::new(),
+            rules: String::new(),
+            elements: Vec::new(),
+        };
+        if self.endpoints.is_empty() {
+            if let Some(ip) = self.cluster_ip {
+                e.elements.push((
+                    "no-endpoint-services",
+                    format!("{ip} . {proto} . {} : goto reject-connection", self.port),
+                ));
+            }
+            if let Some(np) = self.node_port {
+                e.elements.push((
+                    "no-endpoint-nodeports",
+                    format!("{proto} . {np} : goto reject-connection"),
+                ));
+            }
+            return e;
+        }
+        let r = &mut e.rules;
+        let svc = self.chain("svc");
+        e.chains.insert(svc.clone());
+        let _ = writeln!(
+            r,
+            "add rule {t} {svc} ip saddr != {cluster_cidr} jump mark-for-masquerade"
+        );
+        let mut choices = Vec::new();
+        for (i, ep) in self.endpoints.iter().enumerate() {
+            let epc = self.endpoint_chain(ep);
+            e.chains.insert(epc.clone());
+            let _ = writeln!(
+                r,
+                "add rule {t} {epc} ip saddr {} jump mark-for-masquerade",
+                ep.0
+            );
+            if let Some(secs) = self.affinity_seconds {
+                let set = self.affinity_set(ep);
+                e.sets.push((set.clone(), secs));
+                let _ = writeln!(r, "add rule {t} {svc} ip saddr @{set} goto {epc}");
+                let _ = writeln!(r, "add rule {t} {epc} update @{set} {{ ip saddr }}");
+            }
+            let _ = writeln!(
+                r,
+                "add rule {t} {epc} meta l4proto {proto} dnat to {}:{}",
+                ep.0, ep.1
+            );
+            choices.push(format!("{i} : goto {epc}"));
+        }
+        let _ = writeln!(
+            r,
+            "add rule {t} {svc} numgen random mod {} vmap {{ {} }}",
+            self.endpoints.len(),
+            choices.join(", ")
+        );
+        if let Some(ip) = self.cluster_ip {
+            e.elements.push((
+                "service-ips",
+                format!("{ip} . {proto} . {} : goto {svc}", self.port),
+            ));
+        }
+        if let Some(np) = self.node_port {
+            let ext = self.chain("ext");
+            e.chains.insert(ext.clone());
+            let _ = writeln!(r, "add rule {t} {ext} jump mark-for-masquerade");
+            let _ = writeln!(r, "add rule {t} {ext} goto {svc}");
+            e.elements
+                .push(("service-nodeports", format!("{proto} . {np} : goto {ext}")));
+        }
+        e
+    }
 }
 
-/// Renders the table for `services`. With `previous` (what the last sync of this agent
-/// loaded), stale chains and sets are deleted and the affinity sets kept; without it (the
-/// first sync) the table is replaced wholesale, clearing anything an earlier run left.
-pub fn render(
-    cluster_cidr: Ipv4Net,
-    services: &[ServicePort],
-    previous: Option<&Applied>,
-) -> Rendered {
+/// The fixed part of the table: hooks, maps, masquerade and reject chains.
+fn skeleton(s: &mut String) {
     let t = format!("ip {TABLE}");
-    let mut s = String::new();
-    let mut applied = Applied::default();
-    let _ = writeln!(s, "add table {t}");
-    if previous.is_some() {
-        let _ = writeln!(s, "flush table {t}");
-    } else {
-        let _ = writeln!(s, "delete table {t}\nadd table {t}");
-    }
     for (name, hook) in [
         ("nat-prerouting", "type nat hook prerouting priority dstnat"),
         ("nat-output", "type nat hook output priority -100"),
@@ -139,135 +228,111 @@ pub fn render(
         ("no-endpoint-nodeports", "inet_proto . inet_service"),
     ] {
         let _ = writeln!(s, "add map {t} {map} {{ type {key} : verdict; }}");
-        let _ = writeln!(s, "flush map {t} {map}");
     }
-    // the fixed rules
-    let _ = writeln!(s, "add rule {t} nat-prerouting jump services");
-    let _ = writeln!(s, "add rule {t} nat-output jump services");
-    let _ = writeln!(
-        s,
-        "add rule {t} services ip daddr . meta l4proto . th dport vmap @service-ips"
-    );
-    let _ = writeln!(
-        s,
-        "add rule {t} services fib daddr type local meta l4proto . th dport vmap @service-nodeports"
-    );
-    let _ = writeln!(
-        s,
-        "add rule {t} mark-for-masquerade meta mark set meta mark | {MASQ_MARK}"
-    );
-    let _ = writeln!(
-        s,
-        "add rule {t} nat-postrouting meta mark & {MASQ_MARK} == 0 return"
-    );
-    let _ = writeln!(
-        s,
-        "add rule {t} nat-postrouting meta mark set meta mark ^ {MASQ_MARK} masquerade fully-random"
-    );
-    let _ = writeln!(
-        s,
-        "add rule {t} reject-connection meta l4proto tcp reject with tcp reset"
-    );
-    let _ = writeln!(s, "add rule {t} reject-connection reject");
-    for chain in ["filter-forward", "filter-output"] {
-        let _ = writeln!(
-            s,
-            "add rule {t} {chain} ct state new ip daddr . meta l4proto . th dport vmap @no-endpoint-services"
-        );
+    for rule in [
+        "nat-prerouting jump services",
+        "nat-output jump services",
+        "services ip daddr . meta l4proto . th dport vmap @service-ips",
+        "services fib daddr type local meta l4proto . th dport vmap @service-nodeports",
+        "mark-for-masquerade meta mark set meta mark | 0x4000",
+        "nat-postrouting meta mark & 0x4000 == 0 return",
+        "nat-postrouting meta mark set meta mark ^ 0x4000 masquerade fully-random",
+        "reject-connection meta l4proto tcp reject with tcp reset",
+        "reject-connection reject",
+        "filter-forward ct state new ip daddr . meta l4proto . th dport vmap @no-endpoint-services",
+        "filter-output ct state new ip daddr . meta l4proto . th dport vmap @no-endpoint-services",
+        "filter-input ct state new fib daddr type local meta l4proto . th dport vmap @no-endpoint-nodeports",
+        "filter-output ct state new fib daddr type local meta l4proto . th dport vmap @no-endpoint-nodeports",
+    ] {
+        let _ = writeln!(s, "add rule {t} {rule}");
     }
-    for chain in ["filter-input", "filter-output"] {
-        let _ = writeln!(
-            s,
-            "add rule {t} {chain} ct state new fib daddr type local meta l4proto . th dport vmap @no-endpoint-nodeports"
-        );
-    }
+}
 
-    let mut rules = String::new();
+/// Renders the sync that takes the table from `previous` (what the last sync of this agent
+/// loaded) to `services`. Without `previous` (the first sync, or after a failed one) the table
+/// is replaced wholesale, clearing anything an earlier run left; with it, only the service
+/// ports that changed are rewritten — their map elements swapped, their chains flushed and
+/// refilled, the chains and sets they no longer need deleted — so a sync costs what changed,
+/// not what exists, and the affinity sets of unchanged endpoints keep their clients.
+pub fn render(
+    cluster_cidr: Ipv4Net,
+    services: &[ServicePort],
+    previous: Option<&Applied>,
+) -> Rendered {
+    let t = format!("ip {TABLE}");
+    let mut s = String::new();
+    let mut applied = Applied::default();
     for sp in services {
-        let proto = sp.protocol;
-        if sp.endpoints.is_empty() {
-            if let Some(ip) = sp.cluster_ip {
-                let _ = writeln!(
-                    rules,
-                    "add element {t} no-endpoint-services {{ {ip} . {proto} . {} : goto reject-connection }}",
-                    sp.port
-                );
-            }
-            if let Some(np) = sp.node_port {
-                let _ = writeln!(
-                    rules,
-                    "add element {t} no-endpoint-nodeports {{ {proto} . {np} : goto reject-connection }}"
-                );
-            }
-            continue;
+        applied.ports.insert(sp.id(), sp.clone());
+    }
+    let empty = Applied::default();
+    let prev = match previous {
+        Some(p) => p,
+        None => {
+            let _ = writeln!(s, "add table {t}\ndelete table {t}\nadd table {t}");
+            skeleton(&mut s);
+            &empty
         }
-        let svc = sp.chain("svc");
-        applied.chains.insert(svc.clone());
-        let _ = writeln!(
-            rules,
-            "add rule {t} {svc} ip saddr != {cluster_cidr} jump mark-for-masquerade"
-        );
-        let mut choices = Vec::new();
-        for (i, ep) in sp.endpoints.iter().enumerate() {
-            let epc = sp.endpoint_chain(ep);
-            applied.chains.insert(epc.clone());
-            let _ = writeln!(
-                rules,
-                "add rule {t} {epc} ip saddr {} jump mark-for-masquerade",
-                ep.0
-            );
-            if let Some(secs) = sp.affinity_seconds {
-                let set = sp.affinity_set(ep);
-                applied.sets.insert(set.clone());
-                let _ = writeln!(
-                    s,
-                    "add set {t} {set} {{ type ipv4_addr; flags dynamic,timeout; timeout {secs}s; }}"
-                );
-                let _ = writeln!(rules, "add rule {t} {svc} ip saddr @{set} goto {epc}");
-                let _ = writeln!(rules, "add rule {t} {epc} update @{set} {{ ip saddr }}");
-            }
-            let _ = writeln!(
-                rules,
-                "add rule {t} {epc} meta l4proto {proto} dnat to {}:{}",
-                ep.0, ep.1
-            );
-            choices.push(format!("{i} : goto {epc}"));
+    };
+    let changed: Vec<&ServicePort> = applied
+        .ports
+        .iter()
+        .filter(|(id, sp)| prev.ports.get(*id) != Some(*sp))
+        .map(|(_, sp)| sp)
+        .collect();
+    let gone: Vec<&ServicePort> = prev
+        .ports
+        .iter()
+        .filter(|(id, sp)| applied.ports.get(*id) != Some(*sp))
+        .map(|(_, sp)| sp)
+        .collect();
+    // 1. take the old elements of changed and removed ports out of the maps
+    let mut old_chains = BTreeSet::new();
+    let mut old_sets = BTreeSet::new();
+    for sp in &gone {
+        let e = sp.emit(cluster_cidr);
+        for (map, el) in &e.elements {
+            let key = el.split(" : ").next().unwrap_or("");
+            let _ = writeln!(s, "delete element {t} {map} {{ {key} }}");
         }
-        let _ = writeln!(
-            rules,
-            "add rule {t} {svc} numgen random mod {} vmap {{ {} }}",
-            sp.endpoints.len(),
-            choices.join(", ")
-        );
-        if let Some(ip) = sp.cluster_ip {
-            let _ = writeln!(
-                rules,
-                "add element {t} service-ips {{ {ip} . {proto} . {} : goto {svc} }}",
-                sp.port
-            );
+        old_chains.extend(e.chains);
+        old_sets.extend(e.sets.into_iter().map(|(n, _)| n));
+    }
+    // 2. the chains and sets of changed ports, empty; 3. their rules; 4. their elements
+    let emitted: Vec<Emitted> = changed.iter().map(|sp| sp.emit(cluster_cidr)).collect();
+    let mut new_chains = BTreeSet::new();
+    let mut new_sets = BTreeSet::new();
+    for e in &emitted {
+        for c in &e.chains {
+            let _ = writeln!(s, "add chain {t} {c}\nflush chain {t} {c}");
+            new_chains.insert(c.clone());
         }
-        if let Some(np) = sp.node_port {
-            let ext = sp.chain("ext");
-            applied.chains.insert(ext.clone());
-            let _ = writeln!(rules, "add rule {t} {ext} jump mark-for-masquerade");
-            let _ = writeln!(rules, "add rule {t} {ext} goto {svc}");
+        for (set, secs) in &e.sets {
             let _ = writeln!(
-                rules,
-                "add element {t} service-nodeports {{ {proto} . {np} : goto {ext} }}"
+                s,
+                "add set {t} {set} {{ type ipv4_addr; flags dynamic,timeout; timeout {secs}s; }}"
             );
+            new_sets.insert(set.clone());
         }
     }
-    for c in &applied.chains {
-        let _ = writeln!(s, "add chain {t} {c}");
+    for e in &emitted {
+        s.push_str(&e.rules);
     }
-    s.push_str(&rules);
-    if let Some(prev) = previous {
-        for c in prev.chains.difference(&applied.chains) {
-            let _ = writeln!(s, "delete chain {t} {c}");
+    for e in &emitted {
+        for (map, el) in &e.elements {
+            let _ = writeln!(s, "add element {t} {map} {{ {el} }}");
         }
-        for set in prev.sets.difference(&applied.sets) {
-            let _ = writeln!(s, "delete set {t} {set}");
-        }
+    }
+    // 5. what the changed and removed ports no longer need
+    let stale: Vec<&String> = old_chains.difference(&new_chains).collect();
+    for c in &stale {
+        let _ = writeln!(s, "flush chain {t} {c}");
+    }
+    for c in &stale {
+        let _ = writeln!(s, "delete chain {t} {c}");
+    }
+    for set in old_sets.difference(&new_sets) {
+        let _ = writeln!(s, "delete set {t} {set}");
     }
     Rendered { script: s, applied }
 }
@@ -349,7 +414,7 @@ mod tests {
             s.contains("delete table ip orkops"),
             "first sync starts clean"
         );
-        assert_eq!(r.applied.chains.len(), 4, "{:?}", r.applied.chains);
+        assert_eq!(r.applied.chains().len(), 4, "{:?}", r.applied.chains());
         assert!(!s.contains("add element ip orkops no-endpoint-services"));
     }
 
@@ -362,34 +427,61 @@ mod tests {
         assert!(r
             .script
             .contains("no-endpoint-nodeports { tcp . 30080 : goto reject-connection }"));
-        assert!(r.applied.chains.is_empty());
+        assert!(r.applied.chains().is_empty());
     }
 
     #[test]
-    fn later_syncs_keep_affinity_sets_and_drop_stale_chains() {
+    fn later_syncs_rewrite_only_what_changed() {
         let mut a = web(vec![
             ("10.244.1.5".parse().unwrap(), 8080),
             ("10.244.2.7".parse().unwrap(), 8080),
         ]);
         a.affinity_seconds = Some(600);
-        let first = render(cidr(), &[a.clone()], None);
-        assert_eq!(first.applied.sets.len(), 2);
+        let mut other = web(vec![("10.244.3.3".parse().unwrap(), 80)]);
+        other.name = "other".into();
+        other.cluster_ip = Some("10.96.0.20".parse().unwrap());
+        other.node_port = None;
+        let first = render(cidr(), &[a.clone(), other.clone()], None);
+        assert_eq!(first.applied.sets().len(), 2);
         assert!(first.script.contains("timeout 600s"));
         assert!(first.script.contains("update @aff-"));
+        // nothing changed: an empty transaction
+        let same = render(cidr(), &[a.clone(), other.clone()], Some(&first.applied));
+        assert!(same.script.is_empty(), "{}", same.script);
+        // one endpoint of `web` goes: only web's chains are touched
         a.endpoints.pop();
-        let second = render(cidr(), &[a], Some(&first.applied));
+        let second = render(cidr(), &[a, other.clone()], Some(&first.applied));
         assert!(!second.script.contains("delete table"));
-        assert!(second.script.contains("flush table ip orkops"));
+        assert!(
+            !second.script.contains(&other.chain("svc")),
+            "{}",
+            second.script
+        );
         let gone: Vec<_> = first
             .applied
-            .chains
-            .difference(&second.applied.chains)
+            .chains()
+            .difference(&second.applied.chains())
+            .cloned()
             .collect();
         assert_eq!(gone.len(), 1);
         assert!(second
             .script
             .contains(&format!("delete chain ip orkops {}", gone[0])));
         assert_eq!(second.script.matches("delete set ip orkops").count(), 1);
+        assert!(second
+            .script
+            .contains("delete element ip orkops service-ips { 10.96.0.10 . tcp . 80 }"));
+        // a removed service leaves nothing behind
+        let third = render(cidr(), &[other], Some(&second.applied));
+        assert!(third
+            .script
+            .contains("delete element ip orkops service-nodeports { tcp . 30080 }"));
+        assert_eq!(
+            third.script.matches("delete chain").count(),
+            3,
+            "{}",
+            third.script
+        );
     }
 
     #[test]
@@ -467,8 +559,10 @@ mod tests {
         let first = render(cidr(), &[a.clone(), u.clone(), empty], None);
         load_in(first.script.clone()).await;
         a.endpoints.pop();
-        let second = render(cidr(), &[a, u], Some(&first.applied));
+        let second = render(cidr(), &[a, u.clone()], Some(&first.applied));
         load_in(second.script.clone()).await;
+        let third = render(cidr(), &[u], Some(&second.applied));
+        load_in(third.script.clone()).await;
         load_in(teardown_script()).await;
     }
 }

@@ -812,12 +812,19 @@ fn validate_service(svc: &Service, e: &mut Errors) {
         &s.session_affinity,
         &["None", "ClientIP"],
     );
-    one_of(
-        e,
-        "spec.externalTrafficPolicy",
-        &s.external_traffic_policy,
-        &["Cluster", "Local"],
-    );
+    if s.external_traffic_policy.as_deref() == Some("Local") {
+        e.add(
+            "spec.externalTrafficPolicy",
+            "\"Local\" is not supported yet: node ports always spread over every ready pod (\"Cluster\")",
+        );
+    } else {
+        one_of(
+            e,
+            "spec.externalTrafficPolicy",
+            &s.external_traffic_policy,
+            &["Cluster"],
+        );
+    }
     if let Some(t) = s
         .session_affinity_config
         .as_ref()

@@ -536,6 +536,12 @@ impl Host {
             .args(cmd))
     }
 
+    /// The agent's process id, while it runs.
+    #[allow(dead_code)] // used by the network benchmark
+    pub fn agent_pid(&self) -> Option<u32> {
+        self.agent.as_ref().map(Child::id)
+    }
+
     pub fn agent_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
     }
