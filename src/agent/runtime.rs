@@ -286,9 +286,29 @@ impl Runtime {
 
     /// Builds the sandbox image from a tiny static program that sleeps until it is killed.
     pub async fn ensure_pause_image(&self) -> Result<(), RuntimeError> {
+        // agents sharing an engine may import it at the same moment: a failed import whose
+        // image is there after all is fine, and a transient failure is tried again
+        let mut last = None;
+        for attempt in 0..3 {
+            if self.image_present(PAUSE_IMAGE).await? {
+                return Ok(());
+            }
+            match self.import_pause_image().await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e.0, "importing the sandbox image failed");
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
         if self.image_present(PAUSE_IMAGE).await? {
             return Ok(());
         }
+        Err(last.expect("three attempts failed"))
+    }
+
+    async fn import_pause_image(&self) -> Result<(), RuntimeError> {
         let tar = pause_rootfs()
             .map_err(|e| RuntimeError(format!("cannot build the sandbox image: {e}")))?;
         let (repo, tag) = split_image(PAUSE_IMAGE);
