@@ -18,6 +18,7 @@ pub mod api;
 pub mod apiserver;
 pub mod cli;
 pub mod client;
+pub mod cloud;
 pub mod controllers;
 pub mod execproto;
 pub mod master;

@@ -49,6 +49,58 @@ pub enum Command {
     Run(RunArgs),
     /// Start a throw-away shell pod in the cluster and attach to it (deleted on exit).
     Shell(ShellArgs),
+    /// Create a cluster's infrastructure on a cloud.
+    #[command(subcommand)]
+    Create(CreateCommand),
+}
+
+fn masters(s: &str) -> Result<u32, String> {
+    match s {
+        "1" => Ok(1),
+        "3" => Ok(3),
+        _ => Err(format!("{s:?}: a cluster has 1 or 3 masters")),
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CreateCommand {
+    /// Create the VPC, subnets, security groups, key pair, instances and API load balancer.
+    Cluster(CreateClusterArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CreateClusterArgs {
+    pub name: String,
+    /// Availability zones, comma-separated; one subnet each (all in one region).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub zones: Vec<String>,
+    /// 1, or 3 for high availability.
+    #[arg(long, default_value_t = 1, value_parser = masters)]
+    pub masters: u32,
+    #[arg(long, default_value_t = 2)]
+    pub nodes: u32,
+    /// Instance type of the masters (default: the provider profile's).
+    #[arg(long)]
+    pub master_size: Option<String>,
+    #[arg(long)]
+    pub node_size: Option<String>,
+    /// Machine image id (default: looked up as the provider profile says).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// OpenSSH public key file for the instances (default: a key generated for the cluster).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_public_key: Option<PathBuf>,
+    /// CIDRs that may reach the API and SSH ports, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0.0.0.0/0")]
+    pub api_cidrs: Vec<String>,
+    #[arg(long, default_value = "aws", value_parser = ["aws"])]
+    pub cloud: String,
+    /// Print what would be created and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Create it (without --yes or --dry-run, only the plan is printed).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Args, Debug)]
@@ -252,6 +304,9 @@ pub struct DeleteArgs {
     /// Succeed when an object is already gone.
     #[arg(long)]
     pub ignore_not_found: bool,
+    /// `delete cluster NAME`: delete it (without --yes, list what would be deleted).
+    #[arg(long)]
+    pub yes: bool,
     /// Wait until objects that stop gracefully (pods on a node) are gone.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub wait: bool,

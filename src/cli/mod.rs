@@ -2,6 +2,7 @@
 //! the workload commands (apply, get, describe, delete, api-resources) through the API.
 
 pub mod args;
+pub mod cluster;
 pub mod manifest;
 pub mod printer;
 mod stream;
@@ -66,7 +67,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply(a) => apply(&Session::open(&cli)?, a).await,
         Command::Get(a) => get(&Session::open(&cli)?, a).await,
         Command::Describe(a) => describe(&Session::open(&cli)?, a).await,
+        Command::Delete(a) if matches!(a.kind.as_deref(), Some("cluster" | "clusters")) => {
+            cluster::delete(a).await
+        }
         Command::Delete(a) => delete(&Session::open(&cli)?, a).await,
+        Command::Create(args::CreateCommand::Cluster(a)) => cluster::create(a).await,
         Command::Logs(a) => stream::logs(&Session::open(&cli)?, a).await,
         Command::Exec(a) => stream::exec(&Session::open(&cli)?, a).await,
         Command::Image(args::ImageCommand::Load(a)) => {

@@ -40,7 +40,7 @@ fn free_port() -> u16 {
 
 /// Makes the child die with the thread that spawned it (our long-lived spawner threads, or
 /// the test process), so a crashed test leaks no process.
-fn die_with_parent(cmd: &mut Command) {
+pub fn die_with_parent(cmd: &mut Command) {
     unsafe {
         cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
