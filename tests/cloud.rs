@@ -268,6 +268,21 @@ fn create_and_delete_a_cluster_leaves_nothing() {
     );
     assert!(c.inventory("other").is_empty());
 
+    let table = c.ok(&["get", "clusters"]);
+    assert!(table.contains("dev") && table.contains("prod"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("prod") && l.contains(" 3 ")),
+        "{table}"
+    );
+    // the janitor: both are younger than an hour; --all needs --older-than
+    let e = c.fails(&["delete", "cluster", "--all", "--yes"]);
+    assert!(e.contains("--older-than"), "{e}");
+    let none = c.ok(&["delete", "cluster", "--all", "--older-than", "1h", "--yes"]);
+    assert!(none.contains("no orkops cluster"), "{none}");
+    assert_eq!(c.inventory("dev"), inv);
+
     // delete without --yes lists, with --yes deletes; twice is harmless; prod is untouched
     let list = c.ok(&["delete", "cluster", "dev"]);
     assert!(
@@ -281,10 +296,16 @@ fn create_and_delete_a_cluster_leaves_nothing() {
     assert!(again.contains("nothing tagged"), "{again}");
     assert_eq!(c.inventory("prod"), prod);
 
-    // without local state (a CI job that lost its workspace): delete finds prod by tag
+    // without local state (a CI job that lost its workspace), the janitor finds prod by tag
     std::fs::remove_dir_all(c.home.path().join(".orkops")).unwrap();
-    c.ok(&["delete", "cluster", "prod", "--yes"]);
+    // (creation times have second resolution: prod is "older than 1s" once the next second starts)
+    common::wait_until("the janitor to sweep prod", Duration::from_secs(30), || {
+        c.ok(&["delete", "cluster", "--all", "--older-than", "1s", "--yes"])
+            .contains("cluster prod deleted")
+    });
     assert!(c.inventory("prod").is_empty());
+    let o = c.orkops(&["get", "clusters"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("No clusters found"));
     assert_eq!(c.everything(), (0, 0, 0, 0), "untagged leftovers");
 }
 

@@ -307,6 +307,13 @@ pub struct DeleteArgs {
     /// `delete cluster NAME`: delete it (without --yes, list what would be deleted).
     #[arg(long)]
     pub yes: bool,
+    /// `delete cluster --all --older-than DURATION`: every orkops cluster in the region created
+    /// longer ago than that (a CI janitor).
+    #[arg(long)]
+    pub all: bool,
+    /// With `--all`: 90s, 30m, 2h, 1d.
+    #[arg(long, value_name = "DURATION")]
+    pub older_than: Option<String>,
     /// Wait until objects that stop gracefully (pods on a node) are gone.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub wait: bool,

@@ -169,13 +169,72 @@ pub async fn create(a: &CreateClusterArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `orkops get clusters`: the orkops clusters AWS holds in the region.
+pub async fn list() -> anyhow::Result<()> {
+    let aws = aws::connect(&region()).await?;
+    let seen = aws::clusters(&aws).await?;
+    if seen.is_empty() {
+        eprintln!("No clusters found in {}.", aws.region);
+        return Ok(());
+    }
+    println!(
+        "{:<22} {:<22} {:<8} {:<8} {:<22}",
+        "NAME", "VPC", "MASTERS", "NODES", "CREATED"
+    );
+    for c in seen {
+        println!(
+            "{:<22} {:<22} {:<8} {:<8} {:<22}",
+            c.name,
+            c.vpc.unwrap_or_else(|| "<none>".into()),
+            c.masters,
+            c.nodes,
+            c.created
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_else(|| "<unknown>".into())
+        );
+    }
+    Ok(())
+}
+
 pub async fn delete(a: &DeleteArgs) -> anyhow::Result<()> {
+    if a.all {
+        let Some(age) = &a.older_than else {
+            anyhow::bail!("delete cluster --all needs --older-than DURATION (e.g. 2h), so a running cluster is not swept by accident");
+        };
+        if !a.names.is_empty() {
+            anyhow::bail!("delete cluster: give NAME or --all, not both");
+        }
+        let age = aws::parse_age(age).map_err(|e| anyhow::anyhow!(e))?;
+        let aws = aws::connect(&region()).await?;
+        let cutoff = chrono::Utc::now() - age;
+        let old: Vec<String> = aws::clusters(&aws)
+            .await?
+            .into_iter()
+            .filter(|c| c.created.is_some_and(|t| t < cutoff))
+            .map(|c| c.name)
+            .collect();
+        if old.is_empty() {
+            println!(
+                "no orkops cluster in {} is older than {}",
+                aws.region,
+                a.older_than.as_deref().unwrap_or("")
+            );
+        }
+        for name in old {
+            delete_one(&aws, &name, a.yes).await?;
+        }
+        return Ok(());
+    }
     let [name] = a.names.as_slice() else {
-        anyhow::bail!("usage: orkops delete cluster NAME [--yes]");
+        anyhow::bail!("usage: orkops delete cluster NAME [--yes], or --all --older-than DURATION");
     };
     cloud::check_name(name).map_err(|e| anyhow::anyhow!(e))?;
     let aws = aws::connect(&region()).await?;
-    let inv = aws::find(&aws, name).await?;
+    delete_one(&aws, name, a.yes).await
+}
+
+async fn delete_one(aws: &aws::Aws, name: &str, yes: bool) -> anyhow::Result<()> {
+    let inv = aws::find(aws, name).await?;
     if inv.is_empty() {
         println!(
             "cluster {name}: nothing tagged {}={name} in {}",
@@ -185,15 +244,15 @@ pub async fn delete(a: &DeleteArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(state_dir(name));
         return Ok(());
     }
-    if !a.yes {
+    if !yes {
         for l in inv.lines() {
-            println!("would delete {l}");
+            println!("would delete {l} (cluster {name})");
         }
         println!("(pass --yes to delete these {} resources)", inv.count());
         return Ok(());
     }
-    aws::delete(&aws, &inv, &mut |line| println!("{line}")).await?;
-    let left = aws::find(&aws, name).await?;
+    aws::delete(aws, &inv, &mut |line| println!("{line}")).await?;
+    let left = aws::find(aws, name).await?;
     if !left.is_empty() {
         anyhow::bail!(
             "cluster {name}: {} resources are still there after the delete: {}",

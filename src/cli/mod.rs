@@ -65,6 +65,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Apply(a) => apply(&Session::open(&cli)?, a).await,
+        Command::Get(a) if matches!(a.kind.as_str(), "cluster" | "clusters") => {
+            cluster::list().await
+        }
         Command::Get(a) => get(&Session::open(&cli)?, a).await,
         Command::Describe(a) => describe(&Session::open(&cli)?, a).await,
         Command::Delete(a) if matches!(a.kind.as_deref(), Some("cluster" | "clusters")) => {

@@ -978,3 +978,131 @@ where
         }
     }
 }
+
+/// An orkops cluster seen in the region: its name and the oldest creation time on its resources.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub name: String,
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
+    pub vpc: Option<String>,
+    pub masters: usize,
+    pub nodes: usize,
+}
+
+/// Every cluster with a tagged VPC, instance, security group or key pair in the region (so a
+/// half-deleted one is still found).
+pub async fn clusters(aws: &Aws) -> Result<Vec<Seen>, CloudError> {
+    let ec2 = &aws.ec2;
+    let has_tag = || {
+        Filter::builder()
+            .name("tag-key")
+            .values(TAG_CLUSTER)
+            .build()
+    };
+    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
+    let mut note = |tags: &[Tag], vpc: Option<&str>, role: Option<&str>| {
+        let get = |k: &str| {
+            tags.iter()
+                .find(|t| t.key() == Some(k))
+                .and_then(|t| t.value())
+        };
+        let Some(name) = get(TAG_CLUSTER) else { return };
+        let e = seen.entry(name.to_string()).or_insert_with(|| Seen {
+            name: name.to_string(),
+            created: None,
+            vpc: None,
+            masters: 0,
+            nodes: 0,
+        });
+        if let Some(c) = get(TAG_CREATED).and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+        {
+            let c = c.with_timezone(&chrono::Utc);
+            e.created = Some(e.created.map_or(c, |old| old.min(c)));
+        }
+        if let Some(v) = vpc {
+            e.vpc = Some(v.to_string());
+        }
+        match role {
+            Some("master") => e.masters += 1,
+            Some("node") => e.nodes += 1,
+            _ => {}
+        }
+    };
+    let out = ec2
+        .describe_vpcs()
+        .filters(has_tag())
+        .send()
+        .await
+        .map_err(|e| fail("listing VPCs", e))?;
+    for v in out.vpcs() {
+        note(v.tags(), v.vpc_id(), None);
+    }
+    let out = ec2
+        .describe_instances()
+        .filters(has_tag())
+        .send()
+        .await
+        .map_err(|e| fail("listing instances", e))?;
+    for i in out.reservations().iter().flat_map(|r| r.instances()) {
+        if matches!(
+            i.state().and_then(|s| s.name()),
+            Some(InstanceStateName::Terminated)
+        ) {
+            continue;
+        }
+        let role = i
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(TAG_ROLE))
+            .and_then(|t| t.value());
+        note(i.tags(), None, role);
+    }
+    let out = ec2
+        .describe_security_groups()
+        .filters(has_tag())
+        .send()
+        .await
+        .map_err(|e| fail("listing security groups", e))?;
+    for g in out.security_groups() {
+        note(g.tags(), None, None);
+    }
+    let out = ec2
+        .describe_key_pairs()
+        .filters(has_tag())
+        .send()
+        .await
+        .map_err(|e| fail("listing key pairs", e))?;
+    for k in out.key_pairs() {
+        note(k.tags(), None, None);
+    }
+    Ok(seen.into_values().collect())
+}
+
+/// `90s`, `30m`, `2h`, `1d`.
+pub fn parse_age(s: &str) -> Result<chrono::Duration, String> {
+    let bad = || format!("--older-than {s:?}: a number with s, m, h or d (e.g. 2h)");
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    match unit {
+        "s" => Ok(chrono::Duration::seconds(n)),
+        "m" => Ok(chrono::Duration::minutes(n)),
+        "h" => Ok(chrono::Duration::hours(n)),
+        "d" => Ok(chrono::Duration::days(n)),
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ages_parse() {
+        assert_eq!(super::parse_age("2h").unwrap(), chrono::Duration::hours(2));
+        assert_eq!(
+            super::parse_age("90s").unwrap(),
+            chrono::Duration::seconds(90)
+        );
+        assert!(super::parse_age("2").is_err());
+        assert!(super::parse_age("h").is_err());
+        assert!(super::parse_age("2w").is_err());
+    }
+}
