@@ -386,6 +386,8 @@ pub struct Host {
     dockerd: Option<Child>,
     agent: Option<Child>,
     netns_made: bool,
+    /// The lan's namespace, which holds this host's end of the cable (the veth named `name`).
+    lan_netns: String,
 }
 
 impl Host {
@@ -406,6 +408,7 @@ impl Host {
             dockerd: None,
             agent: None,
             netns_made: false,
+            lan_netns: lan.name.clone(),
         };
         // from here on, a failure drops `h`, which removes what exists
         std::fs::create_dir_all(h.dir.join("agent")).unwrap();
@@ -652,6 +655,10 @@ impl Host {
     /// dockerd stopped and the namespace (with its interfaces) deleted. The other hosts are
     /// unaffected. Does not fail; doing it twice does nothing more.
     pub fn power_off(&mut self) {
+        // Pull the cable first: deleting the lan's end of the veth destroys both ends at once,
+        // whereas `ip netns delete` only drops the name, and the namespace (with its address)
+        // lives on while anything still holds it, such as a container's mount namespace.
+        ip_quiet(&["-n", &self.lan_netns, "link", "delete", &self.name]);
         if let Some(mut c) = self.agent.take() {
             let _ = c.kill();
             let _ = c.wait();
