@@ -11,6 +11,8 @@
 //! - `serve`: the TLS accept loop both servers use;
 //! - `pki`: the cluster CA, certificates and secrets;
 //! - `client`: the API client and its configuration file;
+//! - `cloud`: cluster infrastructure on AWS (the spec, the reconciler, teardown);
+//! - `progress`: progress events of long operations;
 //! - `cli`: the `orkops` command line.
 
 pub mod agent;
@@ -23,6 +25,7 @@ pub mod controllers;
 pub mod execproto;
 pub mod master;
 pub mod pki;
+pub mod progress;
 pub mod serve;
 pub mod store;
 

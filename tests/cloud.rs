@@ -1,195 +1,38 @@
-//! `orkops create cluster` / `delete cluster` against the local cloud: each test starts its
-//! own moto server (from `localstack/`'s venv, seeded with its Debian images) on a free port,
-//! which dies with the test process, and drives the `orkops` binary with AWS_ENDPOINT_URL.
+//! The infrastructure half of `orkops create cluster`, `update cluster`, `describe cluster`,
+//! `get clusters` and `delete cluster`, against the local cloud: each test starts its own moto
+//! server (see `common::cloud`) and drives the `orkops` binary with AWS_ENDPOINT_URL. These
+//! tests stop after the infrastructure (`--infrastructure-only`): the instances have no bodies.
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
 
-use orkops::cloud::aws;
+use common::cloud::LocalCloud;
+use orkops::cloud::model::{InstanceState, Role};
 
-struct LocalCloud {
-    child: Child,
-    url: String,
-    home: tempfile::TempDir,
+const INFRA: &str = "--infrastructure-only";
+
+/// Every tag a resource of `cluster` must carry.
+fn assert_tagged(tags: &std::collections::BTreeMap<String, String>, cluster: &str, what: &str) {
+    assert_eq!(
+        tags.get("orkops.io/cluster").map(String::as_str),
+        Some(cluster),
+        "{what}: {tags:?}"
+    );
+    assert!(tags.contains_key("orkops.io/role"), "{what}: {tags:?}");
+    let created = tags.get("orkops.io/created").expect(what);
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(created).is_ok(),
+        "{what}: {created}"
+    );
 }
-
-impl Drop for LocalCloud {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn install() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let up = Path::new(env!("CARGO_MANIFEST_DIR")).join("localstack/up");
-        let out = Command::new(up).arg("--install-only").output().unwrap();
-        assert!(
-            out.status.success(),
-            "localstack/up --install-only: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-}
-
-impl LocalCloud {
-    fn start() -> LocalCloud {
-        install();
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("localstack");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut cmd = Command::new(dir.join(".venv/bin/python"));
-        cmd.args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .env("MOTO_AMIS_PATH", dir.join("amis.json"))
-        .env("MOTO_ENABLE_AMI_VALIDATION", "true")
-        .env("MOTO_ENABLE_KEYPAIR_VALIDATION", "true")
-        .env("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        common::die_with_parent(&mut cmd);
-        let child = cmd.spawn().unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "moto did not start on {url}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        LocalCloud {
-            child,
-            url,
-            home: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn env(&self, cmd: &mut Command) {
-        cmd.env("AWS_ENDPOINT_URL", &self.url)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env_remove("AWS_PROFILE")
-            .env("HOME", self.home.path());
-    }
-
-    fn orkops(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_orkops"));
-        cmd.args(args);
-        self.env(&mut cmd);
-        cmd.output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.orkops(args);
-        assert!(
-            o.status.success(),
-            "orkops {args:?} failed: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).to_string()
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let o = self.orkops(args);
-        assert!(!o.status.success(), "orkops {args:?} should fail");
-        String::from_utf8_lossy(&o.stderr).to_string()
-    }
-
-    /// The SDK this test calls directly reads its endpoint and credentials from the environment.
-    fn sdk_env(&self) {
-        std::env::set_var("AWS_ENDPOINT_URL", &self.url);
-        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-        std::env::remove_var("AWS_PROFILE");
-    }
-
-    /// The inventory of a cluster, read with the same code path users get (by tag).
-    fn inventory(&self, cluster: &str) -> aws::Inventory {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        self.sdk_env();
-        rt.block_on(async {
-            let a = aws::connect("us-east-1").await.unwrap();
-            aws::find(&a, cluster).await.unwrap()
-        })
-    }
-
-    /// Every VPC, subnet, instance (not terminated) and load balancer in the region, tagged or not.
-    fn everything(&self) -> (usize, usize, usize, usize) {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        self.sdk_env();
-        rt.block_on(async {
-            let a = aws::connect("us-east-1").await.unwrap();
-            let vpcs = a
-                .ec2
-                .describe_vpcs()
-                .send()
-                .await
-                .unwrap()
-                .vpcs()
-                .iter()
-                .filter(|v| v.is_default() != Some(true))
-                .count();
-            let subnets = a
-                .ec2
-                .describe_subnets()
-                .send()
-                .await
-                .unwrap()
-                .subnets()
-                .iter()
-                .filter(|s| s.default_for_az() != Some(true))
-                .count();
-            let instances = a
-                .ec2
-                .describe_instances()
-                .send()
-                .await
-                .unwrap()
-                .reservations()
-                .iter()
-                .flat_map(|r| r.instances())
-                .filter(|i| {
-                    i.state().and_then(|s| s.name()).map(|n| n.as_str()) != Some("terminated")
-                })
-                .count();
-            let lbs = a
-                .elb
-                .describe_load_balancers()
-                .send()
-                .await
-                .unwrap()
-                .load_balancers()
-                .len();
-            (vpcs, subnets, instances, lbs)
-        })
-    }
-}
-
-// The tests set process-wide AWS variables for the SDK they call directly: run them one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
-fn create_and_delete_a_cluster_leaves_nothing() {
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+fn create_update_and_delete_clusters_leave_nothing() {
     let c = LocalCloud::start();
-    assert_eq!(c.everything(), (0, 0, 0, 0), "a fresh emulator");
+    let fresh = c.everything();
 
     // dry run: the plan, and nothing created
     let plan = c.ok(&[
@@ -208,26 +51,49 @@ fn create_and_delete_a_cluster_leaves_nothing() {
         plan.contains("ami-0d3e5d2e9a6f1c001"),
         "the Debian image is looked up: {plan}"
     );
-    assert!(c.inventory("dev").is_empty());
-    assert_eq!(c.everything(), (0, 0, 0, 0));
+    for step in [
+        "create VPC 10.0.0.0/16",
+        "create subnet 10.0.0.0/20 in us-east-1a",
+        "start instance node-2 in us-east-1a",
+        "create the API listener on TCP 6443",
+    ] {
+        assert!(plan.contains(step), "{step:?} in {plan}");
+    }
+    assert!(c.observe("dev").is_empty());
+    assert_eq!(c.everything(), fresh, "a dry run creates nothing");
 
-    let out = c.ok(&["create", "cluster", "dev", "--zones", "us-east-1a", "--yes"]);
+    let out = c.ok(&[
+        "create",
+        "cluster",
+        "dev",
+        "--zones",
+        "us-east-1a",
+        INFRA,
+        "--yes",
+    ]);
     assert!(out.contains("cluster dev created"), "{out}");
-    let inv = c.inventory("dev");
-    assert_eq!(inv.vpcs.len(), 1, "{inv:?}");
-    assert_eq!(inv.subnets.len(), 1);
-    assert_eq!(inv.internet_gateways.len(), 1);
-    assert_eq!(inv.route_tables.len(), 1);
-    assert_eq!(inv.security_groups.len(), 2);
-    assert_eq!(inv.key_pairs, ["orkops-dev"]);
-    assert_eq!(inv.instances.len(), 3);
-    assert_eq!(inv.load_balancers.len(), 1);
-    assert_eq!(inv.target_groups.len(), 1);
-    assert_eq!(inv.listeners.len(), 1);
+    assert!(out.contains("AWS calls"), "{out}");
+    let dev = c.observe("dev");
+    assert_eq!(dev.vpcs.len(), 1, "{dev:?}");
+    assert_eq!(dev.subnets.len(), 1);
+    assert_eq!(dev.internet_gateways.len(), 1);
+    assert_eq!(dev.route_tables.len(), 1);
+    assert_eq!(dev.security_groups.len(), 3);
+    assert_eq!(dev.key_pairs, ["orkops-dev"]);
+    assert_eq!(dev.instances.len(), 3);
+    assert!(dev
+        .instances
+        .iter()
+        .all(|i| i.state == InstanceState::Running));
+    assert_eq!(dev.load_balancers.len(), 1);
+    assert_eq!(dev.target_groups.len(), 1);
+    assert_eq!(dev.listeners.len(), 1);
+    let master = dev.instance("master-1").unwrap();
+    assert_eq!(dev.target_groups[0].targets, vec![master.id.clone()]);
     assert!(c
         .home
         .path()
-        .join(".orkops/clusters/dev/id_ed25519.pk8")
+        .join(".orkops/clusters/dev/id_ed25519")
         .exists());
 
     // a second cluster beside it, over three zones with three masters
@@ -241,19 +107,37 @@ fn create_and_delete_a_cluster_leaves_nothing() {
         "3",
         "--nodes",
         "3",
+        "--network-cidr",
+        "10.30.0.0/16",
+        INFRA,
         "--yes",
+        "-o",
+        "json",
     ]);
-    let prod = c.inventory("prod");
-    assert_eq!(
-        (prod.subnets.len(), prod.instances.len()),
-        (3, 6),
-        "{prod:?}"
-    );
-    assert_eq!(c.inventory("dev"), inv, "prod did not touch dev");
+    let prod = c.observe("prod");
+    assert_eq!(prod.subnets.len(), 3, "{prod:?}");
+    let mut cidrs: Vec<&str> = prod.subnets.iter().map(|s| s.cidr.as_str()).collect();
+    cidrs.sort();
+    assert_eq!(cidrs, ["10.30.0.0/20", "10.30.16.0/20", "10.30.32.0/20"]);
+    for role in [Role::Master, Role::Node] {
+        let mut zones: Vec<&str> = prod.instances_of(role).map(|i| i.zone.as_str()).collect();
+        zones.sort();
+        assert_eq!(
+            zones,
+            ["us-east-1a", "us-east-1b", "us-east-1c"],
+            "{role:?}"
+        );
+    }
+    assert_eq!(prod.target_groups[0].targets.len(), 3);
+    assert_eq!(c.observe("dev"), dev, "prod did not touch dev");
+    check_every_tag(&c, "prod");
 
     // the name is taken; a zone of another region is refused; both change nothing
     let e = c.fails(&["create", "cluster", "dev", "--zones", "us-east-1a", "--yes"]);
-    assert!(e.contains("already exists"), "{e}");
+    assert!(
+        e.contains("already exists") && e.contains("update cluster dev"),
+        "{e}"
+    );
     let e = c.fails(&[
         "create",
         "cluster",
@@ -266,7 +150,52 @@ fn create_and_delete_a_cluster_leaves_nothing() {
         e.contains("--zones: eu-west-1a is not a zone of region us-east-1"),
         "{e}"
     );
-    assert!(c.inventory("other").is_empty());
+    assert!(c.observe("other").is_empty());
+
+    // drift: a terminated node is shown by describe and recreated by update
+    let node2 = dev.instance("node-2").unwrap().id.clone();
+    c.block_on(
+        c.sdk()
+            .ec2
+            .terminate_instances()
+            .instance_ids(&node2)
+            .send(),
+    )
+    .unwrap();
+    let described = c.ok(&["describe", "cluster", "dev"]);
+    assert!(
+        described.contains("start instance node-2 in us-east-1a") && described.contains("Drift"),
+        "{described}"
+    );
+    let dry = c.ok(&["update", "cluster", "dev"]);
+    assert!(dry.contains("start instance node-2"), "{dry}");
+    assert!(
+        c.observe("dev").instance("node-2").is_none(),
+        "no --yes, no change"
+    );
+    c.ok(&["update", "cluster", "dev", INFRA, "--yes"]);
+    let after = c.observe("dev");
+    let new2 = after.instance("node-2").expect("node-2 recreated");
+    assert_ne!(new2.id, node2);
+    assert_eq!(after.instances.len(), 3);
+    assert!(c
+        .ok(&["update", "cluster", "dev", "--yes", INFRA])
+        .contains("matches its spec"));
+    // scaling the nodes through update, kept in the spec
+    c.ok(&["update", "cluster", "dev", "--nodes", "4", INFRA, "--yes"]);
+    assert_eq!(c.observe("dev").instances_of(Role::Node).count(), 4);
+    c.ok(&["update", "cluster", "dev", "--nodes", "1", INFRA, "--yes"]);
+    let one = c.observe("dev");
+    let names: Vec<&str> = one
+        .instances_of(Role::Node)
+        .map(|i| i.name.as_str())
+        .collect();
+    assert_eq!(names, ["node-1"]);
+    assert!(c
+        .ok(&["describe", "cluster", "dev"])
+        .contains("Nodes:         1 x"));
+    let e = c.fails(&["update", "cluster", "nope", "--yes"]);
+    assert!(e.contains("no cluster named \"nope\""), "{e}");
 
     let table = c.ok(&["get", "clusters"]);
     assert!(table.contains("dev") && table.contains("prod"), "{table}");
@@ -281,7 +210,7 @@ fn create_and_delete_a_cluster_leaves_nothing() {
     assert!(e.contains("--older-than"), "{e}");
     let none = c.ok(&["delete", "cluster", "--all", "--older-than", "1h", "--yes"]);
     assert!(none.contains("no orkops cluster"), "{none}");
-    assert_eq!(c.inventory("dev"), inv);
+    assert!(!c.observe("dev").is_empty());
 
     // delete without --yes lists, with --yes deletes; twice is harmless; prod is untouched
     let list = c.ok(&["delete", "cluster", "dev"]);
@@ -289,12 +218,14 @@ fn create_and_delete_a_cluster_leaves_nothing() {
         list.contains("would delete instance") && list.contains("would delete vpc"),
         "{list}"
     );
-    assert_eq!(c.inventory("dev").count(), inv.count());
-    c.ok(&["delete", "cluster", "dev", "--yes"]);
-    assert!(c.inventory("dev").is_empty());
+    let kept = c.observe("dev");
+    assert_eq!(kept.count(), one.count());
+    let out = c.ok(&["delete", "cluster", "dev", "--yes"]);
+    assert!(out.contains("cluster dev deleted"), "{out}");
+    assert!(c.observe("dev").is_empty());
     let again = c.ok(&["delete", "cluster", "dev", "--yes"]);
     assert!(again.contains("nothing tagged"), "{again}");
-    assert_eq!(c.inventory("prod"), prod);
+    assert_eq!(c.observe("prod"), prod);
 
     // without local state (a CI job that lost its workspace), the janitor finds prod by tag
     std::fs::remove_dir_all(c.home.path().join(".orkops")).unwrap();
@@ -303,18 +234,201 @@ fn create_and_delete_a_cluster_leaves_nothing() {
         c.ok(&["delete", "cluster", "--all", "--older-than", "1s", "--yes"])
             .contains("cluster prod deleted")
     });
-    assert!(c.inventory("prod").is_empty());
+    assert!(c.observe("prod").is_empty());
     let o = c.orkops(&["get", "clusters"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("No clusters found"));
-    assert_eq!(c.everything(), (0, 0, 0, 0), "untagged leftovers");
+    assert_eq!(c.everything(), fresh, "leftovers, tagged or not");
+}
+
+/// Every resource of the cluster carries the cluster, role and creation tags, read straight
+/// from the EC2 and ELBv2 APIs.
+fn check_every_tag(c: &LocalCloud, cluster: &str) {
+    let a = c.sdk();
+    let tags = |t: &[aws_sdk_ec2::types::Tag]| -> std::collections::BTreeMap<String, String> {
+        t.iter()
+            .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+            .collect()
+    };
+    let o = c.observe(cluster);
+    c.block_on(async {
+        let vpc = a
+            .ec2
+            .describe_vpcs()
+            .vpc_ids(&o.vpcs[0].id)
+            .send()
+            .await
+            .unwrap();
+        let v = &vpc.vpcs()[0];
+        let t = tags(v.tags());
+        assert_tagged(&t, cluster, "vpc");
+        assert_eq!(
+            t["orkops.io/spec-masters"], "3",
+            "the spec is recorded: {t:?}"
+        );
+        for s in a
+            .ec2
+            .describe_subnets()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("vpc-id")
+                    .values(v.vpc_id().unwrap())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .subnets()
+        {
+            assert_tagged(&tags(s.tags()), cluster, "subnet");
+        }
+        for g in a
+            .ec2
+            .describe_security_groups()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("vpc-id")
+                    .values(v.vpc_id().unwrap())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .security_groups()
+        {
+            if g.group_name() != Some("default") {
+                assert_tagged(&tags(g.tags()), cluster, "security group");
+            }
+        }
+        let ids: Vec<String> = o.instances.iter().map(|i| i.id.clone()).collect();
+        let out = a
+            .ec2
+            .describe_instances()
+            .set_instance_ids(Some(ids))
+            .send()
+            .await
+            .unwrap();
+        for i in out.reservations().iter().flat_map(|r| r.instances()) {
+            let t = tags(i.tags());
+            assert_tagged(&t, cluster, "instance");
+            assert!(t.contains_key("orkops.io/name"), "{t:?}");
+            assert!(i.key_name() == Some(&format!("orkops-{cluster}")[..]));
+        }
+        let arns: Vec<String> = o
+            .load_balancers
+            .iter()
+            .map(|l| l.arn.clone())
+            .chain(o.target_groups.iter().map(|g| g.arn.clone()))
+            .chain(o.listeners.iter().map(|l| l.arn.clone()))
+            .collect();
+        assert_eq!(arns.len(), 3);
+        let out = a
+            .elb
+            .describe_tags()
+            .set_resource_arns(Some(arns))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.tag_descriptions().len(), 3);
+        for d in out.tag_descriptions() {
+            let t = d
+                .tags()
+                .iter()
+                .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+                .collect();
+            assert_tagged(&t, cluster, d.resource_arn().unwrap());
+        }
+    });
+}
+
+/// Runs `create cluster` and kills it after `lines` progress lines; returns how many it printed.
+fn create_killed_after(c: &LocalCloud, name: &str, lines: usize) -> usize {
+    let mut cmd = c.command(&[
+        "create",
+        "cluster",
+        name,
+        "--zones",
+        "us-east-1a,us-east-1b",
+        "--nodes",
+        "3",
+        INFRA,
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = 0;
+    for line in out.lines() {
+        let Ok(line) = line else { break };
+        if line.contains("\"phase\"") {
+            seen += 1;
+            if seen >= lines {
+                let _ = child.kill();
+                break;
+            }
+        }
+    }
+    let _ = child.wait();
+    seen
+}
+
+#[test]
+fn a_create_killed_at_any_point_is_deleted_or_continued_without_leftovers() {
+    let c = LocalCloud::start();
+    let fresh = c.everything();
+    // a whole create, to know how many steps there are
+    let total = create_killed_after(&c, "whole", usize::MAX);
+    assert!(total > 10, "{total} progress lines");
+    assert_eq!(c.observe("whole").instances.len(), 4);
+    c.ok(&["delete", "cluster", "whole", "--yes"]);
+    assert_eq!(c.everything(), fresh);
+
+    // killed at six different points, then deleted: nothing is left
+    let points = [1, 2, 4, total / 3, total / 2, total - 2];
+    for (k, at) in points.into_iter().enumerate() {
+        let name = format!("killed{k}");
+        let printed = create_killed_after(&c, &name, at);
+        assert!(
+            printed >= at.min(total),
+            "killed after {printed} of {at} lines"
+        );
+        let found = c.observe(&name);
+        assert!(
+            !found.is_empty(),
+            "the kill at line {at} came before anything was made"
+        );
+        assert!(!found.vpcs.is_empty(), "the VPC comes first: {found:?}");
+        c.ok(&["delete", "cluster", &name, "--yes"]);
+        assert!(c.observe(&name).is_empty(), "killed at line {at}");
+        assert_eq!(c.everything(), fresh, "killed at line {at}: leftovers");
+    }
+
+    // killed half way, then continued by update: a whole cluster, nothing twice
+    create_killed_after(&c, "resumed", total / 2);
+    let out = c.ok(&["update", "cluster", "resumed", INFRA, "--yes"]);
+    assert!(out.contains("updated"), "{out}");
+    let o = c.observe("resumed");
+    assert_eq!(
+        (
+            o.vpcs.len(),
+            o.subnets.len(),
+            o.security_groups.len(),
+            o.instances.len()
+        ),
+        (1, 2, 3, 4),
+        "{o:?}"
+    );
+    assert_eq!((o.load_balancers.len(), o.listeners.len()), (1, 1));
+    c.ok(&["delete", "cluster", "resumed", "--yes"]);
+    assert_eq!(c.everything(), fresh);
 }
 
 #[test]
 fn an_unreachable_endpoint_and_bad_flags_are_clear_errors() {
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let c = LocalCloud::start();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orkops"));
-    cmd.args([
+    let fresh = c.everything();
+    let mut cmd = c.command(&[
         "create",
         "cluster",
         "x",
@@ -322,7 +436,6 @@ fn an_unreachable_endpoint_and_bad_flags_are_clear_errors() {
         "us-east-1a",
         "--dry-run",
     ]);
-    c.env(&mut cmd);
     cmd.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"); // nothing listens on the discard port
     let o = cmd.output().unwrap();
     let e = String::from_utf8_lossy(&o.stderr);
@@ -330,43 +443,112 @@ fn an_unreachable_endpoint_and_bad_flags_are_clear_errors() {
         !o.status.success() && e.contains("cannot reach the AWS endpoint"),
         "{e}"
     );
-    let e = c.fails(&["create", "cluster", "Bad_Name", "--zones", "us-east-1a"]);
-    assert!(e.contains("cluster name"), "{e}");
-    let e = c.fails(&[
-        "create",
-        "cluster",
-        "x",
-        "--zones",
-        "us-east-1a",
-        "--masters",
-        "2",
-    ]);
-    assert!(e.contains("--masters"), "{e}");
-    let e = c.fails(&[
-        "create",
-        "cluster",
-        "x",
-        "--zones",
-        "us-east-1a",
-        "--image",
-        "ami-00000000",
-        "--yes",
-    ]);
+    let mut cmd = c.command(&["get", "clusters"]);
+    cmd.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let o = cmd.output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
     assert!(
-        e.contains("InvalidAMIID") || e.contains("ami-00000000"),
+        !o.status.success() && e.contains("no AWS credentials"),
         "{e}"
     );
-    let e = c.fails(&[
-        "create",
-        "cluster",
-        "x",
-        "--zones",
-        "us-east-1a",
-        "--api-cidrs",
-        "nope",
-    ]);
-    assert!(e.contains("--api-cidrs"), "{e}");
-    // the failed create above left only what delete removes
+    for (args, want) in [
+        (
+            &["create", "cluster", "Bad_Name", "--zones", "us-east-1a"][..],
+            "cluster name",
+        ),
+        (
+            &[
+                "create",
+                "cluster",
+                "x",
+                "--zones",
+                "us-east-1a",
+                "--masters",
+                "2",
+            ][..],
+            "--masters",
+        ),
+        (
+            &[
+                "create",
+                "cluster",
+                "x",
+                "--zones",
+                "us-east-1a",
+                "--image",
+                "ami-00000000",
+                "--yes",
+            ][..],
+            "ami-00000000",
+        ),
+        (
+            &[
+                "create",
+                "cluster",
+                "x",
+                "--zones",
+                "us-east-1a",
+                "--api-cidrs",
+                "nope",
+            ][..],
+            "--api-cidrs",
+        ),
+        (
+            &[
+                "create",
+                "cluster",
+                "x",
+                "--zones",
+                "us-east-1a",
+                "--network-cidr",
+                "10.0.0.0/8",
+            ][..],
+            "--network-cidr",
+        ),
+        (
+            &["create", "cluster", "x", "--zones", "us-east-1z", "--yes"][..],
+            "us-east-1z",
+        ),
+        (
+            &["create", "cluster", "x", "--zones", "us-east-1a,us-east-1a"][..],
+            "twice",
+        ),
+        (
+            &[
+                "create",
+                "cluster",
+                "x",
+                "--zones",
+                "us-east-1a",
+                "--ssh-public-key",
+                "/nonexistent.pub",
+                "--yes",
+            ][..],
+            "--ssh-public-key /nonexistent.pub",
+        ),
+        (
+            &[
+                "create",
+                "cluster",
+                "x",
+                "--zones",
+                "us-east-1a",
+                "--node-size",
+                "t9.huge",
+                INFRA,
+                "--yes",
+            ][..],
+            "t9.huge",
+        ),
+    ] {
+        let e = c.fails(args);
+        assert!(e.contains(want), "{args:?}: {want:?} in {e}");
+    }
+    // the failed creates above left only what delete removes
     c.ok(&["delete", "cluster", "x", "--yes"]);
-    assert_eq!(c.everything(), (0, 0, 0, 0));
+    assert_eq!(c.everything(), fresh);
 }

@@ -49,9 +49,12 @@ pub enum Command {
     Run(RunArgs),
     /// Start a throw-away shell pod in the cluster and attach to it (deleted on exit).
     Shell(ShellArgs),
-    /// Create a cluster's infrastructure on a cloud.
+    /// Create a cluster on a cloud: its infrastructure, then the bootstrap of its instances.
     #[command(subcommand)]
     Create(CreateCommand),
+    /// Bring a cluster back to its spec, or change it (`--nodes N`): what `create` would do now.
+    #[command(subcommand)]
+    Update(UpdateCommand),
 }
 
 fn masters(s: &str) -> Result<u32, String> {
@@ -66,6 +69,38 @@ fn masters(s: &str) -> Result<u32, String> {
 pub enum CreateCommand {
     /// Create the VPC, subnets, security groups, key pair, instances and API load balancer.
     Cluster(CreateClusterArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UpdateCommand {
+    /// Reconcile a cluster with its spec (kept in AWS), after a failure or a change of flags.
+    Cluster(UpdateClusterArgs),
+}
+
+/// How long operations report progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProgressOutput {
+    /// Plain lines (the default when standard output is not a terminal).
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags `create cluster` and `update cluster` share.
+#[derive(Args, Debug)]
+pub struct ApplyPlanArgs {
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply the plan (without --yes, only the plan is printed).
+    #[arg(long)]
+    pub yes: bool,
+    /// Build or fix the infrastructure only; leave the bootstrap of the instances for later.
+    #[arg(long)]
+    pub infrastructure_only: bool,
+    /// Progress as plain text or JSON lines (default: lines drawn in place on a terminal).
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<ProgressOutput>,
 }
 
 #[derive(Args, Debug)]
@@ -93,14 +128,36 @@ pub struct CreateClusterArgs {
     /// CIDRs that may reach the API and SSH ports, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "0.0.0.0/0")]
     pub api_cidrs: Vec<String>,
+    /// The VPC's address range (default: the provider profile's, 10.0.0.0/16); each zone gets
+    /// a subnet of it.
+    #[arg(long, value_name = "CIDR")]
+    pub network_cidr: Option<String>,
+    /// IAM instance profile for the masters (their load balancer controller calls EC2 and ELB).
+    #[arg(long, value_name = "NAME")]
+    pub master_instance_profile: Option<String>,
     #[arg(long, default_value = "aws", value_parser = ["aws"])]
     pub cloud: String,
-    /// Print what would be created and change nothing.
+    #[command(flatten)]
+    pub plan: ApplyPlanArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateClusterArgs {
+    pub name: String,
+    /// A new number of nodes (default: the recorded spec's).
     #[arg(long)]
-    pub dry_run: bool,
-    /// Create it (without --yes or --dry-run, only the plan is printed).
+    pub nodes: Option<u32>,
+    /// Instance type of nodes started from now on.
     #[arg(long)]
-    pub yes: bool,
+    pub node_size: Option<String>,
+    /// Instance type of masters started from now on.
+    #[arg(long)]
+    pub master_size: Option<String>,
+    /// Machine image of instances started from now on.
+    #[arg(long)]
+    pub image: Option<String>,
+    #[command(flatten)]
+    pub plan: ApplyPlanArgs,
 }
 
 #[derive(Args, Debug)]

@@ -1,13 +1,22 @@
-//! `orkops create cluster` and `orkops delete cluster`: the infrastructure phase on AWS (the
-//! SSH bootstrap of the instances is a later phase). The cluster's local state (its key and
-//! what was created) lives in `~/.orkops/clusters/NAME/`; AWS, found by tag, is the truth.
+//! The cluster lifecycle commands: `create cluster`, `update cluster`, `get clusters`,
+//! `describe cluster` and `delete cluster`. Flags are resolved into a `Desired` state, the
+//! infrastructure reconciler (`cloud::plan`) is run against AWS, and the cluster's local state
+//! (`state::ClusterDir`) holds what only this machine knows. AWS, found by tag, is the truth.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{anyhow, bail, Context};
 
-use super::args::{CreateClusterArgs, DeleteArgs};
-use crate::cloud::{self, aws, ClusterSpec};
+use super::args::{ApplyPlanArgs, CreateClusterArgs, DeleteArgs, DescribeArgs, UpdateClusterArgs};
+use super::progress::Progress;
+use super::state::ClusterDir;
+use crate::cloud::model::{Action, Observed, Role};
+use crate::cloud::plan::{self, Desired};
+use crate::cloud::{self, aws, ClusterSpec, Profile};
+
+/// How long the infrastructure may take to converge.
+const CONVERGE_DEADLINE: Duration = Duration::from_secs(900);
 
 fn region() -> String {
     std::env::var("AWS_REGION")
@@ -15,73 +24,130 @@ fn region() -> String {
         .unwrap_or_else(|_| "us-east-1".into())
 }
 
-fn state_dir(name: &str) -> PathBuf {
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| ".".into());
-    home.join(".orkops").join("clusters").join(name)
+/// The user data of each role, rendered from `templates/user-data.sh.tera`.
+fn user_data(spec: &ClusterSpec, p: &Profile) -> anyhow::Result<BTreeMap<Role, String>> {
+    let mut tera = tera::Tera::default();
+    tera.add_raw_template(
+        "user-data",
+        include_str!("../../templates/user-data.sh.tera"),
+    )
+    .context("templates/user-data.sh.tera")?;
+    let mut out = BTreeMap::new();
+    for role in [Role::Master, Role::Node] {
+        let mut ctx = tera::Context::new();
+        ctx.insert("cluster", &spec.name);
+        ctx.insert("role", role.as_str());
+        ctx.insert("api_port", &p.ports.api);
+        let text = tera
+            .render("user-data", &ctx)
+            .map_err(|e| anyhow!("templates/user-data.sh.tera: {e:?}"))?;
+        out.insert(role, text);
+    }
+    Ok(out)
 }
 
-/// The cluster's SSH key: the user's public key, or an ed25519 key generated once and kept in
-/// the cluster's state directory (private key as PKCS#8, mode 0600).
-fn ssh_public_key(
-    a: &CreateClusterArgs,
-    dir: &std::path::Path,
-    write: bool,
-) -> anyhow::Result<String> {
-    if let Some(f) = &a.ssh_public_key {
-        let k = std::fs::read_to_string(f)
-            .with_context(|| format!("--ssh-public-key {}: cannot read it", f.display()))?;
-        let k = k.trim().to_string();
-        if !k.starts_with("ssh-") && !k.starts_with("ecdsa-") {
-            anyhow::bail!(
-                "--ssh-public-key {}: not an OpenSSH public key line",
-                f.display()
-            );
+fn desired(
+    spec: ClusterSpec,
+    p: &Profile,
+    created: String,
+    master_instance_profile: Option<String>,
+) -> anyhow::Result<Desired> {
+    let user_data = user_data(&spec, p)?;
+    let d = Desired {
+        spec,
+        ports: p.ports.clone(),
+        subnet_bits: p.network.subnet_bits,
+        created,
+        user_data,
+        master_instance_profile,
+    };
+    for i in 0..d.spec.zones.len() {
+        d.subnet_cidr(i)?;
+    }
+    Ok(d)
+}
+
+/// Prints the plan, grouped by phase.
+fn print_plan(actions: &[Action]) {
+    let mut phase = None;
+    for a in actions {
+        if phase != Some(a.phase()) {
+            phase = Some(a.phase());
+            println!("  {}:", a.phase().as_str());
         }
-        return Ok(k);
+        println!("    - {}", a.describe());
     }
-    let pub_file = dir.join("id_ed25519.pub");
-    if let Ok(k) = std::fs::read_to_string(&pub_file) {
-        return Ok(k.trim().to_string());
-    }
-    use ring::signature::KeyPair;
-    let rng = ring::rand::SystemRandom::new();
-    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
-        .map_err(|_| anyhow::anyhow!("cannot generate an SSH key"))?;
-    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
-        .map_err(|_| anyhow::anyhow!("cannot read the generated SSH key"))?;
-    let mut blob = Vec::new();
-    for part in [b"ssh-ed25519".as_slice(), pair.public_key().as_ref()] {
-        blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
-        blob.extend_from_slice(part);
-    }
-    let line = format!(
-        "ssh-ed25519 {} orkops-{}",
-        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, blob),
-        a.name
-    );
-    if write {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let key = dir.join("id_ed25519.pk8");
-        std::fs::write(&key, pkcs8.as_ref())
-            .with_context(|| format!("cannot write {}", key.display()))?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
-        std::fs::write(&pub_file, format!("{line}\n"))?;
-    }
-    Ok(line)
+}
+
+fn summary(d: &Desired, image: &str) -> String {
+    let s = &d.spec;
+    format!(
+        "cluster {} in {}: VPC {}, {} zone(s) ({}), {} master(s) {} and {} node(s) {} from {}, an NLB on port {} in front of the masters",
+        s.name,
+        s.region,
+        s.network_cidr,
+        s.zones.len(),
+        s.zones.join(", "),
+        s.masters,
+        s.master_size,
+        s.nodes,
+        s.node_size,
+        image,
+        d.ports.api
+    )
+}
+
+/// Converges the infrastructure, reporting progress; the error says how to clean up.
+async fn converge(aws: &aws::Aws, d: &Desired, progress: &Progress) -> anyhow::Result<Observed> {
+    plan::converge(aws, d, CONVERGE_DEADLINE, progress)
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "{e}\nhint: what exists is tagged {}={}: `orkops update cluster {} --yes` continues, `orkops delete cluster {} --yes` removes it",
+                cloud::TAG_CLUSTER,
+                d.spec.name,
+                d.spec.name,
+                d.spec.name
+            )
+        })
+}
+
+fn write_summary(dir: &ClusterDir, o: &Observed, d: &Desired) -> anyhow::Result<()> {
+    dir.create()?;
+    let state = serde_json::json!({
+        "name": d.spec.name,
+        "region": d.spec.region,
+        "zones": d.spec.zones,
+        "masters": d.spec.masters,
+        "nodes": d.spec.nodes,
+        "vpc": o.vpcs.first().map(|v| v.id.clone()),
+        "instances": o.instances.iter().map(|i| serde_json::json!({
+            "name": i.name, "id": i.id, "privateIP": i.private_ip, "publicIP": i.public_ip,
+        })).collect::<Vec<_>>(),
+        "apiLoadBalancer": o.api_load_balancer().map(|l| l.dns.clone()),
+    });
+    std::fs::write(dir.file("cluster.json"), serde_json::to_vec_pretty(&state)?)?;
+    Ok(())
 }
 
 pub async fn create(a: &CreateClusterArgs) -> anyhow::Result<()> {
-    cloud::check_name(&a.name).map_err(|e| anyhow::anyhow!(e))?;
-    if a.nodes > 500 {
-        anyhow::bail!("--nodes {}: at most 500", a.nodes);
-    }
     let profile = cloud::aws_profile();
-    let dir = state_dir(&a.name);
-    let apply = a.yes && !a.dry_run;
-    let spec = ClusterSpec {
+    let dir = ClusterDir::of(&a.name);
+    cloud::check_name(&a.name).map_err(|e| anyhow!(e))?;
+    let apply = a.plan.yes && !a.plan.dry_run;
+    let network_cidr = match &a.network_cidr {
+        Some(c) => c
+            .parse()
+            .map_err(|_| anyhow!("--network-cidr: {c:?} is not an IPv4 CIDR"))?,
+        None => profile.network.vpc_cidr,
+    };
+    let api_cidrs = a
+        .api_cidrs
+        .iter()
+        .map(|c| cloud::normal_cidr("--api-cidrs", c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow!(e))?;
+    let mut spec = ClusterSpec {
         name: a.name.clone(),
         region: region(),
         zones: a.zones.clone(),
@@ -93,79 +159,169 @@ pub async fn create(a: &CreateClusterArgs) -> anyhow::Result<()> {
             .unwrap_or(profile.sizes.master.clone()),
         node_size: a.node_size.clone().unwrap_or(profile.sizes.node.clone()),
         image: a.image.clone(),
-        ssh_public_key: ssh_public_key(a, &dir, apply)?,
-        api_cidrs: a.api_cidrs.clone(),
+        ssh_public_key: String::new(),
+        api_cidrs,
+        network_cidr,
     };
-    for c in &spec.api_cidrs {
-        c.parse::<ipnet::Ipv4Net>()
-            .map_err(|_| anyhow::anyhow!("--api-cidrs: {c:?} is not an IPv4 CIDR"))?;
-    }
+    spec.check().map_err(|e| anyhow!(e))?;
+
     let aws = aws::connect(&spec.region).await?;
     aws::check_zones(&aws, &spec.zones).await?;
+    aws::check_sizes(
+        &aws,
+        &[
+            ("--master-size", &spec.master_size),
+            ("--node-size", &spec.node_size),
+        ],
+    )
+    .await?;
     let image = match &spec.image {
-        Some(i) => i.clone(),
+        Some(i) => {
+            aws::image_arch(&aws, i).await?;
+            i.clone()
+        }
         None => aws::find_image(&aws, &profile).await?,
     };
-    println!(
-        "cluster {} in {}: VPC {}, {} subnet(s) ({}), security groups for masters and nodes, key pair orkops-{}, {} master(s) {} and {} node(s) {} from {}, an NLB on port {} in front of the masters",
-        spec.name,
-        spec.region,
-        profile.network.vpc_cidr,
-        spec.zones.len(),
-        spec.zones.join(", "),
-        spec.name,
-        spec.masters,
-        spec.master_size,
-        spec.nodes,
-        spec.node_size,
-        image,
-        profile.ports.api
-    );
+    spec.image = Some(image.clone());
+    let existing = aws::observe(&aws, &spec.name).await?;
+    if !existing.is_empty() {
+        bail!(
+            "a cluster named {:?} already exists in {} ({} resources tagged {}={}); hint: `orkops update cluster {} --yes` continues or changes it, `orkops delete cluster {} --yes` removes it",
+            spec.name,
+            spec.region,
+            existing.count(),
+            cloud::TAG_CLUSTER,
+            spec.name,
+            spec.name,
+            spec.name
+        );
+    }
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let d = desired(spec, &profile, now, a.master_instance_profile.clone())?;
+    println!("{}", summary(&d, &image));
     if !apply {
+        print_plan(&plan::simulate(&d, &existing)?);
         println!("(dry run: nothing was created; pass --yes to create it)");
         return Ok(());
     }
-    let spec = ClusterSpec {
-        image: Some(image),
-        ..spec
+    // the key first: what AWS gets must be what this machine can log in with
+    let key = match &a.ssh_public_key {
+        Some(f) => dir.adopt_key(f)?,
+        None => dir.ensure_key()?,
     };
-    let mut tera = tera::Tera::default();
-    tera.add_raw_template(
-        "user-data",
-        include_str!("../../templates/user-data.sh.tera"),
-    )
-    .context("templates/user-data.sh.tera")?;
-    let render = |role: &str| {
-        let mut ctx = tera::Context::new();
-        ctx.insert("cluster", &spec.name);
-        ctx.insert("role", role);
-        ctx.insert("api_port", &profile.ports.api);
-        tera.render("user-data", &ctx).unwrap_or_default()
+    let d = Desired {
+        spec: ClusterSpec {
+            ssh_public_key: key,
+            ..d.spec
+        },
+        ..d
     };
-    let started = std::time::Instant::now();
-    let created = aws::create(&aws, &spec, &profile, &render, &mut |line| println!("{line}"))
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{e}\nhint: what was created is tagged {}={}; `orkops delete cluster {} --yes` removes it",
-                cloud::TAG_CLUSTER,
-                spec.name,
-                spec.name
-            )
-        })?;
-    std::fs::create_dir_all(&dir)?;
-    let state = serde_json::json!({
-        "name": spec.name, "region": spec.region, "zones": spec.zones,
-        "masters": spec.masters, "nodes": spec.nodes, "vpc": created.vpc,
-        "instances": created.instances, "apiEndpoint": format!("https://{}:{}", created.api_dns, profile.ports.api),
-    });
-    std::fs::write(dir.join("cluster.json"), serde_json::to_vec_pretty(&state)?)?;
-    println!(
-        "cluster {} created in {:.1} s; API load balancer {} (the bootstrap over SSH is a later phase)",
-        spec.name,
-        started.elapsed().as_secs_f64(),
-        created.api_dns
-    );
+    let progress = Progress::new(a.plan.output);
+    let o = converge(&aws, &d, &progress).await;
+    progress.finish();
+    let o = o?;
+    write_summary(&dir, &o, &d)?;
+    progress.println(&format!(
+        "cluster {} created in {:.1} s ({} AWS calls); API load balancer {}",
+        d.spec.name,
+        progress.elapsed().as_secs_f64(),
+        aws.call_count(),
+        o.api_load_balancer().map(|l| l.dns.as_str()).unwrap_or("?")
+    ));
+    Ok(())
+}
+
+/// The spec AWS holds for a cluster, with the local key; errors when there is no such cluster.
+async fn recorded(aws: &aws::Aws, name: &str) -> anyhow::Result<(Observed, ClusterSpec, String)> {
+    cloud::check_name(name).map_err(|e| anyhow!(e))?;
+    let o = aws::observe(aws, name).await?;
+    let Some(vpc) = o.vpcs.first() else {
+        if o.is_empty() {
+            bail!(
+                "no cluster named {name:?} in {} (nothing is tagged {}={name}); hint: `orkops get clusters` lists them",
+                aws.region,
+                cloud::TAG_CLUSTER
+            );
+        }
+        bail!(
+            "cluster {name}: its VPC is gone, so its spec is too ({} resources are left); hint: `orkops delete cluster {name} --yes` removes them",
+            o.count()
+        );
+    };
+    let mut spec = ClusterSpec::from_tags(name, &aws.region, &vpc.tags).map_err(|e| anyhow!(e))?;
+    spec.ssh_public_key = ClusterDir::of(name).public_key().unwrap_or_default();
+    let created = vpc
+        .tags
+        .get(cloud::TAG_CREATED)
+        .cloned()
+        .unwrap_or_else(|| chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    Ok((o, spec, created))
+}
+
+pub async fn update(a: &UpdateClusterArgs) -> anyhow::Result<()> {
+    let profile = cloud::aws_profile();
+    let aws = aws::connect(&region()).await?;
+    let (o, mut spec, created) = recorded(&aws, &a.name).await?;
+    if let Some(n) = a.nodes {
+        spec.nodes = n;
+    }
+    if let Some(s) = &a.node_size {
+        aws::check_sizes(&aws, &[("--node-size", s)]).await?;
+        spec.node_size = s.clone();
+    }
+    if let Some(s) = &a.master_size {
+        aws::check_sizes(&aws, &[("--master-size", s)]).await?;
+        spec.master_size = s.clone();
+    }
+    if let Some(i) = &a.image {
+        aws::image_arch(&aws, i).await?;
+        spec.image = Some(i.clone());
+    }
+    spec.check().map_err(|e| anyhow!(e))?;
+    let d = desired(spec, &profile, created, None)?;
+    let actions = plan::simulate(&d, &o)?;
+    update_plan(&aws, &d, &actions, &a.plan).await
+}
+
+async fn update_plan(
+    aws: &aws::Aws,
+    d: &Desired,
+    actions: &[Action],
+    flags: &ApplyPlanArgs,
+) -> anyhow::Result<()> {
+    let name = &d.spec.name;
+    if actions.is_empty() {
+        println!("cluster {name}: the infrastructure matches its spec");
+    } else {
+        println!("cluster {name}: {} change(s)", actions.len());
+        print_plan(actions);
+    }
+    if !flags.yes || flags.dry_run {
+        if !actions.is_empty() {
+            println!("(dry run: nothing was changed; pass --yes to apply)");
+        }
+        return Ok(());
+    }
+    if actions
+        .iter()
+        .any(|a| matches!(a, Action::ImportKeyPair { .. }))
+        && d.spec.ssh_public_key.is_empty()
+    {
+        bail!(
+            "cluster {name}: its key pair is gone from AWS and this machine has no key for it ({}); hint: delete and re-create the cluster",
+            ClusterDir::of(name).path.display()
+        );
+    }
+    let progress = Progress::new(flags.output);
+    let after = converge(aws, d, &progress).await;
+    progress.finish();
+    let after = after?;
+    write_summary(&ClusterDir::of(name), &after, d)?;
+    progress.println(&format!(
+        "cluster {name} updated in {:.1} s ({} AWS calls)",
+        progress.elapsed().as_secs_f64(),
+        aws.call_count()
+    ));
     Ok(())
 }
 
@@ -177,21 +333,105 @@ pub async fn list() -> anyhow::Result<()> {
         eprintln!("No clusters found in {}.", aws.region);
         return Ok(());
     }
-    println!(
-        "{:<22} {:<22} {:<8} {:<8} {:<22}",
-        "NAME", "VPC", "MASTERS", "NODES", "CREATED"
+    let rows: Vec<Vec<String>> = seen
+        .into_iter()
+        .map(|c| {
+            vec![
+                c.name,
+                c.vpc.unwrap_or_else(|| "<none>".into()),
+                c.masters.to_string(),
+                c.nodes.to_string(),
+                c.created
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_else(|| "<unknown>".into()),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        super::printer::table(&["NAME", "VPC", "MASTERS", "NODES", "CREATED"], &rows)
     );
-    for c in seen {
+    Ok(())
+}
+
+/// `orkops describe cluster NAME`: the spec AWS records and everything that exists for it.
+pub async fn describe(a: &DescribeArgs) -> anyhow::Result<()> {
+    let name = match (a.kind.split_once('/'), a.names.as_slice()) {
+        (Some((_, n)), []) => n.to_string(),
+        (None, [n]) => n.clone(),
+        _ => bail!("usage: orkops describe cluster NAME"),
+    };
+    let aws = aws::connect(&region()).await?;
+    let (o, spec, created) = recorded(&aws, &name).await?;
+    println!("Name:          {}", spec.name);
+    println!("Region:        {}", spec.region);
+    println!("Created:       {created}");
+    println!("Zones:         {}", spec.zones.join(", "));
+    println!("Network:       {}", spec.network_cidr);
+    println!("Masters:       {} x {}", spec.masters, spec.master_size);
+    println!("Nodes:         {} x {}", spec.nodes, spec.node_size);
+    println!("Image:         {}", spec.image.clone().unwrap_or_default());
+    println!("API access:    {}", spec.api_cidrs.join(", "));
+    if let Some(lb) = o.api_load_balancer() {
         println!(
-            "{:<22} {:<22} {:<8} {:<8} {:<22}",
-            c.name,
-            c.vpc.unwrap_or_else(|| "<none>".into()),
-            c.masters,
-            c.nodes,
-            c.created
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                .unwrap_or_else(|| "<unknown>".into())
+            "API endpoint:  https://{}:{}",
+            lb.dns,
+            cloud::aws_profile().ports.api
         );
+    }
+    let dir = ClusterDir::of(&name);
+    println!(
+        "Local state:   {}",
+        if dir.exists() {
+            dir.path.display().to_string()
+        } else {
+            "<none on this machine>".into()
+        }
+    );
+    println!("Instances:");
+    let rows: Vec<Vec<String>> = o
+        .instances
+        .iter()
+        .map(|i| {
+            vec![
+                i.name.clone(),
+                i.id.clone(),
+                i.state.as_str().to_string(),
+                i.zone.clone(),
+                i.size.clone(),
+                i.private_ip.clone().unwrap_or_else(|| "<none>".into()),
+                i.public_ip.clone().unwrap_or_else(|| "<none>".into()),
+            ]
+        })
+        .collect();
+    for l in super::printer::table(
+        &[
+            "NAME",
+            "ID",
+            "STATE",
+            "ZONE",
+            "TYPE",
+            "PRIVATE-IP",
+            "PUBLIC-IP",
+        ],
+        &rows,
+    )
+    .lines()
+    {
+        println!("  {l}");
+    }
+    println!("Resources ({}):", o.count());
+    for l in o.lines() {
+        println!("  {l}");
+    }
+    let profile = cloud::aws_profile();
+    let d = desired(spec, &profile, created, None)?;
+    let drift = plan::simulate(&d, &o)?;
+    if drift.is_empty() {
+        println!("Drift:         none (the infrastructure matches the spec)");
+    } else {
+        println!("Drift (`orkops update cluster {name} --yes` fixes it):");
+        print_plan(&drift);
     }
     Ok(())
 }
@@ -199,12 +439,12 @@ pub async fn list() -> anyhow::Result<()> {
 pub async fn delete(a: &DeleteArgs) -> anyhow::Result<()> {
     if a.all {
         let Some(age) = &a.older_than else {
-            anyhow::bail!("delete cluster --all needs --older-than DURATION (e.g. 2h), so a running cluster is not swept by accident");
+            bail!("delete cluster --all needs --older-than DURATION (e.g. 2h), so a running cluster is not swept by accident");
         };
         if !a.names.is_empty() {
-            anyhow::bail!("delete cluster: give NAME or --all, not both");
+            bail!("delete cluster: give NAME or --all, not both");
         }
-        let age = aws::parse_age(age).map_err(|e| anyhow::anyhow!(e))?;
+        let age = aws::parse_age(age).map_err(|e| anyhow!(e))?;
         let aws = aws::connect(&region()).await?;
         let cutoff = chrono::Utc::now() - age;
         let old: Vec<String> = aws::clusters(&aws)
@@ -226,41 +466,50 @@ pub async fn delete(a: &DeleteArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let [name] = a.names.as_slice() else {
-        anyhow::bail!("usage: orkops delete cluster NAME [--yes], or --all --older-than DURATION");
+        bail!("usage: orkops delete cluster NAME [--yes], or --all --older-than DURATION");
     };
-    cloud::check_name(name).map_err(|e| anyhow::anyhow!(e))?;
+    cloud::check_name(name).map_err(|e| anyhow!(e))?;
     let aws = aws::connect(&region()).await?;
     delete_one(&aws, name, a.yes).await
 }
 
 async fn delete_one(aws: &aws::Aws, name: &str, yes: bool) -> anyhow::Result<()> {
-    let inv = aws::find(aws, name).await?;
-    if inv.is_empty() {
+    let o = aws::observe(aws, name).await?;
+    let dir = ClusterDir::of(name);
+    if o.is_empty() {
         println!(
             "cluster {name}: nothing tagged {}={name} in {}",
             cloud::TAG_CLUSTER,
             aws.region
         );
-        let _ = std::fs::remove_dir_all(state_dir(name));
+        dir.remove();
         return Ok(());
     }
     if !yes {
-        for l in inv.lines() {
+        for l in o.lines() {
             println!("would delete {l} (cluster {name})");
         }
-        println!("(pass --yes to delete these {} resources)", inv.count());
+        println!("(pass --yes to delete these {} resources)", o.count());
         return Ok(());
     }
-    aws::delete(aws, &inv, &mut |line| println!("{line}")).await?;
-    let left = aws::find(aws, name).await?;
+    let progress = Progress::new(None);
+    let r = aws::teardown(aws, &o, &progress).await;
+    progress.finish();
+    r?;
+    let left = aws::observe(aws, name).await?;
     if !left.is_empty() {
-        anyhow::bail!(
-            "cluster {name}: {} resources are still there after the delete: {}",
+        bail!(
+            "cluster {name}: {} resources are still there after the delete: {}; hint: run the delete again",
             left.count(),
             left.lines().join(", ")
         );
     }
-    let _ = std::fs::remove_dir_all(state_dir(name));
-    println!("cluster {name} deleted");
+    dir.remove();
+    progress.println(&format!(
+        "cluster {name} deleted in {:.1} s ({} resources, {} AWS calls)",
+        progress.elapsed().as_secs_f64(),
+        o.count(),
+        aws.call_count()
+    ));
     Ok(())
 }

@@ -5,6 +5,8 @@ pub mod args;
 pub mod cluster;
 pub mod manifest;
 pub mod printer;
+pub mod progress;
+pub mod state;
 mod stream;
 mod workloads;
 
@@ -69,12 +71,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             cluster::list().await
         }
         Command::Get(a) => get(&Session::open(&cli)?, a).await,
+        Command::Describe(a)
+            if matches!(a.kind.split('/').next(), Some("cluster" | "clusters")) =>
+        {
+            cluster::describe(a).await
+        }
         Command::Describe(a) => describe(&Session::open(&cli)?, a).await,
         Command::Delete(a) if matches!(a.kind.as_deref(), Some("cluster" | "clusters")) => {
             cluster::delete(a).await
         }
         Command::Delete(a) => delete(&Session::open(&cli)?, a).await,
         Command::Create(args::CreateCommand::Cluster(a)) => cluster::create(a).await,
+        Command::Update(args::UpdateCommand::Cluster(a)) => cluster::update(a).await,
         Command::Logs(a) => stream::logs(&Session::open(&cli)?, a).await,
         Command::Exec(a) => stream::exec(&Session::open(&cli)?, a).await,
         Command::Image(args::ImageCommand::Load(a)) => {

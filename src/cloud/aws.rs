@@ -1,8 +1,9 @@
-//! AWS: creates a cluster's infrastructure (VPC, internet gateway, route table, one subnet per
-//! zone, security groups, key pair, instances, the API's network load balancer) with every
-//! resource tagged, finds a cluster's resources by tag, and deletes them in dependency order.
-//! Works against any endpoint aws-config is pointed at (`AWS_ENDPOINT_URL`, e.g. the local cloud
-//! in `localstack/`).
+//! AWS: the `Cloud` the infrastructure reconciler drives. Observes a cluster's resources by tag
+//! (VPC, internet gateway, route table, subnets, security groups, key pair, instances, load
+//! balancers, target groups, listeners), applies the reconciler's actions with every resource
+//! tagged at creation, and tears a cluster down in dependency order. Works against any endpoint
+//! aws-config is pointed at (`AWS_ENDPOINT_URL`, e.g. the local cloud in `localstack/`), and
+//! counts the calls it makes (`Aws::calls`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -14,12 +15,11 @@ use aws_sdk_ec2::types::{
 };
 use aws_sdk_elasticloadbalancingv2 as elb;
 
-use super::{ClusterSpec, Profile, TAG_CLUSTER, TAG_CREATED, TAG_ROLE};
-
-/// An error with the AWS error code when there is one.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct CloudError(pub String);
+use super::model::*;
+use super::plan::{Cloud, Desired};
+pub use super::CloudError;
+use super::{Profile, TAG_CLUSTER, TAG_CREATED, TAG_ROLE};
+use crate::progress::{Event, Reporter};
 
 fn fail<E>(
     what: &str,
@@ -63,17 +63,64 @@ pub struct Aws {
     pub ec2: aws_sdk_ec2::Client,
     pub elb: elb::Client,
     pub region: String,
+    calls: std::sync::Arc<CallCounter>,
+}
+
+impl Aws {
+    /// Requests sent so far (retries included), per `Service.Operation`.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.calls.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Requests sent so far, all operations.
+    pub fn call_count(&self) -> u64 {
+        self.calls().values().sum()
+    }
+}
+
+/// Counts the requests the SDK clients send (an SDK interceptor).
+#[derive(Debug, Default)]
+struct CallCounter(std::sync::Mutex<BTreeMap<String, u64>>);
+
+#[derive(Debug, Clone)]
+struct Counting(std::sync::Arc<CallCounter>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for Counting {
+    fn name(&self) -> &'static str {
+        "orkops-call-counter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let op = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map(|m| format!("{}.{}", m.service(), m.name()))
+            .unwrap_or_else(|| "unknown".into());
+        if let Ok(mut m) = self.0 .0.lock() {
+            *m.entry(op).or_default() += 1;
+        }
+        Ok(())
+    }
 }
 
 /// Clients for `region`, configured the standard way (environment, profiles, instance role;
 /// `AWS_ENDPOINT_URL` for an emulator). Fails early when there are no credentials.
 pub async fn connect(region: &str) -> Result<Aws, CloudError> {
     use aws_config::BehaviorVersion;
-    use aws_credential_types::provider::ProvideCredentials;
     let conf = aws_config::defaults(BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_string()))
         .load()
         .await;
+    connect_with(&conf).await
+}
+
+/// Clients from a loaded SDK configuration (its region must be set).
+pub async fn connect_with(conf: &aws_config::SdkConfig) -> Result<Aws, CloudError> {
+    use aws_credential_types::provider::ProvideCredentials;
     match conf.credentials_provider() {
         Some(p) => {
             p.provide_credentials().await.map_err(|e| {
@@ -88,10 +135,22 @@ pub async fn connect(region: &str) -> Result<Aws, CloudError> {
             ))
         }
     }
+    let region = conf
+        .region()
+        .map(|r| r.to_string())
+        .ok_or_else(|| CloudError("no AWS region: set AWS_REGION".into()))?;
+    let calls = std::sync::Arc::new(CallCounter::default());
+    let ec2 = aws_sdk_ec2::config::Builder::from(conf)
+        .interceptor(Counting(calls.clone()))
+        .build();
+    let elb = elb::config::Builder::from(conf)
+        .interceptor(Counting(calls.clone()))
+        .build();
     Ok(Aws {
-        ec2: aws_sdk_ec2::Client::new(&conf),
-        elb: elb::Client::new(&conf),
-        region: region.to_string(),
+        ec2: aws_sdk_ec2::Client::from_conf(ec2),
+        elb: elb::Client::from_conf(elb),
+        region,
+        calls,
     })
 }
 
@@ -125,15 +184,6 @@ fn elb_tags(cluster: &str, role: &str, created: &str) -> Vec<elb::types::Tag> {
     .collect()
 }
 
-/// What `create` made.
-#[derive(Debug, Clone, Default)]
-pub struct Created {
-    pub vpc: String,
-    pub subnets: Vec<(String, String)>,
-    pub instances: Vec<(String, String)>,
-    pub api_dns: String,
-}
-
 /// The newest image matching the profile's lookup.
 pub async fn find_image(aws: &Aws, p: &Profile) -> Result<String, CloudError> {
     let out = aws
@@ -155,6 +205,54 @@ pub async fn find_image(aws: &Aws, p: &Profile) -> Result<String, CloudError> {
                 p.image.name, p.image.owner, aws.region
             ))
         })
+}
+
+/// Checks the image exists, and returns its architecture (`x86_64`, `arm64`).
+pub async fn image_arch(aws: &Aws, image: &str) -> Result<String, CloudError> {
+    let out = aws
+        .ec2
+        .describe_images()
+        .image_ids(image)
+        .send()
+        .await
+        .map_err(|e| fail(&format!("--image {image}"), e))?;
+    out.images()
+        .first()
+        .map(|i| {
+            i.architecture()
+                .map(|a| a.as_str().to_string())
+                .unwrap_or_else(|| "x86_64".into())
+        })
+        .ok_or_else(|| CloudError(format!("--image {image}: no such image in {}", aws.region)))
+}
+
+/// Checks the instance types exist in the region (before anything is created).
+pub async fn check_sizes(aws: &Aws, sizes: &[(&str, &str)]) -> Result<(), CloudError> {
+    for (flag, size) in sizes {
+        let r = aws
+            .ec2
+            .describe_instance_types()
+            .instance_types(InstanceType::from(*size))
+            .send()
+            .await;
+        match r {
+            Ok(out) if !out.instance_types().is_empty() => {}
+            Ok(_) => {
+                return Err(CloudError(format!(
+                    "{flag} {size}: no such instance type in {}",
+                    aws.region
+                )))
+            }
+            Err(e) if code_of(&e).is_some_and(|c| c.starts_with("InvalidInstanceType")) => {
+                return Err(CloudError(format!(
+                    "{flag} {size}: no such instance type in {}",
+                    aws.region
+                )))
+            }
+            Err(e) => return Err(fail(&format!("{flag} {size}"), e)),
+        }
+    }
+    Ok(())
 }
 
 /// Checks the zones belong to the region.
@@ -182,352 +280,764 @@ pub async fn check_zones(aws: &Aws, zones: &[String]) -> Result<(), CloudError> 
     Ok(())
 }
 
-/// Creates the cluster's infrastructure. Every resource is tagged at creation, so a create
-/// that fails half-way leaves only what `delete` finds.
-pub async fn create(
-    aws: &Aws,
-    s: &ClusterSpec,
-    p: &Profile,
-    user_data: &dyn Fn(&str) -> String,
-    progress: &mut dyn FnMut(String),
-) -> Result<Created, CloudError> {
+fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+        .collect()
+}
+
+fn by_tag(cluster: &str) -> Filter {
+    Filter::builder()
+        .name(format!("tag:{TAG_CLUSTER}"))
+        .values(cluster)
+        .build()
+}
+
+fn rules_of(perms: &[IpPermission]) -> Vec<Rule> {
+    let mut out = Vec::new();
+    for p in perms {
+        let protocol = p.ip_protocol().unwrap_or("-1").to_string();
+        let (from, to) = if protocol == "-1" {
+            (-1, -1)
+        } else {
+            (p.from_port().unwrap_or(-1), p.to_port().unwrap_or(-1))
+        };
+        let mut rule = |source| {
+            out.push(Rule {
+                protocol: protocol.clone(),
+                from,
+                to,
+                source,
+            })
+        };
+        for r in p.ip_ranges() {
+            if let Some(c) = r.cidr_ip() {
+                rule(Source::Cidr(c.to_string()));
+            }
+        }
+        for g in p.user_id_group_pairs() {
+            if let Some(id) = g.group_id() {
+                rule(Source::Group(id.to_string()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn permission(r: &Rule) -> IpPermission {
+    let mut b = IpPermission::builder().ip_protocol(&r.protocol);
+    if r.protocol != "-1" {
+        b = b.from_port(r.from).to_port(r.to);
+    }
+    match &r.source {
+        Source::Cidr(c) => b.ip_ranges(IpRange::builder().cidr_ip(c).build()),
+        Source::Group(g) => b.user_id_group_pairs(UserIdGroupPair::builder().group_id(g).build()),
+    }
+    .build()
+}
+
+/// Everything AWS holds for the cluster, found by its tag (terminated instances left out).
+pub async fn observe(aws: &Aws, cluster: &str) -> Result<Observed, CloudError> {
     let ec2 = &aws.ec2;
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let name = &s.name;
-    let t = |role: &str, what: &str| tags(name, role, &now, &format!("{name}-{what}"));
-    if !find(aws, name).await?.is_empty() {
-        return Err(CloudError(format!(
-            "a cluster named {name:?} already exists in {} (resources tagged {TAG_CLUSTER}={name}); delete it first or pick another name",
-            aws.region
-        )));
-    }
-    check_zones(aws, &s.zones).await?;
-    let image = match &s.image {
-        Some(i) => i.clone(),
-        None => find_image(aws, p).await?,
-    };
-
-    // network
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block(p.network.vpc_cidr.to_string())
-        .tag_specifications(spec(ResourceType::Vpc, t("network", "vpc")))
-        .send()
-        .await
-        .map_err(|e| fail("creating the VPC", e))?
-        .vpc()
-        .and_then(|v| v.vpc_id())
-        .unwrap_or_default()
-        .to_string();
-    progress(format!("created VPC {vpc} ({})", p.network.vpc_cidr));
-    let igw = ec2
-        .create_internet_gateway()
-        .tag_specifications(spec(ResourceType::InternetGateway, t("network", "igw")))
-        .send()
-        .await
-        .map_err(|e| fail("creating the internet gateway", e))?
-        .internet_gateway()
-        .and_then(|g| g.internet_gateway_id())
-        .unwrap_or_default()
-        .to_string();
-    ec2.attach_internet_gateway()
-        .internet_gateway_id(&igw)
-        .vpc_id(&vpc)
-        .send()
-        .await
-        .map_err(|e| fail("attaching the internet gateway", e))?;
-    let rt = ec2
-        .create_route_table()
-        .vpc_id(&vpc)
-        .tag_specifications(spec(ResourceType::RouteTable, t("network", "routes")))
-        .send()
-        .await
-        .map_err(|e| fail("creating the route table", e))?
-        .route_table()
-        .and_then(|r| r.route_table_id())
-        .unwrap_or_default()
-        .to_string();
-    ec2.create_route()
-        .route_table_id(&rt)
-        .destination_cidr_block("0.0.0.0/0")
-        .gateway_id(&igw)
-        .send()
-        .await
-        .map_err(|e| fail("adding the default route", e))?;
-    progress(format!(
-        "created internet gateway {igw} and route table {rt}"
-    ));
-    let mut subnets = Vec::new();
-    for (i, zone) in s.zones.iter().enumerate() {
-        let cidr = super::zone_subnet(&p.network, i).map_err(CloudError)?;
-        let id = ec2
-            .create_subnet()
-            .vpc_id(&vpc)
-            .cidr_block(cidr.to_string())
-            .availability_zone(zone)
-            .tag_specifications(spec(ResourceType::Subnet, t("network", zone)))
-            .send()
-            .await
-            .map_err(|e| fail(&format!("creating the subnet in {zone}"), e))?
-            .subnet()
-            .and_then(|s| s.subnet_id())
-            .unwrap_or_default()
-            .to_string();
-        ec2.associate_route_table()
-            .route_table_id(&rt)
-            .subnet_id(&id)
-            .send()
-            .await
-            .map_err(|e| fail(&format!("routing subnet {id}"), e))?;
-        progress(format!("created subnet {id} ({cidr}) in {zone}"));
-        subnets.push((zone.clone(), id));
-    }
-
-    // security groups: masters, nodes; rules only for the ports the cluster needs
-    let mut sg = BTreeMap::new();
-    for role in ["masters", "nodes"] {
-        let id = ec2
-            .create_security_group()
-            .vpc_id(&vpc)
-            .group_name(format!("{name}-{role}"))
-            .description(format!("orkops cluster {name}: {role}"))
-            .tag_specifications(spec(ResourceType::SecurityGroup, t(role, role)))
-            .send()
-            .await
-            .map_err(|e| fail(&format!("creating the {role} security group"), e))?
-            .group_id()
-            .unwrap_or_default()
-            .to_string();
-        sg.insert(role, id);
-    }
-    let cidrs = |list: &[String]| -> Vec<IpRange> {
-        list.iter()
-            .map(|c| IpRange::builder().cidr_ip(c).build())
-            .collect()
-    };
-    let from_groups = |groups: &[&String]| -> Vec<UserIdGroupPair> {
-        groups
+    let (vpcs, igws, rts, subnets, sgs, keys, instances, elbv2) = tokio::try_join!(
+        async {
+            ec2.describe_vpcs()
+                .filters(by_tag(cluster))
+                .send()
+                .await
+                .map_err(|e| fail("listing VPCs", e))
+        },
+        async {
+            ec2.describe_internet_gateways()
+                .filters(by_tag(cluster))
+                .send()
+                .await
+                .map_err(|e| fail("listing internet gateways", e))
+        },
+        async {
+            ec2.describe_route_tables()
+                .filters(by_tag(cluster))
+                .send()
+                .await
+                .map_err(|e| fail("listing route tables", e))
+        },
+        async {
+            ec2.describe_subnets()
+                .filters(by_tag(cluster))
+                .send()
+                .await
+                .map_err(|e| fail("listing subnets", e))
+        },
+        async {
+            ec2.describe_security_groups()
+                .filters(by_tag(cluster))
+                .send()
+                .await
+                .map_err(|e| fail("listing security groups", e))
+        },
+        async {
+            ec2.describe_key_pairs()
+                .filters(by_tag(cluster))
+                .send()
+                .await
+                .map_err(|e| fail("listing key pairs", e))
+        },
+        async {
+            ec2.describe_instances()
+                .filters(by_tag(cluster))
+                .into_paginator()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| fail("listing instances", e))
+        },
+        observe_elbv2(aws, cluster),
+    )?;
+    let mut o = Observed {
+        vpcs: vpcs
+            .vpcs()
             .iter()
-            .map(|g| UserIdGroupPair::builder().group_id(*g).build())
-            .collect()
+            .map(|v| Vpc {
+                id: v.vpc_id().unwrap_or_default().to_string(),
+                cidr: v.cidr_block().unwrap_or_default().to_string(),
+                tags: tag_map(v.tags()),
+            })
+            .collect(),
+        internet_gateways: igws
+            .internet_gateways()
+            .iter()
+            .map(|g| InternetGateway {
+                id: g.internet_gateway_id().unwrap_or_default().to_string(),
+                attached: g
+                    .attachments()
+                    .iter()
+                    .filter_map(|a| a.vpc_id().map(str::to_string))
+                    .collect(),
+            })
+            .collect(),
+        route_tables: rts
+            .route_tables()
+            .iter()
+            .map(|r| RouteTable {
+                id: r.route_table_id().unwrap_or_default().to_string(),
+                vpc: r.vpc_id().unwrap_or_default().to_string(),
+                default_gateway: r
+                    .routes()
+                    .iter()
+                    .find(|x| x.destination_cidr_block() == Some("0.0.0.0/0"))
+                    .and_then(|x| x.gateway_id().map(str::to_string)),
+                associations: r
+                    .associations()
+                    .iter()
+                    .filter(|a| !a.main().unwrap_or(false))
+                    .filter_map(|a| {
+                        Some((
+                            a.route_table_association_id()?.to_string(),
+                            a.subnet_id()?.to_string(),
+                        ))
+                    })
+                    .collect(),
+            })
+            .collect(),
+        subnets: subnets
+            .subnets()
+            .iter()
+            .map(|s| Subnet {
+                id: s.subnet_id().unwrap_or_default().to_string(),
+                vpc: s.vpc_id().unwrap_or_default().to_string(),
+                zone: s.availability_zone().unwrap_or_default().to_string(),
+                cidr: s.cidr_block().unwrap_or_default().to_string(),
+            })
+            .collect(),
+        security_groups: sgs
+            .security_groups()
+            .iter()
+            .map(|g| SecurityGroup {
+                id: g.group_id().unwrap_or_default().to_string(),
+                vpc: g.vpc_id().unwrap_or_default().to_string(),
+                role: tag_map(g.tags()).remove(TAG_ROLE).unwrap_or_default(),
+                rules: rules_of(g.ip_permissions()),
+            })
+            .collect(),
+        key_pairs: keys
+            .key_pairs()
+            .iter()
+            .filter_map(|k| k.key_name().map(str::to_string))
+            .collect(),
+        ..Default::default()
     };
-    let tcp = |from: i32, to: i32| {
-        IpPermission::builder()
-            .ip_protocol("tcp")
-            .from_port(from)
-            .to_port(to)
-    };
-    let vpc_cidr = vec![p.network.vpc_cidr.to_string()];
-    let all = [&sg["masters"], &sg["nodes"]];
-    let rules: Vec<(&str, Vec<IpPermission>)> = vec![
-        (
-            "masters",
-            vec![
-                tcp(p.ports.ssh, p.ports.ssh)
-                    .set_ip_ranges(Some(cidrs(&s.api_cidrs)))
-                    .build(),
-                tcp(p.ports.api, p.ports.api)
-                    .set_ip_ranges(Some(cidrs(&s.api_cidrs)))
-                    .build(),
-                // the API load balancer's health checks and forwarded traffic come from the VPC
-                tcp(p.ports.api, p.ports.api)
-                    .set_ip_ranges(Some(cidrs(&vpc_cidr)))
-                    .build(),
-                // etcd between masters
-                tcp(2379, 2380)
-                    .set_user_id_group_pairs(Some(from_groups(&all[..1])))
-                    .build(),
-            ],
-        ),
-        (
-            "nodes",
-            vec![
-                tcp(p.ports.ssh, p.ports.ssh)
-                    .set_ip_ranges(Some(cidrs(&s.api_cidrs)))
-                    .build(),
-                tcp(p.ports.agent, p.ports.agent)
-                    .set_user_id_group_pairs(Some(from_groups(&all[..1])))
-                    .build(),
-                tcp(p.ports.node_port_first, p.ports.node_port_last)
-                    .set_ip_ranges(Some(cidrs(&vpc_cidr)))
-                    .build(),
-                // pod traffic between nodes and from masters
-                IpPermission::builder()
-                    .ip_protocol("-1")
-                    .set_user_id_group_pairs(Some(from_groups(&all)))
-                    .build(),
-            ],
-        ),
-    ];
-    for (role, perms) in rules {
-        ec2.authorize_security_group_ingress()
-            .group_id(&sg[role])
-            .set_ip_permissions(Some(perms))
+    for i in instances
+        .iter()
+        .flat_map(|p| p.reservations())
+        .flat_map(|r| r.instances())
+    {
+        let state = InstanceState::parse(
+            i.state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str())
+                .unwrap_or("terminated"),
+        );
+        if state == InstanceState::Terminated {
+            continue;
+        }
+        let tags = tag_map(i.tags());
+        let role = tags
+            .get(TAG_ROLE)
+            .and_then(|r| Role::parse(r))
+            .unwrap_or(Role::Node);
+        o.instances.push(Instance {
+            id: i.instance_id().unwrap_or_default().to_string(),
+            name: tags
+                .get(super::TAG_NAME)
+                .cloned()
+                .unwrap_or_else(|| i.instance_id().unwrap_or_default().to_string()),
+            role,
+            zone: i
+                .placement()
+                .and_then(|p| p.availability_zone())
+                .unwrap_or_default()
+                .to_string(),
+            state,
+            private_ip: i.private_ip_address().map(str::to_string),
+            public_ip: i.public_ip_address().map(str::to_string),
+            image: i.image_id().unwrap_or_default().to_string(),
+            size: i
+                .instance_type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
+            arch: i
+                .architecture()
+                .map(|a| a.as_str().to_string())
+                .unwrap_or_else(|| "x86_64".into()),
+        });
+    }
+    o.instances
+        .sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    (o.load_balancers, o.target_groups, o.listeners) = elbv2;
+    Ok(o)
+}
+
+type Elbv2 = (Vec<LoadBalancer>, Vec<TargetGroup>, Vec<Listener>);
+
+/// The cluster's load balancers, target groups (with their targets) and listeners. ELBv2 has
+/// no tag filter: list everything, then read the tags.
+async fn observe_elbv2(aws: &Aws, cluster: &str) -> Result<Elbv2, CloudError> {
+    let (lbs, tgs) = tokio::try_join!(
+        async {
+            aws.elb
+                .describe_load_balancers()
+                .into_paginator()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| fail("listing load balancers", e))
+        },
+        async {
+            aws.elb
+                .describe_target_groups()
+                .into_paginator()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| fail("listing target groups", e))
+        },
+    )?;
+    let lbs: Vec<elb::types::LoadBalancer> = lbs
+        .iter()
+        .flat_map(|p| p.load_balancers().to_vec())
+        .collect();
+    let tgs: Vec<elb::types::TargetGroup> = tgs
+        .iter()
+        .flat_map(|p| p.target_groups().to_vec())
+        .collect();
+    let arns: Vec<String> = lbs
+        .iter()
+        .filter_map(|l| l.load_balancer_arn().map(str::to_string))
+        .chain(
+            tgs.iter()
+                .filter_map(|g| g.target_group_arn().map(str::to_string)),
+        )
+        .collect();
+    let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let chunks = futures::future::try_join_all(arns.chunks(20).map(|chunk| async move {
+        aws.elb
+            .describe_tags()
+            .set_resource_arns(Some(chunk.to_vec()))
             .send()
             .await
-            .map_err(|e| fail(&format!("opening the {role} security group"), e))?;
+            .map_err(|e| fail("reading load balancer tags", e))
+    }))
+    .await?;
+    for out in chunks {
+        for d in out.tag_descriptions() {
+            let t = d
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+                .collect();
+            tags.insert(d.resource_arn().unwrap_or_default().to_string(), t);
+        }
     }
-    progress(format!(
-        "created security groups {} (masters) and {} (nodes)",
-        sg["masters"], sg["nodes"]
-    ));
+    let mine = |arn: &str| {
+        tags.get(arn)
+            .filter(|t| t.get(TAG_CLUSTER).map(String::as_str) == Some(cluster))
+            .cloned()
+    };
+    let load_balancers: Vec<LoadBalancer> = lbs
+        .iter()
+        .filter_map(|l| {
+            let arn = l.load_balancer_arn()?;
+            let t = mine(arn)?;
+            Some(LoadBalancer {
+                arn: arn.to_string(),
+                name: l.load_balancer_name().unwrap_or_default().to_string(),
+                dns: l.dns_name().unwrap_or_default().to_string(),
+                role: t.get(TAG_ROLE).cloned().unwrap_or_default(),
+                kind: l
+                    .r#type()
+                    .map(|k| k.as_str().to_string())
+                    .unwrap_or_default(),
+                tags: t,
+            })
+        })
+        .collect();
+    let target_groups = futures::future::try_join_all(tgs.iter().filter_map(|g| {
+        let arn = g.target_group_arn()?.to_string();
+        let t = mine(&arn)?;
+        Some(async move {
+            let health = aws
+                .elb
+                .describe_target_health()
+                .target_group_arn(&arn)
+                .send()
+                .await
+                .map_err(|e| fail(&format!("reading the targets of {arn}"), e))?;
+            Ok::<_, CloudError>(TargetGroup {
+                name: g.target_group_name().unwrap_or_default().to_string(),
+                role: t.get(TAG_ROLE).cloned().unwrap_or_default(),
+                port: g.port().unwrap_or_default(),
+                targets: health
+                    .target_health_descriptions()
+                    .iter()
+                    .filter(|h| {
+                        h.target_health()
+                            .and_then(|s| s.state())
+                            .map(|s| s.as_str() != "draining")
+                            .unwrap_or(true)
+                    })
+                    .filter_map(|h| h.target().and_then(|t| t.id()).map(str::to_string))
+                    .collect(),
+                tags: t,
+                arn,
+            })
+        })
+    }))
+    .await?;
+    let listeners = futures::future::try_join_all(load_balancers.iter().map(|lb| async move {
+        let out = aws
+            .elb
+            .describe_listeners()
+            .load_balancer_arn(&lb.arn)
+            .send()
+            .await
+            .map_err(|e| fail(&format!("listing the listeners of {}", lb.name), e))?;
+        Ok::<_, CloudError>(
+            out.listeners()
+                .iter()
+                .map(|l| Listener {
+                    arn: l.listener_arn().unwrap_or_default().to_string(),
+                    load_balancer: lb.arn.clone(),
+                    port: l.port().unwrap_or_default(),
+                    protocol: l
+                        .protocol()
+                        .map(|p| p.as_str().to_string())
+                        .unwrap_or_default(),
+                    target_group: l
+                        .default_actions()
+                        .iter()
+                        .find_map(|a| a.target_group_arn().map(str::to_string)),
+                })
+                .collect::<Vec<_>>(),
+        )
+    }))
+    .await?
+    .into_iter()
+    .flatten()
+    .collect();
+    Ok((load_balancers, target_groups, listeners))
+}
 
-    let key_name = format!("orkops-{name}");
-    ec2.import_key_pair()
-        .key_name(&key_name)
-        .public_key_material(aws_sdk_ec2::primitives::Blob::new(
-            s.ssh_public_key.as_bytes(),
-        ))
-        .tag_specifications(spec(ResourceType::KeyPair, t("ssh", "key")))
-        .send()
-        .await
-        .map_err(|e| fail("importing the SSH key pair", e))?;
-    progress(format!("imported key pair {key_name}"));
+fn first_id<'a>(id: Option<&'a str>, what: &str) -> Result<&'a str, CloudError> {
+    id.ok_or_else(|| CloudError(format!("{what}: AWS answered without an id")))
+}
 
-    // instances: masters and nodes spread over the zones, started in parallel
-    let mut launches = Vec::new();
-    for (role, count, size) in [
-        ("master", s.masters, &s.master_size),
-        ("node", s.nodes, &s.node_size),
-    ] {
-        for i in 0..count {
-            let (zone, subnet) = subnets[i as usize % subnets.len()].clone();
-            let group = if role == "master" {
-                &sg["masters"]
-            } else {
-                &sg["nodes"]
-            };
-            let req = ec2
-                .run_instances()
-                .image_id(&image)
-                .instance_type(InstanceType::from(size.as_str()))
-                .min_count(1)
-                .max_count(1)
-                .key_name(&key_name)
-                .user_data(base64::Engine::encode(
-                    &base64::engine::general_purpose::STANDARD,
-                    user_data(role),
-                ))
-                .network_interfaces(
-                    InstanceNetworkInterfaceSpecification::builder()
-                        .device_index(0)
-                        .subnet_id(&subnet)
-                        .groups(group)
-                        .associate_public_ip_address(true)
-                        .build(),
+#[async_trait::async_trait]
+impl Cloud for Aws {
+    async fn observe(&self, cluster: &str) -> Result<Observed, CloudError> {
+        observe(self, cluster).await
+    }
+
+    async fn apply(&self, d: &Desired, a: &Action) -> Result<String, CloudError> {
+        let ec2 = &self.ec2;
+        let name = &d.spec.name;
+        let t = |role: &str, what: &str| tags(name, role, &d.created, &format!("{name}-{what}"));
+        Ok(match a {
+            Action::CreateVpc { cidr } => {
+                let mut vt = t("network", "vpc");
+                vt.extend(
+                    d.spec
+                        .to_tags()
+                        .into_iter()
+                        .map(|(k, v)| Tag::builder().key(k).value(v).build()),
+                );
+                let out = ec2
+                    .create_vpc()
+                    .cidr_block(cidr)
+                    .tag_specifications(spec(ResourceType::Vpc, vt))
+                    .send()
+                    .await
+                    .map_err(|e| fail("creating the VPC", e))?;
+                let id = first_id(out.vpc().and_then(|v| v.vpc_id()), "creating the VPC")?;
+                format!("created VPC {id} ({cidr})")
+            }
+            Action::TagVpc { vpc } => {
+                ec2.create_tags()
+                    .resources(vpc)
+                    .set_tags(Some(
+                        d.spec
+                            .to_tags()
+                            .into_iter()
+                            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                            .collect(),
+                    ))
+                    .send()
+                    .await
+                    .map_err(|e| fail(&format!("tagging {vpc}"), e))?;
+                format!("recorded the cluster's spec on {vpc}")
+            }
+            Action::CreateInternetGateway => {
+                let out = ec2
+                    .create_internet_gateway()
+                    .tag_specifications(spec(ResourceType::InternetGateway, t("network", "igw")))
+                    .send()
+                    .await
+                    .map_err(|e| fail("creating the internet gateway", e))?;
+                let id = first_id(
+                    out.internet_gateway().and_then(|g| g.internet_gateway_id()),
+                    "creating the internet gateway",
+                )?;
+                format!("created internet gateway {id}")
+            }
+            Action::AttachInternetGateway { igw, vpc } => {
+                ec2.attach_internet_gateway()
+                    .internet_gateway_id(igw)
+                    .vpc_id(vpc)
+                    .send()
+                    .await
+                    .map_err(|e| fail(&format!("attaching {igw} to {vpc}"), e))?;
+                format!("attached {igw} to {vpc}")
+            }
+            Action::CreateRouteTable { vpc } => {
+                let out = ec2
+                    .create_route_table()
+                    .vpc_id(vpc)
+                    .tag_specifications(spec(ResourceType::RouteTable, t("network", "routes")))
+                    .send()
+                    .await
+                    .map_err(|e| fail("creating the route table", e))?;
+                let id = first_id(
+                    out.route_table().and_then(|r| r.route_table_id()),
+                    "creating the route table",
+                )?;
+                format!("created route table {id}")
+            }
+            Action::CreateDefaultRoute { route_table, igw } => {
+                ec2.create_route()
+                    .route_table_id(route_table)
+                    .destination_cidr_block("0.0.0.0/0")
+                    .gateway_id(igw)
+                    .send()
+                    .await
+                    .map_err(|e| fail("adding the default route", e))?;
+                format!("routed 0.0.0.0/0 of {route_table} to {igw}")
+            }
+            Action::CreateSubnet { vpc, zone, cidr } => {
+                let out = ec2
+                    .create_subnet()
+                    .vpc_id(vpc)
+                    .cidr_block(cidr)
+                    .availability_zone(zone)
+                    .tag_specifications(spec(ResourceType::Subnet, t("network", zone)))
+                    .send()
+                    .await
+                    .map_err(|e| fail(&format!("creating the subnet in {zone}"), e))?;
+                let id = first_id(
+                    out.subnet().and_then(|s| s.subnet_id()),
+                    "creating a subnet",
+                )?;
+                format!("created subnet {id} ({cidr}) in {zone}")
+            }
+            Action::AssociateSubnet {
+                route_table,
+                subnet,
+            } => {
+                ec2.associate_route_table()
+                    .route_table_id(route_table)
+                    .subnet_id(subnet)
+                    .send()
+                    .await
+                    .map_err(|e| fail(&format!("routing subnet {subnet}"), e))?;
+                format!("routed subnet {subnet} through {route_table}")
+            }
+            Action::CreateSecurityGroup { vpc, role } => {
+                let out = ec2
+                    .create_security_group()
+                    .vpc_id(vpc)
+                    .group_name(format!("{name}-{role}"))
+                    .description(format!("orkops cluster {name}: {role}"))
+                    .tag_specifications(spec(ResourceType::SecurityGroup, t(role, role)))
+                    .send()
+                    .await
+                    .map_err(|e| fail(&format!("creating the {role} security group"), e))?;
+                format!(
+                    "created security group {} ({role})",
+                    out.group_id().unwrap_or_default()
                 )
-                .tag_specifications(spec(
-                    ResourceType::Instance,
-                    t(role, &format!("{role}-{}", i + 1)),
-                ));
-            launches.push(async move {
+            }
+            Action::Authorize { group, role, rules } => {
+                let r = ec2
+                    .authorize_security_group_ingress()
+                    .group_id(group)
+                    .set_ip_permissions(Some(rules.iter().map(permission).collect()))
+                    .send()
+                    .await;
+                match r {
+                    Ok(_) => {}
+                    // another run added them meanwhile
+                    Err(e) if code_of(&e).as_deref() == Some("InvalidPermission.Duplicate") => {}
+                    Err(e) => return Err(fail(&format!("opening the {role} security group"), e)),
+                }
+                format!(
+                    "opened security group {group} ({role}): {} rules",
+                    rules.len()
+                )
+            }
+            Action::ImportKeyPair { name: key } => {
+                let r = ec2
+                    .import_key_pair()
+                    .key_name(key)
+                    .public_key_material(aws_sdk_ec2::primitives::Blob::new(
+                        d.spec.ssh_public_key.as_bytes(),
+                    ))
+                    .tag_specifications(spec(ResourceType::KeyPair, t("ssh", "key")))
+                    .send()
+                    .await;
+                match r {
+                    Ok(_) => format!("imported key pair {key}"),
+                    Err(e) if code_of(&e).as_deref() == Some("InvalidKeyPair.Duplicate") => {
+                        return Err(CloudError(format!(
+                            "key pair {key} exists in {} but is not tagged {TAG_CLUSTER}={name}; hint: delete it (aws ec2 delete-key-pair --key-name {key}) or pick another cluster name",
+                            self.region
+                        )))
+                    }
+                    Err(e) => return Err(fail("importing the SSH key pair", e)),
+                }
+            }
+            Action::RunInstance {
+                name: iname,
+                role,
+                zone,
+                subnet,
+                group,
+            } => {
+                let size = match role {
+                    Role::Master => &d.spec.master_size,
+                    Role::Node => &d.spec.node_size,
+                };
+                let mut it = t(role.as_str(), iname);
+                it.push(Tag::builder().key(super::TAG_NAME).value(iname).build());
+                let mut req = ec2
+                    .run_instances()
+                    .image_id(d.spec.image.clone().unwrap_or_default())
+                    .instance_type(InstanceType::from(size.as_str()))
+                    .min_count(1)
+                    .max_count(1)
+                    .key_name(d.key_name())
+                    .user_data(base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        d.user_data.get(role).cloned().unwrap_or_default(),
+                    ))
+                    .network_interfaces(
+                        InstanceNetworkInterfaceSpecification::builder()
+                            .device_index(0)
+                            .subnet_id(subnet)
+                            .groups(group)
+                            .associate_public_ip_address(true)
+                            .build(),
+                    )
+                    .tag_specifications(spec(ResourceType::Instance, it.clone()))
+                    .tag_specifications(spec(ResourceType::Volume, it));
+                if *role == Role::Master {
+                    if let Some(p) = &d.master_instance_profile {
+                        req = req.iam_instance_profile(
+                            aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
+                                .name(p)
+                                .build(),
+                        );
+                    }
+                }
                 let out = req
                     .send()
                     .await
-                    .map_err(|e| fail(&format!("starting {role} {} in {zone}", i + 1), e))?;
-                let id = out
-                    .instances()
+                    .map_err(|e| fail(&format!("starting {iname} in {zone}"), e))?;
+                let id = first_id(
+                    out.instances().first().and_then(|i| i.instance_id()),
+                    "starting an instance",
+                )?;
+                format!("started {iname} as {id} ({size} in {zone})")
+            }
+            Action::StartInstance { id, name: iname } => {
+                ec2.start_instances()
+                    .instance_ids(id)
+                    .send()
+                    .await
+                    .map_err(|e| fail(&format!("starting {iname} ({id})"), e))?;
+                format!("started stopped instance {iname} ({id})")
+            }
+            Action::TerminateInstance {
+                id,
+                name: iname,
+                why,
+            } => {
+                ec2.terminate_instances()
+                    .instance_ids(id)
+                    .send()
+                    .await
+                    .map_err(|e| fail(&format!("terminating {iname} ({id})"), e))?;
+                format!("terminated {iname} ({id}): {why}")
+            }
+            Action::Wait { names } => format!("waiting for {}", names.join(", ")),
+            Action::CreateTargetGroup {
+                name: tg,
+                vpc,
+                port,
+            } => {
+                let out = self
+                    .elb
+                    .create_target_group()
+                    .name(tg)
+                    .protocol(elb::types::ProtocolEnum::Tcp)
+                    .port(*port)
+                    .vpc_id(vpc)
+                    .target_type(elb::types::TargetTypeEnum::Instance)
+                    .health_check_protocol(elb::types::ProtocolEnum::Tcp)
+                    .set_tags(Some(elb_tags(name, LB_ROLE_API, &d.created)))
+                    .send()
+                    .await
+                    .map_err(|e| fail("creating the API target group", e))?;
+                let arn = first_id(
+                    out.target_groups()
+                        .first()
+                        .and_then(|g| g.target_group_arn()),
+                    "creating the API target group",
+                )?;
+                format!("created target group {tg} ({arn})")
+            }
+            Action::CreateLoadBalancer { name: lb, subnets } => {
+                let out = self
+                    .elb
+                    .create_load_balancer()
+                    .name(lb)
+                    .r#type(elb::types::LoadBalancerTypeEnum::Network)
+                    .scheme(elb::types::LoadBalancerSchemeEnum::InternetFacing)
+                    .set_subnets(Some(subnets.clone()))
+                    .set_tags(Some(elb_tags(name, LB_ROLE_API, &d.created)))
+                    .send()
+                    .await
+                    .map_err(|e| fail("creating the API load balancer", e))?;
+                let dns = out
+                    .load_balancers()
                     .first()
-                    .and_then(|i| i.instance_id())
-                    .unwrap_or_default()
-                    .to_string();
-                Ok::<_, CloudError>((role.to_string(), id))
-            });
-        }
-    }
-    let mut instances = Vec::new();
-    for r in futures::future::join_all(launches).await {
-        let (role, id) = r?;
-        progress(format!("started {role} instance {id}"));
-        instances.push((role, id));
-    }
-    wait_for(
-        aws,
-        &instances.iter().map(|i| i.1.clone()).collect::<Vec<_>>(),
-        InstanceStateName::Running,
-        Duration::from_secs(300),
-    )
-    .await?;
-    progress(format!("{} instances running", instances.len()));
-
-    // the API load balancer: an NLB over the masters' API port
-    let lb_tags = elb_tags(name, "api", &now);
-    let tg = aws
-        .elb
-        .create_target_group()
-        .name(format!("{name}-api"))
-        .protocol(elb::types::ProtocolEnum::Tcp)
-        .port(p.ports.api)
-        .vpc_id(&vpc)
-        .target_type(elb::types::TargetTypeEnum::Instance)
-        .set_tags(Some(lb_tags.clone()))
-        .send()
-        .await
-        .map_err(|e| fail("creating the API target group", e))?
-        .target_groups()
-        .first()
-        .and_then(|g| g.target_group_arn())
-        .unwrap_or_default()
-        .to_string();
-    let lb = aws
-        .elb
-        .create_load_balancer()
-        .name(format!("{name}-api"))
-        .r#type(elb::types::LoadBalancerTypeEnum::Network)
-        .scheme(elb::types::LoadBalancerSchemeEnum::InternetFacing)
-        .set_subnets(Some(subnets.iter().map(|s| s.1.clone()).collect()))
-        .set_tags(Some(lb_tags))
-        .send()
-        .await
-        .map_err(|e| fail("creating the API load balancer", e))?;
-    let lb = lb
-        .load_balancers()
-        .first()
-        .cloned()
-        .unwrap_or_else(|| elb::types::LoadBalancer::builder().build());
-    let lb_arn = lb.load_balancer_arn().unwrap_or_default().to_string();
-    let masters: Vec<elb::types::TargetDescription> = instances
-        .iter()
-        .filter(|i| i.0 == "master")
-        .map(|i| {
-            elb::types::TargetDescription::builder()
-                .id(&i.1)
-                .port(p.ports.api)
-                .build()
+                    .and_then(|l| l.dns_name())
+                    .unwrap_or_default();
+                format!("created API load balancer {lb} ({dns})")
+            }
+            Action::RegisterTargets {
+                target_group,
+                instances,
+            } => {
+                self.elb
+                    .register_targets()
+                    .target_group_arn(target_group)
+                    .set_targets(Some(
+                        instances
+                            .iter()
+                            .map(|i| {
+                                elb::types::TargetDescription::builder()
+                                    .id(i)
+                                    .port(d.ports.api)
+                                    .build()
+                            })
+                            .collect(),
+                    ))
+                    .send()
+                    .await
+                    .map_err(|e| fail("registering the masters with the API load balancer", e))?;
+                format!(
+                    "registered {} with the API load balancer",
+                    instances.join(", ")
+                )
+            }
+            Action::DeregisterTargets {
+                target_group,
+                instances,
+            } => {
+                self.elb
+                    .deregister_targets()
+                    .target_group_arn(target_group)
+                    .set_targets(Some(
+                        instances
+                            .iter()
+                            .map(|i| elb::types::TargetDescription::builder().id(i).build())
+                            .collect(),
+                    ))
+                    .send()
+                    .await
+                    .map_err(|e| fail("deregistering gone masters", e))?;
+                format!(
+                    "deregistered {} from the API load balancer",
+                    instances.join(", ")
+                )
+            }
+            Action::CreateListener {
+                load_balancer,
+                target_group,
+                port,
+            } => {
+                self.elb
+                    .create_listener()
+                    .load_balancer_arn(load_balancer)
+                    .protocol(elb::types::ProtocolEnum::Tcp)
+                    .port(*port)
+                    .default_actions(
+                        elb::types::Action::builder()
+                            .r#type(elb::types::ActionTypeEnum::Forward)
+                            .target_group_arn(target_group)
+                            .build(),
+                    )
+                    .set_tags(Some(elb_tags(name, LB_ROLE_API, &d.created)))
+                    .send()
+                    .await
+                    .map_err(|e| fail("creating the API listener", e))?;
+                format!("created the API listener on TCP {port}")
+            }
         })
-        .collect();
-    aws.elb
-        .register_targets()
-        .target_group_arn(&tg)
-        .set_targets(Some(masters))
-        .send()
-        .await
-        .map_err(|e| fail("registering the masters with the API load balancer", e))?;
-    aws.elb
-        .create_listener()
-        .load_balancer_arn(&lb_arn)
-        .protocol(elb::types::ProtocolEnum::Tcp)
-        .port(p.ports.api)
-        .default_actions(
-            elb::types::Action::builder()
-                .r#type(elb::types::ActionTypeEnum::Forward)
-                .target_group_arn(&tg)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| fail("creating the API listener", e))?;
-    let api_dns = lb.dns_name().unwrap_or_default().to_string();
-    progress(format!("created API load balancer {api_dns}"));
-    Ok(Created {
-        vpc,
-        subnets,
-        instances,
-        api_dns,
-    })
+    }
 }
 
-/// Waits until every instance is in `state`.
+/// Waits until none of the instances is in a state other than `state` (gone counts as
+/// terminated).
 async fn wait_for(
     aws: &Aws,
     ids: &[String],
@@ -577,364 +1087,158 @@ async fn wait_for(
     }
 }
 
-/// Everything AWS holds for a cluster, found by its tag.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Inventory {
-    pub listeners: Vec<String>,
-    pub load_balancers: Vec<String>,
-    pub target_groups: Vec<String>,
-    pub instances: Vec<String>,
-    pub key_pairs: Vec<String>,
-    pub security_groups: Vec<String>,
-    pub subnets: Vec<String>,
-    pub route_tables: Vec<String>,
-    pub internet_gateways: Vec<(String, Vec<String>)>,
-    pub vpcs: Vec<String>,
-}
-
-impl Inventory {
-    pub fn is_empty(&self) -> bool {
-        self.count() == 0
-    }
-    pub fn count(&self) -> usize {
-        self.listeners.len()
-            + self.load_balancers.len()
-            + self.target_groups.len()
-            + self.instances.len()
-            + self.key_pairs.len()
-            + self.security_groups.len()
-            + self.subnets.len()
-            + self.route_tables.len()
-            + self.internet_gateways.len()
-            + self.vpcs.len()
-    }
-    /// One line per resource, in deletion order.
-    pub fn lines(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut add =
-            |what: &str, ids: &[String]| out.extend(ids.iter().map(|i| format!("{what} {i}")));
-        add("listener", &self.listeners);
-        add("load-balancer", &self.load_balancers);
-        add("target-group", &self.target_groups);
-        add("instance", &self.instances);
-        add("key-pair", &self.key_pairs);
-        add("security-group", &self.security_groups);
-        add("subnet", &self.subnets);
-        add("route-table", &self.route_tables);
-        add(
-            "internet-gateway",
-            &self
-                .internet_gateways
-                .iter()
-                .map(|g| g.0.clone())
-                .collect::<Vec<_>>(),
-        );
-        add("vpc", &self.vpcs);
-        out
-    }
-}
-
-/// Finds every resource tagged with the cluster (terminated instances excluded).
-pub async fn find(aws: &Aws, cluster: &str) -> Result<Inventory, CloudError> {
+/// Deletes everything `o` lists in dependency order (each kind's resources at once), retrying
+/// dependency errors with back-off; a resource already gone counts as deleted.
+pub async fn teardown(aws: &Aws, o: &Observed, report: &dyn Reporter) -> Result<(), CloudError> {
     let ec2 = &aws.ec2;
-    let by_tag = || {
-        Filter::builder()
-            .name(format!("tag:{TAG_CLUSTER}"))
-            .values(cluster)
-            .build()
-    };
-    let mut inv = Inventory::default();
-    let out = ec2
-        .describe_vpcs()
-        .filters(by_tag())
-        .send()
-        .await
-        .map_err(|e| fail("listing VPCs", e))?;
-    inv.vpcs = out
-        .vpcs()
-        .iter()
-        .filter_map(|v| v.vpc_id().map(str::to_string))
-        .collect();
-    let out = ec2
-        .describe_subnets()
-        .filters(by_tag())
-        .send()
-        .await
-        .map_err(|e| fail("listing subnets", e))?;
-    inv.subnets = out
-        .subnets()
-        .iter()
-        .filter_map(|v| v.subnet_id().map(str::to_string))
-        .collect();
-    let out = ec2
-        .describe_route_tables()
-        .filters(by_tag())
-        .send()
-        .await
-        .map_err(|e| fail("listing route tables", e))?;
-    inv.route_tables = out
-        .route_tables()
-        .iter()
-        .filter_map(|v| v.route_table_id().map(str::to_string))
-        .collect();
-    let out = ec2
-        .describe_internet_gateways()
-        .filters(by_tag())
-        .send()
-        .await
-        .map_err(|e| fail("listing internet gateways", e))?;
-    inv.internet_gateways = out
-        .internet_gateways()
-        .iter()
-        .filter_map(|g| {
-            Some((
-                g.internet_gateway_id()?.to_string(),
-                g.attachments()
-                    .iter()
-                    .filter_map(|a| a.vpc_id().map(str::to_string))
-                    .collect(),
-            ))
+    let say = |m: String| report.report(Event::line("delete", m));
+    futures::future::try_join_all(o.listeners.iter().map(|l| async move {
+        retry(&format!("deleting listener {}", l.arn), || {
+            aws.elb.delete_listener().listener_arn(&l.arn).send()
         })
-        .collect();
-    let out = ec2
-        .describe_security_groups()
-        .filters(by_tag())
-        .send()
-        .await
-        .map_err(|e| fail("listing security groups", e))?;
-    inv.security_groups = out
-        .security_groups()
-        .iter()
-        .filter_map(|v| v.group_id().map(str::to_string))
-        .collect();
-    let out = ec2
-        .describe_key_pairs()
-        .filters(by_tag())
-        .send()
-        .await
-        .map_err(|e| fail("listing key pairs", e))?;
-    inv.key_pairs = out
-        .key_pairs()
-        .iter()
-        .filter_map(|k| k.key_name().map(str::to_string))
-        .collect();
-    let out = ec2
-        .describe_instances()
-        .filters(by_tag())
-        .send()
-        .await
-        .map_err(|e| fail("listing instances", e))?;
-    inv.instances = out
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter(|i| {
-            !matches!(
-                i.state().and_then(|s| s.name()),
-                Some(InstanceStateName::Terminated)
-            )
+        .await?;
+        say(format!("deleted listener {}", l.arn));
+        Ok::<_, CloudError>(())
+    }))
+    .await?;
+    futures::future::try_join_all(o.load_balancers.iter().map(|l| async move {
+        retry(&format!("deleting load balancer {}", l.name), || {
+            aws.elb
+                .delete_load_balancer()
+                .load_balancer_arn(&l.arn)
+                .send()
         })
-        .filter_map(|i| i.instance_id().map(str::to_string))
-        .collect();
-    // ELBv2 has no tag filter: list, then read the tags
-    let tagged = |arns: Vec<String>| async move {
-        let mut mine = Vec::new();
-        for chunk in arns.chunks(20) {
-            if chunk.is_empty() {
-                continue;
-            }
-            let out = aws
-                .elb
-                .describe_tags()
-                .set_resource_arns(Some(chunk.to_vec()))
+        .await?;
+        say(format!("deleted load balancer {} ({})", l.name, l.dns));
+        Ok::<_, CloudError>(())
+    }))
+    .await?;
+    futures::future::try_join_all(o.target_groups.iter().map(|g| async move {
+        retry(&format!("deleting target group {}", g.name), || {
+            aws.elb
+                .delete_target_group()
+                .target_group_arn(&g.arn)
+                .send()
+        })
+        .await?;
+        say(format!("deleted target group {}", g.name));
+        Ok::<_, CloudError>(())
+    }))
+    .await?;
+    let ids: Vec<String> = o.instances.iter().map(|i| i.id.clone()).collect();
+    if !ids.is_empty() {
+        for chunk in ids.chunks(500) {
+            ec2.terminate_instances()
+                .set_instance_ids(Some(chunk.to_vec()))
                 .send()
                 .await
-                .map_err(|e| fail("reading load balancer tags", e))?;
-            for d in out.tag_descriptions() {
-                if d.tags()
-                    .iter()
-                    .any(|t| t.key() == Some(TAG_CLUSTER) && t.value() == Some(cluster))
-                {
-                    mine.extend(d.resource_arn().map(str::to_string));
-                }
-            }
+                .map_err(|e| fail("terminating the instances", e))?;
         }
-        Ok::<_, CloudError>(mine)
-    };
-    let lbs = aws
-        .elb
-        .describe_load_balancers()
-        .send()
-        .await
-        .map_err(|e| fail("listing load balancers", e))?;
-    inv.load_balancers = tagged(
-        lbs.load_balancers()
-            .iter()
-            .filter_map(|l| l.load_balancer_arn().map(str::to_string))
-            .collect(),
-    )
-    .await?;
-    let tgs = aws
-        .elb
-        .describe_target_groups()
-        .send()
-        .await
-        .map_err(|e| fail("listing target groups", e))?;
-    inv.target_groups = tagged(
-        tgs.target_groups()
-            .iter()
-            .filter_map(|g| g.target_group_arn().map(str::to_string))
-            .collect(),
-    )
-    .await?;
-    for lb in &inv.load_balancers {
-        let out = aws
-            .elb
-            .describe_listeners()
-            .load_balancer_arn(lb)
-            .send()
-            .await
-            .map_err(|e| fail("listing listeners", e))?;
-        inv.listeners.extend(
-            out.listeners()
-                .iter()
-                .filter_map(|l| l.listener_arn().map(str::to_string)),
-        );
-    }
-    Ok(inv)
-}
-
-/// Deletes what `inv` lists in dependency order, retrying dependency errors with back-off.
-pub async fn delete(
-    aws: &Aws,
-    inv: &Inventory,
-    progress: &mut dyn FnMut(String),
-) -> Result<(), CloudError> {
-    let ec2 = &aws.ec2;
-    for l in &inv.listeners {
-        aws.elb
-            .delete_listener()
-            .listener_arn(l)
-            .send()
-            .await
-            .map_err(|e| fail(&format!("deleting listener {l}"), e))?;
-        progress(format!("deleted listener {l}"));
-    }
-    for l in &inv.load_balancers {
-        aws.elb
-            .delete_load_balancer()
-            .load_balancer_arn(l)
-            .send()
-            .await
-            .map_err(|e| fail(&format!("deleting load balancer {l}"), e))?;
-        progress(format!("deleted load balancer {l}"));
-    }
-    for g in &inv.target_groups {
-        retry(&format!("deleting target group {g}"), || {
-            aws.elb.delete_target_group().target_group_arn(g).send()
-        })
-        .await?;
-        progress(format!("deleted target group {g}"));
-    }
-    if !inv.instances.is_empty() {
-        ec2.terminate_instances()
-            .set_instance_ids(Some(inv.instances.clone()))
-            .send()
-            .await
-            .map_err(|e| fail("terminating the instances", e))?;
+        for i in &o.instances {
+            report.report(Event::of(
+                "delete",
+                &i.name,
+                format!("terminating {}", i.id),
+            ));
+        }
         wait_for(
             aws,
-            &inv.instances,
+            &ids,
             InstanceStateName::Terminated,
-            Duration::from_secs(300),
+            Duration::from_secs(600),
         )
         .await?;
-        progress(format!("terminated {} instances", inv.instances.len()));
+        for i in &o.instances {
+            report.report(Event::of("delete", &i.name, format!("terminated {}", i.id)).done());
+        }
+        say(format!("terminated {} instances", ids.len()));
     }
-    for k in &inv.key_pairs {
+    for k in &o.key_pairs {
         ec2.delete_key_pair()
             .key_name(k)
             .send()
             .await
             .map_err(|e| fail(&format!("deleting key pair {k}"), e))?;
-        progress(format!("deleted key pair {k}"));
+        say(format!("deleted key pair {k}"));
     }
-    // rules referring to the other group first, or neither group can go
-    for g in &inv.security_groups {
-        let out = ec2
-            .describe_security_groups()
-            .group_ids(g)
-            .send()
-            .await
-            .map_err(|e| fail(&format!("reading security group {g}"), e))?;
-        for sg in out.security_groups() {
-            if !sg.ip_permissions().is_empty() {
-                ec2.revoke_security_group_ingress()
-                    .group_id(g)
-                    .set_ip_permissions(Some(sg.ip_permissions().to_vec()))
+    // the rules first: a group another group's rule refers to cannot go
+    futures::future::try_join_all(
+        o.security_groups
+            .iter()
+            .filter(|g| !g.rules.is_empty())
+            .map(|g| async move {
+                let r = ec2
+                    .revoke_security_group_ingress()
+                    .group_id(&g.id)
+                    .set_ip_permissions(Some(g.rules.iter().map(permission).collect()))
                     .send()
-                    .await
-                    .map_err(|e| fail(&format!("emptying security group {g}"), e))?;
-            }
+                    .await;
+                match r {
+                    Err(e) if !code_of(&e).unwrap_or_default().contains("NotFound") => {
+                        Err(fail(&format!("emptying security group {}", g.id), e))
+                    }
+                    _ => Ok(()),
+                }
+            }),
+    )
+    .await?;
+    futures::future::try_join_all(o.security_groups.iter().map(|g| async move {
+        retry(&format!("deleting security group {}", g.id), || {
+            ec2.delete_security_group().group_id(&g.id).send()
+        })
+        .await?;
+        say(format!("deleted security group {} ({})", g.id, g.role));
+        Ok::<_, CloudError>(())
+    }))
+    .await?;
+    for r in &o.route_tables {
+        for (assoc, _) in &r.associations {
+            retry(&format!("detaching route table {}", r.id), || {
+                ec2.disassociate_route_table().association_id(assoc).send()
+            })
+            .await?;
         }
     }
-    for g in &inv.security_groups {
-        retry(&format!("deleting security group {g}"), || {
-            ec2.delete_security_group().group_id(g).send()
+    futures::future::try_join_all(o.subnets.iter().map(|s| async move {
+        retry(&format!("deleting subnet {}", s.id), || {
+            ec2.delete_subnet().subnet_id(&s.id).send()
         })
         .await?;
-        progress(format!("deleted security group {g}"));
-    }
-    for s in &inv.subnets {
-        retry(&format!("deleting subnet {s}"), || {
-            ec2.delete_subnet().subnet_id(s).send()
+        say(format!("deleted subnet {} ({})", s.id, s.zone));
+        Ok::<_, CloudError>(())
+    }))
+    .await?;
+    for r in &o.route_tables {
+        retry(&format!("deleting route table {}", r.id), || {
+            ec2.delete_route_table().route_table_id(&r.id).send()
         })
         .await?;
-        progress(format!("deleted subnet {s}"));
+        say(format!("deleted route table {}", r.id));
     }
-    for r in &inv.route_tables {
-        let out = ec2
-            .describe_route_tables()
-            .route_table_ids(r)
-            .send()
-            .await
-            .map_err(|e| fail(&format!("reading route table {r}"), e))?;
-        for a in out.route_tables().iter().flat_map(|t| t.associations()) {
-            if let (Some(id), false) = (a.route_table_association_id(), a.main().unwrap_or(false)) {
-                ec2.disassociate_route_table()
-                    .association_id(id)
+    for g in &o.internet_gateways {
+        for v in &g.attached {
+            retry(&format!("detaching internet gateway {}", g.id), || {
+                ec2.detach_internet_gateway()
+                    .internet_gateway_id(&g.id)
+                    .vpc_id(v)
                     .send()
-                    .await
-                    .map_err(|e| fail(&format!("detaching route table {r}"), e))?;
-            }
+            })
+            .await?;
         }
-        retry(&format!("deleting route table {r}"), || {
-            ec2.delete_route_table().route_table_id(r).send()
-        })
-        .await?;
-        progress(format!("deleted route table {r}"));
-    }
-    for (g, vpcs) in &inv.internet_gateways {
-        for v in vpcs {
-            ec2.detach_internet_gateway()
-                .internet_gateway_id(g)
-                .vpc_id(v)
+        retry(&format!("deleting internet gateway {}", g.id), || {
+            ec2.delete_internet_gateway()
+                .internet_gateway_id(&g.id)
                 .send()
-                .await
-                .map_err(|e| fail(&format!("detaching internet gateway {g}"), e))?;
-        }
-        retry(&format!("deleting internet gateway {g}"), || {
-            ec2.delete_internet_gateway().internet_gateway_id(g).send()
         })
         .await?;
-        progress(format!("deleted internet gateway {g}"));
+        say(format!("deleted internet gateway {}", g.id));
     }
-    for v in &inv.vpcs {
-        retry(&format!("deleting VPC {v}"), || {
-            ec2.delete_vpc().vpc_id(v).send()
+    for v in &o.vpcs {
+        retry(&format!("deleting VPC {}", v.id), || {
+            ec2.delete_vpc().vpc_id(&v.id).send()
         })
         .await?;
-        progress(format!("deleted VPC {v}"));
+        say(format!("deleted VPC {}", v.id));
     }
     Ok(())
 }

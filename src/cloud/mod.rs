@@ -1,11 +1,21 @@
 //! Cluster infrastructure on a cloud (the kops half of orkops): the cluster spec, the provider
-//! profile (`providers/`), the tags every resource carries, and the AWS implementation (`aws`)
-//! of create and delete. AWS is the source of truth: delete finds a cluster's resources by tag,
-//! also without local state.
+//! profile (`providers/`), the tags every resource carries, the reconciler that plans the
+//! infrastructure (`plan`, over the data in `model`), and the AWS implementation (`aws`) of
+//! observing, changing and tearing it down. AWS is the source of truth: the spec is kept in
+//! the VPC's tags, and delete finds a cluster's resources by tag, also without local state.
 
 pub mod aws;
+pub mod model;
+pub mod plan;
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
+
+/// An error from the cloud, with the AWS error code when there is one.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CloudError(pub String);
 
 /// Tag naming the cluster a resource belongs to.
 pub const TAG_CLUSTER: &str = "orkops.io/cluster";
@@ -13,6 +23,10 @@ pub const TAG_CLUSTER: &str = "orkops.io/cluster";
 pub const TAG_ROLE: &str = "orkops.io/role";
 /// Tag holding the resource's creation time (RFC 3339), for `--older-than` clean-ups.
 pub const TAG_CREATED: &str = "orkops.io/created";
+/// Tag naming an instance within its cluster (`master-1`, `node-2`).
+pub const TAG_NAME: &str = "orkops.io/name";
+/// Prefix of the spec tags on a cluster's VPC (`orkops.io/spec-nodes`, ...).
+pub const TAG_SPEC: &str = "orkops.io/spec-";
 
 /// The provider profile: image lookup, sizes and ports, as data.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,9 +56,11 @@ pub struct Sizes {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NetworkProfile {
+    /// The default `--network-cidr`.
     #[serde(rename = "vpcCIDR")]
     pub vpc_cidr: ipnet::Ipv4Net,
-    pub subnet_prefix: u8,
+    /// Each zone's subnet is this many bits longer than the VPC's prefix.
+    pub subnet_bits: u8,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,8 +79,9 @@ pub fn aws_profile() -> Profile {
         .expect("providers/aws.yaml is valid (checked by a unit test)")
 }
 
-/// What the user asked for.
-#[derive(Debug, Clone)]
+/// What the user asked for. Kept in the tags of the cluster's VPC (`to_tags`, `from_tags`), so
+/// that `update cluster` works from AWS alone.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClusterSpec {
     pub name: String,
     pub region: String,
@@ -77,8 +94,120 @@ pub struct ClusterSpec {
     pub image: Option<String>,
     /// OpenSSH public key line for the instances.
     pub ssh_public_key: String,
-    /// Who may reach the API port.
+    /// Who may reach the API and SSH ports.
     pub api_cidrs: Vec<String>,
+    /// The VPC's address range; one subnet per zone is cut from it.
+    pub network_cidr: ipnet::Ipv4Net,
+}
+
+impl ClusterSpec {
+    /// The spec as VPC tags (the SSH key is the key pair's, not a tag).
+    pub fn to_tags(&self) -> BTreeMap<String, String> {
+        let mut t = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            t.insert(format!("{TAG_SPEC}{k}"), v);
+        };
+        put("zones", self.zones.join(","));
+        put("masters", self.masters.to_string());
+        put("nodes", self.nodes.to_string());
+        put("master-size", self.master_size.clone());
+        put("node-size", self.node_size.clone());
+        put("image", self.image.clone().unwrap_or_default());
+        put("api-cidrs", self.api_cidrs.join(","));
+        put("network-cidr", self.network_cidr.to_string());
+        t
+    }
+
+    /// The spec a cluster's VPC tags hold (no SSH key: that lives in the key pair and the local
+    /// state).
+    pub fn from_tags(
+        name: &str,
+        region: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<ClusterSpec, String> {
+        let get = |k: &str| {
+            tags.get(&format!("{TAG_SPEC}{k}"))
+                .cloned()
+                .ok_or_else(|| format!("the VPC of cluster {name} has no tag {TAG_SPEC}{k}"))
+        };
+        let num = |k: &str| -> Result<u32, String> {
+            get(k)?
+                .parse()
+                .map_err(|_| format!("the VPC's tag {TAG_SPEC}{k} is not a number"))
+        };
+        let list = |v: String| -> Vec<String> {
+            v.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        Ok(ClusterSpec {
+            name: name.to_string(),
+            region: region.to_string(),
+            zones: list(get("zones")?),
+            masters: num("masters")?,
+            nodes: num("nodes")?,
+            master_size: get("master-size")?,
+            node_size: get("node-size")?,
+            image: Some(get("image")?).filter(|i| !i.is_empty()),
+            ssh_public_key: String::new(),
+            api_cidrs: list(get("api-cidrs")?),
+            network_cidr: get("network-cidr")?
+                .parse()
+                .map_err(|_| format!("the VPC's tag {TAG_SPEC}network-cidr is not a CIDR"))?,
+        })
+    }
+
+    /// Checks what can be checked without the cloud; errors name the flag.
+    pub fn check(&self) -> Result<(), String> {
+        check_name(&self.name)?;
+        if self.zones.is_empty() {
+            return Err("--zones: at least one zone".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for z in &self.zones {
+            if !seen.insert(z) {
+                return Err(format!("--zones: {z} is given twice"));
+            }
+            if !z.starts_with(&self.region) {
+                return Err(format!(
+                    "--zones: {z} is not a zone of region {} (set AWS_REGION for another region)",
+                    self.region
+                ));
+            }
+        }
+        if !matches!(self.masters, 1 | 3) {
+            return Err(format!(
+                "--masters {}: a cluster has 1 or 3 masters",
+                self.masters
+            ));
+        }
+        if self.nodes > 500 {
+            return Err(format!("--nodes {}: at most 500", self.nodes));
+        }
+        let p = self.network_cidr.prefix_len();
+        if !(16..=24).contains(&p) {
+            return Err(format!(
+                "--network-cidr {}: the prefix must be /16 to /24 (AWS allows /16 to /28 per VPC, and each zone needs a subnet)",
+                self.network_cidr
+            ));
+        }
+        if self.network_cidr.trunc() != self.network_cidr {
+            return Err(format!(
+                "--network-cidr {}: not a network address (did you mean {}?)",
+                self.network_cidr,
+                self.network_cidr.trunc()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Normalises a CIDR (`10.1.2.3/8` becomes `10.0.0.0/8`), naming the flag when it is not one.
+pub fn normal_cidr(flag: &str, c: &str) -> Result<String, String> {
+    c.parse::<ipnet::Ipv4Net>()
+        .map(|n| n.trunc().to_string())
+        .map_err(|_| format!("{flag}: {c:?} is not an IPv4 CIDR"))
 }
 
 /// Checks a cluster name: it becomes part of AWS names (load balancers allow 32 characters).
@@ -99,39 +228,16 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// The `/prefix` subnet of the VPC for zone number `i`.
-pub fn zone_subnet(p: &NetworkProfile, i: usize) -> Result<ipnet::Ipv4Net, String> {
-    p.vpc_cidr
-        .subnets(p.subnet_prefix)
-        .map_err(|e| format!("providers: subnetPrefix {}: {e}", p.subnet_prefix))?
-        .nth(i)
-        .ok_or_else(|| {
-            format!(
-                "the VPC {} has no room for zone number {}",
-                p.vpc_cidr,
-                i + 1
-            )
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_aws_profile_parses_and_gives_one_subnet_per_zone() {
+    fn the_aws_profile_parses() {
         let p = aws_profile();
         assert_eq!(p.cloud, "aws");
         assert_eq!(p.ports.api, 6443);
-        assert_eq!(
-            zone_subnet(&p.network, 0).unwrap().to_string(),
-            "10.0.0.0/20"
-        );
-        assert_eq!(
-            zone_subnet(&p.network, 2).unwrap().to_string(),
-            "10.0.32.0/20"
-        );
-        assert!(zone_subnet(&p.network, 16).is_err());
+        assert_eq!(p.network.subnet_bits, 4);
     }
 
     #[test]
@@ -140,5 +246,73 @@ mod tests {
         for bad in ["", "Dev", "-a", "a-", "a_b", "averyveryverylongclustername"] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
+    }
+
+    fn spec() -> ClusterSpec {
+        ClusterSpec {
+            name: "dev".into(),
+            region: "us-east-1".into(),
+            zones: vec!["us-east-1a".into(), "us-east-1b".into()],
+            masters: 3,
+            nodes: 4,
+            master_size: "t3.medium".into(),
+            node_size: "t3.large".into(),
+            image: Some("ami-1".into()),
+            ssh_public_key: String::new(),
+            api_cidrs: vec!["10.0.0.0/8".into(), "192.168.1.0/24".into()],
+            network_cidr: "10.20.0.0/16".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_spec_round_trips_through_tags() {
+        let s = spec();
+        assert_eq!(
+            ClusterSpec::from_tags("dev", "us-east-1", &s.to_tags()).unwrap(),
+            s
+        );
+        let mut t = s.to_tags();
+        t.remove("orkops.io/spec-nodes");
+        let e = ClusterSpec::from_tags("dev", "us-east-1", &t).unwrap_err();
+        assert!(e.contains("orkops.io/spec-nodes"), "{e}");
+    }
+
+    #[test]
+    fn bad_specs_name_the_flag() {
+        type Change = Box<dyn Fn(&mut ClusterSpec)>;
+        let cases: Vec<(Change, &str)> = vec![
+            (
+                Box::new(|s| s.zones = vec!["eu-west-1a".into()]),
+                "--zones: eu-west-1a",
+            ),
+            (
+                Box::new(|s| s.zones.push("us-east-1a".into())),
+                "given twice",
+            ),
+            (Box::new(|s| s.masters = 2), "--masters 2"),
+            (Box::new(|s| s.nodes = 501), "--nodes 501"),
+            (
+                Box::new(|s| s.network_cidr = "10.0.0.0/8".parse().unwrap()),
+                "--network-cidr",
+            ),
+            (
+                Box::new(|s| s.network_cidr = "10.0.0.1/16".parse().unwrap()),
+                "10.0.0.0/16",
+            ),
+        ];
+        assert!(spec().check().is_ok());
+        for (change, want) in cases {
+            let mut s = spec();
+            change(&mut s);
+            let e = s.check().unwrap_err();
+            assert!(e.contains(want), "{e}");
+        }
+        assert_eq!(
+            normal_cidr("--api-cidrs", "10.1.2.3/8").unwrap(),
+            "10.0.0.0/8"
+        );
+        assert!(normal_cidr("--api-cidrs", "nope")
+            .unwrap_err()
+            .contains("--api-cidrs"));
     }
 }

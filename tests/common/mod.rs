@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use orkops::client::ClientConfig;
 use serde_json::Value;
 
+pub mod cloud;
 pub mod hosts;
 
 /// Polls `cond` until it holds or `deadline` passes; generous deadlines, no fixed sleeps.

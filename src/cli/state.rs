@@ -1,0 +1,129 @@
+//! A cluster's local state, `~/.orkops/clusters/NAME/`: what only the user's machine holds —
+//! the SSH key (`id_ed25519`, OpenSSH format, 0600), the instances' recorded host keys
+//! (`known_hosts`), the cluster secrets for its masters (`pki/`) and the last summary
+//! (`cluster.json`). Everything else is found in AWS by tag.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+pub struct ClusterDir {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+impl ClusterDir {
+    pub fn of(name: &str) -> ClusterDir {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| ".".into());
+        ClusterDir {
+            name: name.to_string(),
+            path: home.join(".orkops").join("clusters").join(name),
+        }
+    }
+
+    pub fn exists(&self) -> bool {
+        self.path.exists()
+    }
+
+    pub fn create(&self) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.path)
+            .with_context(|| format!("cannot create {}", self.path.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o700))?;
+        Ok(())
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// The private key the bootstrap logs in with.
+    pub fn ssh_key_path(&self) -> PathBuf {
+        self.file("id_ed25519")
+    }
+
+    pub fn known_hosts_path(&self) -> PathBuf {
+        self.file("known_hosts")
+    }
+
+    pub fn pki_dir(&self) -> PathBuf {
+        self.file("pki")
+    }
+
+    /// The public key line of the cluster's key, if the key exists.
+    pub fn public_key(&self) -> Option<String> {
+        std::fs::read_to_string(self.file("id_ed25519.pub"))
+            .ok()
+            .map(|k| k.trim().to_string())
+    }
+
+    /// Generates the cluster's ed25519 key once; returns its public key line.
+    pub fn ensure_key(&self) -> anyhow::Result<String> {
+        if let Some(k) = self.public_key() {
+            if self.ssh_key_path().exists() {
+                return Ok(k);
+            }
+        }
+        self.create()?;
+        let key = russh::keys::PrivateKey::random(
+            &mut rand::rngs::OsRng,
+            russh::keys::Algorithm::Ed25519,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot generate an SSH key: {e}"))?;
+        let mut public = key.public_key().clone();
+        public.set_comment(format!("orkops-{}", self.name));
+        let line = public
+            .to_openssh()
+            .map_err(|e| anyhow::anyhow!("cannot encode the SSH key: {e}"))?;
+        let private = key
+            .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+            .map_err(|e| anyhow::anyhow!("cannot encode the SSH key: {e}"))?;
+        crate::pki::write_private(&self.ssh_key_path(), private.as_bytes())?;
+        std::fs::write(self.file("id_ed25519.pub"), format!("{line}\n"))?;
+        Ok(line)
+    }
+
+    /// Uses the user's key pair instead: `FILE` is the public key, `FILE` without `.pub` the
+    /// private key the bootstrap needs; both are copied into the cluster's directory.
+    pub fn adopt_key(&self, public: &Path) -> anyhow::Result<String> {
+        let line = std::fs::read_to_string(public)
+            .with_context(|| format!("--ssh-public-key {}: cannot read it", public.display()))?;
+        let line = line.trim().to_string();
+        russh::keys::PublicKey::from_openssh(&line).map_err(|e| {
+            anyhow::anyhow!(
+                "--ssh-public-key {}: not an OpenSSH public key line: {e}",
+                public.display()
+            )
+        })?;
+        let private = public.with_extension("");
+        if private == public {
+            bail!(
+                "--ssh-public-key {}: name the .pub file; its private key (the same name without .pub) is needed to bootstrap the instances",
+                public.display()
+            );
+        }
+        let pem = std::fs::read_to_string(&private).with_context(|| {
+            format!(
+                "--ssh-public-key {}: the private key {} is needed to bootstrap the instances",
+                public.display(),
+                private.display()
+            )
+        })?;
+        russh::keys::decode_secret_key(&pem, None).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: cannot read the private key (a passphrase-protected key is not supported): {e}",
+                private.display()
+            )
+        })?;
+        self.create()?;
+        crate::pki::write_private(&self.ssh_key_path(), pem.as_bytes())?;
+        std::fs::write(self.file("id_ed25519.pub"), format!("{line}\n"))?;
+        Ok(line)
+    }
+
+    pub fn remove(&self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
