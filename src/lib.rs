@@ -11,6 +11,7 @@
 //! - `serve`: the TLS accept loop both servers use;
 //! - `pki`: the cluster CA, certificates and secrets;
 //! - `client`: the API client and its configuration file;
+//! - `bootstrap`: the bootstrap of a cluster's instances over SSH (russh, tera templates);
 //! - `cloud`: cluster infrastructure on AWS (the spec, the reconciler, teardown);
 //! - `progress`: progress events of long operations;
 //! - `cli`: the `orkops` command line.
@@ -18,6 +19,7 @@
 pub mod agent;
 pub mod api;
 pub mod apiserver;
+pub mod bootstrap;
 pub mod cli;
 pub mod client;
 pub mod cloud;

@@ -146,6 +146,49 @@ impl MasterConfig {
     }
 }
 
+/// Runs the controllers while this master leads the election among the cluster's masters (one
+/// scheduler and one set of controllers per cluster), and campaigns again when it loses.
+async fn lead_controllers(
+    store: Arc<dyn crate::store::Store>,
+    election: String,
+    candidate: String,
+    engine: Arc<Engine>,
+    config: crate::controllers::ControllerConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let campaign = tokio::select! {
+            r = store.campaign(&election, &candidate) => r,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let mut leading = match campaign {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot campaign for the controllers; trying again");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        };
+        tracing::info!("leading the cluster's controllers");
+        let handles = crate::controllers::start(engine.clone(), config.clone(), stop.clone());
+        let stopping = tokio::select! {
+            _ = leading.lost() => false,
+            _ = stop.wait_for(|s| *s) => true,
+        };
+        for h in handles {
+            h.abort();
+        }
+        if stopping {
+            return;
+        }
+        tracing::warn!(
+            "lost the controllers' leadership (the store stopped renewing it); campaigning again"
+        );
+    }
+}
+
 fn read(p: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
 }
@@ -173,8 +216,9 @@ pub async fn run(
         .network
         .validate()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store: Arc<dyn crate::store::Store> = Arc::new(store);
     let mut engine = Engine::new(
-        Arc::new(store),
+        store.clone(),
         &config.etcd_prefix,
         Some(credentials.clone()),
         stop_rx,
@@ -224,11 +268,14 @@ pub async fn run(
     tracing::info!(address = %bound, cluster = %config.cluster_name, "API server listening");
 
     let engine = Arc::new(engine);
-    let controllers = crate::controllers::start(
+    let controllers = tokio::spawn(lead_controllers(
+        store,
+        format!("{}/leader/controllers", config.etcd_prefix),
+        format!("{}@{}", config.cluster_name, bound),
         engine.clone(),
         config.controllers.clone(),
         stop_rx_controllers,
-    );
+    ));
     let app = router(Arc::new(AppState {
         engine,
         credentials,
@@ -237,9 +284,7 @@ pub async fn run(
     let graceful = crate::serve::accept_loop(listener, tls, app, shutdown).await;
     tracing::info!("shutting down: no new connections, ending watches");
     let _ = stop_tx.send(true);
-    for c in controllers {
-        c.abort();
-    }
+    let _ = controllers.await;
     if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
         .await
         .is_err()

@@ -55,6 +55,14 @@ pub enum Command {
     /// Bring a cluster back to its spec, or change it (`--nodes N`): what `create` would do now.
     #[command(subcommand)]
     Update(UpdateCommand),
+    /// Check a cluster's health.
+    #[command(subcommand)]
+    Validate(ValidateCommand),
+    /// Write a cluster's client configuration.
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Open a shell (or run a command) on one of a cluster's instances, with the cluster's key.
+    Ssh(SshArgs),
 }
 
 fn masters(s: &str) -> Result<u32, String> {
@@ -101,6 +109,53 @@ pub struct ApplyPlanArgs {
     /// Progress as plain text or JSON lines (default: lines drawn in place on a terminal).
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<ProgressOutput>,
+    /// Where `orkops-master` and `orkops-agent` are (default: next to this `orkops`).
+    #[arg(long, value_name = "DIR", env = "ORKOPS_BINARIES_DIR")]
+    pub binaries_dir: Option<PathBuf>,
+    /// How long an instance's SSH (and its user data) may take to be ready.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub ssh_timeout: String,
+    /// How long to wait, after the bootstrap, for every node to be Ready.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub wait: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ValidateCommand {
+    /// Check that the cluster's masters answer and its nodes are Ready.
+    Cluster(ValidateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// The cluster (default: the client config's); with a name, the expected instances are read
+    /// from AWS.
+    pub name: Option<String>,
+    /// Keep checking until the cluster is valid, for at most this long (e.g. 5m).
+    #[arg(long, value_name = "DURATION")]
+    pub wait: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportCommand {
+    /// Write the admin client configuration of a cluster (to --config, or ~/.orkops/config).
+    Config(ExportConfigArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExportConfigArgs {
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SshArgs {
+    /// The cluster.
+    pub cluster: String,
+    /// The instance: master-1 (default), node-2, or an instance id.
+    pub instance: Option<String>,
+    /// A command to run instead of a shell, after `--`.
+    #[arg(last = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Args, Debug)]

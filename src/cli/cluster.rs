@@ -11,6 +11,8 @@ use anyhow::{anyhow, bail, Context};
 use super::args::{ApplyPlanArgs, CreateClusterArgs, DeleteArgs, DescribeArgs, UpdateClusterArgs};
 use super::progress::Progress;
 use super::state::ClusterDir;
+use crate::api::Kind;
+use crate::client::{ApiClient, ClientConfig};
 use crate::cloud::model::{Action, Observed, Role};
 use crate::cloud::plan::{self, Desired};
 use crate::cloud::{self, aws, ClusterSpec, Profile};
@@ -130,7 +132,7 @@ fn write_summary(dir: &ClusterDir, o: &Observed, d: &Desired) -> anyhow::Result<
     Ok(())
 }
 
-pub async fn create(a: &CreateClusterArgs) -> anyhow::Result<()> {
+pub async fn create(cli: &super::args::Cli, a: &CreateClusterArgs) -> anyhow::Result<()> {
     let profile = cloud::aws_profile();
     let dir = ClusterDir::of(&a.name);
     cloud::check_name(&a.name).map_err(|e| anyhow!(e))?;
@@ -217,16 +219,28 @@ pub async fn create(a: &CreateClusterArgs) -> anyhow::Result<()> {
         ..d
     };
     let progress = Progress::new(a.plan.output);
-    let o = converge(&aws, &d, &progress).await;
+    let r = async {
+        let o = converge(&aws, &d, &progress).await?;
+        write_summary(&dir, &o, &d)?;
+        progress.println(&format!(
+            "infrastructure of cluster {} ready in {:.1} s ({} AWS calls); API load balancer {}",
+            d.spec.name,
+            progress.elapsed().as_secs_f64(),
+            aws.call_count(),
+            o.api_load_balancer().map(|l| l.dns.as_str()).unwrap_or("?")
+        ));
+        if !a.plan.infrastructure_only {
+            bootstrap_phase(&o, &d, &a.plan, cli.config.as_deref(), &progress).await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
     progress.finish();
-    let o = o?;
-    write_summary(&dir, &o, &d)?;
+    r?;
     progress.println(&format!(
-        "cluster {} created in {:.1} s ({} AWS calls); API load balancer {}",
+        "cluster {} created in {:.1} s",
         d.spec.name,
-        progress.elapsed().as_secs_f64(),
-        aws.call_count(),
-        o.api_load_balancer().map(|l| l.dns.as_str()).unwrap_or("?")
+        progress.elapsed().as_secs_f64()
     ));
     Ok(())
 }
@@ -258,7 +272,7 @@ async fn recorded(aws: &aws::Aws, name: &str) -> anyhow::Result<(Observed, Clust
     Ok((o, spec, created))
 }
 
-pub async fn update(a: &UpdateClusterArgs) -> anyhow::Result<()> {
+pub async fn update(cli: &super::args::Cli, a: &UpdateClusterArgs) -> anyhow::Result<()> {
     let profile = cloud::aws_profile();
     let aws = aws::connect(&region()).await?;
     let (o, mut spec, created) = recorded(&aws, &a.name).await?;
@@ -280,10 +294,11 @@ pub async fn update(a: &UpdateClusterArgs) -> anyhow::Result<()> {
     spec.check().map_err(|e| anyhow!(e))?;
     let d = desired(spec, &profile, created, None)?;
     let actions = plan::simulate(&d, &o)?;
-    update_plan(&aws, &d, &actions, &a.plan).await
+    update_plan(cli, &aws, &d, &actions, &a.plan).await
 }
 
 async fn update_plan(
+    cli: &super::args::Cli,
     aws: &aws::Aws,
     d: &Desired,
     actions: &[Action],
@@ -297,9 +312,14 @@ async fn update_plan(
         print_plan(actions);
     }
     if !flags.yes || flags.dry_run {
-        if !actions.is_empty() {
-            println!("(dry run: nothing was changed; pass --yes to apply)");
-        }
+        println!(
+            "(dry run: nothing was changed; pass --yes to apply{})",
+            if flags.infrastructure_only {
+                ""
+            } else {
+                " and bootstrap the instances"
+            }
+        );
         return Ok(());
     }
     if actions
@@ -313,10 +333,17 @@ async fn update_plan(
         );
     }
     let progress = Progress::new(flags.output);
-    let after = converge(aws, d, &progress).await;
+    let r = async {
+        let after = converge(aws, d, &progress).await?;
+        write_summary(&ClusterDir::of(name), &after, d)?;
+        if !flags.infrastructure_only {
+            bootstrap_phase(&after, d, flags, cli.config.as_deref(), &progress).await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
     progress.finish();
-    let after = after?;
-    write_summary(&ClusterDir::of(name), &after, d)?;
+    r?;
     progress.println(&format!(
         "cluster {name} updated in {:.1} s ({} AWS calls)",
         progress.elapsed().as_secs_f64(),
@@ -512,4 +539,419 @@ async fn delete_one(aws: &aws::Aws, name: &str, yes: bool) -> anyhow::Result<()>
         aws.call_count()
     ));
     Ok(())
+}
+
+/// `90s`, `10m`, `2h` as a duration, naming the flag when it is not one.
+fn duration(flag: &str, s: &str) -> anyhow::Result<Duration> {
+    aws::parse_age(s)
+        .ok()
+        .and_then(|d| d.to_std().ok())
+        .ok_or_else(|| anyhow!("{flag} {s:?}: a number with s, m or h (e.g. 5m)"))
+}
+
+/// The admin client configuration of a cluster: the API load balancer first, then each master
+/// (a client tries them in order).
+fn admin_config(
+    name: &str,
+    o: &Observed,
+    ports: &crate::cloud::Ports,
+    ca: &str,
+    token: &str,
+) -> ClientConfig {
+    let mut endpoints = Vec::new();
+    if let Some(lb) = o.api_load_balancer() {
+        endpoints.push(format!("https://{}:{}", lb.dns, ports.api));
+    }
+    for m in o.instances_of(Role::Master) {
+        if let Some(a) = m.address() {
+            endpoints.push(format!("https://{a}:{}", ports.api));
+        }
+    }
+    ClientConfig::new(Some(name), endpoints, ca, token)
+}
+
+/// Where the client configuration goes: `--config`, `$ORKOPS_CONFIG`, or `~/.orkops/config`.
+fn config_target(flag: Option<&std::path::Path>) -> anyhow::Result<std::path::PathBuf> {
+    if let Some(p) = flag {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os(crate::client::config::ENV_VAR).filter(|p| !p.is_empty()) {
+        return Ok(p.into());
+    }
+    ClientConfig::default_path().context("HOME is not set: pass --config FILE")
+}
+
+fn write_client_config(
+    progress: &Progress,
+    dir: &ClusterDir,
+    target: &std::path::Path,
+    cfg: &ClientConfig,
+) -> anyhow::Result<()> {
+    if let Ok(old) = ClientConfig::load(target) {
+        if old.cluster != cfg.cluster {
+            progress.println(&format!(
+                "(the client config {} was cluster {}; `orkops export config {}` brings it back)",
+                target.display(),
+                old.cluster.as_deref().unwrap_or("?"),
+                old.cluster.as_deref().unwrap_or("NAME")
+            ));
+        }
+    }
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    cfg.save(target)?;
+    cfg.save(&dir.file("config"))?;
+    Ok(())
+}
+
+/// The bootstrap phase: every running instance over SSH, then the client configuration, then
+/// a wait until every node is Ready.
+async fn bootstrap_phase(
+    o: &Observed,
+    d: &Desired,
+    flags: &ApplyPlanArgs,
+    config_flag: Option<&std::path::Path>,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    use crate::bootstrap::{self, render};
+    let name = &d.spec.name;
+    let dir = ClusterDir::of(name);
+    let profile = cloud::aws_profile();
+    let ssh_timeout = duration("--ssh-timeout", &flags.ssh_timeout)?;
+    let wait = duration("--wait", &flags.wait)?;
+    let bin_dir = match &flags.binaries_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|p| p.to_path_buf()))
+            .context("cannot tell where this orkops is: pass --binaries-dir")?,
+    };
+    let binaries = bootstrap::Binaries::load(&bin_dir).map_err(|e| anyhow!(e))?;
+    let secrets = dir.secrets()?;
+    let key = std::sync::Arc::new(dir.private_key()?);
+    let mut machines = Vec::new();
+    for i in o
+        .instances
+        .iter()
+        .filter(|i| i.state == crate::cloud::model::InstanceState::Running)
+    {
+        let Some(private_ip) = i.private_ip.clone() else {
+            bail!("instance {} ({}) has no private IP", i.name, i.id);
+        };
+        machines.push(render::Machine {
+            name: i.name.clone(),
+            role: i.role,
+            instance_id: i.id.clone(),
+            zone: i.zone.clone(),
+            size: i.size.clone(),
+            private_ip,
+            public_ip: i.public_ip.clone(),
+            arch: i.arch.clone(),
+        });
+    }
+    let mut masters: Vec<(String, String)> = machines
+        .iter()
+        .filter(|m| m.role == Role::Master)
+        .map(|m| (m.name.clone(), m.private_ip.clone()))
+        .collect();
+    masters.sort();
+    let join = ClientConfig::new(
+        Some(name),
+        masters
+            .iter()
+            .map(|(_, ip)| format!("https://{ip}:{}", profile.ports.api))
+            .collect(),
+        &secrets.ca_cert,
+        &secrets.join_token,
+    );
+    let input = bootstrap::Input {
+        facts: render::ClusterFacts {
+            name: name.clone(),
+            region: d.spec.region.clone(),
+            api_port: profile.ports.api,
+            agent_port: profile.ports.agent,
+            api_dns: o.api_load_balancer().map(|l| l.dns.clone()),
+            masters,
+            master_flags: Vec::new(),
+        },
+        machines,
+        secrets: secrets.clone(),
+        join_config: join.to_yaml(),
+        binaries,
+        key,
+        known: std::sync::Arc::new(crate::bootstrap::ssh::KnownHosts::open(
+            &dir.known_hosts_path(),
+        )),
+        user: profile.image.user.clone(),
+        ssh_port: profile.ports.ssh as u16,
+        ssh_deadline: ssh_timeout,
+    };
+    let started = std::time::Instant::now();
+    let timings = bootstrap::run(&input, progress).await.map_err(|e| {
+        anyhow!(
+            "bootstrap of cluster {name}:\n{e}\nhint: fix the cause, then `orkops update cluster {name} --yes` continues; `orkops delete cluster {name} --yes` removes the cluster"
+        )
+    })?;
+    let booted = started.elapsed();
+    let admin = admin_config(
+        name,
+        o,
+        &profile.ports,
+        &secrets.ca_cert,
+        &secrets.admin_token,
+    );
+    let target = config_target(config_flag)?;
+    write_client_config(progress, &dir, &target, &admin)?;
+    let expected = expected_nodes(o);
+    let report = wait_valid(&admin, &expected, Some(wait), progress).await?;
+    let ready = started.elapsed();
+    let (ssh, upload, start) = timings.iter().fold((0f64, 0f64, 0f64), |acc, t| {
+        (
+            acc.0.max(t.ssh.as_secs_f64()),
+            acc.1.max(t.upload.as_secs_f64()),
+            acc.2.max(t.start.as_secs_f64()),
+        )
+    });
+    progress.println(&format!(
+        "bootstrap of {} instances in {:.1} s (slowest: SSH and user data {ssh:.1} s, upload {upload:.1} s, start {start:.1} s), every node Ready after {:.1} s",
+        timings.len(),
+        booted.as_secs_f64(),
+        ready.as_secs_f64()
+    ));
+    progress.println(&format!("{report}client config: {}", target.display()));
+    Ok(())
+}
+
+/// The nodes a cluster's instances should register as.
+fn expected_nodes(o: &Observed) -> Vec<String> {
+    o.instances_of(Role::Node).map(|i| i.name.clone()).collect()
+}
+
+/// Lists the nodes; returns (report, valid). Valid: the API answers and every expected node
+/// (every listed node when none is expected) is Ready.
+async fn check_cluster(api: &ApiClient, expected: &[String]) -> (String, bool) {
+    let list = match api.list(Kind::Node, None, &[]).await {
+        Ok(l) => l,
+        Err(e) => return (format!("the API does not answer: {e}\n"), false),
+    };
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    let ready = |n: &serde_json::Value| {
+        n["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    };
+    let mut rows = Vec::new();
+    let mut valid = true;
+    let mut names: Vec<String> = items
+        .iter()
+        .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    for e in expected {
+        if !names.contains(e) {
+            names.push(e.clone());
+        }
+    }
+    names.sort();
+    for n in &names {
+        let node = items.iter().find(|i| i["metadata"]["name"] == n.as_str());
+        let status = match node {
+            None => "missing (not registered)".to_string(),
+            Some(v) if ready(v) => "Ready".to_string(),
+            Some(_) => "NotReady".to_string(),
+        };
+        if status != "Ready" && (expected.is_empty() || expected.contains(n)) {
+            valid = false;
+        }
+        rows.push(vec![n.clone(), status]);
+    }
+    if names.is_empty() {
+        valid = false;
+    }
+    let mut out = super::printer::table(&["NODE", "STATUS"], &rows);
+    out.push_str(if valid {
+        "the cluster is valid: the API answers and every node is Ready\n"
+    } else {
+        "the cluster is not valid yet\n"
+    });
+    (out, valid)
+}
+
+/// Checks until valid, or until `wait` passes (checks once without it).
+async fn wait_valid(
+    cfg: &ClientConfig,
+    expected: &[String],
+    wait: Option<Duration>,
+    progress: &dyn crate::progress::Reporter,
+) -> anyhow::Result<String> {
+    let api = ApiClient::new(cfg)?;
+    let start = std::time::Instant::now();
+    loop {
+        let (report, valid) = check_cluster(&api, expected).await;
+        if valid {
+            progress.report(crate::progress::Event::line("validate", "every node is Ready").done());
+            return Ok(report);
+        }
+        match wait {
+            Some(w) if start.elapsed() < w => {
+                let waiting = report
+                    .lines()
+                    .filter(|l| l.contains("missing") || l.contains("NotReady"))
+                    .filter_map(|l| l.split_whitespace().next())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                progress.report(crate::progress::Event::line(
+                    "validate",
+                    format!(
+                        "waiting for {}",
+                        if waiting.is_empty() {
+                            "the API"
+                        } else {
+                            &waiting
+                        }
+                    ),
+                ));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            _ => bail!(
+                "{report}cluster {} is not valid{}",
+                cfg.cluster.as_deref().unwrap_or(""),
+                wait.map(|w| format!(" after {} s", w.as_secs()))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+}
+
+/// `orkops validate cluster [NAME] [--wait D]`.
+pub async fn validate(cli: &super::args::Cli, a: &super::args::ValidateArgs) -> anyhow::Result<()> {
+    let wait = a
+        .wait
+        .as_deref()
+        .map(|w| duration("--wait", w))
+        .transpose()?;
+    let (cfg, expected) = match &a.name {
+        Some(name) => {
+            let aws = aws::connect(&region()).await?;
+            let (o, _, _) = recorded(&aws, name).await?;
+            let cfg = match ClientConfig::load(&ClusterDir::of(name).file("config")) {
+                Ok(c) => c,
+                Err(_) => ClientConfig::load(&ClientConfig::locate(cli.config.as_deref())?)?,
+            };
+            if cfg.cluster.as_deref() != Some(name.as_str()) {
+                bail!("the client config is for cluster {:?}, not {name}; hint: `orkops export config {name}`", cfg.cluster);
+            }
+            (cfg, expected_nodes(&o))
+        }
+        None => (
+            ClientConfig::load(&ClientConfig::locate(cli.config.as_deref())?)?,
+            Vec::new(),
+        ),
+    };
+    let report = wait_valid(&cfg, &expected, wait, &crate::progress::Quiet).await?;
+    print!("{report}");
+    Ok(())
+}
+
+/// `orkops export config NAME`: the admin client config, from this machine's secrets and the
+/// endpoints AWS has.
+pub async fn export_config(
+    cli: &super::args::Cli,
+    a: &super::args::ExportConfigArgs,
+) -> anyhow::Result<()> {
+    let dir = ClusterDir::of(&a.name);
+    if !dir.pki_dir().join("admin.token").exists() {
+        bail!(
+            "no secrets of cluster {} on this machine ({}); hint: it was created elsewhere: copy that directory here",
+            a.name,
+            dir.pki_dir().display()
+        );
+    }
+    let aws = aws::connect(&region()).await?;
+    let (o, _, _) = recorded(&aws, &a.name).await?;
+    let secrets = dir.secrets()?;
+    let cfg = admin_config(
+        &a.name,
+        &o,
+        &cloud::aws_profile().ports,
+        &secrets.ca_cert,
+        &secrets.admin_token,
+    );
+    let target = config_target(cli.config.as_deref())?;
+    write_client_config(
+        &Progress::new(Some(super::args::ProgressOutput::Text)),
+        &dir,
+        &target,
+        &cfg,
+    )?;
+    println!(
+        "wrote the client config of cluster {} to {} ({})",
+        a.name,
+        target.display(),
+        cfg.endpoints.join(", ")
+    );
+    Ok(())
+}
+
+/// `orkops ssh CLUSTER [INSTANCE] [-- CMD]`: the system's ssh with the cluster's key and the
+/// host keys the bootstrap recorded.
+pub async fn ssh(a: &super::args::SshArgs) -> anyhow::Result<()> {
+    let aws = aws::connect(&region()).await?;
+    let (o, _, _) = recorded(&aws, &a.cluster).await?;
+    let want = a.instance.clone().unwrap_or_else(|| "master-1".into());
+    let Some(i) = o
+        .instances
+        .iter()
+        .find(|i| i.state.is_live() && (i.name == want || i.id == want))
+    else {
+        let names: Vec<&str> = o.instances.iter().map(|i| i.name.as_str()).collect();
+        bail!(
+            "cluster {}: no instance {want:?} (instances: {})",
+            a.cluster,
+            names.join(", ")
+        );
+    };
+    let Some(addr) = i.address() else {
+        bail!("instance {} ({}) has no address yet", i.name, i.id);
+    };
+    let dir = ClusterDir::of(&a.cluster);
+    if !dir.ssh_key_path().exists() {
+        bail!(
+            "no SSH key of cluster {} on this machine ({})",
+            a.cluster,
+            dir.ssh_key_path().display()
+        );
+    }
+    let known = crate::bootstrap::ssh::KnownHosts::open(&dir.known_hosts_path());
+    let strict = if known.recorded(&i.id).is_some() {
+        "yes"
+    } else {
+        "accept-new"
+    };
+    let profile = cloud::aws_profile();
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.arg("-i")
+        .arg(dir.ssh_key_path())
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            dir.known_hosts_path().display()
+        ))
+        .args(["-o", &format!("HostKeyAlias={}", i.id)])
+        .args(["-o", &format!("StrictHostKeyChecking={strict}")])
+        .args([
+            "-o",
+            "IdentitiesOnly=yes",
+            "-p",
+            &profile.ports.ssh.to_string(),
+        ])
+        .arg(format!("{}@{addr}", profile.image.user));
+    cmd.args(&a.command);
+    use std::os::unix::process::CommandExt;
+    let e = cmd.exec();
+    Err(anyhow!(
+        "cannot run ssh: {e}; hint: install an OpenSSH client (apt-get install openssh-client)"
+    ))
 }

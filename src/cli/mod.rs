@@ -81,8 +81,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             cluster::delete(a).await
         }
         Command::Delete(a) => delete(&Session::open(&cli)?, a).await,
-        Command::Create(args::CreateCommand::Cluster(a)) => cluster::create(a).await,
-        Command::Update(args::UpdateCommand::Cluster(a)) => cluster::update(a).await,
+        Command::Create(args::CreateCommand::Cluster(a)) => cluster::create(&cli, a).await,
+        Command::Update(args::UpdateCommand::Cluster(a)) => cluster::update(&cli, a).await,
+        Command::Validate(args::ValidateCommand::Cluster(a)) => cluster::validate(&cli, a).await,
+        Command::Export(args::ExportCommand::Config(a)) => cluster::export_config(&cli, a).await,
+        Command::Ssh(a) => cluster::ssh(a).await,
         Command::Logs(a) => stream::logs(&Session::open(&cli)?, a).await,
         Command::Exec(a) => stream::exec(&Session::open(&cli)?, a).await,
         Command::Image(args::ImageCommand::Load(a)) => {

@@ -123,6 +123,37 @@ impl ClusterDir {
         Ok(line)
     }
 
+    /// The cluster's CA, tokens and signing key, generated once (files of 0600 under `pki/`);
+    /// the bootstrap hands them to every master.
+    pub fn secrets(&self) -> anyhow::Result<crate::bootstrap::render::Secrets> {
+        use crate::apiserver::auth::random_token;
+        use crate::pki;
+        let dir = self.pki_dir();
+        self.create()?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let ca = pki::Ca::load_or_generate(&dir, &format!("orkops-ca-{}", self.name))?;
+        Ok(crate::bootstrap::render::Secrets {
+            ca_cert: ca.cert_pem,
+            ca_key: ca.key_pem,
+            admin_token: pki::read_or_create(&dir.join("admin.token"), random_token)?,
+            join_token: pki::read_or_create(&dir.join("join.token"), random_token)?,
+            signing_key: pki::read_or_create(&dir.join("signing.key"), random_token)?,
+        })
+    }
+
+    /// The private key, for the bootstrap's SSH.
+    pub fn private_key(&self) -> anyhow::Result<russh::keys::PrivateKey> {
+        let p = self.ssh_key_path();
+        russh::keys::load_secret_key(&p, None).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: cannot read the cluster's SSH key: {e}; hint: the cluster was created on another machine: copy its ~/.orkops/clusters/{} here",
+                p.display(),
+                self.name
+            )
+        })
+    }
+
     pub fn remove(&self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }

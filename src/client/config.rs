@@ -117,12 +117,14 @@ impl ClientConfig {
         Ok(cfg)
     }
 
+    /// The file's text (YAML).
+    pub fn to_yaml(&self) -> String {
+        serde_yaml_ng::to_string(self).unwrap_or_default()
+    }
+
     /// Writes the file with mode 0600: it holds the admin token.
     pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
-        let text = serde_yaml_ng::to_string(self).map_err(|e| ConfigError::Invalid {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
+        let text = self.to_yaml();
         crate::pki::write_private(path, text.as_bytes()).map_err(|e| ConfigError::Invalid {
             path: path.into(),
             message: e.to_string(),

@@ -44,6 +44,8 @@ pub struct Profile {
 pub struct ImageLookup {
     pub owner: String,
     pub name: String,
+    /// The user the image lets log in with the key pair.
+    pub user: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -14,6 +14,8 @@ use futures::StreamExt;
 use super::{Store, StoreError, StoreEvent, Versioned, WatchStream};
 
 const MAX_LIST_BYTES: usize = 512 << 20;
+/// How long a leader's lease lives without a renewal.
+const LEASE_TTL: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct EtcdStore {
@@ -254,6 +256,72 @@ impl Store for EtcdStore {
             .await
             .map_err(unavailable)?;
         Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
+    }
+
+    /// etcd's election on a lease of `LEASE_TTL`, renewed every third of it; when a renewal
+    /// fails for longer than the lease lives, leadership counts as lost.
+    async fn campaign(&self, name: &str, candidate: &str) -> Result<super::Leadership, StoreError> {
+        let mut client = self.client.clone();
+        let lease = client
+            .lease_grant(LEASE_TTL.as_secs() as i64, None)
+            .await
+            .map_err(unavailable)?
+            .id();
+        let (lost_tx, lost_rx) = tokio::sync::watch::channel(false);
+        let mut keeper_client = self.client.clone();
+        let keepalive = tokio::spawn(async move {
+            let mut last_ok = std::time::Instant::now();
+            let mut stream = None;
+            loop {
+                if stream.is_none() {
+                    stream = keeper_client.lease_keep_alive(lease).await.ok();
+                }
+                let renewed = match &mut stream {
+                    Some((keeper, answers)) => match keeper.keep_alive().await {
+                        Ok(()) => matches!(answers.message().await, Ok(Some(r)) if r.ttl() > 0),
+                        Err(_) => false,
+                    },
+                    None => false,
+                };
+                if renewed {
+                    last_ok = std::time::Instant::now();
+                } else {
+                    stream = None;
+                    if last_ok.elapsed() >= LEASE_TTL {
+                        let _ = lost_tx.send(true);
+                        return;
+                    }
+                }
+                tokio::time::sleep(LEASE_TTL / 3).await;
+            }
+        });
+        struct Hold {
+            keepalive: tokio::task::JoinHandle<()>,
+            client: Client,
+            lease: i64,
+        }
+        impl Drop for Hold {
+            fn drop(&mut self) {
+                self.keepalive.abort();
+                let mut c = self.client.clone();
+                let lease = self.lease;
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(async move {
+                        let _ = c.lease_revoke(lease).await;
+                    });
+                }
+            }
+        }
+        let hold = Hold {
+            keepalive,
+            client: self.client.clone(),
+            lease,
+        };
+        client
+            .campaign(name, candidate, lease)
+            .await
+            .map_err(unavailable)?;
+        Ok(super::Leadership::new(lost_rx, Box::new(hold)))
     }
 }
 

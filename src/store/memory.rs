@@ -184,6 +184,12 @@ impl Store for MemoryStore {
     async fn revision(&self) -> Result<i64, StoreError> {
         Ok(self.state.lock().unwrap().revision)
     }
+
+    /// One process holds a memory store: it leads at once, until dropped.
+    async fn campaign(&self, _: &str, _: &str) -> Result<super::Leadership, StoreError> {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        Ok(super::Leadership::new(rx, Box::new(tx)))
+    }
 }
 
 #[cfg(test)]

@@ -78,6 +78,26 @@ pub trait Store: Send + Sync + 'static {
     async fn watch(&self, prefix: &str, after_revision: i64) -> Result<WatchStream, StoreError>;
     /// The current revision of the whole store.
     async fn revision(&self) -> Result<i64, StoreError>;
+    /// Waits until this process leads `name` among all that campaign for it (one leader at a
+    /// time, across masters); `Leadership::lost` resolves if that ends.
+    async fn campaign(&self, name: &str, candidate: &str) -> Result<Leadership, StoreError>;
+}
+
+/// Being the leader of an election. Dropping it steps down.
+pub struct Leadership {
+    lost: tokio::sync::watch::Receiver<bool>,
+    _hold: Box<dyn Send + Sync>,
+}
+
+impl Leadership {
+    pub fn new(lost: tokio::sync::watch::Receiver<bool>, hold: Box<dyn Send + Sync>) -> Self {
+        Leadership { lost, _hold: hold }
+    }
+
+    /// Resolves when leadership is lost (the store stopped renewing it).
+    pub async fn lost(&mut self) {
+        let _ = self.lost.wait_for(|lost| *lost).await;
+    }
 }
 
 #[doc(hidden)]

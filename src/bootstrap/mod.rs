@@ -1,0 +1,334 @@
+//! The bootstrap over SSH, the phase of `create cluster` after the infrastructure: for every
+//! instance at once, wait for SSH and the user data's marker, check the host key and the
+//! architecture, upload what changed (binaries, units, secrets, join config — compared by
+//! SHA-256, so a second run uploads nothing), and start or restart the services (systemd, or
+//! `orkops-supervise` where there is none). Masters run etcd and `orkops-master`, nodes
+//! `orkops-agent`, which joins with the join token.
+
+pub mod render;
+pub mod ssh;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use russh::keys::PrivateKey;
+
+use crate::cloud::model::Role;
+use crate::progress::{Event, Reporter};
+use render::{ClusterFacts, File, Machine, Secrets};
+use ssh::{KnownHosts, Session, SshError, Target};
+
+const PHASE: &str = "bootstrap";
+/// Where the user data leaves its marker once the instance has what the bootstrap needs.
+const USER_DATA_DONE: &str = "/var/lib/orkops/user-data.done";
+
+/// The binaries the instances run, read from one directory.
+#[derive(Clone)]
+pub struct Binaries {
+    pub dir: PathBuf,
+    pub master: Bytes,
+    pub agent: Bytes,
+    /// `x86_64` or `arm64`: what they are built for.
+    pub arch: String,
+}
+
+impl Binaries {
+    /// Reads `orkops-master` and `orkops-agent` from `dir` and checks they are ELF executables
+    /// of one architecture.
+    pub fn load(dir: &Path) -> Result<Binaries, String> {
+        let read = |name: &str| -> Result<(Bytes, String), String> {
+            let p = dir.join(name);
+            let data = std::fs::read(&p).map_err(|e| {
+                format!(
+                    "{}: {e}; hint: build it (`cargo build --bins`) or point --binaries-dir at a directory holding orkops-master and orkops-agent",
+                    p.display()
+                )
+            })?;
+            let arch = elf_arch(&data).ok_or_else(|| {
+                format!(
+                    "{}: not a Linux executable for x86_64 or arm64",
+                    p.display()
+                )
+            })?;
+            Ok((Bytes::from(data), arch.to_string()))
+        };
+        let (master, a1) = read("orkops-master")?;
+        let (agent, a2) = read("orkops-agent")?;
+        if a1 != a2 {
+            return Err(format!(
+                "{}: orkops-master is built for {a1} but orkops-agent for {a2}",
+                dir.display()
+            ));
+        }
+        Ok(Binaries {
+            dir: dir.to_path_buf(),
+            master,
+            agent,
+            arch: a1,
+        })
+    }
+}
+
+/// The architecture of an ELF executable, in EC2's words.
+fn elf_arch(data: &[u8]) -> Option<&'static str> {
+    if data.len() < 20 || &data[..4] != b"\x7fELF" {
+        return None;
+    }
+    match u16::from_le_bytes([data[18], data[19]]) {
+        0x3e => Some("x86_64"),
+        0xb7 => Some("arm64"),
+        _ => None,
+    }
+}
+
+/// Everything the bootstrap needs.
+pub struct Input {
+    pub facts: ClusterFacts,
+    pub machines: Vec<Machine>,
+    pub secrets: Secrets,
+    /// The client config agents join with (join token, CA, the masters' private endpoints).
+    pub join_config: String,
+    pub binaries: Binaries,
+    pub key: Arc<PrivateKey>,
+    pub known: Arc<KnownHosts>,
+    pub user: String,
+    pub ssh_port: u16,
+    /// How long an instance's SSH may take to answer.
+    pub ssh_deadline: Duration,
+}
+
+/// How long each part took on one instance.
+#[derive(Debug, Clone, Default)]
+pub struct Timing {
+    pub name: String,
+    pub ssh: Duration,
+    pub upload: Duration,
+    pub start: Duration,
+    pub uploaded_bytes: usize,
+}
+
+fn sha256(data: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
+}
+
+/// Bootstraps every machine at once; the error names every instance that failed.
+pub async fn run(input: &Input, report: &dyn Reporter) -> Result<Vec<Timing>, SshError> {
+    let results =
+        futures::future::join_all(input.machines.iter().map(|m| one(input, m, report))).await;
+    let mut timings = Vec::new();
+    let mut failed = Vec::new();
+    for r in results {
+        match r {
+            Ok(t) => timings.push(t),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    if !failed.is_empty() {
+        return Err(SshError(failed.join("\n")));
+    }
+    Ok(timings)
+}
+
+async fn one(input: &Input, m: &Machine, report: &dyn Reporter) -> Result<Timing, SshError> {
+    let say = |msg: String| report.report(Event::of(PHASE, &m.name, msg));
+    let start = Instant::now();
+    let target = Target {
+        name: m.name.clone(),
+        instance_id: m.instance_id.clone(),
+        address: m.address().to_string(),
+        port: input.ssh_port,
+        user: input.user.clone(),
+    };
+    if m.arch != input.binaries.arch {
+        return Err(SshError(format!(
+            "{target}: the instance is {} but the binaries in {} are built for {}; hint: pass --binaries-dir with {} builds",
+            m.arch,
+            input.binaries.dir.display(),
+            input.binaries.arch,
+            m.arch
+        )));
+    }
+    say(format!("waiting for SSH at {}", target.address));
+    let s = ssh::connect(
+        &target,
+        input.key.clone(),
+        input.known.clone(),
+        input.ssh_deadline,
+    )
+    .await?;
+    let r = provision(input, m, &s, &say, start).await;
+    s.close().await;
+    let t = r?;
+    report.report(
+        Event::of(
+            PHASE,
+            &m.name,
+            format!(
+                "{} running (ssh {:.1} s, upload {:.1} s, start {:.1} s)",
+                render::services(m.role).join(", "),
+                t.ssh.as_secs_f64(),
+                t.upload.as_secs_f64(),
+                t.start.as_secs_f64()
+            ),
+        )
+        .done(),
+    );
+    Ok(t)
+}
+
+async fn provision(
+    input: &Input,
+    m: &Machine,
+    s: &Session,
+    say: &dyn Fn(String),
+    start: Instant,
+) -> Result<Timing, SshError> {
+    let t = &s.target;
+    // the user data prepares the packages; wait for its marker
+    say("waiting for the user data to finish".into());
+    let until = Instant::now() + input.ssh_deadline;
+    loop {
+        let out = s.run(&format!("test -f {USER_DATA_DONE}"), None).await?;
+        if out.ok() {
+            break;
+        }
+        if Instant::now() > until {
+            return Err(SshError(format!(
+                "{t}: the user data did not finish within {} s ({USER_DATA_DONE} is missing); hint: see the instance's console output or /var/log/cloud-init-output.log",
+                input.ssh_deadline.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let ssh_done = start.elapsed();
+    let systemd = s.run("test -d /run/systemd/system", None).await?.ok();
+
+    let mut files: Vec<File> = match m.role {
+        Role::Master => render::master_files(&input.facts, m, &input.secrets),
+        Role::Node => render::node_files(&input.facts, m, &input.join_config),
+    }
+    .map_err(|e| SshError(format!("{t}: {e}")))?;
+    let (binary, service) = match m.role {
+        Role::Master => (input.binaries.master.clone(), render::MASTER),
+        Role::Node => (input.binaries.agent.clone(), render::AGENT),
+    };
+    files.push(File {
+        path: format!("/usr/local/bin/{service}"),
+        mode: 0o755,
+        contents: binary,
+        service: Some(service),
+    });
+    if !systemd {
+        files.push(render::supervisor());
+    }
+
+    // what is there already, by SHA-256
+    let paths: Vec<String> = files.iter().map(|f| ssh::quote(&f.path)).collect();
+    let listing = s
+        .root(
+            "reading the installed files",
+            &format!("sha256sum {} 2>/dev/null; true", paths.join(" ")),
+        )
+        .await?;
+    let have: BTreeMap<&str, &str> = listing
+        .lines()
+        .filter_map(|l| {
+            let (sum, path) = l.split_once("  ")?;
+            Some((path, sum))
+        })
+        .collect();
+    let mut changed: Vec<&'static str> = Vec::new();
+    let mut uploaded = 0;
+    for f in &files {
+        if have.get(f.path.as_str()) == Some(&sha256(&f.contents).as_str()) {
+            continue;
+        }
+        say(format!(
+            "uploading {} ({} kB)",
+            f.path,
+            f.contents.len().div_ceil(1024)
+        ));
+        s.upload(f.contents.clone(), &f.path, f.mode).await?;
+        uploaded += f.contents.len();
+        if let Some(svc) = f.service {
+            if !changed.contains(&svc) {
+                changed.push(svc);
+            }
+        }
+    }
+    let upload_done = start.elapsed();
+
+    if m.role == Role::Node {
+        say("waiting for the container engine".into());
+        let until = Instant::now() + input.ssh_deadline;
+        loop {
+            let out = s
+                .run(
+                    if t.user == "root" {
+                        "docker info >/dev/null 2>&1"
+                    } else {
+                        "sudo -n docker info >/dev/null 2>&1"
+                    },
+                    None,
+                )
+                .await?;
+            if out.ok() {
+                break;
+            }
+            if Instant::now() > until {
+                return Err(SshError(format!(
+                    "{t}: the Docker engine does not answer (docker info); hint: the node's image must have Docker (the user data installs docker.io)"
+                )));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    for svc in render::services(m.role) {
+        let verb = if changed.contains(svc) {
+            "restart"
+        } else {
+            "start"
+        };
+        say(format!("{verb}ing {svc}"));
+        let script = if systemd {
+            format!("systemctl daemon-reload && systemctl enable {svc} && systemctl {verb} {svc}")
+        } else {
+            format!("{} {verb} {svc}", render::SUPERVISE)
+        };
+        s.root(&format!("{verb}ing {svc}"), &script).await?;
+    }
+    let started = start.elapsed();
+    Ok(Timing {
+        name: m.name.clone(),
+        ssh: ssh_done,
+        upload: upload_done - ssh_done,
+        start: started - upload_done,
+        uploaded_bytes: uploaded,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn elf_headers_tell_the_architecture() {
+        let mut x86 = b"\x7fELF".to_vec();
+        x86.resize(20, 0);
+        x86[18] = 0x3e;
+        assert_eq!(super::elf_arch(&x86), Some("x86_64"));
+        x86[18] = 0xb7;
+        assert_eq!(super::elf_arch(&x86), Some("arm64"));
+        assert_eq!(super::elf_arch(b"#!/bin/sh\n"), None);
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert_eq!(
+            super::elf_arch(&me),
+            Some(if cfg!(target_arch = "aarch64") {
+                "arm64"
+            } else {
+                "x86_64"
+            })
+        );
+    }
+}

@@ -1,0 +1,398 @@
+//! SSH to a cluster's instances (russh): waits for the SSH port with a deadline, checks the
+//! host key against the one recorded at first contact (`KnownHosts`, keyed by instance id, in
+//! OpenSSH's format so `ssh -o HostKeyAlias=ID` reads it too), logs in with the cluster's key,
+//! runs commands and uploads files.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use russh::client;
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
+use russh::ChannelMsg;
+
+/// An SSH failure, with the instance it is about and what the user can do.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SshError(pub String);
+
+/// Who to reach.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `master-1`, `node-2`.
+    pub name: String,
+    pub instance_id: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}) at {}:{}",
+            self.name, self.instance_id, self.address, self.port
+        )
+    }
+}
+
+/// Host keys recorded at first contact: `INSTANCE-ID KEYTYPE BASE64` lines.
+pub struct KnownHosts {
+    path: PathBuf,
+    lock: Mutex<()>,
+}
+
+impl KnownHosts {
+    pub fn open(path: &Path) -> KnownHosts {
+        KnownHosts {
+            path: path.to_path_buf(),
+            lock: Mutex::new(()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The key recorded for an instance.
+    pub fn recorded(&self, instance: &str) -> Option<String> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        text.lines().find_map(|l| {
+            let (host, key) = l.split_once(' ')?;
+            (host == instance).then(|| key.trim().to_string())
+        })
+    }
+
+    /// Accepts the key the instance shows if it is the recorded one, or records it at first
+    /// contact; refuses a changed key.
+    pub fn check(&self, t: &Target, key: &PublicKey) -> Result<(), SshError> {
+        let _one = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let shown = key
+            .to_openssh()
+            .map_err(|e| SshError(format!("{t}: cannot encode its host key: {e}")))?;
+        let shown = shown
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        match self.recorded(&t.instance_id) {
+            Some(k) if k == shown => Ok(()),
+            Some(k) => {
+                let fp = |k: &str| {
+                    PublicKey::from_openssh(k)
+                        .map(|p| p.fingerprint(HashAlg::Sha256).to_string())
+                        .unwrap_or_else(|_| "?".into())
+                };
+                Err(SshError(format!(
+                    "{t}: its SSH host key changed (recorded {}, now {}); refusing to connect, as the machine answering may not be the instance. hint: if the instance was rebuilt on purpose, remove the line for {} from {}",
+                    fp(&k),
+                    fp(&shown),
+                    t.instance_id,
+                    self.path.display()
+                )))
+            }
+            None => {
+                if let Some(dir) = self.path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| SshError(format!("cannot create {}: {e}", dir.display())))?;
+                }
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)
+                    .map_err(|e| SshError(format!("{}: {e}", self.path.display())))?;
+                writeln!(f, "{} {shown}", t.instance_id)
+                    .map_err(|e| SshError(format!("{}: {e}", self.path.display())))?;
+                Ok(())
+            }
+        }
+    }
+}
+
+struct Handler {
+    known: Arc<KnownHosts>,
+    target: Target,
+    verdict: Arc<Mutex<Option<SshError>>>,
+}
+
+impl client::Handler for Handler {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKey) -> Result<bool, Self::Error> {
+        match self.known.check(&self.target, key) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                *self.verdict.lock().unwrap() = Some(e);
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// A logged-in session.
+pub struct Session {
+    handle: client::Handle<Handler>,
+    pub target: Target,
+}
+
+/// What a command printed and how it ended.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub code: Option<u32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).trim().to_string()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).trim().to_string()
+    }
+}
+
+/// Quotes `s` for a POSIX shell.
+pub fn quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Waits (up to `deadline`) for the instance's SSH port, checks its host key and logs in.
+/// A refused key is retried for a little while (cloud-init may still be writing it); a changed
+/// host key is refused at once.
+pub async fn connect(
+    t: &Target,
+    key: Arc<PrivateKey>,
+    known: Arc<KnownHosts>,
+    deadline: Duration,
+) -> Result<Session, SshError> {
+    let start = Instant::now();
+    let mut last;
+    let mut refused_since: Option<Instant> = None;
+    loop {
+        let attempt = async {
+            let stream = tokio::time::timeout(
+                Duration::from_secs(5),
+                tokio::net::TcpStream::connect((t.address.as_str(), t.port)),
+            )
+            .await
+            .map_err(|_| "connecting timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+            let _ = stream.set_nodelay(true);
+            let verdict = Arc::new(Mutex::new(None));
+            let handler = Handler {
+                known: known.clone(),
+                target: t.clone(),
+                verdict: verdict.clone(),
+            };
+            let config = Arc::new(client::Config {
+                keepalive_interval: Some(Duration::from_secs(15)),
+                keepalive_max: 4,
+                nodelay: true,
+                window_size: 16 << 20,
+                ..Default::default()
+            });
+            let connected = tokio::time::timeout(
+                Duration::from_secs(30),
+                client::connect_stream(config, stream, handler),
+            )
+            .await;
+            let mut handle = match connected {
+                Err(_) => return Err("the SSH handshake timed out".to_string()),
+                Ok(Err(e)) => {
+                    if let Some(refusal) = verdict.lock().unwrap().take() {
+                        return Ok(Err(refusal));
+                    }
+                    return Err(format!("SSH handshake: {e}"));
+                }
+                Ok(Ok(h)) => h,
+            };
+            let hash = handle
+                .best_supported_rsa_hash()
+                .await
+                .map_err(|e| e.to_string())?
+                .flatten();
+            let auth = handle
+                .authenticate_publickey(&t.user, PrivateKeyWithHashAlg::new(key.clone(), hash))
+                .await
+                .map_err(|e| format!("SSH authentication: {e}"))?;
+            if !auth.success() {
+                return Ok(Err(SshError(String::new())));
+            }
+            Ok(Ok(handle))
+        };
+        match attempt.await {
+            Ok(Ok(handle)) => {
+                return Ok(Session {
+                    handle,
+                    target: t.clone(),
+                })
+            }
+            Ok(Err(e)) if !e.0.is_empty() => return Err(e),
+            Ok(Err(_)) => {
+                // the key was refused
+                let since = *refused_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(30) || start.elapsed() > deadline {
+                    return Err(SshError(format!(
+                        "{t}: user {} refused the cluster's SSH key; hint: the instance must have been started with the cluster's key pair, and the key in ~/.orkops/clusters/CLUSTER/id_ed25519 must be its private half",
+                        t.user
+                    )));
+                }
+                last = "the key was refused".into();
+            }
+            Err(e) => last = e,
+        }
+        if start.elapsed() > deadline {
+            return Err(SshError(format!(
+                "{t}: SSH did not answer within {} s (last: {last}); hint: the security group must let your address reach port {} (--api-cidrs), and on the local cloud its bodies must run (localstack/status)",
+                deadline.as_secs(),
+                t.port
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+impl Session {
+    /// Runs `command` (a shell command line), feeding it `stdin`; waits for it to end.
+    pub async fn run(&self, command: &str, stdin: Option<Bytes>) -> Result<Output, SshError> {
+        let t = &self.target;
+        let io = |e: russh::Error| SshError(format!("{t}: {e}"));
+        let mut ch = self.handle.channel_open_session().await.map_err(io)?;
+        ch.exec(true, command).await.map_err(io)?;
+        if let Some(data) = stdin {
+            ch.data(&data[..]).await.map_err(io)?;
+        }
+        ch.eof().await.map_err(io)?;
+        let mut out = Output::default();
+        while let Some(msg) = ch.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, .. } => out.stderr.extend_from_slice(&data),
+                ChannelMsg::ExitStatus { exit_status } => out.code = Some(exit_status),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// `sh -c SCRIPT` as root (through `sudo -n` unless logged in as root); its output, or an
+    /// error with what it printed.
+    pub async fn root(&self, what: &str, script: &str) -> Result<String, SshError> {
+        let line = if self.target.user == "root" {
+            format!("sh -c {}", quote(script))
+        } else {
+            format!("sudo -n sh -c {}", quote(script))
+        };
+        let out = self.run(&line, None).await?;
+        if !out.ok() {
+            return Err(SshError(format!(
+                "{}: {what} failed (exit {}): {}",
+                self.target,
+                out.code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                if out.stderr.is_empty() {
+                    out.stdout()
+                } else {
+                    out.stderr()
+                }
+            )));
+        }
+        Ok(out.stdout())
+    }
+
+    /// Writes `data` to `path` as root with `mode` (atomically: a temporary file renamed).
+    pub async fn upload(&self, data: Bytes, path: &str, mode: u32) -> Result<(), SshError> {
+        let tmp = format!("{path}.orkops-upload");
+        let dir = Path::new(path)
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "/".into());
+        let script = format!(
+            "set -e; mkdir -p {d}; cat > {tmp}; chmod {mode:o} {tmp}; mv -f {tmp} {p}",
+            d = quote(&dir),
+            tmp = quote(&tmp),
+            p = quote(path)
+        );
+        let line = if self.target.user == "root" {
+            format!("sh -c {}", quote(&script))
+        } else {
+            format!("sudo -n sh -c {}", quote(&script))
+        };
+        let size = data.len();
+        let out = self.run(&line, Some(data)).await?;
+        if !out.ok() {
+            return Err(SshError(format!(
+                "{}: uploading {path} ({size} bytes) failed (exit {}): {}",
+                self.target,
+                out.code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                out.stderr()
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn close(self) {
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_keeps_plain_words_and_escapes_the_rest() {
+        assert_eq!(quote("/usr/local/bin/x"), "/usr/local/bin/x");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), "'it'\\''s'");
+        assert_eq!(quote(""), "''");
+    }
+
+    #[test]
+    fn host_keys_are_recorded_once_and_a_change_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let known = KnownHosts::open(&dir.path().join("known_hosts"));
+        let t = Target {
+            name: "node-1".into(),
+            instance_id: "i-1".into(),
+            address: "10.0.0.4".into(),
+            port: 22,
+            user: "admin".into(),
+        };
+        let k1 =
+            PrivateKey::random(&mut rand::rngs::OsRng, russh::keys::Algorithm::Ed25519).unwrap();
+        let k2 =
+            PrivateKey::random(&mut rand::rngs::OsRng, russh::keys::Algorithm::Ed25519).unwrap();
+        known.check(&t, k1.public_key()).unwrap();
+        known.check(&t, k1.public_key()).unwrap();
+        let e = known.check(&t, k2.public_key()).unwrap_err().to_string();
+        assert!(e.contains("host key changed") && e.contains("i-1"), "{e}");
+        let other = Target {
+            instance_id: "i-2".into(),
+            ..t
+        };
+        known.check(&other, k2.public_key()).unwrap();
+        let text = std::fs::read_to_string(known.path()).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.starts_with("i-1 ssh-ed25519 "), "{text}");
+    }
+}
