@@ -1,5 +1,6 @@
 //! The clap definitions of `orkops`, kept apart from what the commands do.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -36,6 +37,12 @@ pub enum Command {
     /// Enable, list and disable cluster add-ons (bundles of manifests).
     #[command(subcommand)]
     Addons(AddonsCommand),
+    /// List the CLI plugins: executables named orkops-NAME on PATH, run as `orkops NAME`.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// `orkops NAME ARGS...` with NAME not a built-in command runs the plugin orkops-NAME.
+    #[command(external_subcommand)]
+    External(Vec<OsString>),
     /// Print the logs of a container in a pod.
     Logs(LogsArgs),
     /// Run a command in a container of a pod.
@@ -180,6 +187,12 @@ pub struct AddonsEnableArgs {
 #[derive(Args, Debug)]
 pub struct AddonsDisableArgs {
     pub name: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginCommand {
+    /// The plugins on PATH, with warnings for those that can never run.
+    List,
 }
 
 #[derive(Args, Debug)]

@@ -5,6 +5,7 @@ mod addons;
 pub mod args;
 pub mod cluster;
 pub mod manifest;
+mod plugins;
 pub mod printer;
 mod stream;
 mod workloads;
@@ -66,6 +67,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Addons(a) => addons::run(&cli, a).await,
+        Command::Plugin(args::PluginCommand::List) => plugins::list(),
+        Command::External(a) => plugins::run(&cli, a),
         Command::Apply(a) => apply(&Session::open(&cli)?, a).await,
         Command::Get(a) if matches!(a.kind.as_str(), "cluster" | "clusters") => {
             cluster::list().await
