@@ -490,8 +490,11 @@ pub async fn apply(
             }
             let _ = record.write(client).await;
             format!(
-                "objects this run created were deleted again, those it replaced keep the new version; the record (state Failed, version {prev}) lists {} objects: fix the cause and enable again, or `orkops addons disable {name}`",
-                record.objects.len()
+                "objects this run created were deleted again, those it replaced keep the new version; the record (state Failed, version {prev}) lists the {} it holds: fix the cause and enable again, or `orkops addons disable {name}`",
+                match record.objects.len() {
+                    1 => "1 object".to_string(),
+                    n => format!("{n} objects"),
+                }
             )
         }
     };
