@@ -313,6 +313,74 @@ fn the_toolbox_pod_answers_check_from_inside_the_cluster() {
     });
 }
 
+/// On the pod network (`--network orkops`, a host of its own: needs root), the toolbox finds
+/// the hello service by name through the node's DNS and connects through its ClusterIP.
+#[test]
+fn on_the_pod_network_the_toolbox_resolves_and_reaches_the_hello_service() {
+    use common::hosts::{assert_no_leftovers, Host, Lan};
+    let lan = Lan::new();
+    let m = Master::start_on(&format!("{}:0", lan.root_ip), &[]);
+    let host = Host::start(&lan, &m, 0, &["--network", "orkops"]);
+    let names = [lan.name.clone(), host.name.clone()];
+    m.orkops(&["addons", "enable", "hello", "--set", "replicas=1"])
+        .success();
+    m.orkops(&["addons", "enable", "toolbox"]).success();
+    wait_until("the toolbox and hello ready", LONG, || {
+        ready_pods(&m, "orkops-system", "app=toolbox").len() == 1
+            && ready_pods(&m, "default", "app=hello").len() == 1
+    });
+    let cluster_ip = m.orkops(&["get", "service", "hello", "-o", "json"]).json()["spec"]
+        ["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let check = |args: &[&str]| {
+        let mut a = vec!["exec", "-n", "orkops-system", "toolbox", "--", "check"];
+        a.extend_from_slice(args);
+        m.orkops(&a)
+    };
+    // the agent programs the service and its endpoint a moment after the pods are ready
+    let start = std::time::Instant::now();
+    let out = loop {
+        let r = check(&["hello.default", "80"]);
+        if r.ok() || start.elapsed() > LONG {
+            assert!(
+                r.ok(),
+                "check hello.default 80: {}{}",
+                r.stdout(),
+                r.stderr()
+            );
+            break r.stdout();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        out.contains(&format!(
+            "dns: hello.default.svc.cluster.local -> {cluster_ip}"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("tcp: hello.default:80 open"), "{out}");
+    let missing = check(&["nosuch.default", "80"]);
+    assert_eq!(missing.0.status.code(), Some(1));
+    assert!(
+        missing.stdout().contains("does not resolve"),
+        "{}",
+        missing.stdout()
+    );
+
+    m.orkops(&["addons", "disable", "toolbox"]).success();
+    m.orkops(&["addons", "disable", "hello"]).success();
+    wait_until("nothing labelled", LONG, || {
+        labelled(&m, "toolbox").is_empty() && labelled(&m, "hello").is_empty()
+    });
+    drop(host);
+    drop(m);
+    drop(lan);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    assert_no_leftovers(&names);
+}
+
 #[test]
 fn a_user_bundle_with_a_yaml_syntax_error_is_refused_with_file_and_line_and_changes_nothing() {
     let m = Master::start();

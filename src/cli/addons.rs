@@ -20,7 +20,7 @@ pub async fn run(cli: &Cli, cmd: &AddonsCommand) -> anyhow::Result<()> {
 /// The API client and the cluster's name (the client config's `cluster`).
 fn connect(cli: &Cli) -> anyhow::Result<(ApiClient, Option<String>)> {
     if cli.namespace.is_some() {
-        bail!("add-ons place their own objects (metadata.namespace in the bundle): drop -n/--namespace, and use --set namespace=NS where the bundle has that parameter (`orkops addons list` shows them)");
+        bail!("add-ons place their own objects (metadata.namespace in the bundle): drop -n/--namespace, and use --set namespace=NS where the bundle has that parameter (`orkops addons describe NAME` shows them)");
     }
     let path = ClientConfig::locate(cli.config.as_deref())?;
     let cfg = ClientConfig::load(&path)?;

@@ -34,7 +34,7 @@ pub enum Command {
     Delete(DeleteArgs),
     /// List the kinds this server serves, with their short names.
     ApiResources,
-    /// Enable, list and disable cluster add-ons (bundles of manifests).
+    /// Enable, list, describe and disable cluster add-ons (bundles of manifests).
     #[command(subcommand)]
     Addons(AddonsCommand),
     /// List the CLI plugins: executables named orkops-NAME on PATH, run as `orkops NAME`.

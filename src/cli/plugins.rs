@@ -102,9 +102,11 @@ pub fn run(cli: &Cli, args: &[OsString]) -> anyhow::Result<()> {
     let mut cmd = std::process::Command::new(&plugin);
     cmd.args(&args[used..]);
     let namespace = match &cli.namespace {
-        Some(ns) if !labels::is_dns_label(ns) => return Err(anyhow!(
+        Some(ns) if !labels::is_dns_label(ns) => {
+            return Err(anyhow!(
             "--namespace {ns:?} is not a valid namespace name (lower-case letters, digits and '-')"
-        )),
+        ))
+        }
         Some(ns) => Some(ns.clone()),
         None => None,
     };
