@@ -157,7 +157,8 @@ fn scan(dirs: &[PathBuf], builtins: &[String]) -> Vec<Found> {
             .flatten()
             .map(|e| e.file_name().to_string_lossy().to_string())
             .filter(|n| n.starts_with(PREFIX) && n.len() > PREFIX.len())
-            .filter(|n| !PROGRAMS.contains(&n.as_str()))
+            // orkops' own programs, and what a build leaves beside them (orkops-agent.d)
+            .filter(|n| !PROGRAMS.contains(&n.split('.').next().unwrap_or(n)))
             .collect();
         names.sort();
         for name in names {
@@ -283,6 +284,7 @@ mod tests {
         file(a.path(), "orkops-off", 0o644);
         file(a.path(), "orkops-two-words_x", 0o755);
         file(a.path(), "orkops-agent", 0o755);
+        file(a.path(), "orkops-agent.d", 0o644);
         let dirs = vec![a.path().to_path_buf(), b.path().to_path_buf()];
         let found = scan(&dirs, &builtins());
         let by = |p: PathBuf| found.iter().find(|f| f.path == p).unwrap();
@@ -295,7 +297,9 @@ mod tests {
             by(a.path().join("orkops-two-words_x")).command,
             "orkops two words-x"
         );
-        assert!(!found.iter().any(|f| f.path.ends_with("orkops-agent")));
+        assert!(!found
+            .iter()
+            .any(|f| f.path.to_string_lossy().contains("orkops-agent")));
         assert!(builtins().contains(&"addons".to_string()));
     }
 }
