@@ -1,6 +1,7 @@
 //! orkops: a self-managed container orchestrator, installed the way kops installs Kubernetes.
 //!
 //! The library holds every component; the binaries in `src/bin/` are thin `main`s:
+//! - `addons`: cluster add-ons (bundles of manifest templates), enabled and recorded via the API;
 //! - `api`: the object model (kinds, defaults, validation, selectors);
 //! - `store`: the etcd-backed store behind a narrow trait;
 //! - `apiserver`: authentication, the command engine and the HTTP layer;
@@ -16,6 +17,7 @@
 //! - `progress`: progress events of long operations;
 //! - `cli`: the `orkops` command line.
 
+pub mod addons;
 pub mod agent;
 pub mod api;
 pub mod apiserver;

@@ -1,5 +1,6 @@
 //! The clap definitions of `orkops`, kept apart from what the commands do.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -33,6 +34,15 @@ pub enum Command {
     Delete(DeleteArgs),
     /// List the kinds this server serves, with their short names.
     ApiResources,
+    /// Enable, list, describe and disable cluster add-ons (bundles of manifests).
+    #[command(subcommand)]
+    Addons(AddonsCommand),
+    /// List the CLI plugins: executables named orkops-NAME on PATH, run as `orkops NAME`.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// `orkops NAME ARGS...` with NAME not a built-in command runs the plugin orkops-NAME.
+    #[command(external_subcommand)]
+    External(Vec<OsString>),
     /// Print the logs of a container in a pod.
     Logs(LogsArgs),
     /// Run a command in a container of a pod.
@@ -246,6 +256,55 @@ pub struct ShellArgs {
     /// The image of the shell pod.
     #[arg(long, default_value = "orkops/busybox:1.35")]
     pub image: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AddonsCommand {
+    /// The built-in add-ons and those installed in the cluster (version, objects, state).
+    List,
+    /// Apply an add-on's objects and record them; again is harmless, a new version upgrades.
+    Enable(AddonsEnableArgs),
+    /// Delete exactly the objects the add-on made, and its record.
+    Disable(AddonsDisableArgs),
+    /// An add-on's parameters and objects, and what of it is installed.
+    Describe(AddonsDescribeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AddonsDescribeArgs {
+    /// A built-in or installed add-on.
+    #[arg(required_unless_present = "from")]
+    pub name: Option<String>,
+    /// Describe the bundle in this directory.
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct AddonsEnableArgs {
+    /// A built-in add-on (`orkops addons list`); with --from, the name in its addon.yaml.
+    #[arg(required_unless_present = "from")]
+    pub name: Option<String>,
+    /// Enable the bundle in this directory (addon.yaml and *.yaml templates).
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<PathBuf>,
+    /// Set a parameter of the bundle, KEY=VALUE (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Check the bundle and print the objects it would apply; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AddonsDisableArgs {
+    pub name: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginCommand {
+    /// The plugins on PATH, with warnings for those that can never run.
+    List,
 }
 
 #[derive(Args, Debug)]

@@ -1,9 +1,11 @@
 //! The `orkops` command line: resolves flags and the client config into settings, then runs
 //! the workload commands (apply, get, describe, delete, api-resources) through the API.
 
+mod addons;
 pub mod args;
 pub mod cluster;
 pub mod manifest;
+mod plugins;
 pub mod printer;
 pub mod progress;
 pub mod state;
@@ -66,6 +68,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             api_resources();
             Ok(())
         }
+        Command::Addons(a) => addons::run(&cli, a).await,
+        Command::Plugin(args::PluginCommand::List) => plugins::list(),
+        Command::External(a) => plugins::run(&cli, a),
         Command::Apply(a) => apply(&Session::open(&cli)?, a).await,
         Command::Get(a) if matches!(a.kind.as_str(), "cluster" | "clusters") => {
             cluster::list().await
