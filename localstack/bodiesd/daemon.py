@@ -125,9 +125,11 @@ class Daemon:
                     self._spawn(inst.id, inst.vpc_id, "stopping body", m.stop_body, inst.id)
             elif inst.id in m.bodies:
                 self._spawn(inst.id, inst.vpc_id, "removing body", m.remove_body, inst.id)
-        for iid in [i for i in m.bodies if i not in snap.instances]:
-            self._spawn(iid, m.bodies[iid].vpc_id, "removing body", m.remove_body, iid, 10,
-                        "instance gone from the emulator")
+        for iid in [i for i in list(m.bodies) if i not in snap.instances]:
+            body = m.bodies.get(iid)
+            if body:
+                self._spawn(iid, body.vpc_id, "removing body", m.remove_body, iid, 10,
+                            "instance gone from the emulator")
         for iid in list(self.op_errors):
             inst = snap.instances.get(iid)
             if iid not in m.bodies and (inst is None or inst.state in GONE):
@@ -269,7 +271,7 @@ class Daemon:
         networks = {vpc: {"name": n.name, "cidr": n.cidr, "gateway": n.gateway, "bridge": n.bridge,
                           "aws_endpoint": f"http://{n.gateway}:{self.emu_addr[1]}",
                           "last_error": self.endpoint_errors.get(vpc)}
-                    for vpc, n in m.networks.items()}
+                    for vpc, n in list(m.networks.items())}
         return {
             "owner": self.opts.owner, "pid": status.PID, "endpoint": self.opts.endpoint,
             "regions": self.opts.regions, "image": self.opts.image, "privileged": m.privileged,

@@ -19,7 +19,8 @@ CAP_SYS_RESOURCE): all capabilities but SYS_RESOURCE, no seccomp or AppArmor pro
 the inner Docker's containers nest under the body's cgroup and are removed with it).
 
 All methods are blocking (Docker API, `ip`); the daemon runs them in worker threads, at most
-one operation per instance at a time.
+one operation per instance at a time. `bodies` and `networks` change in those threads: other
+threads iterate over copies (list(...), atomic in CPython).
 """
 import io
 import ipaddress
@@ -175,7 +176,7 @@ class Machines:
             else:
                 body.pid = 0
                 body.exit_code = c.get("ExitCode", body.exit_code)
-        for iid in [i for i in self.bodies if i not in seen]:
+        for iid in [i for i in list(self.bodies) if i not in seen]:
             body = self.bodies[iid]
             if body.container_id:   # it was there and is gone (removed behind our back)
                 del self.bodies[iid]
@@ -240,8 +241,8 @@ class Machines:
                                "no network for its bodies (it would cut the host off)")
 
     def unused_networks(self, wanted_vpcs, busy_vpcs):
-        used = {b.vpc_id for b in self.bodies.values()}
-        return [v for v in self.networks if v not in wanted_vpcs | used | busy_vpcs]
+        used = {b.vpc_id for b in list(self.bodies.values())}
+        return [v for v in list(self.networks) if v not in wanted_vpcs | used | busy_vpcs]
 
     def remove_network(self, vpc):
         net = self.networks.pop(vpc, None)
@@ -259,6 +260,11 @@ class Machines:
         """Makes the instance's body run, with its public IP set up. Idempotent."""
         body = self.bodies.get(inst.id)
         if body is None or not body.container_id:
+            if ipaddress.ip_address(inst.private_ip or "0.0.0.0") not in ipaddress.ip_network(net.cidr):
+                raise MachineError(
+                    f"private IP {inst.private_ip or '(none)'} is outside VPC {inst.vpc_id}'s CIDR "
+                    f"{net.cidr}: no body (moto gives instances launched without SubnetId a random "
+                    "IP; pass a SubnetId)")
             body = self._create(inst, net)
         info = self.api.inspect_container(body.container_id)
         if not info["State"]["Running"]:
@@ -310,7 +316,11 @@ class Machines:
                                      networking_config=netcfg, stop_timeout=STOP_TIMEOUT)
         except docker.errors.APIError as e:
             raise MachineError(f"cannot create container {name}: {e.explanation or e}") from None
-        api.put_archive(c["Id"], "/", _tar(files))
+        try:
+            api.put_archive(c["Id"], "/", _tar(files))
+        except docker.errors.APIError as e:
+            api.remove_container(c["Id"], force=True)
+            raise MachineError(f"cannot copy /etc/orkops-body into {name}: {e.explanation or e}") from None
         body = self.bodies[inst.id] = Body(inst.id, name, c["Id"], "created",
                                            private_ip=inst.private_ip, vpc_id=inst.vpc_id,
                                            created_at=t0)
@@ -391,4 +401,4 @@ class Machines:
     # --- views ---------------------------------------------------------------------------------
 
     def running(self):
-        return [b for b in self.bodies.values() if b.status == "running" and b.pid]
+        return [b for b in list(self.bodies.values()) if b.status == "running" and b.pid]

@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import re
+import threading
 
 from . import hostnet, hostsfile
 from .common import LABEL_OWNER, RUN_DIR
@@ -91,29 +92,28 @@ class Journal:
         self.owner = owner
         self.path = _paths(owner)[1]
         self.record = {"owner": owner, **info, "routes": {}, "lb_addresses": {}}
-        self._save()
+        self._lock = threading.Lock()  # body operations run in several threads
+        self._update(lambda r: None)
 
-    def _save(self):
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.record, f, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
+    def _update(self, change):
+        with self._lock:
+            change(self.record)
+            tmp = self.path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(self.record, f, indent=1, sort_keys=True)
+            os.replace(tmp, self.path)
 
     def add_route(self, dst, via):
-        self.record["routes"][dst] = via
-        self._save()
+        self._update(lambda r: r["routes"].__setitem__(dst, via))
 
     def drop_route(self, dst):
-        if self.record["routes"].pop(dst, None) is not None:
-            self._save()
+        self._update(lambda r: r["routes"].pop(dst, None))
 
     def add_lb_address(self, addr, lb_arn):
-        self.record["lb_addresses"][addr] = lb_arn
-        self._save()
+        self._update(lambda r: r["lb_addresses"].__setitem__(addr, lb_arn))
 
     def drop_lb_address(self, addr):
-        if self.record["lb_addresses"].pop(addr, None) is not None:
-            self._save()
+        self._update(lambda r: r["lb_addresses"].pop(addr, None))
 
 
 # --- discovery and sweep -----------------------------------------------------------------------
