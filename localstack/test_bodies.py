@@ -8,8 +8,10 @@ Starts its own moto servers on free ports and its own bodies daemons (unique own
    endpoint from inside; root login and password logins are off; a wrong key is refused;
 2. a second instance in another subnet; they reach each other; an NLB with a TCP listener
    forwards to both through its DNS name from the host (and from a body); when one target's
-   server stops, traffic goes to the healthy one only; deregistering follows;
-3. stop/start keeps the host key and does not re-run user data; terminate removes the body;
+   server stops, traffic goes to the healthy one only; deregistering follows; a UDP listener
+   forwards datagrams and replies;
+3. stop/start keeps the host key, does not re-run user data, starts the units enabled with the
+   body's systemctl shim again; terminate removes the body;
 4. a second daemon with its own moto runs at the same time: a VPC with the same CIDR gets a
    clear error; a distinct one works; SIGKILL, then --sweep removes its leftovers and leaves
    the live daemon's bodies alone;
@@ -180,11 +182,11 @@ class Ssh:
         with open(self.key + ".pub") as f:
             return f.read()
 
-    def __call__(self, host, cmd, check=True, user="admin", strict="accept-new", timeout=120):
+    def __call__(self, host, cmd, check=True, user="admin", strict="accept-new", timeout=120, input=None):
         args = ["ssh", "-i", self.key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
                 "-o", f"StrictHostKeyChecking={strict}", "-o", f"UserKnownHostsFile={self.known_hosts}",
                 "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", f"{user}@{host}", cmd]
-        return run(args, check=check, timeout=timeout)
+        return run(args, check=check, timeout=timeout, input=input)
 
     def host_key(self, host):
         out = run(["ssh-keygen", "-F", host, "-f", self.known_hosts], check=False).stdout
@@ -344,6 +346,63 @@ def check_load_balancer(d, moto, ssh, inst1, inst2, subnets):
     return lb, tg
 
 
+class UdpEcho:
+    """A UDP echo server (and a TCP listener for the health check) on addr:port of the host."""
+
+    def __init__(self, addr):
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind((addr, 0))
+        self.port = self.udp.getsockname()[1]
+        self.tcp = socket.socket()
+        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.tcp.bind((addr, self.port))
+        self.tcp.listen(16)
+        import threading
+        threading.Thread(target=self._serve_udp, daemon=True).start()
+        threading.Thread(target=self._serve_tcp, daemon=True).start()
+
+    def _serve_udp(self):
+        while True:
+            try:
+                data, peer = self.udp.recvfrom(2048)
+                self.udp.sendto(b"echo:" + data, peer)
+            except OSError:
+                return
+
+    def _serve_tcp(self):
+        while True:
+            try:
+                self.tcp.accept()[0].close()
+            except OSError:
+                return
+
+    def close(self):
+        self.udp.close()
+        self.tcp.close()
+
+
+def check_udp_listener(d, moto, lb, vpc, gateway):
+    """A UDP listener forwards datagrams (and the replies) to an IP target: the VPC gateway,
+    i.e. the host's side of the VPC network, where this test serves a UDP echo."""
+    echo = UdpEcho(gateway)
+    try:
+        tg = moto.elb.create_target_group(Name="bodies-udp", Protocol="UDP", Port=echo.port, VpcId=vpc,
+                                          TargetType="ip", HealthCheckProtocol="TCP")["TargetGroups"][0]
+        moto.elb.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": gateway}])
+        moto.elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="UDP", Port=5353,
+                                 DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])
+        addr = socket.gethostbyname(lb["DNSName"])
+
+        def roundtrip():
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+                c.settimeout(1)
+                c.sendto(b"ping", (addr, 5353))
+                return c.recvfrom(2048)[0]
+        assert wait_until("a UDP answer through the LB", roundtrip, timeout=30) == b"echo:ping"
+    finally:
+        echo.close()
+
+
 def measure_latency(lb_url, direct_url, n=50):
     def sample(url):
         times = []
@@ -358,9 +417,23 @@ def measure_latency(lb_url, direct_url, n=50):
     FIGURES["HTTP GET direct to the target, p50/p99"] = f"{d50:.2f} / {d99:.2f} ms"
 
 
+UNIT = """[Unit]
+Description=a unit the bootstrap would write
+[Service]
+ExecStart=/bin/busybox httpd -f -p 8090 -h /etc
+Restart=always
+[Install]
+WantedBy=multi-user.target
+"""
+
+
 def check_stop_start(d, moto, ssh, inst):
     iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]
     before = ssh.host_key(ip)
+    # the systemctl shim: an enabled unit runs, and runs again after a restart of the instance
+    ssh(ip, "sudo tee /etc/systemd/system/orkops-test.service >/dev/null && sudo systemctl daemon-reload "
+            "&& sudo systemctl enable --now orkops-test", input=UNIT)
+    assert ssh(ip, "systemctl is-active orkops-test").stdout.strip() == "active"
     moto.ec2.stop_instances(InstanceIds=[iid])
     wait_until(f"body of {iid} stopped", lambda: d.body(iid).get("state") == "exited", timeout=90)
     assert ssh(ip, "true", check=False, timeout=30).returncode != 0
@@ -370,6 +443,9 @@ def check_stop_start(d, moto, ssh, inst):
     ssh(ip, "true", strict="yes")   # the same host key, or ssh refuses
     assert ssh.host_key(ip) == before
     assert "already ran" in ssh(ip, "sudo cat /var/log/orkops-user-data.log").stdout
+    wait_until("the enabled unit running after the restart",
+               lambda: ssh(ip, "systemctl is-active orkops-test", check=False).stdout.strip() == "active",
+               timeout=60)
 
 
 def check_terminate(d, moto, iid):
@@ -412,7 +488,7 @@ def check_second_daemon(tmp, d1, cidr1, ssh):
         # ... until the sweep, which leaves the live daemon alone
         live_before = owner_leftovers(d1.owner)
         out = run([BODIES, "--sweep"]).stdout
-        log("sweep: " + " | ".join(out.splitlines()))
+        log(" | ".join(out.splitlines()))
         assert f"owner {d1.owner} is alive" in out, out
         left = owner_leftovers(owner2, [inst.get("PublicIpAddress")])
         assert left == [], f"--sweep left {left}"
@@ -459,9 +535,11 @@ def main():
             start_httpd(ssh, inst["PrivateIpAddress"], inst["InstanceId"])
         lb, tg = check_load_balancer(d, moto, ssh, inst1, inst2, [sa, sb])
         log("load balancer: DNS name, round robin, health, deregistration: ok")
+        check_udp_listener(d, moto, lb, vpc, str(next(ipaddress.ip_network(cidr).hosts())))
+        log("load balancer: UDP listener: ok")
 
         check_stop_start(d, moto, ssh, inst1)
-        log("stop/start: same host key, user data not re-run: ok")
+        log("stop/start: same host key, user data not re-run, enabled unit back: ok")
         check_terminate(d, moto, inst2["InstanceId"])
         log("terminate: body and volume removed: ok")
 
