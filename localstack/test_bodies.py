@@ -11,8 +11,9 @@ Starts its own moto servers on free ports and its own bodies daemons (unique own
    server stops, traffic goes to the healthy one only; deregistering follows; a UDP listener
    forwards datagrams and replies;
 3. stop/start keeps the host key, does not re-run user data, starts the units enabled with the
-   body's systemctl shim again; terminate removes the body;
-4. a second daemon with its own moto runs at the same time: a VPC with the same CIDR gets a
+   body's systemctl shim again, follows the new public IP; terminate removes the body;
+4. a daemon SIGKILLed and restarted with its owner adopts its bodies; the LB follows;
+   a second daemon with its own moto runs at the same time: a VPC with the same CIDR gets a
    clear error; a distinct one works; SIGKILL, then --sweep removes its leftovers and leaves
    the live daemon's bodies alone;
 5. SIGTERM of the first daemon leaves no container, volume, network, route, address, hosts
@@ -101,7 +102,10 @@ def free_cidr(taken):
 
 
 class Moto:
+    all = []  # every server started, so that main's finally stops them whatever failed
+
     def __init__(self, tmp, name):
+        Moto.all.append(self)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, MOTO_AMIS_PATH=os.path.join(HERE, "amis.json"),
@@ -132,7 +136,10 @@ class Moto:
 
 
 class Daemon:
+    all = []  # every daemon started, so that main's finally ends them whatever failed
+
     def __init__(self, tmp, moto, owner):
+        Daemon.all.append(self)
         self.owner, self.moto = owner, moto
         self.state = os.path.join(tmp, f"state-{owner}")
         self.out = open(os.path.join(tmp, f"bodies-{owner}.out"), "w")
@@ -160,7 +167,11 @@ class Daemon:
     def terminate(self, timeout=120):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise
         self.out.close()
         return self.proc.returncode
 
@@ -446,6 +457,14 @@ def check_stop_start(d, moto, ssh, inst):
     wait_until("the enabled unit running after the restart",
                lambda: ssh(ip, "systemctl is-active orkops-test", check=False).stdout.strip() == "active",
                timeout=60)
+    # as on AWS, the auto-assigned public IP changes with a stop/start: the body follows
+    old_pub = inst["PublicIpAddress"]
+    inst.update(moto.ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0])
+    new_pub = inst["PublicIpAddress"]
+    assert new_pub and new_pub != old_pub, (old_pub, new_pub)
+    wait_ssh(ssh, new_pub, timeout=60)
+    assert f"{old_pub} via" not in run(["ip", "-4", "route"]).stdout, f"the old public IP {old_pub} is still routed"
+    return new_pub
 
 
 def check_terminate(d, moto, iid):
@@ -454,6 +473,20 @@ def check_terminate(d, moto, iid):
     wait_until(f"body of {iid} removed",
                lambda: not docker_lines("ps", "-aq", "--filter", f"name=^{name}$")
                and not docker_lines("volume", "ls", "-q", "--filter", f"name=^{name}$"), timeout=90)
+
+
+def check_takeover(tmp, d, moto, ssh, inst):
+    """A daemon SIGKILLed and started again with the same owner adopts its bodies (the same
+    container, the public IP keeps working) instead of making new ones."""
+    flt = f"label=orkops.localcloud/owner={d.owner}"
+    before = docker_lines("ps", "-q", "--filter", flt)
+    d.kill()
+    d = Daemon(tmp, moto, d.owner)
+    wait_until("the adopted body settled", lambda: d.body(inst["InstanceId"]).get("state") == "running"
+               and not d.body(inst["InstanceId"]).get("busy"), timeout=60)
+    ssh(inst["PublicIpAddress"], "true", strict="yes")
+    assert docker_lines("ps", "-q", "--filter", flt) == before, "the body was made again, not adopted"
+    return d
 
 
 def check_second_daemon(tmp, d1, cidr1, ssh):
@@ -500,6 +533,7 @@ def check_second_daemon(tmp, d1, cidr1, ssh):
 
 
 def main():
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks on SIGTERM too
     if os.geteuid() != 0:
         sys.exit("test_bodies.py must run as root (the bodies daemon changes routes and /etc/hosts)")
     t = time.monotonic()
@@ -507,7 +541,6 @@ def main():
     FIGURES["build-body-image"] = f"{time.monotonic() - t:.1f} s ({build.stdout.strip().splitlines()[-1]})"
     tmp = tempfile.mkdtemp(prefix="orkops-test-bodies-")
     owner = "test-" + os.urandom(4).hex()
-    moto = d = None
     public_ips = []
     try:
         moto = Moto(tmp, "moto")
@@ -538,10 +571,13 @@ def main():
         check_udp_listener(d, moto, lb, vpc, str(next(ipaddress.ip_network(cidr).hosts())))
         log("load balancer: UDP listener: ok")
 
-        check_stop_start(d, moto, ssh, inst1)
+        public_ips.append(check_stop_start(d, moto, ssh, inst1))
         log("stop/start: same host key, user data not re-run, enabled unit back: ok")
         check_terminate(d, moto, inst2["InstanceId"])
         log("terminate: body and volume removed: ok")
+
+        d = check_takeover(tmp, d, moto, ssh, inst1)
+        log("SIGKILL + restart with the same owner: the body is adopted: ok")
 
         moto.elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
         wait_until("the LB body gone", lambda: not d.lb(lb["LoadBalancerArn"]), timeout=30)
@@ -556,14 +592,15 @@ def main():
         assert left == [], f"SIGTERM left {left}"
         log("SIGTERM: nothing left")
     finally:
-        if d:
+        for daemon in Daemon.all:
             try:
-                d.terminate(timeout=120)
+                daemon.terminate(timeout=120)
             except Exception:
-                d.kill()
-            run([BODIES, "--sweep", "--owner", owner], check=False)
-        if moto:
-            moto.stop()
+                daemon.kill()
+        for o in sorted({daemon.owner for daemon in Daemon.all}):
+            run([BODIES, "--sweep", "--owner", o], check=False)
+        for m in Moto.all:
+            m.stop()
         run(["rm", "-rf", tmp], check=False)
     print("\nfigures:")
     for k, v in FIGURES.items():

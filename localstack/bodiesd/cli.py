@@ -3,9 +3,10 @@
     localstack/bodies --endpoint URL [--owner ID] [--state-dir DIR] [...]
     localstack/bodies --sweep [--owner ID]
 
-Running: takes the owner's lock (refuses if a live daemon holds it), removes the unlabelled host
-objects a dead daemon of the same owner journalled, adopts its labelled Docker networks and
-bodies, then reconciles until SIGTERM/SIGINT, removes everything it made and exits 0.
+Running: takes the owner's lock (refuses if a live daemon holds it), takes over what a dead
+daemon of the same owner left (its bodies, networks and routes are adopted; its load-balancer
+addresses are dropped and made again), then reconciles until SIGTERM/SIGINT, removes
+everything it made and exits 0.
 Exit 1: cannot start (not root, no Docker, no body image); 2: bad arguments or owner in use.
 """
 import argparse
@@ -113,11 +114,15 @@ def run(opts, client):
     log = setup_logging(opts)
     journal = None
     try:
-        leftovers = owners.remove_host_objects(opts.owner, owners.read_record(opts.owner))
+        # a dead daemon of this owner: its load-balancer addresses go (the forwarders are new);
+        # its bodies, networks and routes are adopted, and its hosts block is rewritten
+        old = owners.read_record(opts.owner)
+        leftovers = owners.remove_host_objects(opts.owner, old, keep_routes=True, keep_hosts=True)
         if leftovers:
             log.info("removed what a dead daemon of owner %s left: %s", opts.owner, ", ".join(leftovers))
         journal = owners.Journal(opts.owner, {"pid": os.getpid(), "endpoint": opts.endpoint,
-                                              "state_dir": opts.state_dir, "started": time.time()})
+                                              "state_dir": opts.state_dir, "started": time.time()},
+                                 routes=old.get("routes"))
         daemon = Daemon(opts, client, Emulator(opts.endpoint, opts.regions), journal)
         try:
             daemon.machines.check_image()

@@ -59,7 +59,8 @@ class Daemon:
         self.snap = None
         self.emulator_error = None
         self.stop = asyncio.Event()
-        self._hosts_written = {}
+        self._hosts_written, self._hosts_errors = {}, {}
+        self._pruned = False
         self.loop = None
         self._endpoint_lock = asyncio.Lock()
 
@@ -107,6 +108,9 @@ class Daemon:
             log.info("emulator answers again")
         self.emulator_error, self.snap = None, snap
         await asyncio.to_thread(self.machines.refresh, set(self.ops))
+        if not self._pruned:
+            await asyncio.to_thread(self.machines.prune_routes)
+            self._pruned = True
         wanted_vpcs = self._reconcile_instances(snap)
         await self._remove_unused_networks(wanted_vpcs)
         await self.lbs.reconcile(snap)
@@ -239,8 +243,11 @@ class Daemon:
             else:
                 hostsfile.set_block_unlocked(path, self.opts.owner, entries)
             self._hosts_written[key] = entries
+            self._hosts_errors.pop(path, None)
         except OSError as e:
-            log.error("writing the hosts block in %s: %s", path, e)
+            if self._hosts_errors.get(path) != str(e):
+                log.error("writing the hosts block in %s: %s", path, e)
+            self._hosts_errors[path] = str(e)
 
     # --- status --------------------------------------------------------------------------------
 

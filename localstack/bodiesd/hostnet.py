@@ -24,6 +24,11 @@ def _run(args, check=True):
     return proc
 
 
+def _exists(proc):
+    """Did `ip addr add` fail only because the address is there already?"""
+    return "File exists" in proc.stderr or "already assigned" in proc.stderr
+
+
 def _ip_json(*args):
     out = _run(["ip", "-j", *args]).stdout.strip()
     return json.loads(out) if out else []
@@ -54,7 +59,7 @@ def netns_add_address(pid, addr, dev="eth0"):
     """Adds addr/32 to dev inside the network namespace of process pid (a body's init)."""
     proc = _run(["nsenter", "-t", str(pid), "-n", "ip", "addr", "add", f"{addr}/32", "dev", dev],
                 check=False)
-    if proc.returncode != 0 and "File exists" not in proc.stderr:
+    if proc.returncode != 0 and not _exists(proc):
         raise HostNetError(f"adding {addr}/32 to {dev} of pid {pid} failed: {proc.stderr.strip()}")
 
 
@@ -80,7 +85,7 @@ def loopback_addresses():
 
 def loopback_add(addr, label):
     proc = _run(["ip", "addr", "add", f"{addr}/32", "dev", "lo", "label", label], check=False)
-    if proc.returncode != 0 and "File exists" not in proc.stderr:
+    if proc.returncode != 0 and not _exists(proc):
         raise HostNetError(f"adding {addr}/32 to lo failed: {proc.stderr.strip()}")
 
 

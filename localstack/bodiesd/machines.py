@@ -162,11 +162,14 @@ class Machines:
             if not iid or iid in busy:
                 continue
             seen.add(iid)
+            adopted = iid not in self.bodies
             body = self.bodies.setdefault(iid, Body(iid, c["Names"][0].lstrip("/")))
             body.container_id, body.status = c["Id"], c["State"]
             body.vpc_id = c["Labels"].get(LABEL_VPC, body.vpc_id)
             for net in (c.get("NetworkSettings") or {}).get("Networks", {}).values():
                 body.private_ip = net.get("IPAddress") or body.private_ip
+            if adopted:  # made by an earlier daemon of this owner: its route is in the journal
+                body.public_ip = self.journal.route_via(body.private_ip)
             if body.status == "running":
                 try:
                     info = self.api.inspect_container(c["Id"])
@@ -180,6 +183,15 @@ class Machines:
             body = self.bodies[iid]
             if body.container_id:   # it was there and is gone (removed behind our back)
                 del self.bodies[iid]
+
+    def prune_routes(self):
+        """Removes journalled routes (from an earlier daemon) via no known body."""
+        privates = {b.private_ip for b in list(self.bodies.values())}
+        for dst, via in list(self.journal.record["routes"].items()):
+            if via not in privates:
+                hostnet.route_delete(dst, via)
+                self.journal.drop_route(dst)
+                log.info("removed route %s via %s (no body of this owner is there any more)", dst, via)
 
     def needs_run(self, inst):
         b = self.bodies.get(inst.id)
@@ -280,13 +292,15 @@ class Machines:
         self._set_public_ip(body, inst.public_ip or "")
 
     def _set_public_ip(self, body, public_ip):
-        if body.public_ip and (body.public_ip != public_ip or body.applied_pid != body.pid):
-            hostnet.route_delete(body.public_ip, body.private_ip)
-            self.journal.drop_route(body.public_ip)
+        """The public IP on the body's eth0 and the host route to it (both idempotent, so that
+        an adopted or restarted body keeps its route without a gap); an old one is removed."""
+        old = body.public_ip
+        if old and old != public_ip:
+            hostnet.route_delete(old, body.private_ip)
+            self.journal.drop_route(old)
             if body.applied_pid == body.pid:
-                hostnet.netns_del_address(body.pid, body.public_ip)
-            body.public_ip = ""
-        if public_ip and not body.public_ip:
+                hostnet.netns_del_address(body.pid, old)
+        if public_ip:
             hostnet.netns_add_address(body.pid, public_ip)
             self.journal.add_route(public_ip, body.private_ip)
             hostnet.route_replace(public_ip, body.private_ip)

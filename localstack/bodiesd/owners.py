@@ -88,10 +88,10 @@ def holder_pid(owner):
 class Journal:
     """The owner's record: who it is and the unlabelled host objects it has made."""
 
-    def __init__(self, owner, info):
+    def __init__(self, owner, info, routes=None):
         self.owner = owner
         self.path = _paths(owner)[1]
-        self.record = {"owner": owner, **info, "routes": {}, "lb_addresses": {}}
+        self.record = {"owner": owner, **info, "routes": dict(routes or {}), "lb_addresses": {}}
         self._lock = threading.Lock()  # body operations run in several threads
         self._update(lambda r: None)
 
@@ -105,6 +105,10 @@ class Journal:
 
     def add_route(self, dst, via):
         self._update(lambda r: r["routes"].__setitem__(dst, via))
+
+    def route_via(self, via):
+        """The destination journalled via `via`, or ""."""
+        return next((d for d, v in list(self.record["routes"].items()) if v == via), "")
 
     def drop_route(self, dst):
         self._update(lambda r: r["routes"].pop(dst, None))
@@ -162,10 +166,13 @@ def remove_docker_objects(docker_client, owner, stop_timeout=5):
     return removed
 
 
-def remove_host_objects(owner, record):
-    """Removes the owner's journalled routes and loopback addresses and its /etc/hosts block."""
+def remove_host_objects(owner, record, keep_routes=False, keep_hosts=False):
+    """Removes the owner's journalled routes and loopback addresses and its /etc/hosts block
+    (a daemon taking over from a dead one of its owner keeps the routes and the block)."""
     removed = []
     for dst, via in (record.get("routes") or {}).items():
+        if keep_routes:
+            continue
         hostnet.route_delete(dst, via)
         removed.append(f"route {dst} via {via}")
     label = hostnet.lb_label(owner)
@@ -174,7 +181,7 @@ def remove_host_objects(owner, record):
     for addr in sorted(addrs):
         hostnet.loopback_del(addr)
         removed.append(f"address {addr} on lo")
-    if hostsfile.remove_block(hostsfile.HOSTS_FILE, owner):
+    if not keep_hosts and hostsfile.remove_block(hostsfile.HOSTS_FILE, owner):
         removed.append(f"{hostsfile.HOSTS_FILE} block")
     return removed
 
