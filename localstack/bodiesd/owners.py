@@ -188,9 +188,7 @@ def remove_host_objects(owner, record, keep_routes=False, keep_hosts=False):
 
 def sweep(docker_client, only_owner=None):
     """Removes what dead owners left (all of them, or only_owner). Returns 0 if all went well."""
-    owners = known_owners(docker_client)
-    if only_owner:
-        owners = {only_owner} & (owners | {only_owner})
+    owners = {only_owner} if only_owner else known_owners(docker_client)
     rc = 0
     if not owners:
         print("sweep: nothing to sweep")
