@@ -78,3 +78,36 @@ Reset all state (keeps the seeded Debian images):  curl -X POST ${LC_URL}/moto-a
 Stop it:  ${LC_DIR}/down
 EOF
 }
+
+# --- the bodies daemon (localstack/bodies, owner "localcloud", state in .state/) ---------------
+LC_BODIES_OWNER=localcloud
+LC_BODIES_PIDFILE="${LC_STATE}/bodies.pid"
+LC_BODIES_LOG="${LC_STATE}/bodies.log"
+LC_BODIES_STATUS="${LC_STATE}/bodies.json"
+
+lc_bodies_enabled() {
+    [ "${ORKOPS_LOCALCLOUD_BODIES:-1}" != 0 ]
+}
+
+# True when pid $1 runs this directory's bodies daemon for owner localcloud.
+lc_pid_is_our_bodies() {
+    local pid="$1" cmd
+    [ -n "${pid}" ] && [ -r "/proc/${pid}/cmdline" ] || return 1
+    cmd="$(tr '\0' ' ' <"/proc/${pid}/cmdline")"
+    case "${cmd}" in
+        *"${LC_DIR}/bodies "*"--owner ${LC_BODIES_OWNER} "*) return 0 ;;
+        *) return 1 ;;
+    esac
+}
+
+# PIDs of our bodies daemon: the pidfile's, else any process that is this directory's daemon.
+lc_bodies_pids() {
+    local p
+    p="$(cat "${LC_BODIES_PIDFILE}" 2>/dev/null || true)"
+    if [ -n "${p}" ] && lc_pid_is_our_bodies "${p}"; then echo "${p}"; return 0; fi
+    for p in /proc/[0-9]*; do
+        p="${p#/proc/}"
+        lc_pid_is_our_bodies "${p}" && echo "${p}"
+    done
+    return 0
+}
