@@ -320,6 +320,10 @@ class Machines:
             log_config=docker.types.LogConfig(type="json-file", config={"max-size": "10m",
                                                                         "max-file": "2"}),
             **self._isolation())
+        if not self.privileged:
+            # `docker run --security-opt systempaths=unconfined`: /proc/sys writable (a node sets
+            # its own network namespace's forwarding and bridge sysctls), as --privileged has it
+            hc["MaskedPaths"], hc["ReadonlyPaths"] = [], []
         aliases = [n for n in (inst.private_dns, short) if n]  # Docker's DNS in the network
         netcfg = api.create_networking_config({net.name: api.create_endpoint_config(
             ipv4_address=inst.private_ip, aliases=aliases)})

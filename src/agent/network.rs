@@ -88,7 +88,11 @@ async fn run(args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Sets a sysctl, unless it has that value already (a container may have it set read-only).
 fn write_sysctl(path: &str, value: &str) -> Result<(), String> {
+    if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == value) {
+        return Ok(());
+    }
     std::fs::write(path, value).map_err(|e| format!("cannot set {path} to {value}: {e}"))
 }
 

@@ -1,9 +1,9 @@
 //! The bootstrap over SSH, the phase of `create cluster` after the infrastructure: for every
 //! instance at once, wait for SSH and the user data's marker, check the host key and the
 //! architecture, upload what changed (binaries, units, secrets, join config — compared by
-//! SHA-256, so a second run uploads nothing), and start or restart the services (systemd, or
-//! `orkops-supervise` where there is none). Masters run etcd and `orkops-master`, nodes
-//! `orkops-agent`, which joins with the join token.
+//! SHA-256, so a second run uploads nothing), and start or restart the services as systemd
+//! units. Masters run etcd and `orkops-master`, nodes `orkops-agent`, which joins with the
+//! join token.
 
 pub mod render;
 pub mod ssh;
@@ -204,7 +204,11 @@ async fn provision(
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let ssh_done = start.elapsed();
-    let systemd = s.run("test -d /run/systemd/system", None).await?.ok();
+    if !s.run("command -v systemctl >/dev/null", None).await?.ok() {
+        return Err(SshError(format!(
+            "{t}: no systemctl: orkops runs its services as systemd units; hint: use an image with systemd (Debian's have it)"
+        )));
+    }
 
     let mut files: Vec<File> = match m.role {
         Role::Master => render::master_files(&input.facts, m, &input.secrets),
@@ -221,9 +225,6 @@ async fn provision(
         contents: binary,
         service: Some(service),
     });
-    if !systemd {
-        files.push(render::supervisor());
-    }
 
     // what is there already, by SHA-256
     let paths: Vec<String> = files.iter().map(|f| ssh::quote(&f.path)).collect();
@@ -293,11 +294,8 @@ async fn provision(
             "start"
         };
         say(format!("{verb}ing {svc}"));
-        let script = if systemd {
-            format!("systemctl daemon-reload && systemctl enable {svc} && systemctl {verb} {svc}")
-        } else {
-            format!("{} {verb} {svc}", render::SUPERVISE)
-        };
+        let script =
+            format!("systemctl daemon-reload && systemctl enable {svc} && systemctl {verb} {svc}");
         s.root(&format!("{verb}ing {svc}"), &script).await?;
     }
     let started = start.elapsed();

@@ -1,7 +1,6 @@
 //! The files the bootstrap puts on each instance, rendered from `templates/` (tera): the
-//! systemd units of etcd, `orkops-master` and `orkops-agent` (which `orkops-supervise` runs
-//! where the host has no systemd), the masters' cluster secrets and the nodes' join config.
-//! Pure: no I/O, so what an instance gets is unit-tested.
+//! systemd units of etcd, `orkops-master` and `orkops-agent`, the masters' cluster secrets and
+//! the nodes' join config. Pure: no I/O, so what an instance gets is unit-tested.
 
 use bytes::Bytes;
 
@@ -79,7 +78,6 @@ pub const MASTER: &str = "orkops-master";
 pub const AGENT: &str = "orkops-agent";
 pub const MASTER_DIR: &str = "/var/lib/orkops-master";
 pub const AGENT_DIR: &str = "/var/lib/orkops-agent";
-pub const SUPERVISE: &str = "/usr/local/sbin/orkops-supervise";
 
 /// The services of a role, in start order.
 pub fn services(role: Role) -> &'static [&'static str] {
@@ -128,16 +126,6 @@ fn base(c: &ClusterFacts, m: &Machine) -> tera::Context {
     ctx.insert("api_port", &c.api_port);
     ctx.insert("agent_port", &c.agent_port);
     ctx
-}
-
-/// The supervisor for hosts without systemd.
-pub fn supervisor() -> File {
-    File {
-        path: SUPERVISE.into(),
-        mode: 0o755,
-        contents: Bytes::from_static(include_bytes!("../../templates/orkops-supervise.sh")),
-        service: None,
-    }
 }
 
 /// A master's units and secrets (its binary is added by the caller).

@@ -266,23 +266,38 @@ pub async fn connect(
 }
 
 impl Session {
-    /// Runs `command` (a shell command line), feeding it `stdin`; waits for it to end.
+    /// Runs `command` (a shell command line), feeding it `stdin`; waits for it to end. Input
+    /// is written while the answers are read: the session delivers window adjustments as
+    /// channel messages, and an unread channel would stall a large upload.
     pub async fn run(&self, command: &str, stdin: Option<Bytes>) -> Result<Output, SshError> {
         let t = &self.target;
         let io = |e: russh::Error| SshError(format!("{t}: {e}"));
-        let mut ch = self.handle.channel_open_session().await.map_err(io)?;
+        let ch = self.handle.channel_open_session().await.map_err(io)?;
         ch.exec(true, command).await.map_err(io)?;
-        if let Some(data) = stdin {
-            ch.data(&data[..]).await.map_err(io)?;
-        }
-        ch.eof().await.map_err(io)?;
-        let mut out = Output::default();
-        while let Some(msg) = ch.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, .. } => out.stderr.extend_from_slice(&data),
-                ChannelMsg::ExitStatus { exit_status } => out.code = Some(exit_status),
-                _ => {}
+        let (mut read, write) = ch.split();
+        let send = async {
+            if let Some(data) = &stdin {
+                write.data(&data[..]).await?;
+            }
+            write.eof().await
+        };
+        let receive = async {
+            let mut out = Output::default();
+            while let Some(msg) = read.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
+                    ChannelMsg::ExtendedData { data, .. } => out.stderr.extend_from_slice(&data),
+                    ChannelMsg::ExitStatus { exit_status } => out.code = Some(exit_status),
+                    _ => {}
+                }
+            }
+            out
+        };
+        let (sent, out) = tokio::join!(send, receive);
+        // a command that exits without reading all its input closes the channel early
+        if let Err(e) = sent {
+            if out.code.is_none() {
+                return Err(io(e));
             }
         }
         Ok(out)

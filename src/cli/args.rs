@@ -197,6 +197,9 @@ pub struct CreateClusterArgs {
     /// a subnet of it.
     #[arg(long, value_name = "CIDR")]
     pub network_cidr: Option<String>,
+    /// Add-ons to enable once the nodes are Ready, comma-separated (`orkops addons list`).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub addons: Vec<String>,
     /// IAM instance profile for the masters (their load balancer controller calls EC2 and ELB).
     #[arg(long, value_name = "NAME")]
     pub master_instance_profile: Option<String>,

@@ -16,6 +16,7 @@ use crate::client::{ApiClient, ClientConfig};
 use crate::cloud::model::{Action, Observed, Role};
 use crate::cloud::plan::{self, Desired};
 use crate::cloud::{self, aws, ClusterSpec, Profile};
+use crate::progress::Reporter;
 
 /// How long the infrastructure may take to converge.
 const CONVERGE_DEADLINE: Duration = Duration::from_secs(900);
@@ -166,6 +167,22 @@ pub async fn create(cli: &super::args::Cli, a: &CreateClusterArgs) -> anyhow::Re
         network_cidr,
     };
     spec.check().map_err(|e| anyhow!(e))?;
+    if !a.addons.is_empty() && a.plan.infrastructure_only {
+        bail!("--addons needs the bootstrap: drop --infrastructure-only, or enable them later with `orkops addons enable NAME`");
+    }
+    // every add-on is checked (and rendered) before anything is created
+    let mut addons = Vec::new();
+    for name in &a.addons {
+        let bundle = crate::addons::Bundle::builtin(name).map_err(|e| anyhow!("--addons: {e}"))?;
+        let facts = crate::addons::ClusterFacts {
+            cluster_name: a.name.clone(),
+            ..Default::default()
+        };
+        bundle
+            .render(&facts, &[])
+            .map_err(|e| anyhow!("--addons {name}: {e}"))?;
+        addons.push(bundle);
+    }
 
     let aws = aws::connect(&spec.region).await?;
     aws::check_zones(&aws, &spec.zones).await?;
@@ -230,7 +247,8 @@ pub async fn create(cli: &super::args::Cli, a: &CreateClusterArgs) -> anyhow::Re
             o.api_load_balancer().map(|l| l.dns.as_str()).unwrap_or("?")
         ));
         if !a.plan.infrastructure_only {
-            bootstrap_phase(&o, &d, &a.plan, cli.config.as_deref(), &progress).await?;
+            let cfg = bootstrap_phase(&o, &d, &a.plan, cli.config.as_deref(), &progress).await?;
+            enable_addons(&cfg, &addons, &progress).await?;
         }
         Ok::<_, anyhow::Error>(())
     }
@@ -605,15 +623,53 @@ fn write_client_config(
     Ok(())
 }
 
+/// Enables the add-ons `create cluster --addons` named, through the API.
+async fn enable_addons(
+    cfg: &ClientConfig,
+    bundles: &[crate::addons::Bundle],
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    if bundles.is_empty() {
+        return Ok(());
+    }
+    let api = ApiClient::new(cfg)?;
+    let facts = crate::addons::ClusterFacts::read(&api, cfg.cluster.as_deref()).await?;
+    for b in bundles {
+        let report = crate::addons::enable(
+            &api,
+            b,
+            &crate::addons::Params {
+                facts: facts.clone(),
+                set: Vec::new(),
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("add-on {}: {e}", b.name()))?;
+        progress.report(
+            crate::progress::Event::line(
+                "addons",
+                format!(
+                    "enabled {} {} ({} objects)",
+                    report.name,
+                    report.version,
+                    report.objects.len()
+                ),
+            )
+            .done(),
+        );
+    }
+    Ok(())
+}
+
 /// The bootstrap phase: every running instance over SSH, then the client configuration, then
-/// a wait until every node is Ready.
+/// a wait until every node is Ready. Returns the admin client configuration.
 async fn bootstrap_phase(
     o: &Observed,
     d: &Desired,
     flags: &ApplyPlanArgs,
     config_flag: Option<&std::path::Path>,
     progress: &Progress,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ClientConfig> {
     use crate::bootstrap::{self, render};
     let name = &d.spec.name;
     let dir = ClusterDir::of(name);
@@ -720,7 +776,7 @@ async fn bootstrap_phase(
         ready.as_secs_f64()
     ));
     progress.println(&format!("{report}client config: {}", target.display()));
-    Ok(())
+    Ok(admin)
 }
 
 /// The nodes a cluster's instances should register as.
