@@ -173,14 +173,14 @@ fn spec(rt: ResourceType, t: Vec<Tag>) -> TagSpecification {
         .build()
 }
 
-fn elb_tags(cluster: &str, role: &str, created: &str) -> Vec<elb::types::Tag> {
+fn elb_tags(cluster: &str, role: &str, created: &str) -> BTreeMap<String, String> {
     [
         (TAG_CLUSTER, cluster),
         (TAG_ROLE, role),
         (TAG_CREATED, created),
     ]
     .into_iter()
-    .map(|(k, v)| elb::types::Tag::builder().key(k).value(v).build())
+    .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
 }
 
@@ -340,49 +340,25 @@ fn permission(r: &Rule) -> IpPermission {
 /// Everything AWS holds for the cluster, found by its tag (terminated instances left out).
 pub async fn observe(aws: &Aws, cluster: &str) -> Result<Observed, CloudError> {
     let ec2 = &aws.ec2;
+    // one describe call per kind, filtered by the cluster tag
+    macro_rules! tagged {
+        ($call:ident, $what:literal) => {
+            async {
+                ec2.$call()
+                    .filters(by_tag(cluster))
+                    .send()
+                    .await
+                    .map_err(|e| fail($what, e))
+            }
+        };
+    }
     let (vpcs, igws, rts, subnets, sgs, keys, instances, elbv2) = tokio::try_join!(
-        async {
-            ec2.describe_vpcs()
-                .filters(by_tag(cluster))
-                .send()
-                .await
-                .map_err(|e| fail("listing VPCs", e))
-        },
-        async {
-            ec2.describe_internet_gateways()
-                .filters(by_tag(cluster))
-                .send()
-                .await
-                .map_err(|e| fail("listing internet gateways", e))
-        },
-        async {
-            ec2.describe_route_tables()
-                .filters(by_tag(cluster))
-                .send()
-                .await
-                .map_err(|e| fail("listing route tables", e))
-        },
-        async {
-            ec2.describe_subnets()
-                .filters(by_tag(cluster))
-                .send()
-                .await
-                .map_err(|e| fail("listing subnets", e))
-        },
-        async {
-            ec2.describe_security_groups()
-                .filters(by_tag(cluster))
-                .send()
-                .await
-                .map_err(|e| fail("listing security groups", e))
-        },
-        async {
-            ec2.describe_key_pairs()
-                .filters(by_tag(cluster))
-                .send()
-                .await
-                .map_err(|e| fail("listing key pairs", e))
-        },
+        tagged!(describe_vpcs, "listing VPCs"),
+        tagged!(describe_internet_gateways, "listing internet gateways"),
+        tagged!(describe_route_tables, "listing route tables"),
+        tagged!(describe_subnets, "listing subnets"),
+        tagged!(describe_security_groups, "listing security groups"),
+        tagged!(describe_key_pairs, "listing key pairs"),
         async {
             ec2.describe_instances()
                 .filters(by_tag(cluster))
@@ -806,18 +782,7 @@ impl Cloud for Aws {
                 )
             }
             Action::Authorize { group, role, rules } => {
-                let r = ec2
-                    .authorize_security_group_ingress()
-                    .group_id(group)
-                    .set_ip_permissions(Some(rules.iter().map(permission).collect()))
-                    .send()
-                    .await;
-                match r {
-                    Ok(_) => {}
-                    // another run added them meanwhile
-                    Err(e) if code_of(&e).as_deref() == Some("InvalidPermission.Duplicate") => {}
-                    Err(e) => return Err(fail(&format!("opening the {role} security group"), e)),
-                }
+                lb::authorize(self, group, rules).await?;
                 format!(
                     "opened security group {group} ({role}): {} rules",
                     rules.len()
@@ -923,67 +888,20 @@ impl Cloud for Aws {
                 vpc,
                 port,
             } => {
-                let out = self
-                    .elb
-                    .create_target_group()
-                    .name(tg)
-                    .protocol(elb::types::ProtocolEnum::Tcp)
-                    .port(*port)
-                    .vpc_id(vpc)
-                    .target_type(elb::types::TargetTypeEnum::Instance)
-                    .health_check_protocol(elb::types::ProtocolEnum::Tcp)
-                    .set_tags(Some(elb_tags(name, LB_ROLE_API, &d.created)))
-                    .send()
-                    .await
-                    .map_err(|e| fail("creating the API target group", e))?;
-                let arn = first_id(
-                    out.target_groups()
-                        .first()
-                        .and_then(|g| g.target_group_arn()),
-                    "creating the API target group",
-                )?;
+                let t = elb_tags(name, LB_ROLE_API, &d.created);
+                let arn = lb::create_target_group(self, tg, "TCP", *port, vpc, &t).await?;
                 format!("created target group {tg} ({arn})")
             }
             Action::CreateLoadBalancer { name: lb, subnets } => {
-                let out = self
-                    .elb
-                    .create_load_balancer()
-                    .name(lb)
-                    .r#type(elb::types::LoadBalancerTypeEnum::Network)
-                    .scheme(elb::types::LoadBalancerSchemeEnum::InternetFacing)
-                    .set_subnets(Some(subnets.clone()))
-                    .set_tags(Some(elb_tags(name, LB_ROLE_API, &d.created)))
-                    .send()
-                    .await
-                    .map_err(|e| fail("creating the API load balancer", e))?;
-                let dns = out
-                    .load_balancers()
-                    .first()
-                    .and_then(|l| l.dns_name())
-                    .unwrap_or_default();
+                let t = elb_tags(name, LB_ROLE_API, &d.created);
+                let dns = lb::create_load_balancer(self, lb, "network", subnets, &[], &t).await?;
                 format!("created API load balancer {lb} ({dns})")
             }
             Action::RegisterTargets {
                 target_group,
                 instances,
             } => {
-                self.elb
-                    .register_targets()
-                    .target_group_arn(target_group)
-                    .set_targets(Some(
-                        instances
-                            .iter()
-                            .map(|i| {
-                                elb::types::TargetDescription::builder()
-                                    .id(i)
-                                    .port(d.ports.api)
-                                    .build()
-                            })
-                            .collect(),
-                    ))
-                    .send()
-                    .await
-                    .map_err(|e| fail("registering the masters with the API load balancer", e))?;
+                lb::register(self, target_group, instances, d.ports.api).await?;
                 format!(
                     "registered {} with the API load balancer",
                     instances.join(", ")
@@ -993,18 +911,7 @@ impl Cloud for Aws {
                 target_group,
                 instances,
             } => {
-                self.elb
-                    .deregister_targets()
-                    .target_group_arn(target_group)
-                    .set_targets(Some(
-                        instances
-                            .iter()
-                            .map(|i| elb::types::TargetDescription::builder().id(i).build())
-                            .collect(),
-                    ))
-                    .send()
-                    .await
-                    .map_err(|e| fail("deregistering gone masters", e))?;
+                lb::deregister(self, target_group, instances).await?;
                 format!(
                     "deregistered {} from the API load balancer",
                     instances.join(", ")
@@ -1015,21 +922,8 @@ impl Cloud for Aws {
                 target_group,
                 port,
             } => {
-                self.elb
-                    .create_listener()
-                    .load_balancer_arn(load_balancer)
-                    .protocol(elb::types::ProtocolEnum::Tcp)
-                    .port(*port)
-                    .default_actions(
-                        elb::types::Action::builder()
-                            .r#type(elb::types::ActionTypeEnum::Forward)
-                            .target_group_arn(target_group)
-                            .build(),
-                    )
-                    .set_tags(Some(elb_tags(name, LB_ROLE_API, &d.created)))
-                    .send()
-                    .await
-                    .map_err(|e| fail("creating the API listener", e))?;
+                let t = elb_tags(name, LB_ROLE_API, &d.created);
+                lb::create_listener(self, load_balancer, "TCP", *port, target_group, &t).await?;
                 format!("created the API listener on TCP {port}")
             }
         })
@@ -1413,8 +1307,8 @@ mod tests {
     }
 }
 
-/// The ELBv2 and security group calls the load balancer controller makes for services.
-pub mod services {
+/// The ELBv2 and security group calls of the API load balancer and of the services' ones.
+pub mod lb {
     use super::*;
 
     fn tags(t: &BTreeMap<String, String>) -> Vec<elb::types::Tag> {
@@ -1440,7 +1334,7 @@ pub mod services {
             .r#type(elb::types::LoadBalancerTypeEnum::from(kind))
             .scheme(elb::types::LoadBalancerSchemeEnum::InternetFacing)
             .set_subnets(Some(subnets.to_vec()))
-            .set_security_groups(Some(groups.to_vec()))
+            .set_security_groups((!groups.is_empty()).then(|| groups.to_vec()))
             .set_tags(Some(tags(t)))
             .send()
             .await

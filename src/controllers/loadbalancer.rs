@@ -135,9 +135,11 @@ pub fn wanted(cluster: &str, svc: &Service) -> Result<Option<Wanted>, String> {
         let protocol = match (kind, proto.as_str()) {
             (LbKind::Network, "TCP" | "UDP") => proto.clone(),
             (LbKind::Application, "TCP") => "HTTP".to_string(),
-            (LbKind::Application, _) => return Err(format!(
+            (LbKind::Application, _) => {
+                return Err(format!(
                 "{field}: an ALB carries HTTP over TCP only, not {proto} (use an NLB for {proto})"
-            )),
+            ))
+            }
             (LbKind::Network, _) => {
                 return Err(format!("{field}: an NLB carries TCP or UDP, not {proto}"))
             }
@@ -702,7 +704,7 @@ pub mod controller {
     use super::*;
     use crate::api::core::Node;
     use crate::api::{About, Kind};
-    use crate::cloud::aws::{self, services as elb, Aws};
+    use crate::cloud::aws::{self, lb as elb, Aws};
     use crate::controllers::Api;
 
     const SOURCE: &str = "load-balancer-controller";
