@@ -293,9 +293,18 @@ impl Session {
             }
             out
         };
-        let (sent, out) = tokio::join!(send, receive);
-        // a command that exits without reading all its input closes the channel early
-        if let Err(e) = sent {
+        // A command that exits without reading all its input (an upload whose `cat` fails)
+        // closes the channel early: the rest of the input then never gets window space, so
+        // the channel's end, not the end of sending, ends the command.
+        tokio::pin!(send, receive);
+        let mut sent = None;
+        let out = loop {
+            tokio::select! {
+                r = &mut send, if sent.is_none() => sent = Some(r),
+                out = &mut receive => break out,
+            }
+        };
+        if let Some(Err(e)) = sent {
             if out.code.is_none() {
                 return Err(io(e));
             }

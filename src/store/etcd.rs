@@ -26,6 +26,45 @@ fn unavailable(e: etcd_client::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// How many times a request that failed on the way to etcd is tried.
+const TRIES: usize = 10;
+
+/// The request never reached a member: its connection could not be made. The client balances
+/// requests over every endpoint, and a member that went away (a master of three lost) keeps
+/// handing its connect error to the next request that picks it, once per reconnect attempt;
+/// without a retry, that fails a share of all requests for as long as the member is gone.
+fn not_sent(e: &etcd_client::Error) -> bool {
+    const UNAVAILABLE: i32 = 14;
+    matches!(e, etcd_client::Error::GRpcStatus(s)
+        if i32::from(s.code()) == UNAVAILABLE && s.message().contains("connect error"))
+}
+
+/// The connection broke: the request may or may not have reached etcd.
+fn broken(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => s.message().contains("transport error"),
+        etcd_client::Error::TransportError(_) => true,
+        _ => false,
+    }
+}
+
+/// Runs `op` again (on whichever member the balancer picks next) while it fails without
+/// having been sent, which is safe for writes too; a read is also tried again when its
+/// connection broke.
+async fn retried<T, F, Fut>(read: bool, mut op: F) -> Result<T, etcd_client::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let mut tries = 1;
+    loop {
+        match op().await {
+            Err(e) if tries < TRIES && (not_sent(&e) || (read && broken(&e))) => tries += 1,
+            r => return r,
+        }
+    }
+}
+
 fn key_string(k: &[u8]) -> String {
     String::from_utf8_lossy(k).into_owned()
 }
@@ -51,11 +90,23 @@ impl EtcdStore {
 
     /// Removes every key under `prefix` (test clean-up and `orkops-master --reset`).
     pub async fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError> {
-        let mut kv = self.client.kv_client();
-        kv.delete(prefix, Some(DeleteOptions::new().with_prefix()))
-            .await
-            .map_err(unavailable)?;
+        retried(false, || async {
+            self.client
+                .kv_client()
+                .delete(prefix, Some(DeleteOptions::new().with_prefix()))
+                .await
+        })
+        .await
+        .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<etcd_client::TxnResponse, StoreError> {
+        retried(false, || async {
+            self.client.kv_client().txn(txn.clone()).await
+        })
+        .await
+        .map_err(unavailable)
     }
 
     async fn current(&self, key: &str) -> Result<Option<i64>, StoreError> {
@@ -66,8 +117,11 @@ impl EtcdStore {
 #[async_trait]
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
-        let mut kv = self.client.kv_client();
-        let resp = kv.get(key, None).await.map_err(unavailable)?;
+        let resp = retried(true, || async {
+            self.client.kv_client().get(key, None).await
+        })
+        .await
+        .map_err(unavailable)?;
         Ok(resp.kvs().first().map(|x| Versioned {
             key: key.to_string(),
             value: x.value().to_vec(),
@@ -77,14 +131,15 @@ impl Store for EtcdStore {
 
     async fn list(&self, prefix: &str) -> Result<(Vec<Versioned>, i64), StoreError> {
         // a large collection is one large response: lift gRPC's 4 MiB default
-        let mut kv = self
-            .client
-            .kv_client()
-            .max_decoding_message_size(MAX_LIST_BYTES);
-        let resp = kv
-            .get(prefix, Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(unavailable)?;
+        let resp = retried(true, || async {
+            self.client
+                .kv_client()
+                .max_decoding_message_size(MAX_LIST_BYTES)
+                .get(prefix, Some(GetOptions::new().with_prefix()))
+                .await
+        })
+        .await
+        .map_err(unavailable)?;
         let rev = resp.header().map(|h| h.revision()).unwrap_or_default();
         let items = resp
             .kvs()
@@ -102,12 +157,7 @@ impl Store for EtcdStore {
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, value, None)]);
-        let resp = self
-            .client
-            .kv_client()
-            .txn(txn)
-            .await
-            .map_err(unavailable)?;
+        let resp = self.txn(txn).await?;
         if !resp.succeeded() {
             return Err(StoreError::AlreadyExists(key.to_string()));
         }
@@ -119,12 +169,7 @@ impl Store for EtcdStore {
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
             .and_then([TxnOp::put(key, value, None)])
             .or_else([TxnOp::get(key, None)]);
-        let resp = self
-            .client
-            .kv_client()
-            .txn(txn)
-            .await
-            .map_err(unavailable)?;
+        let resp = self.txn(txn).await?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or_default());
         }
@@ -155,12 +200,7 @@ impl Store for EtcdStore {
             key,
             Some(DeleteOptions::new().with_prev_key()),
         )]);
-        let resp = self
-            .client
-            .kv_client()
-            .txn(txn)
-            .await
-            .map_err(unavailable)?;
+        let resp = self.txn(txn).await?;
         if !resp.succeeded() {
             return match self.current(key).await? {
                 Some(actual) => Err(StoreError::Conflict {
@@ -189,12 +229,14 @@ impl Store for EtcdStore {
             .with_prefix()
             .with_prev_key()
             .with_start_revision(after_revision + 1);
-        let mut stream = self
-            .client
-            .watch_client()
-            .watch(prefix, Some(opts))
-            .await
-            .map_err(unavailable)?;
+        let mut stream = retried(true, || async {
+            self.client
+                .watch_client()
+                .watch(prefix, Some(opts.clone()))
+                .await
+        })
+        .await
+        .map_err(unavailable)?;
         // The first response confirms the watch, or says the revision was compacted.
         let mut pending = Vec::new();
         match stream.message().await.map_err(unavailable)? {
@@ -250,11 +292,14 @@ impl Store for EtcdStore {
     }
 
     async fn revision(&self) -> Result<i64, StoreError> {
-        let mut kv = self.client.kv_client();
-        let resp = kv
-            .get("\0", Some(GetOptions::new().with_count_only()))
-            .await
-            .map_err(unavailable)?;
+        let resp = retried(true, || async {
+            self.client
+                .kv_client()
+                .get("\0", Some(GetOptions::new().with_count_only()))
+                .await
+        })
+        .await
+        .map_err(unavailable)?;
         Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
     }
 
