@@ -73,6 +73,10 @@ struct Args {
     /// Seconds a node stays NotReady before its pods are deleted and replaced elsewhere.
     #[arg(long, default_value_t = 60)]
     pod_eviction_timeout: u64,
+    /// `aws`: give LoadBalancer services AWS load balancers (credentials and region from the
+    /// instance's environment, the way aws-config finds them).
+    #[arg(long, value_parser = ["aws"])]
+    cloud: Option<String>,
 }
 
 fn port_range(s: &str) -> Result<(u16, u16), String> {
@@ -89,7 +93,7 @@ async fn main() -> ExitCode {
     let a = Args::parse();
     orkops::init_tracing("info");
     let config = MasterConfig {
-        cluster_name: a.cluster_name,
+        cluster_name: a.cluster_name.clone(),
         listen: a.listen,
         advertise: a.advertise,
         etcd_endpoints: a.etcd_endpoints,
@@ -114,6 +118,14 @@ async fn main() -> ExitCode {
         controllers: orkops::controllers::ControllerConfig {
             node_monitor_grace: Duration::from_secs(a.node_monitor_grace_period),
             pod_eviction_timeout: Duration::from_secs(a.pod_eviction_timeout),
+            cloud: a.cloud.map(
+                |_| orkops::controllers::loadbalancer::controller::CloudConfig {
+                    cluster: a.cluster_name.clone(),
+                    region: std::env::var("AWS_REGION")
+                        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+                        .unwrap_or_else(|_| "us-east-1".into()),
+                },
+            ),
         },
     };
     orkops::exit_code(master::run(config, orkops::shutdown_signal()).await)

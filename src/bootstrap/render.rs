@@ -186,7 +186,11 @@ pub fn node_files(c: &ClusterFacts, m: &Machine, join_config: &str) -> Result<Ve
     let labels = [
         format!("topology.kubernetes.io/zone={}", m.zone),
         format!("node.kubernetes.io/instance-type={}", m.size),
-        format!("orkops.io/instance-id={}", m.instance_id),
+        format!(
+            "{}={}",
+            crate::controllers::loadbalancer::controller::LABEL_INSTANCE_ID,
+            m.instance_id
+        ),
     ];
     ctx.insert("labels", &labels.join(","));
     Ok(vec![

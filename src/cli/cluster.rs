@@ -538,10 +538,20 @@ async fn delete_one(aws: &aws::Aws, name: &str, yes: bool) -> anyhow::Result<()>
         return Ok(());
     }
     let progress = Progress::new(None);
-    let r = aws::teardown(aws, &o, &progress).await;
+    // what appeared while the first pass ran (a master's controller at work) goes in the next
+    let mut left = o.clone();
+    for _ in 0..3 {
+        let r = aws::teardown(aws, &left, &progress).await;
+        if let Err(e) = r {
+            progress.finish();
+            return Err(e.into());
+        }
+        left = aws::observe(aws, name).await?;
+        if left.is_empty() {
+            break;
+        }
+    }
     progress.finish();
-    r?;
-    let left = aws::observe(aws, name).await?;
     if !left.is_empty() {
         bail!(
             "cluster {name}: {} resources are still there after the delete: {}; hint: run the delete again",
@@ -729,7 +739,9 @@ async fn bootstrap_phase(
             agent_port: profile.ports.agent,
             api_dns: o.api_load_balancer().map(|l| l.dns.clone()),
             masters,
-            master_flags: Vec::new(),
+            // LoadBalancer services get AWS load balancers (the masters' AWS access: the
+            // instance profile on AWS, the body's ~/.aws on the local cloud)
+            master_flags: vec!["--cloud".into(), "aws".into()],
         },
         machines,
         secrets: secrets.clone(),

@@ -173,14 +173,14 @@ fn spec(rt: ResourceType, t: Vec<Tag>) -> TagSpecification {
         .build()
 }
 
-fn elb_tags(cluster: &str, role: &str, created: &str) -> Vec<elb::types::Tag> {
+fn elb_tags(cluster: &str, role: &str, created: &str) -> BTreeMap<String, String> {
     [
         (TAG_CLUSTER, cluster),
         (TAG_ROLE, role),
         (TAG_CREATED, created),
     ]
     .into_iter()
-    .map(|(k, v)| elb::types::Tag::builder().key(k).value(v).build())
+    .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
 }
 
@@ -340,49 +340,25 @@ fn permission(r: &Rule) -> IpPermission {
 /// Everything AWS holds for the cluster, found by its tag (terminated instances left out).
 pub async fn observe(aws: &Aws, cluster: &str) -> Result<Observed, CloudError> {
     let ec2 = &aws.ec2;
+    // one describe call per kind, filtered by the cluster tag
+    macro_rules! tagged {
+        ($call:ident, $what:literal) => {
+            async {
+                ec2.$call()
+                    .filters(by_tag(cluster))
+                    .send()
+                    .await
+                    .map_err(|e| fail($what, e))
+            }
+        };
+    }
     let (vpcs, igws, rts, subnets, sgs, keys, instances, elbv2) = tokio::try_join!(
-        async {
-            ec2.describe_vpcs()
-                .filters(by_tag(cluster))
-                .send()
-                .await
-                .map_err(|e| fail("listing VPCs", e))
-        },
-        async {
-            ec2.describe_internet_gateways()
-                .filters(by_tag(cluster))
-                .send()
-                .await
-                .map_err(|e| fail("listing internet gateways", e))
-        },
-        async {
-            ec2.describe_route_tables()
-                .filters(by_tag(cluster))
-                .send()
-                .await
-                .map_err(|e| fail("listing route tables", e))
-        },
-        async {
-            ec2.describe_subnets()
-                .filters(by_tag(cluster))
-                .send()
-                .await
-                .map_err(|e| fail("listing subnets", e))
-        },
-        async {
-            ec2.describe_security_groups()
-                .filters(by_tag(cluster))
-                .send()
-                .await
-                .map_err(|e| fail("listing security groups", e))
-        },
-        async {
-            ec2.describe_key_pairs()
-                .filters(by_tag(cluster))
-                .send()
-                .await
-                .map_err(|e| fail("listing key pairs", e))
-        },
+        tagged!(describe_vpcs, "listing VPCs"),
+        tagged!(describe_internet_gateways, "listing internet gateways"),
+        tagged!(describe_route_tables, "listing route tables"),
+        tagged!(describe_subnets, "listing subnets"),
+        tagged!(describe_security_groups, "listing security groups"),
+        tagged!(describe_key_pairs, "listing key pairs"),
         async {
             ec2.describe_instances()
                 .filters(by_tag(cluster))
@@ -806,18 +782,7 @@ impl Cloud for Aws {
                 )
             }
             Action::Authorize { group, role, rules } => {
-                let r = ec2
-                    .authorize_security_group_ingress()
-                    .group_id(group)
-                    .set_ip_permissions(Some(rules.iter().map(permission).collect()))
-                    .send()
-                    .await;
-                match r {
-                    Ok(_) => {}
-                    // another run added them meanwhile
-                    Err(e) if code_of(&e).as_deref() == Some("InvalidPermission.Duplicate") => {}
-                    Err(e) => return Err(fail(&format!("opening the {role} security group"), e)),
-                }
+                lb::authorize(self, group, rules).await?;
                 format!(
                     "opened security group {group} ({role}): {} rules",
                     rules.len()
@@ -923,67 +888,20 @@ impl Cloud for Aws {
                 vpc,
                 port,
             } => {
-                let out = self
-                    .elb
-                    .create_target_group()
-                    .name(tg)
-                    .protocol(elb::types::ProtocolEnum::Tcp)
-                    .port(*port)
-                    .vpc_id(vpc)
-                    .target_type(elb::types::TargetTypeEnum::Instance)
-                    .health_check_protocol(elb::types::ProtocolEnum::Tcp)
-                    .set_tags(Some(elb_tags(name, LB_ROLE_API, &d.created)))
-                    .send()
-                    .await
-                    .map_err(|e| fail("creating the API target group", e))?;
-                let arn = first_id(
-                    out.target_groups()
-                        .first()
-                        .and_then(|g| g.target_group_arn()),
-                    "creating the API target group",
-                )?;
+                let t = elb_tags(name, LB_ROLE_API, &d.created);
+                let arn = lb::create_target_group(self, tg, "TCP", *port, vpc, &t).await?;
                 format!("created target group {tg} ({arn})")
             }
             Action::CreateLoadBalancer { name: lb, subnets } => {
-                let out = self
-                    .elb
-                    .create_load_balancer()
-                    .name(lb)
-                    .r#type(elb::types::LoadBalancerTypeEnum::Network)
-                    .scheme(elb::types::LoadBalancerSchemeEnum::InternetFacing)
-                    .set_subnets(Some(subnets.clone()))
-                    .set_tags(Some(elb_tags(name, LB_ROLE_API, &d.created)))
-                    .send()
-                    .await
-                    .map_err(|e| fail("creating the API load balancer", e))?;
-                let dns = out
-                    .load_balancers()
-                    .first()
-                    .and_then(|l| l.dns_name())
-                    .unwrap_or_default();
+                let t = elb_tags(name, LB_ROLE_API, &d.created);
+                let dns = lb::create_load_balancer(self, lb, "network", subnets, &[], &t).await?;
                 format!("created API load balancer {lb} ({dns})")
             }
             Action::RegisterTargets {
                 target_group,
                 instances,
             } => {
-                self.elb
-                    .register_targets()
-                    .target_group_arn(target_group)
-                    .set_targets(Some(
-                        instances
-                            .iter()
-                            .map(|i| {
-                                elb::types::TargetDescription::builder()
-                                    .id(i)
-                                    .port(d.ports.api)
-                                    .build()
-                            })
-                            .collect(),
-                    ))
-                    .send()
-                    .await
-                    .map_err(|e| fail("registering the masters with the API load balancer", e))?;
+                lb::register(self, target_group, instances, d.ports.api).await?;
                 format!(
                     "registered {} with the API load balancer",
                     instances.join(", ")
@@ -993,18 +911,7 @@ impl Cloud for Aws {
                 target_group,
                 instances,
             } => {
-                self.elb
-                    .deregister_targets()
-                    .target_group_arn(target_group)
-                    .set_targets(Some(
-                        instances
-                            .iter()
-                            .map(|i| elb::types::TargetDescription::builder().id(i).build())
-                            .collect(),
-                    ))
-                    .send()
-                    .await
-                    .map_err(|e| fail("deregistering gone masters", e))?;
+                lb::deregister(self, target_group, instances).await?;
                 format!(
                     "deregistered {} from the API load balancer",
                     instances.join(", ")
@@ -1015,21 +922,8 @@ impl Cloud for Aws {
                 target_group,
                 port,
             } => {
-                self.elb
-                    .create_listener()
-                    .load_balancer_arn(load_balancer)
-                    .protocol(elb::types::ProtocolEnum::Tcp)
-                    .port(*port)
-                    .default_actions(
-                        elb::types::Action::builder()
-                            .r#type(elb::types::ActionTypeEnum::Forward)
-                            .target_group_arn(target_group)
-                            .build(),
-                    )
-                    .set_tags(Some(elb_tags(name, LB_ROLE_API, &d.created)))
-                    .send()
-                    .await
-                    .map_err(|e| fail("creating the API listener", e))?;
+                let t = elb_tags(name, LB_ROLE_API, &d.created);
+                lb::create_listener(self, load_balancer, "TCP", *port, target_group, &t).await?;
                 format!("created the API listener on TCP {port}")
             }
         })
@@ -1088,10 +982,40 @@ async fn wait_for(
 }
 
 /// Deletes everything `o` lists in dependency order (each kind's resources at once), retrying
-/// dependency errors with back-off; a resource already gone counts as deleted.
+/// dependency errors with back-off; a resource already gone counts as deleted. The instances
+/// go first (and are waited for), so no master is left to make anything again.
 pub async fn teardown(aws: &Aws, o: &Observed, report: &dyn Reporter) -> Result<(), CloudError> {
     let ec2 = &aws.ec2;
     let say = |m: String| report.report(Event::line("delete", m));
+    // the instances first: a master still running could make a service's load balancer again
+    let ids: Vec<String> = o.instances.iter().map(|i| i.id.clone()).collect();
+    if !ids.is_empty() {
+        for chunk in ids.chunks(500) {
+            ec2.terminate_instances()
+                .set_instance_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| fail("terminating the instances", e))?;
+        }
+        for i in &o.instances {
+            report.report(Event::of(
+                "delete",
+                &i.name,
+                format!("terminating {}", i.id),
+            ));
+        }
+        wait_for(
+            aws,
+            &ids,
+            InstanceStateName::Terminated,
+            Duration::from_secs(600),
+        )
+        .await?;
+        for i in &o.instances {
+            report.report(Event::of("delete", &i.name, format!("terminated {}", i.id)).done());
+        }
+        say(format!("terminated {} instances", ids.len()));
+    }
     futures::future::try_join_all(o.listeners.iter().map(|l| async move {
         retry(&format!("deleting listener {}", l.arn), || {
             aws.elb.delete_listener().listener_arn(&l.arn).send()
@@ -1125,34 +1049,6 @@ pub async fn teardown(aws: &Aws, o: &Observed, report: &dyn Reporter) -> Result<
         Ok::<_, CloudError>(())
     }))
     .await?;
-    let ids: Vec<String> = o.instances.iter().map(|i| i.id.clone()).collect();
-    if !ids.is_empty() {
-        for chunk in ids.chunks(500) {
-            ec2.terminate_instances()
-                .set_instance_ids(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| fail("terminating the instances", e))?;
-        }
-        for i in &o.instances {
-            report.report(Event::of(
-                "delete",
-                &i.name,
-                format!("terminating {}", i.id),
-            ));
-        }
-        wait_for(
-            aws,
-            &ids,
-            InstanceStateName::Terminated,
-            Duration::from_secs(600),
-        )
-        .await?;
-        for i in &o.instances {
-            report.report(Event::of("delete", &i.name, format!("terminated {}", i.id)).done());
-        }
-        say(format!("terminated {} instances", ids.len()));
-    }
     for k in &o.key_pairs {
         ec2.delete_key_pair()
             .key_name(k)
@@ -1408,5 +1304,226 @@ mod tests {
         assert!(super::parse_age("2").is_err());
         assert!(super::parse_age("h").is_err());
         assert!(super::parse_age("2w").is_err());
+    }
+}
+
+/// The ELBv2 and security group calls of the API load balancer and of the services' ones.
+pub mod lb {
+    use super::*;
+
+    fn tags(t: &BTreeMap<String, String>) -> Vec<elb::types::Tag> {
+        t.iter()
+            .map(|(k, v)| elb::types::Tag::builder().key(k).value(v).build())
+            .collect()
+    }
+
+    /// Creates a load balancer (`network` or `application`) in `subnets` with `groups`;
+    /// returns its DNS name.
+    pub async fn create_load_balancer(
+        aws: &Aws,
+        name: &str,
+        kind: &str,
+        subnets: &[String],
+        groups: &[String],
+        t: &BTreeMap<String, String>,
+    ) -> Result<String, CloudError> {
+        let out = aws
+            .elb
+            .create_load_balancer()
+            .name(name)
+            .r#type(elb::types::LoadBalancerTypeEnum::from(kind))
+            .scheme(elb::types::LoadBalancerSchemeEnum::InternetFacing)
+            .set_subnets(Some(subnets.to_vec()))
+            .set_security_groups((!groups.is_empty()).then(|| groups.to_vec()))
+            .set_tags(Some(tags(t)))
+            .send()
+            .await
+            .map_err(|e| fail(&format!("creating load balancer {name}"), e))?;
+        Ok(out
+            .load_balancers()
+            .first()
+            .and_then(|l| l.dns_name())
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// Deletes a load balancer (its listeners go with it).
+    pub async fn delete_load_balancer(aws: &Aws, arn: &str) -> Result<(), CloudError> {
+        retry(&format!("deleting load balancer {arn}"), || {
+            aws.elb.delete_load_balancer().load_balancer_arn(arn).send()
+        })
+        .await
+    }
+
+    /// A target group of instances on `port`; HTTP groups (an ALB's) count any HTTP answer as
+    /// healthy, TCP and UDP groups a TCP connection.
+    pub async fn create_target_group(
+        aws: &Aws,
+        name: &str,
+        protocol: &str,
+        port: i32,
+        vpc: &str,
+        t: &BTreeMap<String, String>,
+    ) -> Result<String, CloudError> {
+        let mut req = aws
+            .elb
+            .create_target_group()
+            .name(name)
+            .protocol(elb::types::ProtocolEnum::from(protocol))
+            .port(port)
+            .vpc_id(vpc)
+            .target_type(elb::types::TargetTypeEnum::Instance)
+            .health_check_interval_seconds(10)
+            .healthy_threshold_count(2)
+            .unhealthy_threshold_count(2)
+            .set_tags(Some(tags(t)));
+        req = if protocol == "HTTP" {
+            req.health_check_protocol(elb::types::ProtocolEnum::Http)
+                .health_check_path("/")
+                .matcher(elb::types::Matcher::builder().http_code("200-499").build())
+        } else {
+            req.health_check_protocol(elb::types::ProtocolEnum::Tcp)
+        };
+        let out = req
+            .send()
+            .await
+            .map_err(|e| fail(&format!("creating target group {name}"), e))?;
+        Ok(out
+            .target_groups()
+            .first()
+            .and_then(|g| g.target_group_arn())
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    pub async fn delete_target_group(aws: &Aws, arn: &str) -> Result<(), CloudError> {
+        retry(&format!("deleting target group {arn}"), || {
+            aws.elb.delete_target_group().target_group_arn(arn).send()
+        })
+        .await
+    }
+
+    pub async fn register(
+        aws: &Aws,
+        target_group: &str,
+        instances: &[String],
+        port: i32,
+    ) -> Result<(), CloudError> {
+        aws.elb
+            .register_targets()
+            .target_group_arn(target_group)
+            .set_targets(Some(
+                instances
+                    .iter()
+                    .map(|i| {
+                        elb::types::TargetDescription::builder()
+                            .id(i)
+                            .port(port)
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| {
+                fail(
+                    &format!("registering {} with {target_group}", instances.join(", ")),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    pub async fn deregister(
+        aws: &Aws,
+        target_group: &str,
+        instances: &[String],
+    ) -> Result<(), CloudError> {
+        aws.elb
+            .deregister_targets()
+            .target_group_arn(target_group)
+            .set_targets(Some(
+                instances
+                    .iter()
+                    .map(|i| elb::types::TargetDescription::builder().id(i).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| {
+                fail(
+                    &format!("deregistering {} from {target_group}", instances.join(", ")),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    pub async fn create_listener(
+        aws: &Aws,
+        load_balancer: &str,
+        protocol: &str,
+        port: i32,
+        target_group: &str,
+        t: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        aws.elb
+            .create_listener()
+            .load_balancer_arn(load_balancer)
+            .protocol(elb::types::ProtocolEnum::from(protocol))
+            .port(port)
+            .default_actions(
+                elb::types::Action::builder()
+                    .r#type(elb::types::ActionTypeEnum::Forward)
+                    .target_group_arn(target_group)
+                    .build(),
+            )
+            .set_tags(Some(tags(t)))
+            .send()
+            .await
+            .map_err(|e| {
+                fail(
+                    &format!("creating the {protocol} listener on port {port}"),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    pub async fn delete_listener(aws: &Aws, arn: &str) -> Result<(), CloudError> {
+        retry(&format!("deleting listener {arn}"), || {
+            aws.elb.delete_listener().listener_arn(arn).send()
+        })
+        .await
+    }
+
+    pub async fn authorize(aws: &Aws, group: &str, rules: &[Rule]) -> Result<(), CloudError> {
+        match aws
+            .ec2
+            .authorize_security_group_ingress()
+            .group_id(group)
+            .set_ip_permissions(Some(rules.iter().map(permission).collect()))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if code_of(&e).as_deref() == Some("InvalidPermission.Duplicate") => Ok(()),
+            Err(e) => Err(fail(&format!("opening security group {group}"), e)),
+        }
+    }
+
+    pub async fn revoke(aws: &Aws, group: &str, rules: &[Rule]) -> Result<(), CloudError> {
+        match aws
+            .ec2
+            .revoke_security_group_ingress()
+            .group_id(group)
+            .set_ip_permissions(Some(rules.iter().map(permission).collect()))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if code_of(&e).unwrap_or_default().contains("NotFound") => Ok(()),
+            Err(e) => Err(fail(&format!("closing security group {group}"), e)),
+        }
     }
 }

@@ -112,6 +112,16 @@ impl Desired {
                     rules.push(Rule::all(m)); // the masters reach pods and services
                 }
                 rules.push(Rule::tcp(p.node_port_first, p.node_port_last, vpc));
+                // the services' load balancers (their health checks too) reach the node ports
+                if let Some(l) = group(GROUP_LBS) {
+                    rules.push(Rule::tcp(p.node_port_first, p.node_port_last, l.clone()));
+                    rules.push(Rule {
+                        protocol: "udp".into(),
+                        from: p.node_port_first,
+                        to: p.node_port_last,
+                        source: l,
+                    });
+                }
                 if let Some(n) = group(GROUP_NODES) {
                     rules.push(Rule::all(n)); // pod traffic between nodes
                 }

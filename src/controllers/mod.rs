@@ -8,6 +8,7 @@ pub mod deployments;
 pub mod endpoints;
 pub mod jobs;
 pub mod lifecycle;
+pub mod loadbalancer;
 pub mod scheduler;
 
 use std::collections::{HashMap, HashSet};
@@ -34,6 +35,8 @@ pub struct ControllerConfig {
     pub node_monitor_grace: Duration,
     /// Pods of a node NotReady for this long are deleted (and replaced by their controllers).
     pub pod_eviction_timeout: Duration,
+    /// The cloud whose load balancers LoadBalancer services get (none: they stay pending).
+    pub cloud: Option<loadbalancer::controller::CloudConfig>,
 }
 
 impl Default for ControllerConfig {
@@ -41,6 +44,7 @@ impl Default for ControllerConfig {
         ControllerConfig {
             node_monitor_grace: Duration::from_secs(40),
             pod_eviction_timeout: Duration::from_secs(60),
+            cloud: None,
         }
     }
 }
@@ -259,7 +263,7 @@ impl Api {
     }
 
     /// A notification that fires when any object of `kinds` changes.
-    fn changes(&self, kinds: &[Kind], stop: watch::Receiver<bool>) -> Arc<Notify> {
+    pub(crate) fn changes(&self, kinds: &[Kind], stop: watch::Receiver<bool>) -> Arc<Notify> {
         let notify = Arc::new(Notify::new());
         for &kind in kinds {
             let (api, n, mut stop) = (self.clone(), notify.clone(), stop.clone());
@@ -335,7 +339,11 @@ pub fn start(
 ) -> Vec<JoinHandle<()>> {
     let api = Api::new(engine);
     let secs = Duration::from_secs;
-    vec![
+    let cloud = config
+        .cloud
+        .clone()
+        .map(|c| tokio::spawn(loadbalancer::controller::run(api.clone(), c, stop.clone())));
+    let mut loops = vec![
         control_loop(
             &api,
             "scheduler",
@@ -395,7 +403,9 @@ pub fn start(
             stop,
             |a| async move { gc_pass(&a).await },
         ),
-    ]
+    ];
+    loops.extend(cloud);
+    loops
 }
 
 /// Keeps every selector service's Endpoints in step with its pods, and removes the
