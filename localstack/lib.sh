@@ -111,3 +111,24 @@ lc_bodies_pids() {
     done
     return 0
 }
+
+# "PID STATE_DIR" of a live bodies daemon of owner localcloud for this endpoint that another
+# checkout's ./up started (its owner record names it); fails when there is none. Two daemons
+# cannot share an owner, so ./up and ./status use that one rather than start their own.
+lc_bodies_elsewhere() {
+    local rec="${ORKOPS_LOCALCLOUD_RUN_DIR:-/run/orkops-localcloud}/owners/${LC_BODIES_OWNER}.json" found pid
+    [ -r "${rec}" ] && [ -x "${LC_PY}" ] || return 1
+    found="$("${LC_PY}" - "${rec}" "${LC_URL}" <<'PY' 2>/dev/null
+import json, sys
+r = json.load(open(sys.argv[1]))
+if r.get("endpoint") == sys.argv[2]:
+    print(r.get("pid", ""), r.get("state_dir", ""))
+PY
+)" || return 1
+    pid="${found%% *}"
+    [ -n "${pid}" ] && [ -r "/proc/${pid}/cmdline" ] || return 1
+    case "$(tr '\0' ' ' <"/proc/${pid}/cmdline")" in
+        *"/bodies "*"--owner ${LC_BODIES_OWNER} "*) echo "${found}" ;;
+        *) return 1 ;;
+    esac
+}

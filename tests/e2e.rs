@@ -216,6 +216,8 @@ fn a_cluster_on_the_local_cloud_runs_a_service_and_leaves_nothing() {
         "2",
         "--network-cidr",
         &cidr,
+        "--addons",
+        "toolbox",
         "--yes",
         "-o",
         "json",
@@ -330,6 +332,32 @@ fn a_cluster_on_the_local_cloud_runs_a_service_and_leaves_nothing() {
         );
     }
     let client = name_of(&v2[0]);
+    // the add-on create enabled: its pod checks the service from inside the pod network
+    let listed = c.work(&["addons", "list"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("toolbox") && l.contains("Installed")),
+        "{listed}"
+    );
+    poll("the toolbox to reach the service", SHORT, || {
+        let o = c.workload(&[
+            "exec",
+            "-n",
+            "orkops-system",
+            "toolbox",
+            "--",
+            "check",
+            "web.default",
+            "80",
+        ]);
+        let out = text(&o);
+        if o.status.success() && out.contains("tcp: web.default:80 open") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
     let answers = poll("the service to answer v2 only", SHORT, || {
         let a = from_pod(&c, &client, "web", 10)?;
         if a.iter().all(|a| a.starts_with("v2 ")) {
