@@ -171,7 +171,7 @@ async fn lead_controllers(
                 }
             }
         };
-        tracing::info!("leading the cluster's controllers");
+        tracing::info!(%candidate, "leading the cluster's controllers");
         let handles = crate::controllers::start(engine.clone(), config.clone(), stop.clone());
         let stopping = tokio::select! {
             _ = leading.lost() => false,
@@ -271,7 +271,15 @@ pub async fn run(
     let controllers = tokio::spawn(lead_controllers(
         store,
         format!("{}/leader/controllers", config.etcd_prefix),
-        format!("{}@{}", config.cluster_name, bound),
+        // the candidate names this master (its host and port), so the leader is known by name
+        format!(
+            "{}@{}:{}",
+            config.cluster_name,
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| bound.ip().to_string()),
+            bound.port()
+        ),
         engine.clone(),
         config.controllers.clone(),
         stop_rx_controllers,

@@ -204,8 +204,10 @@ pub async fn connect(
                 window_size: 16 << 20,
                 ..Default::default()
             });
+            // a host that takes the connection but never speaks SSH gets what is left of the deadline
+            let left = deadline.saturating_sub(start.elapsed());
             let connected = tokio::time::timeout(
-                Duration::from_secs(30),
+                left.clamp(Duration::from_secs(1), Duration::from_secs(30)),
                 client::connect_stream(config, stream, handler),
             )
             .await;

@@ -49,12 +49,7 @@ fn user_data(spec: &ClusterSpec, p: &Profile) -> anyhow::Result<BTreeMap<Role, S
     Ok(out)
 }
 
-fn desired(
-    spec: ClusterSpec,
-    p: &Profile,
-    created: String,
-    master_instance_profile: Option<String>,
-) -> anyhow::Result<Desired> {
+fn desired(spec: ClusterSpec, p: &Profile, created: String) -> anyhow::Result<Desired> {
     let user_data = user_data(&spec, p)?;
     let d = Desired {
         spec,
@@ -62,7 +57,6 @@ fn desired(
         subnet_bits: p.network.subnet_bits,
         created,
         user_data,
-        master_instance_profile,
     };
     for i in 0..d.spec.zones.len() {
         d.subnet_cidr(i)?;
@@ -165,6 +159,7 @@ pub async fn create(cli: &super::args::Cli, a: &CreateClusterArgs) -> anyhow::Re
         ssh_public_key: String::new(),
         api_cidrs,
         network_cidr,
+        master_instance_profile: a.master_instance_profile.clone(),
     };
     spec.check().map_err(|e| anyhow!(e))?;
     if !a.addons.is_empty() && a.plan.infrastructure_only {
@@ -216,7 +211,7 @@ pub async fn create(cli: &super::args::Cli, a: &CreateClusterArgs) -> anyhow::Re
         );
     }
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let d = desired(spec, &profile, now, a.master_instance_profile.clone())?;
+    let d = desired(spec, &profile, now)?;
     println!("{}", summary(&d, &image));
     if !apply {
         print_plan(&plan::simulate(&d, &existing)?);
@@ -310,7 +305,7 @@ pub async fn update(cli: &super::args::Cli, a: &UpdateClusterArgs) -> anyhow::Re
         spec.image = Some(i.clone());
     }
     spec.check().map_err(|e| anyhow!(e))?;
-    let d = desired(spec, &profile, created, None)?;
+    let d = desired(spec, &profile, created)?;
     let actions = plan::simulate(&d, &o)?;
     update_plan(cli, &aws, &d, &actions, &a.plan).await
 }
@@ -417,6 +412,9 @@ pub async fn describe(a: &DescribeArgs) -> anyhow::Result<()> {
     println!("Nodes:         {} x {}", spec.nodes, spec.node_size);
     println!("Image:         {}", spec.image.clone().unwrap_or_default());
     println!("API access:    {}", spec.api_cidrs.join(", "));
+    if let Some(p) = &spec.master_instance_profile {
+        println!("Masters' IAM:  instance profile {p}");
+    }
     if let Some(lb) = o.api_load_balancer() {
         println!(
             "API endpoint:  https://{}:{}",
@@ -470,7 +468,7 @@ pub async fn describe(a: &DescribeArgs) -> anyhow::Result<()> {
         println!("  {l}");
     }
     let profile = cloud::aws_profile();
-    let d = desired(spec, &profile, created, None)?;
+    let d = desired(spec, &profile, created)?;
     let drift = plan::simulate(&d, &o)?;
     if drift.is_empty() {
         println!("Drift:         none (the infrastructure matches the spec)");

@@ -844,7 +844,7 @@ impl Cloud for Aws {
                     .tag_specifications(spec(ResourceType::Instance, it.clone()))
                     .tag_specifications(spec(ResourceType::Volume, it));
                 if *role == Role::Master {
-                    if let Some(p) = &d.master_instance_profile {
+                    if let Some(p) = &d.spec.master_instance_profile {
                         req = req.iam_instance_profile(
                             aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
                                 .name(p)

@@ -100,6 +100,8 @@ pub struct ClusterSpec {
     pub api_cidrs: Vec<String>,
     /// The VPC's address range; one subnet per zone is cut from it.
     pub network_cidr: ipnet::Ipv4Net,
+    /// The IAM instance profile of the masters (their load balancer controller's AWS access).
+    pub master_instance_profile: Option<String>,
 }
 
 impl ClusterSpec {
@@ -117,6 +119,10 @@ impl ClusterSpec {
         put("image", self.image.clone().unwrap_or_default());
         put("api-cidrs", self.api_cidrs.join(","));
         put("network-cidr", self.network_cidr.to_string());
+        put(
+            "master-instance-profile",
+            self.master_instance_profile.clone().unwrap_or_default(),
+        );
         t
     }
 
@@ -157,6 +163,11 @@ impl ClusterSpec {
             network_cidr: get("network-cidr")?
                 .parse()
                 .map_err(|_| format!("the VPC's tag {TAG_SPEC}network-cidr is not a CIDR"))?,
+            // (absent from clusters made before it was recorded)
+            master_instance_profile: tags
+                .get(&format!("{TAG_SPEC}master-instance-profile"))
+                .filter(|p| !p.is_empty())
+                .cloned(),
         })
     }
 
@@ -263,6 +274,7 @@ mod tests {
             ssh_public_key: String::new(),
             api_cidrs: vec!["10.0.0.0/8".into(), "192.168.1.0/24".into()],
             network_cidr: "10.20.0.0/16".parse().unwrap(),
+            master_instance_profile: Some("orkops-master".into()),
         }
     }
 

@@ -23,8 +23,6 @@ pub struct Desired {
     pub created: String,
     /// Rendered user data per role.
     pub user_data: BTreeMap<Role, String>,
-    /// The IAM instance profile of the masters (their load balancer controller's AWS access).
-    pub master_instance_profile: Option<String>,
 }
 
 /// One instance the spec asks for.
@@ -626,12 +624,12 @@ mod tests {
                 ssh_public_key: "ssh-ed25519 AAAA".into(),
                 api_cidrs: vec!["0.0.0.0/0".into()],
                 network_cidr: "10.0.0.0/16".parse().unwrap(),
+                master_instance_profile: None,
             },
             ports: p.ports,
             subnet_bits: p.network.subnet_bits,
             created: "2026-01-01T00:00:00Z".into(),
             user_data: BTreeMap::new(),
-            master_instance_profile: None,
         }
     }
 
