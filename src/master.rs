@@ -257,11 +257,12 @@ pub async fn run(
         &secrets.ca_pem,
         &secrets.admin_token,
     );
-    client.save(&config.data_dir.join("admin.conf"))?;
-    // what an agent joins with (`orkops-agent --bootstrap-config`): the join token, not admin's
+    // what an agent joins with (`orkops-agent --bootstrap-config`): the join token, not admin's;
+    // written before admin.conf, whose appearance tells a waiting caller the master is up
     let mut bootstrap = client.clone();
     bootstrap.token = secrets.join_token.clone();
     bootstrap.save(&config.data_dir.join("bootstrap.conf"))?;
+    client.save(&config.data_dir.join("admin.conf"))?;
     if let Some(out) = &config.client_config_out {
         client.save(out)?;
     }
