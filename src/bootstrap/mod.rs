@@ -189,19 +189,14 @@ async fn provision(
     let t = &s.target;
     // the user data prepares the packages; wait for its marker
     say("waiting for the user data to finish".into());
-    let until = Instant::now() + input.ssh_deadline;
-    loop {
-        let out = s.run(&format!("test -f {USER_DATA_DONE}"), None).await?;
-        if out.ok() {
-            break;
-        }
-        if Instant::now() > until {
-            return Err(SshError(format!(
-                "{t}: the user data did not finish within {} s ({USER_DATA_DONE} is missing); hint: see the instance's console output or /var/log/cloud-init-output.log",
-                input.ssh_deadline.as_secs()
-            )));
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+    if !s
+        .until_ok(&format!("test -f {USER_DATA_DONE}"), input.ssh_deadline)
+        .await?
+    {
+        return Err(SshError(format!(
+            "{t}: the user data did not finish within {} s ({USER_DATA_DONE} is missing); hint: see the instance's console output or /var/log/cloud-init-output.log",
+            input.ssh_deadline.as_secs()
+        )));
     }
     let ssh_done = start.elapsed();
     if !s.run("command -v systemctl >/dev/null", None).await?.ok() {
@@ -264,27 +259,13 @@ async fn provision(
 
     if m.role == Role::Node {
         say("waiting for the container engine".into());
-        let until = Instant::now() + input.ssh_deadline;
-        loop {
-            let out = s
-                .run(
-                    if t.user == "root" {
-                        "docker info >/dev/null 2>&1"
-                    } else {
-                        "sudo -n docker info >/dev/null 2>&1"
-                    },
-                    None,
-                )
-                .await?;
-            if out.ok() {
-                break;
-            }
-            if Instant::now() > until {
-                return Err(SshError(format!(
-                    "{t}: the Docker engine does not answer (docker info); hint: the node's image must have Docker (the user data installs docker.io)"
-                )));
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        if !s
+            .until_ok("docker info >/dev/null 2>&1", input.ssh_deadline)
+            .await?
+        {
+            return Err(SshError(format!(
+                "{t}: the Docker engine does not answer (docker info); hint: the node's image must have Docker (the user data installs docker.io)"
+            )));
         }
     }
     for svc in render::services(m.role) {

@@ -314,15 +314,35 @@ impl Session {
         Ok(out)
     }
 
-    /// `sh -c SCRIPT` as root (through `sudo -n` unless logged in as root); its output, or an
-    /// error with what it printed.
-    pub async fn root(&self, what: &str, script: &str) -> Result<String, SshError> {
-        let line = if self.target.user == "root" {
+    /// The command line that runs `sh -c SCRIPT` as root: through `sudo -n` unless logged in
+    /// as root.
+    fn as_root(&self, script: &str) -> String {
+        if self.target.user == "root" {
             format!("sh -c {}", quote(script))
         } else {
             format!("sudo -n sh -c {}", quote(script))
-        };
-        let out = self.run(&line, None).await?;
+        }
+    }
+
+    /// Runs `script` as root every second until it succeeds; false if it never did within
+    /// `deadline`.
+    pub async fn until_ok(&self, script: &str, deadline: Duration) -> Result<bool, SshError> {
+        let until = Instant::now() + deadline;
+        loop {
+            if self.run(&self.as_root(script), None).await?.ok() {
+                return Ok(true);
+            }
+            if Instant::now() > until {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// `sh -c SCRIPT` as root (through `sudo -n` unless logged in as root); its output, or an
+    /// error with what it printed.
+    pub async fn root(&self, what: &str, script: &str) -> Result<String, SshError> {
+        let out = self.run(&self.as_root(script), None).await?;
         if !out.ok() {
             return Err(SshError(format!(
                 "{}: {what} failed (exit {}): {}",
@@ -353,13 +373,8 @@ impl Session {
             tmp = quote(&tmp),
             p = quote(path)
         );
-        let line = if self.target.user == "root" {
-            format!("sh -c {}", quote(&script))
-        } else {
-            format!("sudo -n sh -c {}", quote(&script))
-        };
         let size = data.len();
-        let out = self.run(&line, Some(data)).await?;
+        let out = self.run(&self.as_root(&script), Some(data)).await?;
         if !out.ok() {
             return Err(SshError(format!(
                 "{}: uploading {path} ({size} bytes) failed (exit {}): {}",
