@@ -588,15 +588,7 @@ async fn put(
 ) -> Result<Outcome, ClientError> {
     let ns = m.kind.namespaced().then(|| api::namespace_of(&m.object));
     let mut body = m.object.clone();
-    for f in [
-        "resourceVersion",
-        "uid",
-        "creationTimestamp",
-        "generation",
-        "deletionTimestamp",
-    ] {
-        api::set_meta(&mut body, f, Value::Null);
-    }
+    api::clear_server_fields(&mut body);
     let mut current = current.cloned();
     for _ in 0..3 {
         let Some(cur) = &current else {

@@ -36,6 +36,19 @@ pub fn resource_version_of(obj: &Value) -> Option<i64> {
         .and_then(|s| s.parse().ok())
 }
 
+/// Removes the metadata fields the server owns (a user's manifest does not set them).
+pub fn clear_server_fields(obj: &mut Value) {
+    for f in [
+        "resourceVersion",
+        "uid",
+        "creationTimestamp",
+        "generation",
+        "deletionTimestamp",
+    ] {
+        set_meta(obj, f, Value::Null);
+    }
+}
+
 /// Sets `metadata.<field>` on a JSON object, creating `metadata` when absent.
 pub fn set_meta(obj: &mut Value, field: &str, value: Value) {
     if let Some(map) = obj.as_object_mut() {

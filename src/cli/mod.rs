@@ -516,16 +516,7 @@ async fn apply(s: &Session, a: &ApplyArgs) -> anyhow::Result<()> {
 async fn apply_one(s: &Session, m: &Manifest) -> Result<&'static str, ClientError> {
     let ns = m.kind.namespaced().then(|| api::namespace_of(&m.object));
     let mut body = m.object.clone();
-    // fields the server owns are not the user's to set
-    for f in [
-        "resourceVersion",
-        "uid",
-        "creationTimestamp",
-        "generation",
-        "deletionTimestamp",
-    ] {
-        api::set_meta(&mut body, f, Value::Null);
-    }
+    api::clear_server_fields(&mut body);
     if body.pointer("/metadata/generateName").is_some() && api::name_of(&body).is_empty() {
         s.client.create(m.kind, ns, &body).await?;
         return Ok("created");
