@@ -231,23 +231,7 @@ pub async fn create(cli: &super::args::Cli, a: &CreateClusterArgs) -> anyhow::Re
         ..d
     };
     let progress = Progress::new(a.plan.output);
-    let r = async {
-        let o = converge(&aws, &d, &progress).await?;
-        write_summary(&dir, &o, &d)?;
-        progress.println(&format!(
-            "infrastructure of cluster {} ready in {:.1} s ({} AWS calls); API load balancer {}",
-            d.spec.name,
-            progress.elapsed().as_secs_f64(),
-            aws.call_count(),
-            o.api_load_balancer().map(|l| l.dns.as_str()).unwrap_or("?")
-        ));
-        if !a.plan.infrastructure_only {
-            let cfg = bootstrap_phase(&o, &d, &a.plan, cli.config.as_deref(), &progress).await?;
-            enable_addons(&cfg, &addons, &progress).await?;
-        }
-        Ok::<_, anyhow::Error>(())
-    }
-    .await;
+    let r = build(cli, &aws, &d, &a.plan, &addons, &progress).await;
     progress.finish();
     r?;
     progress.println(&format!(
@@ -255,6 +239,32 @@ pub async fn create(cli: &super::args::Cli, a: &CreateClusterArgs) -> anyhow::Re
         d.spec.name,
         progress.elapsed().as_secs_f64()
     ));
+    Ok(())
+}
+
+/// What create and update do once the plan is accepted: converge the infrastructure, then
+/// (unless `--infrastructure-only`) bootstrap the instances and enable `addons`.
+async fn build(
+    cli: &super::args::Cli,
+    aws: &aws::Aws,
+    d: &Desired,
+    flags: &ApplyPlanArgs,
+    addons: &[crate::addons::Bundle],
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let o = converge(aws, d, progress).await?;
+    write_summary(&ClusterDir::of(&d.spec.name), &o, d)?;
+    progress.println(&format!(
+        "infrastructure of cluster {} ready in {:.1} s ({} AWS calls); API load balancer {}",
+        d.spec.name,
+        progress.elapsed().as_secs_f64(),
+        aws.call_count(),
+        o.api_load_balancer().map(|l| l.dns.as_str()).unwrap_or("?")
+    ));
+    if !flags.infrastructure_only {
+        let cfg = bootstrap_phase(&o, d, flags, cli.config.as_deref(), progress).await?;
+        enable_addons(&cfg, addons, progress).await?;
+    }
     Ok(())
 }
 
@@ -346,15 +356,7 @@ async fn update_plan(
         );
     }
     let progress = Progress::new(flags.output);
-    let r = async {
-        let after = converge(aws, d, &progress).await?;
-        write_summary(&ClusterDir::of(name), &after, d)?;
-        if !flags.infrastructure_only {
-            bootstrap_phase(&after, d, flags, cli.config.as_deref(), &progress).await?;
-        }
-        Ok::<_, anyhow::Error>(())
-    }
-    .await;
+    let r = build(cli, aws, d, flags, &[], &progress).await;
     progress.finish();
     r?;
     progress.println(&format!(
