@@ -244,6 +244,18 @@ pub fn free_network_cidr() -> String {
     panic!("no free 10.X.0.0/16 for a test VPC (Docker networks and routes: {used:?})");
 }
 
+/// The stdout of an `orkops` run that must have succeeded (else its output, in the panic).
+#[track_caller]
+fn succeeded(args: &[&str], o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "orkops {args:?} failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
 /// A bodies daemon (`localstack/bodies`) of a test's own: owner `test-<pid>-<n>`, its state
 /// directory a temporary one.
 pub struct Bodies {
@@ -575,14 +587,7 @@ impl LocalCloud {
     /// `workload` that must succeed; its stdout.
     #[track_caller]
     pub fn work(&self, args: &[&str]) -> String {
-        let o = self.workload(args);
-        assert!(
-            o.status.success(),
-            "orkops {args:?} failed: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).to_string()
+        succeeded(args, self.workload(args))
     }
 
     /// `workload` with `-o json`, parsed.
@@ -634,14 +639,7 @@ impl LocalCloud {
 
     #[track_caller]
     pub fn ok(&self, args: &[&str]) -> String {
-        let o = self.orkops(args);
-        assert!(
-            o.status.success(),
-            "orkops {args:?} failed: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).to_string()
+        succeeded(args, self.orkops(args))
     }
 
     #[track_caller]
