@@ -392,30 +392,7 @@ pub async fn observe(aws: &Aws, cluster: &str) -> Result<Observed, CloudError> {
                     .collect(),
             })
             .collect(),
-        route_tables: rts
-            .route_tables()
-            .iter()
-            .map(|r| RouteTable {
-                id: r.route_table_id().unwrap_or_default().to_string(),
-                vpc: r.vpc_id().unwrap_or_default().to_string(),
-                default_gateway: r
-                    .routes()
-                    .iter()
-                    .find(|x| x.destination_cidr_block() == Some("0.0.0.0/0"))
-                    .and_then(|x| x.gateway_id().map(str::to_string)),
-                associations: r
-                    .associations()
-                    .iter()
-                    .filter(|a| !a.main().unwrap_or(false))
-                    .filter_map(|a| {
-                        Some((
-                            a.route_table_association_id()?.to_string(),
-                            a.subnet_id()?.to_string(),
-                        ))
-                    })
-                    .collect(),
-            })
-            .collect(),
+        route_tables: rts.route_tables().iter().map(route_table_of).collect(),
         subnets: subnets
             .subnets()
             .iter()
@@ -486,12 +463,58 @@ pub async fn observe(aws: &Aws, cluster: &str) -> Result<Observed, CloudError> {
                 .architecture()
                 .map(|a| a.as_str().to_string())
                 .unwrap_or_else(|| "x86_64".into()),
+            source_dest_check: i.source_dest_check().unwrap_or(true),
         });
     }
     o.instances
         .sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
     (o.load_balancers, o.target_groups, o.listeners) = elbv2;
     Ok(o)
+}
+
+fn route_table_of(r: &aws_sdk_ec2::types::RouteTable) -> RouteTable {
+    RouteTable {
+        id: r.route_table_id().unwrap_or_default().to_string(),
+        vpc: r.vpc_id().unwrap_or_default().to_string(),
+        default_gateway: r
+            .routes()
+            .iter()
+            .find(|x| x.destination_cidr_block() == Some("0.0.0.0/0"))
+            .and_then(|x| x.gateway_id().map(str::to_string)),
+        associations: r
+            .associations()
+            .iter()
+            .filter(|a| !a.main().unwrap_or(false))
+            .filter_map(|a| {
+                Some((
+                    a.route_table_association_id()?.to_string(),
+                    a.subnet_id()?.to_string(),
+                ))
+            })
+            .collect(),
+        instance_routes: r
+            .routes()
+            .iter()
+            .filter_map(|x| {
+                Some(InstanceRoute {
+                    destination: x.destination_cidr_block()?.to_string(),
+                    instance: x.instance_id()?.to_string(),
+                })
+            })
+            .collect(),
+    }
+}
+
+/// The cluster's route tables (found by its tag), with their instance routes.
+pub async fn route_tables(aws: &Aws, cluster: &str) -> Result<Vec<RouteTable>, CloudError> {
+    let out = aws
+        .ec2
+        .describe_route_tables()
+        .filters(by_tag(cluster))
+        .send()
+        .await
+        .map_err(|e| fail("listing route tables", e))?;
+    Ok(out.route_tables().iter().map(route_table_of).collect())
 }
 
 type Elbv2 = (Vec<LoadBalancer>, Vec<TargetGroup>, Vec<Listener>);
@@ -869,6 +892,24 @@ impl Cloud for Aws {
                     .await
                     .map_err(|e| fail(&format!("starting {iname} ({id})"), e))?;
                 format!("started stopped instance {iname} ({id})")
+            }
+            Action::DisableSourceDestCheck { id, name: iname } => {
+                ec2.modify_instance_attribute()
+                    .instance_id(id)
+                    .source_dest_check(
+                        aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                            .value(false)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        fail(
+                            &format!("turning off the source/destination check of {iname} ({id})"),
+                            e,
+                        )
+                    })?;
+                format!("turned off the source/destination check of {iname} ({id})")
             }
             Action::TerminateInstance {
                 id,

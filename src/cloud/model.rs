@@ -66,6 +66,16 @@ pub struct RouteTable {
     pub default_gateway: Option<String>,
     /// (association id, subnet id) of each subnet association.
     pub associations: Vec<(String, String)>,
+    /// Its routes to instances (the pod CIDR routes of `controllers::routes`).
+    pub instance_routes: Vec<InstanceRoute>,
+}
+
+/// A route table entry whose target is an instance.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct InstanceRoute {
+    /// The destination CIDR, as AWS writes it.
+    pub destination: String,
+    pub instance: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -189,6 +199,9 @@ pub struct Instance {
     pub size: String,
     /// `x86_64` or `arm64`.
     pub arch: String,
+    /// EC2's source/destination check: on (the default), the instance drops packets not
+    /// addressed to one of its own IPs, such as those for its pods.
+    pub source_dest_check: bool,
 }
 
 impl Instance {
@@ -396,6 +409,11 @@ pub enum Action {
         id: String,
         name: String,
     },
+    /// Turn the source/destination check off, so a node forwards its pods' packets.
+    DisableSourceDestCheck {
+        id: String,
+        name: String,
+    },
     TerminateInstance {
         id: String,
         name: String,
@@ -442,9 +460,11 @@ impl Action {
             | CreateSubnet { .. }
             | AssociateSubnet { .. } => Phase::Network,
             CreateSecurityGroup { .. } | Authorize { .. } | ImportKeyPair { .. } => Phase::Security,
-            RunInstance { .. } | StartInstance { .. } | TerminateInstance { .. } | Wait { .. } => {
-                Phase::Instances
-            }
+            RunInstance { .. }
+            | StartInstance { .. }
+            | DisableSourceDestCheck { .. }
+            | TerminateInstance { .. }
+            | Wait { .. } => Phase::Instances,
             CreateTargetGroup { .. }
             | CreateLoadBalancer { .. }
             | RegisterTargets { .. }
@@ -458,6 +478,7 @@ impl Action {
         match self {
             Action::RunInstance { name, .. }
             | Action::StartInstance { name, .. }
+            | Action::DisableSourceDestCheck { name, .. }
             | Action::TerminateInstance { name, .. } => Some(name),
             _ => None,
         }
@@ -492,6 +513,9 @@ impl Action {
             ImportKeyPair { name } => format!("import key pair {name}"),
             RunInstance { name, zone, .. } => format!("start instance {name} in {zone}"),
             StartInstance { id, name } => format!("start stopped instance {name} ({id})"),
+            DisableSourceDestCheck { id, name } => {
+                format!("turn off the source/destination check of {name} ({id})")
+            }
             TerminateInstance { id, name, why } => {
                 format!("terminate instance {name} ({id}): {why}")
             }

@@ -263,6 +263,12 @@ pub fn plan(d: &Desired, o: &Observed) -> Vec<Action> {
                     InstanceState::Pending | InstanceState::Stopping => {
                         waiting.push(i.name.clone())
                     }
+                    // nodes forward their pods' packets; masters run no pods and keep it
+                    InstanceState::Running if w.role == Role::Node && i.source_dest_check => out
+                        .push(Action::DisableSourceDestCheck {
+                            id: i.id.clone(),
+                            name: i.name.clone(),
+                        }),
                     _ => {}
                 },
             }
@@ -489,6 +495,7 @@ pub fn apply_to_model(d: &Desired, o: &mut Observed, a: &Action) {
             vpc,
             default_gateway: None,
             associations: vec![],
+            instance_routes: vec![],
         }),
         Action::CreateDefaultRoute { route_table, igw } => {
             if let Some(r) = o.route_tables.iter_mut().find(|r| r.id == route_table) {
@@ -537,8 +544,15 @@ pub fn apply_to_model(d: &Desired, o: &mut Observed, a: &Action) {
                 Role::Node => d.spec.node_size.clone(),
             },
             arch: "x86_64".into(),
+            // EC2 turns it on for every new instance
+            source_dest_check: true,
         }),
         Action::StartInstance { id: i, .. } => set_state(o, &i, InstanceState::Running),
+        Action::DisableSourceDestCheck { id: i, .. } => {
+            if let Some(x) = o.instances.iter_mut().find(|x| x.id == i) {
+                x.source_dest_check = false;
+            }
+        }
         Action::TerminateInstance { id: i, .. } => {
             o.instances.retain(|x| x.id != i);
             for g in &mut o.target_groups {
@@ -808,6 +822,39 @@ mod tests {
             matches!(&p[..], [Action::Authorize { role, rules, .. }] if role == GROUP_NODES && rules == &vec![dropped.clone()]),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn every_node_gets_its_source_dest_check_off_and_masters_keep_it() {
+        let d = desired(1, 2, &["us-east-1a", "us-east-1b"]);
+        let (mut o, actions) = converged(&d, &Observed::default());
+        let turned_off: Vec<&str> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::DisableSourceDestCheck { name, .. } => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(turned_off, ["node-1", "node-2"]);
+        assert!(o.instances_of(Role::Node).all(|i| !i.source_dest_check));
+        assert!(o.instance("master-1").unwrap().source_dest_check);
+        // a node added by update, a replaced node, and one turned back on by hand
+        let bigger = desired(1, 3, &["us-east-1a", "us-east-1b"]);
+        let gone = o.instance("node-1").unwrap().id.clone();
+        o.instances.retain(|i| i.id != gone);
+        let n2 = o.instance("node-2").unwrap().id.clone();
+        o.instances
+            .iter_mut()
+            .find(|i| i.id == n2)
+            .unwrap()
+            .source_dest_check = true;
+        assert!(plan(&bigger, &o).contains(&Action::DisableSourceDestCheck {
+            id: n2,
+            name: "node-2".into()
+        }));
+        let (o, _) = converged(&bigger, &o);
+        assert_eq!(o.instances_of(Role::Node).count(), 3);
+        assert!(o.instances_of(Role::Node).all(|i| !i.source_dest_check));
     }
 
     #[test]
