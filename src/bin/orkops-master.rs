@@ -73,7 +73,8 @@ struct Args {
     /// Seconds a node stays NotReady before its pods are deleted and replaced elsewhere.
     #[arg(long, default_value_t = 60)]
     pod_eviction_timeout: u64,
-    /// `aws`: give LoadBalancer services AWS load balancers (credentials and region from the
+    /// `aws`: give LoadBalancer services AWS load balancers, and route each node's pod CIDR to
+    /// its instance in the cluster's VPC route tables (credentials and region from the
     /// instance's environment, the way aws-config finds them).
     #[arg(long, value_parser = ["aws"])]
     cloud: Option<String>,
@@ -124,6 +125,7 @@ async fn main() -> ExitCode {
                     region: std::env::var("AWS_REGION")
                         .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
                         .unwrap_or_else(|_| "us-east-1".into()),
+                    cluster_cidr: a.cluster_cidr,
                 },
             ),
         },

@@ -558,26 +558,12 @@ async fn observe_elbv2(aws: &Aws, cluster: &str) -> Result<Elbv2, CloudError> {
                 .filter_map(|g| g.target_group_arn().map(str::to_string)),
         )
         .collect();
-    let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let chunks = futures::future::try_join_all(arns.chunks(20).map(|chunk| async move {
-        aws.elb
-            .describe_tags()
-            .set_resource_arns(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(|e| fail("reading load balancer tags", e))
-    }))
+    let chunks = futures::future::try_join_all(
+        arns.chunks(20)
+            .map(|chunk| async move { elb_tags_of(aws, chunk).await }),
+    )
     .await?;
-    for out in chunks {
-        for d in out.tag_descriptions() {
-            let t = d
-                .tags()
-                .iter()
-                .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
-                .collect();
-            tags.insert(d.resource_arn().unwrap_or_default().to_string(), t);
-        }
-    }
+    let tags: BTreeMap<String, BTreeMap<String, String>> = chunks.into_iter().flatten().collect();
     let mine = |arn: &str| {
         tags.get(arn)
             .filter(|t| t.get(TAG_CLUSTER).map(String::as_str) == Some(cluster))
@@ -610,9 +596,12 @@ async fn observe_elbv2(aws: &Aws, cluster: &str) -> Result<Elbv2, CloudError> {
                 .describe_target_health()
                 .target_group_arn(&arn)
                 .send()
-                .await
-                .map_err(|e| fail(&format!("reading the targets of {arn}"), e))?;
-            Ok::<_, CloudError>(TargetGroup {
+                .await;
+            let Some(health) = unless_gone(health, &format!("reading the targets of {arn}"))?
+            else {
+                return Ok(None); // deleted since the list
+            };
+            Ok::<_, CloudError>(Some(TargetGroup {
                 name: g.target_group_name().unwrap_or_default().to_string(),
                 role: t.get(TAG_ROLE).cloned().unwrap_or_default(),
                 port: g.port().unwrap_or_default(),
@@ -629,42 +618,118 @@ async fn observe_elbv2(aws: &Aws, cluster: &str) -> Result<Elbv2, CloudError> {
                     .collect(),
                 tags: t,
                 arn,
-            })
+            }))
         })
     }))
-    .await?;
+    .await?
+    .into_iter()
+    .flatten()
+    .collect();
     let listeners = futures::future::try_join_all(load_balancers.iter().map(|lb| async move {
         let out = aws
             .elb
             .describe_listeners()
             .load_balancer_arn(&lb.arn)
             .send()
-            .await
-            .map_err(|e| fail(&format!("listing the listeners of {}", lb.name), e))?;
-        Ok::<_, CloudError>(
-            out.listeners()
-                .iter()
-                .map(|l| Listener {
-                    arn: l.listener_arn().unwrap_or_default().to_string(),
-                    load_balancer: lb.arn.clone(),
-                    port: l.port().unwrap_or_default(),
-                    protocol: l
-                        .protocol()
-                        .map(|p| p.as_str().to_string())
-                        .unwrap_or_default(),
-                    target_group: l
-                        .default_actions()
-                        .iter()
-                        .find_map(|a| a.target_group_arn().map(str::to_string)),
-                })
-                .collect::<Vec<_>>(),
-        )
+            .await;
+        let what = format!("listing the listeners of {}", lb.name);
+        let Some(out) = unless_gone(out, &what)? else {
+            return Ok((lb.arn.clone(), None)); // deleted since the list
+        };
+        Ok::<_, CloudError>((
+            lb.arn.clone(),
+            Some(
+                out.listeners()
+                    .iter()
+                    .map(|l| Listener {
+                        arn: l.listener_arn().unwrap_or_default().to_string(),
+                        load_balancer: lb.arn.clone(),
+                        port: l.port().unwrap_or_default(),
+                        protocol: l
+                            .protocol()
+                            .map(|p| p.as_str().to_string())
+                            .unwrap_or_default(),
+                        target_group: l
+                            .default_actions()
+                            .iter()
+                            .find_map(|a| a.target_group_arn().map(str::to_string)),
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+        ))
     }))
-    .await?
-    .into_iter()
-    .flatten()
-    .collect();
+    .await?;
+    let gone: Vec<&String> = listeners
+        .iter()
+        .filter(|(_, l)| l.is_none())
+        .map(|(arn, _)| arn)
+        .collect();
+    let load_balancers = load_balancers
+        .iter()
+        .filter(|l| !gone.contains(&&l.arn))
+        .cloned()
+        .collect();
+    let listeners = listeners
+        .into_iter()
+        .filter_map(|(_, l)| l)
+        .flatten()
+        .collect();
     Ok((load_balancers, target_groups, listeners))
+}
+
+/// The answer, or `None` when the resource it is about is gone (AWS's `...NotFound` codes):
+/// observing lists, then describes, and a resource deleted in between (another cluster's load
+/// balancer, a service's just removed) is simply not there any more.
+fn unless_gone<T, E>(
+    r: Result<
+        T,
+        aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+    >,
+    what: &str,
+) -> Result<Option<T>, CloudError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if code_of(&e).is_some_and(|c| c.contains("NotFound")) => Ok(None),
+        Err(e) => Err(fail(what, e)),
+    }
+}
+
+/// The tags of up to 20 load balancers and target groups, by ARN. DescribeTags fails as a
+/// whole when one of them is gone, so then each is asked for alone and the gone ones left out.
+async fn elb_tags_of(
+    aws: &Aws,
+    arns: &[String],
+) -> Result<Vec<(String, BTreeMap<String, String>)>, CloudError> {
+    let ask = |arns: Vec<String>| aws.elb.describe_tags().set_resource_arns(Some(arns)).send();
+    let read = |out: elb::operation::describe_tags::DescribeTagsOutput| {
+        out.tag_descriptions()
+            .iter()
+            .map(|d| {
+                let t = d
+                    .tags()
+                    .iter()
+                    .filter_map(|t| {
+                        Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()))
+                    })
+                    .collect();
+                (d.resource_arn().unwrap_or_default().to_string(), t)
+            })
+            .collect::<Vec<_>>()
+    };
+    const WHAT: &str = "reading load balancer tags";
+    if let Some(out) = unless_gone(ask(arns.to_vec()).await, WHAT)? {
+        return Ok(read(out));
+    }
+    let mut found = Vec::new();
+    for arn in arns {
+        if let Some(out) = unless_gone(ask(vec![arn.clone()]).await, WHAT)? {
+            found.extend(read(out));
+        }
+    }
+    Ok(found)
 }
 
 fn first_id<'a>(id: Option<&'a str>, what: &str) -> Result<&'a str, CloudError> {
@@ -1566,5 +1631,79 @@ pub mod lb {
             Err(e) if code_of(&e).unwrap_or_default().contains("NotFound") => Ok(()),
             Err(e) => Err(fail(&format!("closing security group {group}"), e)),
         }
+    }
+}
+
+/// The route table calls of the pod CIDR routes (`controllers::routes`).
+pub mod routes {
+    use super::*;
+
+    /// Routes `destination` of `table` to `instance`. A route already there for the
+    /// destination is an error: it may be one orkops did not make, so it is not replaced.
+    pub async fn create(
+        aws: &Aws,
+        table: &str,
+        destination: &str,
+        instance: &str,
+    ) -> Result<(), CloudError> {
+        match aws
+            .ec2
+            .create_route()
+            .route_table_id(table)
+            .destination_cidr_block(destination)
+            .instance_id(instance)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if code_of(&e).as_deref() == Some("RouteAlreadyExists") => Err(CloudError(
+                format!(
+                    "routing {destination} of {table} to {instance}: the table has another route for {destination}; hint: remove it if orkops should route the pod CIDR (aws ec2 delete-route --route-table-id {table} --destination-cidr-block {destination})"
+                ),
+            )),
+            Err(e) => Err(fail(
+                &format!("routing {destination} of {table} to {instance}"),
+                e,
+            )),
+        }
+    }
+
+    /// Points the route for `destination` of `table` at `instance` instead.
+    pub async fn replace(
+        aws: &Aws,
+        table: &str,
+        destination: &str,
+        instance: &str,
+    ) -> Result<(), CloudError> {
+        aws.ec2
+            .replace_route()
+            .route_table_id(table)
+            .destination_cidr_block(destination)
+            .instance_id(instance)
+            .send()
+            .await
+            .map_err(|e| {
+                fail(
+                    &format!("routing {destination} of {table} to {instance} instead"),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    /// Removes the route for `destination` from `table` (already gone counts as removed).
+    pub async fn delete(aws: &Aws, table: &str, destination: &str) -> Result<(), CloudError> {
+        let r = aws
+            .ec2
+            .delete_route()
+            .route_table_id(table)
+            .destination_cidr_block(destination)
+            .send()
+            .await;
+        unless_gone(
+            r,
+            &format!("removing the route for {destination} from {table}"),
+        )
+        .map(|_| ())
     }
 }

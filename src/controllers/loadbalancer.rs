@@ -717,6 +717,8 @@ pub mod controller {
     pub struct CloudConfig {
         pub cluster: String,
         pub region: String,
+        /// The pods' range (`--cluster-cidr`): the route controller's routes are in it.
+        pub cluster_cidr: ipnet::Ipv4Net,
     }
 
     /// Per service: failures in a row, when to try again, and the last message recorded.

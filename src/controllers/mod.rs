@@ -9,6 +9,7 @@ pub mod endpoints;
 pub mod jobs;
 pub mod lifecycle;
 pub mod loadbalancer;
+pub mod routes;
 pub mod scheduler;
 
 use std::collections::{HashMap, HashSet};
@@ -339,10 +340,16 @@ pub fn start(
 ) -> Vec<JoinHandle<()>> {
     let api = Api::new(engine);
     let secs = Duration::from_secs;
-    let cloud = config
-        .cloud
-        .clone()
-        .map(|c| tokio::spawn(loadbalancer::controller::run(api.clone(), c, stop.clone())));
+    let cloud = config.cloud.clone().map(|c| {
+        [
+            tokio::spawn(loadbalancer::controller::run(
+                api.clone(),
+                c.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(routes::run(api.clone(), c, stop.clone())),
+        ]
+    });
     let mut loops = vec![
         control_loop(
             &api,
@@ -404,7 +411,7 @@ pub fn start(
             |a| async move { gc_pass(&a).await },
         ),
     ];
-    loops.extend(cloud);
+    loops.extend(cloud.into_iter().flatten());
     loops
 }
 
