@@ -192,6 +192,7 @@ fn pod_cidr(m: &Master, name: &str) -> String {
 #[track_caller]
 fn wait_for_routes(
     c: &LocalCloud,
+    m: &Master,
     want: &BTreeMap<String, String>,
     others: &BTreeMap<String, String>,
 ) {
@@ -209,7 +210,7 @@ fn wait_for_routes(
             .collect();
         (all.len() == 1 && &pods == want && &rest == others)
             .then_some(())
-            .ok_or_else(|| format!("{all:?}"))
+            .ok_or_else(|| format!("{all:?}; the master's log:\n{}", m.log()))
     });
 }
 
@@ -272,7 +273,7 @@ fn the_master_routes_each_nodes_pod_cidr_to_its_instance() {
     let (cidr1, cidr2) = (pod_cidr(&m, "node-1"), pod_cidr(&m, "node-2"));
     assert_ne!(cidr1, cidr2);
     let mut want = BTreeMap::from([(cidr1.clone(), id("node-1")), (cidr2.clone(), id("node-2"))]);
-    wait_for_routes(&c, &want, &others);
+    wait_for_routes(&c, &m, &want, &others);
 
     // node-1's instance is replaced: the route follows the new one
     c.block_on(
@@ -288,12 +289,12 @@ fn the_master_routes_each_nodes_pod_cidr_to_its_instance() {
     assert_ne!(new1, id("node-1"));
     apply_node(&m, "node-1", &new1);
     want.insert(cidr1.clone(), new1);
-    wait_for_routes(&c, &want, &others);
+    wait_for_routes(&c, &m, &want, &others);
 
     // node-2 is deleted: its route goes
     m.orkops(&["delete", "node", "node-2"]).success();
     want.remove(&cidr2);
-    wait_for_routes(&c, &want, &others);
+    wait_for_routes(&c, &m, &want, &others);
 
     // a route removed by hand comes back (drift), within the controller's resync
     c.block_on(
@@ -305,7 +306,7 @@ fn the_master_routes_each_nodes_pod_cidr_to_its_instance() {
             .send(),
     )
     .unwrap();
-    wait_for_routes(&c, &want, &others);
+    wait_for_routes(&c, &m, &want, &others);
 
     m.terminate();
     let out = c.ok(&["delete", "cluster", "test", "--yes"]);
