@@ -625,6 +625,15 @@ async fn observe_elbv2(aws: &Aws, cluster: &str) -> Result<Elbv2, CloudError> {
     .into_iter()
     .flatten()
     .collect();
+    let (load_balancers, listeners) = with_listeners(aws, load_balancers).await?;
+    Ok((load_balancers, target_groups, listeners))
+}
+
+/// The load balancers' listeners; a load balancer deleted since the list is left out.
+async fn with_listeners(
+    aws: &Aws,
+    load_balancers: Vec<LoadBalancer>,
+) -> Result<(Vec<LoadBalancer>, Vec<Listener>), CloudError> {
     let listeners = futures::future::try_join_all(load_balancers.iter().map(|lb| async move {
         let out = aws
             .elb
@@ -674,7 +683,7 @@ async fn observe_elbv2(aws: &Aws, cluster: &str) -> Result<Elbv2, CloudError> {
         .filter_map(|(_, l)| l)
         .flatten()
         .collect();
-    Ok((load_balancers, target_groups, listeners))
+    Ok((load_balancers, listeners))
 }
 
 /// The answer, or `None` when the resource it is about is gone (AWS's `...NotFound` codes):
