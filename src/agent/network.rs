@@ -5,7 +5,8 @@
 //!   master when the node registered), IP forwarding, and a veth per pod sandbox with the
 //!   pod's address (host-local IPAM: the addresses in use are the labels of the sandboxes);
 //! - a route to every other node's pod CIDR via that node's address, kept in step with the
-//!   Node list (routes carry protocol number 199 so the agent only ever touches its own);
+//!   Node list (routes carry protocol number 199 so the agent only ever touches its own); a
+//!   node off this host's subnets is left to the default route (on AWS the VPC route table);
 //! - the service rules (`proxy`), resynced whenever a Service or Endpoints object changes;
 //! - the DNS server on the bridge address answering `NAME.NAMESPACE.svc[.DOMAIN]`, which
 //!   pods get as their only nameserver, and the service environment variables.
@@ -496,7 +497,11 @@ impl PodNetwork {
     }
 
     async fn sync_routes(&self) -> Result<(), String> {
-        let want = self.desired_routes();
+        // a node in another subnet (another zone on AWS) is reached through the default route:
+        // the VPC's route table carries its pod CIDR (the master's route controller)
+        let links = on_link(&run(&["ip", "-j", "-4", "addr", "show"]).await?);
+        let mut want = self.desired_routes();
+        want.retain(|_, via| directly_reachable(&links, via));
         let listed = run(&["ip", "-j", "route", "show", "proto", ROUTE_PROTO]).await?;
         let have: Vec<Value> = serde_json::from_str(&listed).unwrap_or_default();
         let svc = self.cluster.service_cidr.to_string();
@@ -529,6 +534,29 @@ impl PodNetwork {
             }
         }
         Ok(())
+    }
+}
+
+/// The networks of this host's IPv4 addresses (`ip -j -4 addr show`).
+fn on_link(addr_json: &str) -> Vec<Ipv4Net> {
+    let links: Vec<Value> = serde_json::from_str(addr_json).unwrap_or_default();
+    links
+        .iter()
+        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| {
+            let ip: Ipv4Addr = a["local"].as_str()?.parse().ok()?;
+            let len = u8::try_from(a["prefixlen"].as_u64()?).ok()?;
+            Ipv4Net::new(ip, len).ok().map(|n| n.trunc())
+        })
+        .collect()
+}
+
+/// Whether `via` is on one of `links` (a route via it is then accepted by the kernel); with
+/// no links known, every address counts as reachable, as before.
+fn directly_reachable(links: &[Ipv4Net], via: &str) -> bool {
+    match via.parse::<Ipv4Addr>() {
+        Ok(ip) => links.is_empty() || links.iter().any(|n| n.contains(&ip)),
+        Err(_) => true, // `ip` names the problem
     }
 }
 
@@ -607,6 +635,28 @@ pub async fn serve(net: Arc<PodNetwork>, api: Arc<ApiClient>, stop: watch::Recei
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nodes_in_other_subnets_go_by_the_default_route() {
+        let links = super::on_link(
+            r#"[{"ifname":"lo","addr_info":[{"local":"127.0.0.1","prefixlen":8}]},
+                {"ifname":"ens5","addr_info":[{"local":"10.0.3.7","prefixlen":20}]}]"#,
+        );
+        assert_eq!(
+            links,
+            [
+                "127.0.0.0/8".parse().unwrap(),
+                "10.0.0.0/20".parse().unwrap()
+            ]
+        );
+        assert!(super::directly_reachable(&links, "10.0.9.1"), "same subnet");
+        assert!(
+            !super::directly_reachable(&links, "10.0.16.5"),
+            "another zone's"
+        );
+        assert!(super::directly_reachable(&links, "127.0.0.1"));
+        assert!(super::directly_reachable(&[], "10.0.16.5"), "nothing known");
+    }
+
     use super::*;
 
     fn net() -> PodNetwork {
