@@ -422,17 +422,26 @@ fn from_a_node_etcd_on_the_master_refuses_all_but_the_masters_certificate() {
     let node = o.instance("node-1").unwrap();
     let ip = master.private_ip.clone().unwrap();
     let nodes = c.work_json(&["get", "nodes"]);
-    let ready = nodes["items"].as_array().unwrap().iter().all(|n| {
-        n["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-    });
+    let items = nodes["items"].as_array().unwrap();
+    let ready = items.len() == 1
+        && items.iter().all(|n| {
+            n["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
     assert!(ready, "the cluster works over etcd TLS: {nodes}");
 
     let range = "-X POST -d '{\"key\":\"AA==\",\"range_end\":\"AA==\",\"count_only\":true}'";
     let on_node = |script: &str| c.on_instance(&node.id, script);
+    assert!(
+        on_node(
+            "test -s /var/lib/orkops-agent/agent.crt && test -s /var/lib/orkops-agent/agent.key"
+        )
+        .0,
+        "the node holds its certificate of the cluster CA"
+    );
     let refused = [
         (
             "plain http",
