@@ -28,6 +28,8 @@ pub struct MasterConfig {
     pub advertise: Vec<String>,
     pub etcd_endpoints: Vec<String>,
     pub etcd_prefix: String,
+    /// TLS to etcd (`--etcd-cafile`, `--etcd-certfile`, `--etcd-keyfile`).
+    pub etcd_tls: crate::store::EtcdTlsFiles,
     pub data_dir: PathBuf,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
@@ -199,11 +201,17 @@ pub async fn run(
     config: MasterConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let etcd_tls = config
+        .etcd_tls
+        .client_tls(&config.etcd_endpoints)
+        .map_err(|e| anyhow::anyhow!(e))?;
     let secrets = config.prepare_secrets()?;
     let tls = pki::server_config(&secrets.cert_pem, &secrets.key_pem, &config.data_dir)?;
-    let store = EtcdStore::connect(&config.etcd_endpoints).await.context(
-        "hint: start etcd first (`tests/etcd` starts a local one) or pass --etcd-endpoints",
-    )?;
+    let store = EtcdStore::connect_tls(&config.etcd_endpoints, etcd_tls)
+        .await
+        .context(
+            "hint: start etcd first (`tests/etcd` starts a local one) or pass --etcd-endpoints",
+        )?;
     let credentials = Arc::new(Credentials::new(
         &secrets.admin_token,
         &secrets.join_token,

@@ -174,6 +174,19 @@ pub fn load_or_issue(
     name: &str,
     sans: &[String],
 ) -> Result<(String, String), PkiError> {
+    load_or_issue_as(ca, dir, name, name, sans, (true, true))
+}
+
+/// [`load_or_issue`] with the files named `name` and the certificate for `common_name`, made
+/// for (server, client) authentication as `usage` says.
+fn load_or_issue_as(
+    ca: &Ca,
+    dir: &Path,
+    name: &str,
+    common_name: &str,
+    sans: &[String],
+    usage: (bool, bool),
+) -> Result<(String, String), PkiError> {
     let (crt, key, list) = (
         dir.join(format!("{name}.crt")),
         dir.join(format!("{name}.key")),
@@ -186,11 +199,71 @@ pub fn load_or_issue(
     {
         return Ok((read(&crt)?, read(&key)?));
     }
-    let (c, k) = ca.issue(name, sans, true, true)?;
+    let (c, k) = ca.issue(common_name, sans, usage.0, usage.1)?;
     write_private(&key, k.as_bytes())?;
     write_private(&crt, c.as_bytes())?;
     write_private(&list, wanted.as_bytes())?;
     Ok((c, k))
+}
+
+/// The common name of the one etcd client certificate, orkops-master's.
+pub const ETCD_CLIENT_NAME: &str = "orkops-master";
+
+/// An etcd member's certificates from the etcd CA (PEM): `peer` (for the other members, valid
+/// for its private IP and name) and `server` (the client port's, valid for 127.0.0.1, localhost
+/// and its private IP); both for server and client auth.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EtcdMemberCerts {
+    pub peer_cert: String,
+    pub peer_key: String,
+    pub server_cert: String,
+    pub server_key: String,
+}
+
+/// Loads or issues (from the etcd CA `ca`, files under `dir`) the certificates of etcd member
+/// `name` at `private_ip`; reissued when the address changes.
+pub fn etcd_member_certs(
+    ca: &Ca,
+    dir: &Path,
+    name: &str,
+    private_ip: &str,
+) -> Result<EtcdMemberCerts, PkiError> {
+    let peer_sans = [private_ip.to_string(), name.to_string()];
+    let (peer_cert, peer_key) = load_or_issue_as(
+        ca,
+        dir,
+        &format!("{name}-peer"),
+        name,
+        &peer_sans,
+        (true, true),
+    )?;
+    let server_sans = [
+        "127.0.0.1".to_string(),
+        "localhost".to_string(),
+        private_ip.to_string(),
+    ];
+    // client auth too: etcd 3.4's JSON gateway (/v3/kv/...) dials the client port itself,
+    // presenting this certificate; without it every gateway request fails with code 14
+    let (server_cert, server_key) = load_or_issue_as(
+        ca,
+        dir,
+        &format!("{name}-server"),
+        name,
+        &server_sans,
+        (true, true),
+    )?;
+    Ok(EtcdMemberCerts {
+        peer_cert,
+        peer_key,
+        server_cert,
+        server_key,
+    })
+}
+
+/// Loads or issues (from the etcd CA `ca`, files under `dir`) orkops-master's etcd client
+/// certificate: client auth only, no names.
+pub fn etcd_client_cert(ca: &Ca, dir: &Path) -> Result<(String, String), PkiError> {
+    load_or_issue_as(ca, dir, "client", ETCD_CLIENT_NAME, &[], (false, true))
 }
 
 pub fn parse_certs(pem: &str, origin: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
@@ -330,5 +403,51 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    fn usages_and_names(pem: &str) -> (Vec<ExtendedKeyUsagePurpose>, Vec<String>) {
+        let p = CertificateParams::from_ca_cert_pem(pem).unwrap();
+        let names = p
+            .subject_alt_names
+            .iter()
+            .map(|n| match n {
+                rcgen::SanType::DnsName(d) => d.to_string(),
+                rcgen::SanType::IpAddress(ip) => ip.to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        (p.extended_key_usages, names)
+    }
+
+    #[test]
+    fn etcd_certificates_have_their_names_and_usages_and_are_reused() {
+        use ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::load_or_generate(dir.path(), "orkops-etcd-ca-test").unwrap();
+        let m = etcd_member_certs(&ca, dir.path(), "master-2", "10.0.16.4").unwrap();
+        assert_eq!(
+            usages_and_names(&m.peer_cert),
+            (
+                vec![ServerAuth, ClientAuth],
+                vec!["10.0.16.4".into(), "master-2".into()]
+            )
+        );
+        assert_eq!(
+            usages_and_names(&m.server_cert),
+            (
+                vec![ServerAuth, ClientAuth],
+                vec!["127.0.0.1".into(), "localhost".into(), "10.0.16.4".into()]
+            )
+        );
+        let (client, _) = etcd_client_cert(&ca, dir.path()).unwrap();
+        assert_eq!(usages_and_names(&client), (vec![ClientAuth], vec![]));
+        let again = etcd_member_certs(&ca, dir.path(), "master-2", "10.0.16.4").unwrap();
+        assert_eq!(again, m, "same address: the same certificates");
+        let moved = etcd_member_certs(&ca, dir.path(), "master-2", "10.0.16.9").unwrap();
+        assert_ne!(
+            moved.peer_cert, m.peer_cert,
+            "a new address: new certificates"
+        );
+        assert_eq!(etcd_client_cert(&ca, dir.path()).unwrap().0, client);
     }
 }

@@ -488,7 +488,7 @@ fn three_masters_survive_losing_one() {
     // one etcd of three members, and every master behind the load balancer
     let (ok, members) = c.on_instance(
         &masters[0].1,
-        "curl -fsS -X POST http://127.0.0.1:2379/v3/cluster/member/list",
+        "curl -fsS --cacert /etc/orkops-etcd/pki/ca.crt --cert /var/lib/orkops-master/etcd-client.crt --key /var/lib/orkops-master/etcd-client.key -X POST https://127.0.0.1:2379/v3/cluster/member/list",
     );
     assert!(ok, "{members}");
     let members: Value = serde_json::from_str(&members).unwrap();
@@ -496,6 +496,16 @@ fn three_masters_survive_losing_one() {
         members["members"].as_array().map(Vec::len),
         Some(3),
         "{members}"
+    );
+    assert!(
+        members["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["peerURLs"].as_array().is_some_and(|u| u
+                .iter()
+                .all(|u| u.as_str().unwrap().starts_with("https://")))),
+        "the members talk over TLS: {members}"
     );
     poll(
         "the load balancer to have three healthy masters",

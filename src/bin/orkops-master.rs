@@ -27,6 +27,15 @@ struct Args {
     /// etcd client URLs, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
     etcd_endpoints: Vec<String>,
+    /// The CA of etcd's serving certificates: with it, etcd is reached over TLS (https://
+    /// endpoints). Without it only loopback http:// endpoints are allowed.
+    #[arg(long)]
+    etcd_cafile: Option<PathBuf>,
+    /// The client certificate (PEM) etcd accepts, and its key.
+    #[arg(long, requires = "etcd_keyfile")]
+    etcd_certfile: Option<PathBuf>,
+    #[arg(long, requires = "etcd_certfile")]
+    etcd_keyfile: Option<PathBuf>,
     /// Key prefix for every object in etcd.
     #[arg(long, default_value = "/orkops")]
     etcd_prefix: String,
@@ -99,6 +108,11 @@ async fn main() -> ExitCode {
         advertise: a.advertise,
         etcd_endpoints: a.etcd_endpoints,
         etcd_prefix: a.etcd_prefix,
+        etcd_tls: orkops::store::EtcdTlsFiles {
+            ca_file: a.etcd_cafile,
+            cert_file: a.etcd_certfile,
+            key_file: a.etcd_keyfile,
+        },
         data_dir: a.data_dir,
         tls_cert_file: a.tls_cert_file,
         tls_key_file: a.tls_key_file,

@@ -50,6 +50,19 @@ pub struct Secrets {
     pub admin_token: String,
     pub join_token: String,
     pub signing_key: String,
+    pub etcd: EtcdSecrets,
+}
+
+/// etcd's TLS material, from a CA of its own (as kops has it), so no certificate of the cluster
+/// CA, which signs the nodes', can ever be an etcd client.
+#[derive(Debug, Clone, Default)]
+pub struct EtcdSecrets {
+    pub ca_cert: String,
+    /// orkops-master's client certificate and key.
+    pub client_cert: String,
+    pub client_key: String,
+    /// Each master's member certificates, by master name.
+    pub members: std::collections::BTreeMap<String, crate::pki::EtcdMemberCerts>,
 }
 
 /// One file to place on an instance.
@@ -78,6 +91,8 @@ pub const MASTER: &str = "orkops-master";
 pub const AGENT: &str = "orkops-agent";
 pub const MASTER_DIR: &str = "/var/lib/orkops-master";
 pub const AGENT_DIR: &str = "/var/lib/orkops-agent";
+/// etcd's certificates and keys on a master.
+pub const ETCD_PKI_DIR: &str = "/etc/orkops-etcd/pki";
 
 /// The services of a role, in start order.
 pub fn services(role: Role) -> &'static [&'static str] {
@@ -134,7 +149,7 @@ pub fn master_files(c: &ClusterFacts, m: &Machine, s: &Secrets) -> Result<Vec<Fi
     let initial: Vec<String> = c
         .masters
         .iter()
-        .map(|(n, ip)| format!("{n}=http://{ip}:2380"))
+        .map(|(n, ip)| format!("{n}=https://{ip}:2380"))
         .collect();
     ctx.insert("initial_cluster", &initial.join(","));
     let mut advertise = Vec::new();
@@ -142,14 +157,16 @@ pub fn master_files(c: &ClusterFacts, m: &Machine, s: &Secrets) -> Result<Vec<Fi
     advertise.extend(m.public_ip.clone());
     advertise.push(m.private_ip.clone());
     ctx.insert("advertise", &advertise.join(","));
-    let mut etcd = vec!["http://127.0.0.1:2379".to_string()];
+    let mut etcd = vec!["https://127.0.0.1:2379".to_string()];
     etcd.extend(
         c.masters
             .iter()
             .filter(|(n, _)| n != &m.name)
-            .map(|(_, ip)| format!("http://{ip}:2379")),
+            .map(|(_, ip)| format!("https://{ip}:2379")),
     );
     ctx.insert("etcd_endpoints", &etcd.join(","));
+    ctx.insert("etcd_pki", ETCD_PKI_DIR);
+    ctx.insert("master_dir", MASTER_DIR);
     ctx.insert("master_flags", &c.master_flags);
     let secret = |name: &str, v: &str| {
         File::new(
@@ -159,7 +176,7 @@ pub fn master_files(c: &ClusterFacts, m: &Machine, s: &Secrets) -> Result<Vec<Fi
             MASTER,
         )
     };
-    Ok(vec![
+    let mut files = vec![
         File::new(
             &unit_path(ETCD),
             0o644,
@@ -177,6 +194,45 @@ pub fn master_files(c: &ClusterFacts, m: &Machine, s: &Secrets) -> Result<Vec<Fi
         secret("admin.token", &s.admin_token),
         secret("join.token", &s.join_token),
         secret("signing.key", &s.signing_key),
+    ];
+    files.extend(etcd_files(m, &s.etcd)?);
+    Ok(files)
+}
+
+/// A master's etcd certificates (restarting etcd) and orkops-master's etcd client certificate
+/// (restarting the master), all 0600.
+fn etcd_files(m: &Machine, s: &EtcdSecrets) -> Result<Vec<File>, String> {
+    let member = s.members.get(&m.name).ok_or_else(|| {
+        format!(
+            "no etcd certificates for {}; hint: they are issued with the cluster's secrets for every master",
+            m.name
+        )
+    })?;
+    let etcd = |name: &str, v: &str| {
+        File::new(
+            &format!("{ETCD_PKI_DIR}/{name}"),
+            0o600,
+            v.to_string(),
+            ETCD,
+        )
+    };
+    let master = |name: &str, v: &str| {
+        File::new(
+            &format!("{MASTER_DIR}/{name}"),
+            0o600,
+            v.to_string(),
+            MASTER,
+        )
+    };
+    Ok(vec![
+        etcd("ca.crt", &s.ca_cert),
+        etcd("peer.crt", &member.peer_cert),
+        etcd("peer.key", &member.peer_key),
+        etcd("server.crt", &member.server_cert),
+        etcd("server.key", &member.server_key),
+        master("etcd-ca.crt", &s.ca_cert),
+        master("etcd-client.crt", &s.client_cert),
+        master("etcd-client.key", &s.client_key),
     ])
 }
 
@@ -257,6 +313,21 @@ mod tests {
             admin_token: "a".into(),
             join_token: "j".into(),
             signing_key: "s".into(),
+            etcd: EtcdSecrets {
+                ca_cert: "ETCD-CA".into(),
+                client_cert: "CLIENT-CERT".into(),
+                client_key: "CLIENT-KEY".into(),
+                members: [(
+                    "master-2".to_string(),
+                    crate::pki::EtcdMemberCerts {
+                        peer_cert: "PEER-CERT".into(),
+                        peer_key: "PEER-KEY".into(),
+                        server_cert: "SERVER-CERT".into(),
+                        server_key: "SERVER-KEY".into(),
+                    },
+                )]
+                .into(),
+            },
         }
     }
 
@@ -267,11 +338,11 @@ mod tests {
         let etcd = text(&files, "/etc/systemd/system/orkops-etcd.service");
         assert!(etcd.contains("--name master-2 "), "{etcd}");
         assert!(
-            etcd.contains("--listen-peer-urls http://10.0.16.4:2380"),
+            etcd.contains("--listen-peer-urls https://10.0.16.4:2380"),
             "{etcd}"
         );
         assert!(
-            etcd.contains("--initial-cluster master-1=http://10.0.0.4:2380,master-2=http://10.0.16.4:2380,master-3=http://10.0.32.4:2380 "),
+            etcd.contains("--initial-cluster master-1=https://10.0.0.4:2380,master-2=https://10.0.16.4:2380,master-3=https://10.0.32.4:2380 "),
             "{etcd}"
         );
         let master = text(&files, "/etc/systemd/system/orkops-master.service");
@@ -280,7 +351,7 @@ mod tests {
             "{master}"
         );
         assert!(
-            master.contains("--etcd-endpoints http://127.0.0.1:2379,http://10.0.0.4:2379,http://10.0.32.4:2379 "),
+            master.contains("--etcd-endpoints https://127.0.0.1:2379,https://10.0.0.4:2379,https://10.0.32.4:2379 --etcd-cafile /var/lib/orkops-master/etcd-ca.crt --etcd-certfile /var/lib/orkops-master/etcd-client.crt --etcd-keyfile /var/lib/orkops-master/etcd-client.key "),
             "{master}"
         );
         assert!(
@@ -293,6 +364,49 @@ mod tests {
         );
         let key = files.iter().find(|f| f.path.ends_with("/ca.key")).unwrap();
         assert_eq!((key.mode, key.service), (0o600, Some(MASTER)));
+    }
+
+    #[test]
+    fn a_master_serves_etcd_over_tls_to_its_peers_and_the_masters_only() {
+        let m = machine("master-2", Role::Master, "10.0.16.4");
+        let files = master_files(&facts(), &m, &secrets()).unwrap();
+        let etcd = text(&files, "/etc/systemd/system/orkops-etcd.service");
+        for flag in [
+            "--listen-client-urls https://127.0.0.1:2379,https://10.0.16.4:2379 ",
+            "--advertise-client-urls https://10.0.16.4:2379 ",
+            "--initial-advertise-peer-urls https://10.0.16.4:2380 ",
+            "--cert-file /etc/orkops-etcd/pki/server.crt --key-file /etc/orkops-etcd/pki/server.key --client-cert-auth --trusted-ca-file /etc/orkops-etcd/pki/ca.crt ",
+            "--peer-cert-file /etc/orkops-etcd/pki/peer.crt --peer-key-file /etc/orkops-etcd/pki/peer.key --peer-client-cert-auth --peer-trusted-ca-file /etc/orkops-etcd/pki/ca.crt\n",
+        ] {
+            assert!(etcd.contains(flag), "{flag} in {etcd}");
+        }
+        assert!(!etcd.contains("http://"), "{etcd}");
+        let expect = [
+            ("/etc/orkops-etcd/pki/ca.crt", "ETCD-CA", ETCD),
+            ("/etc/orkops-etcd/pki/peer.crt", "PEER-CERT", ETCD),
+            ("/etc/orkops-etcd/pki/peer.key", "PEER-KEY", ETCD),
+            ("/etc/orkops-etcd/pki/server.crt", "SERVER-CERT", ETCD),
+            ("/etc/orkops-etcd/pki/server.key", "SERVER-KEY", ETCD),
+            ("/var/lib/orkops-master/etcd-ca.crt", "ETCD-CA", MASTER),
+            (
+                "/var/lib/orkops-master/etcd-client.crt",
+                "CLIENT-CERT",
+                MASTER,
+            ),
+            (
+                "/var/lib/orkops-master/etcd-client.key",
+                "CLIENT-KEY",
+                MASTER,
+            ),
+        ];
+        for (path, contents, service) in expect {
+            let f = files.iter().find(|f| f.path == path).unwrap();
+            assert_eq!(text(&files, path), contents);
+            assert_eq!((f.mode, f.service), (0o600, Some(service)), "{path}");
+        }
+        let other = machine("master-3", Role::Master, "10.0.32.4");
+        let err = master_files(&facts(), &other, &secrets()).unwrap_err();
+        assert!(err.contains("no etcd certificates for master-3"), "{err}");
     }
 
     #[test]

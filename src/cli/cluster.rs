@@ -694,7 +694,7 @@ async fn bootstrap_phase(
             .context("cannot tell where this orkops is: pass --binaries-dir")?,
     };
     let binaries = bootstrap::Binaries::load(&bin_dir).map_err(|e| anyhow!(e))?;
-    let secrets = dir.secrets()?;
+    let mut secrets = dir.secrets()?;
     let key = std::sync::Arc::new(dir.private_key()?);
     let mut machines = Vec::new();
     for i in o
@@ -722,6 +722,7 @@ async fn bootstrap_phase(
         .map(|m| (m.name.clone(), m.private_ip.clone()))
         .collect();
     masters.sort();
+    secrets.etcd.members = dir.etcd_members(&masters)?;
     let join = ClientConfig::new(
         Some(name),
         masters

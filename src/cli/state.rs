@@ -139,7 +139,50 @@ impl ClusterDir {
             admin_token: pki::read_or_create(&dir.join("admin.token"), random_token)?,
             join_token: pki::read_or_create(&dir.join("join.token"), random_token)?,
             signing_key: pki::read_or_create(&dir.join("signing.key"), random_token)?,
+            etcd: self.etcd_secrets()?,
         })
+    }
+
+    /// etcd's CA and files, `pki/etcd/`: a CA of its own, not the cluster's.
+    fn etcd_dir(&self) -> PathBuf {
+        self.pki_dir().join("etcd")
+    }
+
+    fn etcd_ca(&self) -> anyhow::Result<crate::pki::Ca> {
+        Ok(crate::pki::Ca::load_or_generate(
+            &self.etcd_dir(),
+            &format!("orkops-etcd-ca-{}", self.name),
+        )?)
+    }
+
+    /// etcd's CA (generated once; a state from before it existed gets it on the next update)
+    /// and orkops-master's etcd client certificate; the members' certificates are added by
+    /// [`ClusterDir::etcd_members`] once the masters' addresses are known.
+    fn etcd_secrets(&self) -> anyhow::Result<crate::bootstrap::render::EtcdSecrets> {
+        let ca = self.etcd_ca()?;
+        let (client_cert, client_key) = crate::pki::etcd_client_cert(&ca, &self.etcd_dir())?;
+        Ok(crate::bootstrap::render::EtcdSecrets {
+            ca_cert: ca.cert_pem,
+            client_cert,
+            client_key,
+            members: Default::default(),
+        })
+    }
+
+    /// The etcd certificates of each master (name, private IP), kept under `pki/etcd/` and
+    /// issued again only when its address changes.
+    pub fn etcd_members(
+        &self,
+        masters: &[(String, String)],
+    ) -> anyhow::Result<std::collections::BTreeMap<String, crate::pki::EtcdMemberCerts>> {
+        let ca = self.etcd_ca()?;
+        masters
+            .iter()
+            .map(|(name, ip)| {
+                let certs = crate::pki::etcd_member_certs(&ca, &self.etcd_dir(), name, ip)?;
+                Ok((name.clone(), certs))
+            })
+            .collect()
     }
 
     /// The private key, for the bootstrap's SSH.

@@ -72,10 +72,21 @@ fn key_string(k: &[u8]) -> String {
 impl EtcdStore {
     /// Connects to the etcd members at `endpoints` (`http://127.0.0.1:2379`, ...).
     pub async fn connect(endpoints: &[String]) -> Result<EtcdStore, StoreError> {
-        let opts = ConnectOptions::new()
+        Self::connect_tls(endpoints, None).await
+    }
+
+    /// Connects to `endpoints`, over TLS with `tls` (`https://` endpoints) when given.
+    pub async fn connect_tls(
+        endpoints: &[String],
+        tls: Option<etcd_client::TlsOptions>,
+    ) -> Result<EtcdStore, StoreError> {
+        let mut opts = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
             .with_timeout(Duration::from_secs(15))
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+        if let Some(tls) = tls {
+            opts = opts.with_tls(tls);
+        }
         // connecting is lazy: the first request is what finds an etcd that does not answer
         let unreachable = |e: &dyn std::fmt::Display| {
             StoreError::Unavailable(format!("cannot reach etcd at {}: {e}", endpoints.join(",")))

@@ -3,9 +3,11 @@
 //! tests of pure logic. A revision is etcd's `mod_revision` and becomes `resourceVersion`.
 
 mod etcd;
+mod etcd_tls;
 mod memory;
 
 pub use etcd::EtcdStore;
+pub use etcd_tls::EtcdTlsFiles;
 pub use memory::MemoryStore;
 
 use async_trait::async_trait;
