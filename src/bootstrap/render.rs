@@ -180,6 +180,11 @@ pub fn master_files(c: &ClusterFacts, m: &Machine, s: &Secrets) -> Result<Vec<Fi
     ])
 }
 
+/// Where a node's join config goes (its agent deletes it once joined).
+pub fn join_config_path() -> String {
+    format!("{AGENT_DIR}/bootstrap.conf")
+}
+
 /// A node's unit and join config (its binary is added by the caller).
 pub fn node_files(c: &ClusterFacts, m: &Machine, join_config: &str) -> Result<Vec<File>, String> {
     let mut ctx = base(c, m);
@@ -200,12 +205,7 @@ pub fn node_files(c: &ClusterFacts, m: &Machine, join_config: &str) -> Result<Ve
             render("orkops-agent.service", &ctx)?,
             AGENT,
         ),
-        File::new(
-            &format!("{AGENT_DIR}/bootstrap.conf"),
-            0o600,
-            join_config.to_string(),
-            AGENT,
-        ),
+        File::new(&join_config_path(), 0o600, join_config.to_string(), AGENT),
     ])
 }
 

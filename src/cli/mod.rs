@@ -6,6 +6,7 @@ pub mod args;
 pub mod cluster;
 mod join;
 pub mod manifest;
+mod nodes;
 mod plugins;
 pub mod printer;
 pub mod progress;

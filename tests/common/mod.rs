@@ -239,7 +239,10 @@ impl Master {
 
     /// A join token for `node` (`orkops create join-token`).
     pub fn join_token(&self, node: &str) -> String {
-        self.orkops(&["create", "join-token", node]).success().trim().to_string()
+        self.orkops(&["create", "join-token", node])
+            .success()
+            .trim()
+            .to_string()
     }
 
     /// Writes the bootstrap config an agent of `node` joins with (`create join-token -o`).
