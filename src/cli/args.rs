@@ -86,7 +86,7 @@ fn masters(s: &str) -> Result<u32, String> {
 #[derive(Subcommand, Debug)]
 pub enum CreateCommand {
     /// Create the VPC, subnets, security groups, key pair, instances and API load balancer.
-    Cluster(CreateClusterArgs),
+    Cluster(Box<CreateClusterArgs>),
     /// Create a join token for one node (admin only): printed, or with -o written as the
     /// bootstrap config `orkops-agent --bootstrap-config` joins with.
     JoinToken(CreateJoinTokenArgs),
