@@ -98,7 +98,7 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut join_cfg = cfg.clone();
-        join_cfg.token = m.join_token();
+        join_cfg.token = m.admin_token(); // the admin may mint node tokens for simulated nodes
         let joiner = ApiClient::new(&join_cfg).unwrap();
         let mut nodes = Vec::new();
         for i in 0..100 {

@@ -231,7 +231,8 @@ pub async fn run(
         Some(credentials.clone()),
         stop_rx,
     )
-    .with_network(config.network.clone());
+    .with_network(config.network.clone())
+    .with_serving_names(config.sans());
     if let Some(key) = &secrets.ca_key_pem {
         engine = engine.with_ca(Ca {
             cert_pem: secrets.ca_pem.clone(),
@@ -265,11 +266,7 @@ pub async fn run(
         &secrets.ca_pem,
         &secrets.admin_token,
     );
-    // what an agent joins with (`orkops-agent --bootstrap-config`): the join token, not admin's;
-    // written before admin.conf, whose appearance tells a waiting caller the master is up
-    let mut bootstrap = client.clone();
-    bootstrap.token = secrets.join_token.clone();
-    bootstrap.save(&config.data_dir.join("bootstrap.conf"))?;
+    // agents join with scoped join tokens (`orkops create join-token`), never the join secret
     client.save(&config.data_dir.join("admin.conf"))?;
     if let Some(out) = &config.client_config_out {
         client.save(out)?;

@@ -353,12 +353,37 @@ pub fn mutual_server_config(
     Ok(Arc::new(cfg))
 }
 
-/// Signs a node's certificate request: the subject becomes `node`, the certificate is for
+/// The DNS names and IP addresses a certificate request asks for.
+pub fn csr_names(csr_pem: &str) -> Result<Vec<String>, PkiError> {
+    let csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+        .map_err(gen_err("the certificate request"))?;
+    Ok(csr
+        .params
+        .subject_alt_names
+        .iter()
+        .map(|san| match san {
+            rcgen::SanType::DnsName(d) => d.to_string(),
+            rcgen::SanType::IpAddress(ip) => ip.to_string(),
+            other => format!("{other:?}"),
+        })
+        .collect())
+}
+
+/// Signs a node's certificate request for exactly `names` (the signer derives them; the
+/// request's own names are not kept): the subject becomes `node`, the certificate is for
 /// serving only (it cannot be used as a client certificate), valid for a year.
-pub fn sign_node_csr(ca: &Ca, node: &str, csr_pem: &str) -> Result<String, PkiError> {
+pub fn sign_node_csr(
+    ca: &Ca,
+    node: &str,
+    names: &[String],
+    csr_pem: &str,
+) -> Result<String, PkiError> {
     let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
         .map_err(gen_err("the certificate request"))?;
     let p = &mut csr.params;
+    p.subject_alt_names = CertificateParams::new(names.to_vec())
+        .map_err(gen_err(node))?
+        .subject_alt_names;
     p.distinguished_name = rcgen::DistinguishedName::new();
     p.distinguished_name.push(DnType::CommonName, node);
     p.is_ca = IsCa::NoCa;
@@ -367,6 +392,7 @@ pub fn sign_node_csr(ca: &Ca, node: &str, csr_pem: &str) -> Result<String, PkiEr
         KeyUsagePurpose::KeyEncipherment,
     ];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    p.custom_extensions.clear();
     let now = time::OffsetDateTime::now_utc();
     p.not_before = now - time::Duration::minutes(5);
     p.not_after = now + time::Duration::days(365);

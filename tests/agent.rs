@@ -678,9 +678,12 @@ fn only_the_master_reaches_the_agent_and_only_the_admin_uses_logs_and_exec() {
     let agent_cert = std::fs::read_to_string(a.dir.path().join("agent.crt")).unwrap();
     let agent_key = std::fs::read_to_string(a.dir.path().join("agent.key")).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let url = format!("https://127.0.0.1:{port}/healthz");
+    // the agent's certificate names the node (the master connects by node name)
+    let url = format!("https://{}:{port}/healthz", a.name);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let try_with = |identity: Option<reqwest::Identity>| {
         let mut b = reqwest::Client::builder()
+            .resolve(&a.name, addr)
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
             .add_root_certificate(ca.clone());

@@ -649,7 +649,7 @@ fn every_request_needs_a_token_and_node_tokens_reach_only_their_node() {
     let m = Master::start();
     let http = m.http();
     let admin = m.admin_token();
-    let join = m.join_token();
+    let join = m.join_token("node-1");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let pods = "/api/v1/namespaces/default/pods";
@@ -666,7 +666,7 @@ fn every_request_needs_a_token_and_node_tokens_reach_only_their_node() {
         assert_eq!(code, 403);
         let token_for = |node: &'static str| {
             let http = &http;
-            let join = join.clone();
+            let join = m.join_token(node);
             async move {
                 let (code, t) = http.call(Method::POST, &format!("/orkops/v1/nodes/{node}/token"), Some(&join), None).await;
                 assert_eq!(code, 201, "{t}");

@@ -110,11 +110,9 @@ pub async fn run(
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let port = listener.local_addr()?.port();
 
-    // the serving certificate, signed by the master; only the master may connect
-    let mut sans = vec![node.clone(), address.to_string()];
-    if !config.listen.ip().is_unspecified() && config.listen.ip() != address {
-        sans.push(config.listen.ip().to_string());
-    }
+    // the serving certificate, signed by the master for the names it derives (the master
+    // connects by node name); only the master may connect
+    let sans = vec![node.clone()];
     let (cert, key) = node::serving_certificate(&api, &config.data_dir, &node, &sans).await?;
     let ca = client_cfg.ca_pem().map_err(|e| anyhow::anyhow!(e))?;
     let tls = pki::mutual_server_config(&cert, &key, &ca, &config.data_dir)?;

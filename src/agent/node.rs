@@ -1,5 +1,6 @@
 //! The node's identity and presence: trading the join token for a node token (kept in the
-//! data directory and renewed), the agent's serving certificate signed by the cluster CA, the
+//! data directory and renewed; the join token is removed from disk once it is used), the
+//! agent's serving certificate signed by the cluster CA, the
 //! Node object with capacity read from the machine, and the heartbeat.
 
 use std::collections::BTreeMap;
@@ -16,8 +17,10 @@ use crate::api::Kind;
 use crate::client::{ApiClient, ClientConfig};
 use crate::pki;
 
-/// Obtains a node token with `bootstrap` (a client config holding the join token) unless
-/// `DATA_DIR/node.conf` already holds a valid one; returns the node's client config.
+/// Obtains a node token with `bootstrap` (a client config holding this node's join token)
+/// unless `DATA_DIR/node.conf` already holds a valid one, then removes `bootstrap`; returns the
+/// node's client config. A saved token the master refuses (revoked) is removed, so that the
+/// bootstrap gives the node a new join token.
 pub async fn credentials(
     data_dir: &Path,
     bootstrap: Option<&Path>,
@@ -31,13 +34,15 @@ pub async fn credentials(
             Ok(_) => return Ok(cfg),
             Err(e) if e.is_not_found() => return Ok(cfg),
             Err(e) if e.code() == Some(401) => {
-                tracing::warn!("the saved node token was refused; joining again")
+                tracing::warn!(error = %e, "the saved node token was refused; joining again");
+                std::fs::remove_file(&saved)
+                    .with_context(|| format!("cannot remove {}", saved.display()))?;
             }
             Err(e) => return Err(e).context("cannot reach the master with the saved node token"),
         }
     }
     let path = bootstrap.context(
-        "this node has no credentials yet: pass --bootstrap-config FILE (a client config holding the cluster's join token)",
+        "this node has no credentials yet: pass --bootstrap-config FILE (a client config holding this node's join token; `orkops create join-token NODE -o FILE` makes one)",
     )?;
     let boot = ClientConfig::load(path)?;
     let api = ApiClient::new(&boot)?;
@@ -50,6 +55,10 @@ pub async fn credentials(
     let mut cfg = boot.clone();
     cfg.token = token;
     cfg.save(&saved)?;
+    // the join token has served; a node keeps only its own (renewable, revocable) node token
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!(file = %path.display(), error = %e, "cannot remove the used join token");
+    }
     Ok(cfg)
 }
 

@@ -1,35 +1,72 @@
 //! Authentication and authorization. Every request carries a bearer token: the admin token
-//! (users), the join token (an agent asking for its node token), or a node token
-//! (`orkops-node.NAME.EXPIRY.HMAC`, signed by the master) that lets an agent change only its own
-//! Node and the pods bound to it. Tokens are compared in constant time and never logged.
+//! (users), a join token scoped to one node (an agent asking for its first node token), or a
+//! node token that lets an agent change only its own Node and the pods bound to it. Both
+//! scoped tokens bind what the cluster recorded for the node (name, instance id, address) and
+//! their issue time, which revocation compares against:
+//! `orkops-join.NAME.INSTANCE.ADDRESS.ISSUED.HMAC` (HMAC with the cluster's join secret) and
+//! `orkops-node.NAME.INSTANCE.ADDRESS.ISSUED.EXPIRY.HMAC` (HMAC with the signing key), where
+//! NAME, INSTANCE and ADDRESS are base64url (no `.` inside a field, so fields cannot be
+//! confused) and ISSUED is in milliseconds. The join secret itself is never a bearer token.
+//! Tokens are compared in constant time and never logged.
 
 use std::fmt;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use ring::hmac;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 
+/// What a join or node token binds: the node's name, the instance id and private address the
+/// cluster recorded for it (empty when there is none, e.g. a single host), and when the token
+/// was issued (milliseconds since the epoch).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct NodeIdentity {
+    pub name: String,
+    pub instance: String,
+    pub address: String,
+    pub issued_ms: i64,
+}
+
 /// Who is calling.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Caller {
     /// A user with the admin token.
     Admin,
-    /// The agent of the named node.
-    Node(String),
-    /// An agent that holds only the join token: may ask for a node token and nothing else.
-    Joiner,
+    /// The agent of the named node, with its node token.
+    Node(NodeIdentity),
+    /// An agent holding a join token for one node: may obtain that node's token and nothing else.
+    Joiner(NodeIdentity),
     /// The master's own controllers, in process.
     Master,
+}
+
+impl Caller {
+    /// The node identity a scoped token carries (joiners and nodes).
+    pub fn identity(&self) -> Option<&NodeIdentity> {
+        match self {
+            Caller::Node(id) | Caller::Joiner(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The name of the node whose node token this is.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Caller::Node(id) => Some(&id.name),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Debug for Caller {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             Caller::Admin => f.write_str("admin"),
-            Caller::Node(n) => write!(f, "node/{n}"),
-            Caller::Joiner => f.write_str("joiner"),
+            Caller::Node(id) => write!(f, "node/{}", id.name),
+            Caller::Joiner(id) => write!(f, "joiner/{}", id.name),
             Caller::Master => f.write_str("master"),
         }
     }
@@ -38,30 +75,95 @@ impl fmt::Debug for Caller {
 /// The secrets the master checks tokens against.
 pub struct Credentials {
     admin_token: String,
-    join_token: String,
+    join_key: hmac::Key,
     signing_key: hmac::Key,
     node_token_ttl: chrono::Duration,
 }
 
-const NODE_PREFIX: &str = "orkops-node.";
+const NODE_PREFIX: &str = "orkops-node";
+const JOIN_PREFIX: &str = "orkops-join";
+
+fn field(s: &str) -> String {
+    URL_SAFE_NO_PAD.encode(s.as_bytes())
+}
+
+fn unfield(s: &str) -> Option<String> {
+    String::from_utf8(URL_SAFE_NO_PAD.decode(s).ok()?).ok()
+}
+
+/// `PREFIX.NAME.INSTANCE.ADDRESS.ISSUED[.EXTRA].HMAC`, signed over everything before the HMAC.
+fn sign(key: &hmac::Key, prefix: &str, id: &NodeIdentity, extra: Option<i64>) -> String {
+    let mut payload = format!(
+        "{prefix}.{}.{}.{}.{}",
+        field(&id.name),
+        field(&id.instance),
+        field(&id.address),
+        id.issued_ms
+    );
+    if let Some(x) = extra {
+        payload.push_str(&format!(".{x}"));
+    }
+    let sig = hmac::sign(key, payload.as_bytes());
+    format!("{payload}.{}", hex::encode(sig.as_ref()))
+}
+
+/// Checks a scoped token's HMAC and decodes it: the identity and the extra number (node
+/// tokens' expiry). None when it is not a well-formed token signed with `key`.
+fn verify(
+    key: &hmac::Key,
+    prefix: &str,
+    token: &str,
+    extra: bool,
+) -> Option<(NodeIdentity, Option<i64>)> {
+    let (payload, sig) = token.rsplit_once('.')?;
+    let parts: Vec<&str> = payload.split('.').collect();
+    if parts.len() != if extra { 6 } else { 5 } || parts[0] != prefix {
+        return None;
+    }
+    hmac::verify(key, payload.as_bytes(), &hex::decode(sig).ok()?).ok()?;
+    let id = NodeIdentity {
+        name: unfield(parts[1])?,
+        instance: unfield(parts[2])?,
+        address: unfield(parts[3])?,
+        issued_ms: parts[4].parse().ok()?,
+    };
+    let x = if extra {
+        Some(parts[5].parse().ok()?)
+    } else {
+        None
+    };
+    Some((id, x))
+}
+
+/// A join token for one node, signed with the cluster's join secret (the CLI's bootstrap and
+/// the master both mint them).
+pub fn mint_join_token(join_secret: &str, id: &NodeIdentity) -> String {
+    sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, join_secret.as_bytes()),
+        JOIN_PREFIX,
+        id,
+        None,
+    )
+}
 
 impl Credentials {
     pub fn new(
         admin_token: &str,
-        join_token: &str,
+        join_secret: &str,
         signing_key: &[u8],
         node_token_ttl: std::time::Duration,
     ) -> Self {
         Credentials {
             admin_token: admin_token.to_string(),
-            join_token: join_token.to_string(),
+            join_key: hmac::Key::new(hmac::HMAC_SHA256, join_secret.as_bytes()),
             signing_key: hmac::Key::new(hmac::HMAC_SHA256, signing_key),
             node_token_ttl: chrono::Duration::from_std(node_token_ttl)
                 .unwrap_or(chrono::Duration::days(30)),
         }
     }
 
-    /// Identifies the caller from the `Authorization` header value.
+    /// Identifies the caller from the `Authorization` header value. Revocation is checked by
+    /// the engine (it lives in the store).
     pub fn authenticate(
         &self,
         header: Option<&str>,
@@ -82,51 +184,76 @@ impl Credentials {
         if eq(token, &self.admin_token) {
             return Ok(Caller::Admin);
         }
-        if eq(token, &self.join_token) {
-            return Ok(Caller::Joiner);
+        if token.starts_with(&format!("{JOIN_PREFIX}.")) {
+            return verify(&self.join_key, JOIN_PREFIX, token, false)
+                .map(|(id, _)| Caller::Joiner(id))
+                .ok_or_else(|| {
+                    ApiError::Unauthorized(
+                        "the join token is not valid for this cluster; hint: `orkops create join-token NODE` makes one".into(),
+                    )
+                });
         }
-        if let Some(rest) = token.strip_prefix(NODE_PREFIX) {
-            return self.verify_node_token(rest, now);
+        if token.starts_with(&format!("{NODE_PREFIX}.")) {
+            return self.verify_node_token(token, now);
         }
         Err(ApiError::Unauthorized(
             "the token is not valid for this cluster: check the client config (--config, ORKOPS_CONFIG or ~/.orkops/config)".into(),
         ))
     }
 
-    fn verify_node_token(&self, rest: &str, now: DateTime<Utc>) -> Result<Caller, ApiError> {
-        let invalid =
-            || ApiError::Unauthorized("the node token is not valid for this cluster".into());
-        let mut parts = rest.rsplitn(3, '.');
-        let (sig, expiry, name) = (
-            parts.next().ok_or_else(invalid)?,
-            parts.next().ok_or_else(invalid)?,
-            parts.next().ok_or_else(invalid)?,
-        );
-        let sig = hex::decode(sig).map_err(|_| invalid())?;
-        hmac::verify(
-            &self.signing_key,
-            format!("{name}.{expiry}").as_bytes(),
-            &sig,
-        )
-        .map_err(|_| invalid())?;
-        let expiry: i64 = expiry.parse().map_err(|_| invalid())?;
+    fn verify_node_token(&self, token: &str, now: DateTime<Utc>) -> Result<Caller, ApiError> {
+        let (id, expiry) =
+            verify(&self.signing_key, NODE_PREFIX, token, true).ok_or_else(|| {
+                ApiError::Unauthorized("the node token is not valid for this cluster".into())
+            })?;
+        let expiry = expiry.unwrap_or_default();
         if now.timestamp() > expiry {
             let at = DateTime::<Utc>::from_timestamp(expiry, 0).unwrap_or_default();
             return Err(ApiError::Unauthorized(format!(
-                "the token of node {name:?} expired at {}; restart its agent with the join token to get a new one",
+                "the token of node {:?} expired at {}; join the node again with a join token (`orkops create join-token`)",
+                id.name,
                 at.to_rfc3339()
             )));
         }
-        Ok(Caller::Node(name.to_string()))
+        Ok(Caller::Node(id))
     }
 
-    /// A node token for `node`, valid for the configured lifetime from `now`.
-    pub fn mint_node_token(&self, node: &str, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
+    /// A join token for `node`, bound to `instance` and `address` (may be empty), issued `now`.
+    pub fn mint_join_token(
+        &self,
+        node: &str,
+        instance: &str,
+        address: &str,
+        now: DateTime<Utc>,
+    ) -> String {
+        let id = NodeIdentity {
+            name: node.to_string(),
+            instance: instance.to_string(),
+            address: address.to_string(),
+            issued_ms: now.timestamp_millis(),
+        };
+        sign(&self.join_key, JOIN_PREFIX, &id, None)
+    }
+
+    /// A node token carrying `bound` (name, instance, address) issued `now`, valid for the
+    /// configured lifetime.
+    pub fn mint_node_token(
+        &self,
+        bound: &NodeIdentity,
+        now: DateTime<Utc>,
+    ) -> (String, DateTime<Utc>) {
         let expiry = now + self.node_token_ttl;
-        let payload = format!("{node}.{}", expiry.timestamp());
-        let sig = hmac::sign(&self.signing_key, payload.as_bytes());
+        let id = NodeIdentity {
+            issued_ms: now.timestamp_millis(),
+            ..bound.clone()
+        };
         (
-            format!("{NODE_PREFIX}{payload}.{}", hex::encode(sig.as_ref())),
+            sign(
+                &self.signing_key,
+                NODE_PREFIX,
+                &id,
+                Some(expiry.timestamp()),
+            ),
             expiry,
         )
     }
@@ -158,6 +285,19 @@ mod tests {
         )
     }
 
+    fn bearer(t: &str) -> String {
+        format!("Bearer {t}")
+    }
+
+    fn node(name: &str) -> NodeIdentity {
+        NodeIdentity {
+            name: name.into(),
+            instance: "i-1".into(),
+            address: "10.0.0.5".into(),
+            issued_ms: 0,
+        }
+    }
+
     #[test]
     fn each_token_maps_to_its_caller() {
         let c = creds();
@@ -166,14 +306,22 @@ mod tests {
             c.authenticate(Some("Bearer admin-secret"), now).unwrap(),
             Caller::Admin
         );
+        let join = c.mint_join_token("node-1", "i-1", "10.0.0.5", now);
+        let Caller::Joiner(id) = c.authenticate(Some(&bearer(&join)), now).unwrap() else {
+            panic!("a join token authenticates a joiner");
+        };
         assert_eq!(
-            c.authenticate(Some("Bearer join-secret"), now).unwrap(),
-            Caller::Joiner
+            (id.name.as_str(), id.instance.as_str(), id.address.as_str()),
+            ("node-1", "i-1", "10.0.0.5")
         );
-        let (t, _) = c.mint_node_token("node-1", now);
+        assert_eq!(id.issued_ms, now.timestamp_millis());
+        let (t, _) = c.mint_node_token(&id, now);
+        let Caller::Node(n) = c.authenticate(Some(&bearer(&t)), now).unwrap() else {
+            panic!("a node token authenticates a node");
+        };
         assert_eq!(
-            c.authenticate(Some(&format!("Bearer {t}")), now).unwrap(),
-            Caller::Node("node-1".into())
+            (n.name, n.instance, n.address),
+            (id.name, id.instance, id.address)
         );
         assert!(c.authenticate(None, now).is_err());
         assert!(c.authenticate(Some("Bearer nope"), now).is_err());
@@ -181,27 +329,81 @@ mod tests {
     }
 
     #[test]
-    fn node_tokens_cannot_be_forged_or_outlive_their_expiry() {
+    fn the_join_secret_is_not_a_bearer_token() {
+        let c = creds();
+        let err = c
+            .authenticate(Some("Bearer join-secret"), Utc::now())
+            .unwrap_err();
+        assert!(matches!(err, ApiError::Unauthorized(_)), "{err}");
+    }
+
+    #[test]
+    fn the_join_helper_and_the_master_mint_the_same_token() {
         let c = creds();
         let now = Utc::now();
-        let (t, _) = c.mint_node_token("node-1", now);
-        let forged = t.replace("node-1", "node-2");
-        assert!(c
-            .authenticate(Some(&format!("Bearer {forged}")), now)
-            .is_err());
+        let id = NodeIdentity {
+            issued_ms: now.timestamp_millis(),
+            ..node("node-1")
+        };
+        assert_eq!(
+            mint_join_token("join-secret", &id),
+            c.mint_join_token("node-1", "i-1", "10.0.0.5", now)
+        );
+    }
+
+    #[test]
+    fn scoped_tokens_cannot_be_forged_or_moved_across_fields_or_kinds() {
+        let c = creds();
+        let now = Utc::now();
+        let join = c.mint_join_token("node-1", "i-1", "10.0.0.5", now);
+        let (t, _) = c.mint_node_token(&node("node-1"), now);
+        let reject = |tok: &str| {
+            assert!(
+                c.authenticate(Some(&bearer(tok)), now).is_err(),
+                "{tok} must be refused"
+            )
+        };
+        // another name in place of the signed one
+        reject(&join.replacen(&field("node-1"), &field("node-2"), 1));
+        reject(&t.replacen(&field("node-1"), &field("node-2"), 1));
+        // fields swapped or shifted: the dots cannot move a value into another field
+        let parts: Vec<&str> = join.split('.').collect();
+        let swapped = [parts[0], parts[2], parts[1], parts[3], parts[4], parts[5]].join(".");
+        reject(&swapped);
+        let shifted = [
+            parts[0], parts[1], "", parts[2], parts[3], parts[4], parts[5],
+        ]
+        .join(".");
+        reject(&shifted);
+        // a join token's signature does not make a node token, nor the other way round
+        reject(&join.replacen(JOIN_PREFIX, NODE_PREFIX, 1));
+        reject(&t.replacen(NODE_PREFIX, JOIN_PREFIX, 1));
+        // a node token signed with the join secret (or the other key) is refused
         let other = Credentials::new("a", "j", b"other-key", Duration::from_secs(3600));
-        assert!(other
-            .authenticate(Some(&format!("Bearer {t}")), now)
-            .is_err());
+        assert!(other.authenticate(Some(&bearer(&t)), now).is_err());
+        assert!(other.authenticate(Some(&bearer(&join)), now).is_err());
+        let by_join_key = sign(&c.join_key, NODE_PREFIX, &node("node-1"), Some(i64::MAX));
+        reject(&by_join_key);
+        // truncated, empty or garbage
+        reject(JOIN_PREFIX);
+        reject(&format!("{JOIN_PREFIX}."));
+        reject(&join[..join.len() - 2]);
+        reject(&format!("{NODE_PREFIX}.a.b.c.d.e.f.g"));
+    }
+
+    #[test]
+    fn node_tokens_do_not_outlive_their_expiry() {
+        let c = creds();
+        let now = Utc::now();
+        let (t, _) = c.mint_node_token(&node("node-1"), now);
         let later = now + chrono::Duration::hours(2);
-        let err = c
-            .authenticate(Some(&format!("Bearer {t}")), later)
-            .unwrap_err();
+        let err = c.authenticate(Some(&bearer(&t)), later).unwrap_err();
         assert!(err.to_string().contains("expired"), "{err}");
     }
 
     #[test]
     fn caller_debug_never_shows_a_token() {
-        assert_eq!(format!("{:?}", Caller::Node("n".into())), "node/n");
+        assert_eq!(format!("{:?}", Caller::Node(node("n"))), "node/n");
+        assert_eq!(format!("{:?}", Caller::Joiner(node("n"))), "joiner/n");
     }
 }

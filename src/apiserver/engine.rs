@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use super::alloc::{AllocError, Allocator, NetworkRanges, Owner, Pool};
-use super::auth::Caller;
+use super::auth::{Caller, NodeIdentity};
 use super::error::ApiError;
 use crate::api::labels::{self, Selector};
 use crate::api::{self, admit, Kind};
@@ -92,6 +92,13 @@ pub enum Command {
     },
     /// An agent asks for its node token (with the join token, or its current node token).
     IssueNodeToken { node: String },
+    /// The admin asks for a join token scoped to one node (bound to an instance id and an
+    /// address, both optional).
+    IssueJoinToken {
+        node: String,
+        instance: String,
+        address: String,
+    },
     /// Sign the serving certificate of a node's agent (a PEM certificate request).
     SignNodeCertificate { node: String, csr: String },
     /// Assign a pending pod to a node (the scheduler's write; `pods/NAME/binding`).
@@ -118,6 +125,8 @@ pub struct Engine {
     shutdown: watch::Receiver<bool>,
     ca: Option<Arc<crate::pki::Ca>>,
     alloc: Allocator,
+    /// The names the API server serves under; no node certificate may carry them.
+    serving_names: Vec<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -144,7 +153,14 @@ impl Engine {
             credentials,
             shutdown,
             ca: None,
+            serving_names: Vec::new(),
         }
+    }
+
+    /// The names (DNS or IP) of the API server's certificate, refused in node certificates.
+    pub fn with_serving_names(mut self, names: Vec<String>) -> Engine {
+        self.serving_names = names;
+        self
     }
 
     /// Sets the address ranges ClusterIPs, node ports and pod CIDRs are allocated from.
@@ -241,7 +257,8 @@ impl Engine {
     }
 
     pub async fn handle(&self, caller: &Caller, cmd: Command) -> Result<Reply, ApiError> {
-        if let Caller::Joiner = caller {
+        super::identity::check_revoked(self.store.as_ref(), &self.prefix, caller).await?;
+        if let Caller::Joiner(_) = caller {
             if !matches!(cmd, Command::IssueNodeToken { .. }) {
                 return Err(ApiError::Forbidden(
                     "the join token may only be used to obtain a node token".into(),
@@ -325,6 +342,11 @@ impl Engine {
                 self.delete(caller, kind, ns, name, options).await
             }
             Command::IssueNodeToken { node } => self.issue_node_token(caller, &node),
+            Command::IssueJoinToken {
+                node,
+                instance,
+                address,
+            } => self.issue_join_token(caller, &node, &instance, &address),
             Command::SignNodeCertificate { node, csr } => {
                 self.sign_node_certificate(caller, &node, &csr)
             }
@@ -406,6 +428,7 @@ impl Engine {
         }
         self.authorize_write(caller, Verb::Create, kind, ns.as_deref(), &name, None)
             .await?;
+        super::identity::check_node_claim(caller, kind, &body)?;
         if !may_write_status(caller, kind, &name, None) {
             if let Some(m) = body.as_object_mut() {
                 m.remove("status");
@@ -609,6 +632,7 @@ impl Engine {
             self.authorize_write(caller, verb, kind, ns, name, Some(&current))
                 .await?;
             let new = change(&current)?;
+            super::identity::check_node_claim(caller, kind, &new)?;
             match self.commit(kind, ns, name, &current, new, rev).await {
                 Err(ApiError::Conflict(_)) if wanted_rv.is_none() => continue,
                 other => return other,
@@ -981,7 +1005,7 @@ impl Engine {
             .pointer("/spec/nodeName")
             .and_then(Value::as_str)
             .filter(|n| !n.is_empty());
-        let owner_finalizes = matches!((caller, bound), (Caller::Node(n), Some(b)) if n == b);
+        let owner_finalizes = matches!((caller.node(), bound), (Some(n), Some(b)) if n == b);
         if kind == Kind::Pod && bound.is_some() && !owner_finalizes {
             let default_grace = current
                 .pointer("/spec/terminationGracePeriodSeconds")
@@ -1004,6 +1028,10 @@ impl Engine {
                     .await
                     .map(Reply::Ok);
             }
+        }
+        if kind == Kind::Node {
+            // before the delete: a Node may stay with revoked tokens, never the other way
+            super::identity::revoke(self.store.as_ref(), &self.prefix, &name).await?;
         }
         let key = self.key(kind, ns.as_deref(), &name);
         let (prev, _) = self
@@ -1053,32 +1081,70 @@ impl Engine {
     }
 
     fn issue_node_token(&self, caller: &Caller, node: &str) -> Result<Reply, ApiError> {
-        match caller {
-            Caller::Joiner | Caller::Admin | Caller::Master => {}
-            Caller::Node(n) if n == node => {}
-            Caller::Node(n) => {
+        let bound = match caller {
+            Caller::Joiner(id) | Caller::Node(id) if id.name == node => id.clone(),
+            Caller::Admin | Caller::Master => NodeIdentity {
+                name: node.to_string(),
+                ..Default::default()
+            },
+            other => {
                 return Err(ApiError::Forbidden(format!(
-                    "node {n:?} may not obtain a token for node {node:?}"
+                    "{other:?} may obtain a token only for its own node, not for node {node:?}"
                 )))
             }
-        }
-        if !labels::is_dns_subdomain(node) {
-            return Err(invalid(
-                Kind::Node,
-                node,
-                "metadata.name",
-                "must be a DNS subdomain (lower-case letters, digits, '-', '.')",
-            ));
-        }
-        let creds = self
-            .credentials
-            .as_ref()
-            .ok_or_else(|| ApiError::Internal("no credentials configured".into()))?;
-        let (token, expiry) = creds.mint_node_token(node, Utc::now());
+        };
+        check_node_name(node)?;
+        let (token, expiry) = self.creds()?.mint_node_token(&bound, Utc::now());
         Ok(Reply::Created(json!({
             "apiVersion": "orkops.io/v1", "kind": "NodeToken",
             "node": node, "token": token, "expirationTimestamp": expiry,
         })))
+    }
+
+    /// `POST /orkops/v1/nodes/NAME/join-token` (admin only): a join token for one node, the
+    /// way `kubeadm token create` makes bootstrap tokens.
+    fn issue_join_token(
+        &self,
+        caller: &Caller,
+        node: &str,
+        instance: &str,
+        address: &str,
+    ) -> Result<Reply, ApiError> {
+        if !matches!(caller, Caller::Admin | Caller::Master) {
+            return Err(ApiError::Forbidden(format!(
+                "{caller:?} may not create join tokens; only the admin may"
+            )));
+        }
+        check_node_name(node)?;
+        if !address.is_empty() && address.parse::<std::net::IpAddr>().is_err() {
+            return Err(invalid(
+                Kind::Node,
+                node,
+                "address",
+                "must be an IP address",
+            ));
+        }
+        if instance.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Err(invalid(
+                Kind::Node,
+                node,
+                "instanceID",
+                "must not contain spaces",
+            ));
+        }
+        let token = self
+            .creds()?
+            .mint_join_token(node, instance, address, Utc::now());
+        Ok(Reply::Created(json!({
+            "apiVersion": "orkops.io/v1", "kind": "JoinToken",
+            "node": node, "instanceID": instance, "address": address, "token": token,
+        })))
+    }
+
+    fn creds(&self) -> Result<&super::auth::Credentials, ApiError> {
+        self.credentials
+            .as_deref()
+            .ok_or_else(|| ApiError::Internal("no credentials configured".into()))
     }
 
     async fn bind(
@@ -1130,31 +1196,41 @@ impl Engine {
             .map(Reply::Created)
     }
 
+    /// Signs a node's serving certificate for the names the master derives (its name, and
+    /// the address its join token recorded); a CSR naming anything else is refused.
     fn sign_node_certificate(
         &self,
         caller: &Caller,
         node: &str,
         csr: &str,
     ) -> Result<Reply, ApiError> {
-        match caller {
-            Caller::Admin | Caller::Master => {}
-            Caller::Node(n) if n == node => {}
+        let id = match caller {
+            Caller::Node(id) if id.name == node => id.clone(),
+            Caller::Admin | Caller::Master => NodeIdentity {
+                name: node.to_string(),
+                ..Default::default()
+            },
             _ => {
                 return Err(ApiError::Forbidden(format!(
                 "only node {node:?} itself (with its node token) may have its certificate signed"
             )))
             }
-        }
+        };
         let ca = self.ca.as_ref().ok_or_else(|| {
             ApiError::BadRequest(
                 "this master has no CA key (it was given its certificates with --tls-cert-file), so it cannot sign agent certificates".into(),
             )
         })?;
-        let cert = crate::pki::sign_node_csr(ca, node, csr).map_err(|e| {
+        let refused = |e: String| {
             ApiError::BadRequest(format!(
                 "cannot sign the certificate request of node {node:?}: {e}"
             ))
-        })?;
+        };
+        let requested = crate::pki::csr_names(csr).map_err(|e| refused(e.to_string()))?;
+        let names = super::identity::certificate_names(&id, &requested, &self.serving_names)
+            .map_err(refused)?;
+        let cert =
+            crate::pki::sign_node_csr(ca, node, &names, csr).map_err(|e| refused(e.to_string()))?;
         Ok(Reply::Created(json!({
             "apiVersion": "orkops.io/v1", "kind": "NodeCertificate",
             "node": node, "certificate": cert,
@@ -1169,7 +1245,7 @@ impl Engine {
         name: Option<&str>,
     ) -> Result<(), ApiError> {
         let node = match caller {
-            Caller::Node(n) if kind == Kind::Secret => n,
+            Caller::Node(id) if kind == Kind::Secret => &id.name,
             _ => return Ok(()),
         };
         let (Some(ns), Some(name)) = (ns, name) else {
@@ -1207,14 +1283,15 @@ impl Engine {
     ) -> Result<(), ApiError> {
         match caller {
             Caller::Master => Ok(()),
-            Caller::Joiner => Err(ApiError::Forbidden("the join token may only be used to obtain a node token".into())),
+            Caller::Joiner(_) => Err(ApiError::Forbidden("the join token may only be used to obtain a node token".into())),
             Caller::Admin => match verb {
                 Verb::WriteStatus => Err(ApiError::Forbidden(format!(
                     "the status of {kind} {name:?} is written by the master and the node agents, not by users"
                 ))),
                 _ => Ok(()),
             },
-            Caller::Node(node) => {
+            Caller::Node(id) => {
+                let node = &id.name;
                 let allowed = match (kind, verb) {
                     (Kind::Node, _) => name == node,
                     (Kind::Event, Verb::Create) => true,
@@ -1235,10 +1312,22 @@ impl Engine {
     }
 }
 
+fn check_node_name(node: &str) -> Result<(), ApiError> {
+    if labels::is_dns_subdomain(node) {
+        return Ok(());
+    }
+    Err(invalid(
+        Kind::Node,
+        node,
+        "metadata.name",
+        "must be a DNS subdomain (lower-case letters, digits, '-', '.')",
+    ))
+}
+
 fn may_write_status(caller: &Caller, kind: Kind, name: &str, _current: Option<&Value>) -> bool {
     match caller {
         Caller::Master => true,
-        Caller::Node(n) => kind == Kind::Node && n == name,
+        Caller::Node(id) => kind == Kind::Node && id.name == name,
         _ => false,
     }
 }
@@ -1770,8 +1859,14 @@ mod tests {
             body: b,
         };
         assert!(matches!(
-            e.handle(&Caller::Node("n2".into()), cmd(status.clone()))
-                .await,
+            e.handle(
+                &Caller::Node(super::super::auth::NodeIdentity {
+                    name: "n2".into(),
+                    ..Default::default()
+                }),
+                cmd(status.clone())
+            )
+            .await,
             Err(ApiError::Forbidden(_))
         ));
         assert!(matches!(
@@ -1779,7 +1874,13 @@ mod tests {
             Err(ApiError::Forbidden(_))
         ));
         match e
-            .handle(&Caller::Node("n1".into()), cmd(status))
+            .handle(
+                &Caller::Node(super::super::auth::NodeIdentity {
+                    name: "n1".into(),
+                    ..Default::default()
+                }),
+                cmd(status),
+            )
             .await
             .ok()
             .unwrap()

@@ -104,6 +104,40 @@ async fn dispatch(
     }
 }
 
+/// `POST /orkops/v1/nodes/NAME/join-token` with an optional body
+/// `{"instanceID": "i-...", "address": "10.0.0.5"}`.
+fn join_token_request(node: &str, body: &Bytes) -> Result<Command, ApiError> {
+    let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?
+    };
+    let obj = v.as_object().ok_or_else(|| {
+        ApiError::BadRequest("the body must be a JSON object {\"instanceID\", \"address\"}".into())
+    })?;
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !["instanceID", "address"].contains(&k.as_str()))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "unknown field {k:?} in the join-token request (known: instanceID, address)"
+        )));
+    }
+    let text = |k: &str| -> Result<String, ApiError> {
+        match obj.get(k) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(ApiError::BadRequest(format!("{k} must be a string"))),
+        }
+    };
+    Ok(Command::IssueJoinToken {
+        node: node.to_string(),
+        instance: text("instanceID")?,
+        address: text("address")?,
+    })
+}
+
 /// Where a request points: a kind, maybe a namespace, maybe a name, maybe `status`.
 #[derive(Debug, PartialEq)]
 struct Target {
@@ -197,6 +231,19 @@ fn decode(
                 "{method} is not allowed on {path}: use POST"
             ))),
         };
+    }
+    if let ["orkops", "v1", "nodes", node, "join-token"] = path
+        .trim_matches('/')
+        .split('/')
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        if *method != Method::POST {
+            return Err(ApiError::MethodNotAllowed(format!(
+                "{method} is not allowed on {path}: use POST"
+            )));
+        }
+        return join_token_request(node, body);
     }
     if let ["orkops", "v1", "nodes", node, "certificate"] = path
         .trim_matches('/')

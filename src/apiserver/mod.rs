@@ -6,6 +6,7 @@ pub mod auth;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod identity;
 pub mod proxy;
 
 pub use auth::{Caller, Credentials};

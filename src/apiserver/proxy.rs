@@ -26,7 +26,11 @@ use crate::execproto;
 /// What the master needs to reach agents.
 pub struct AgentAccess {
     /// HTTPS client trusting the cluster CA and presenting the master's client certificate.
+    /// It connects to `https://NODE:PORT` and checks that the agent's certificate names the
+    /// node: node names resolve only through `nodes` (never DNS), so a node's certificate need
+    /// not carry an address that may also be a master's.
     pub client: reqwest::Client,
+    nodes: Arc<NodeAddresses>,
     /// Where image archives are spooled while they are sent to the nodes.
     pub spool_dir: PathBuf,
 }
@@ -42,8 +46,10 @@ impl AgentAccess {
             .map_err(|e| format!("the CA: {e}"))?;
         let id = reqwest::Identity::from_pem(format!("{cert_pem}\n{key_pem}").as_bytes())
             .map_err(|e| format!("the master's client certificate: {e}"))?;
+        let nodes = Arc::new(NodeAddresses::default());
         let client = reqwest::Client::builder()
             .use_rustls_tls()
+            .dns_resolver(nodes.clone())
             .tls_built_in_root_certs(false)
             .add_root_certificate(ca)
             .identity(id)
@@ -51,7 +57,45 @@ impl AgentAccess {
             .http1_only()
             .build()
             .map_err(|e| format!("cannot set up the agent client: {e}"))?;
-        Ok(AgentAccess { client, spool_dir })
+        Ok(AgentAccess {
+            client,
+            nodes,
+            spool_dir,
+        })
+    }
+
+    /// `https://NODE:PORT` of a node's agent, with NODE resolving to its reported address.
+    fn url(&self, node: &Value) -> Result<String, ApiError> {
+        let (name, addr) = agent_address(node)?;
+        self.nodes
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.clone(), addr);
+        Ok(format!("https://{name}:{}", addr.port()))
+    }
+}
+
+/// The agents' addresses by node name, as the Nodes reported them: the agent client's only
+/// name resolution.
+#[derive(Default)]
+struct NodeAddresses(std::sync::Mutex<std::collections::HashMap<String, std::net::SocketAddr>>);
+
+impl reqwest::dns::Resolve for NodeAddresses {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let found = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name.as_str())
+            .copied();
+        let name = name.as_str().to_string();
+        Box::pin(async move {
+            match found {
+                Some(a) => Ok(Box::new(std::iter::once(a)) as reqwest::dns::Addrs),
+                None => Err(format!("no node {name:?} with a reported address").into()),
+            }
+        })
     }
 }
 
@@ -79,8 +123,8 @@ async fn get(st: &AppState, kind: Kind, ns: Option<&str>, name: &str) -> Result<
     }
 }
 
-/// `https://ADDRESS:PORT` of a node's agent.
-fn agent_url(node: &Value) -> Result<String, ApiError> {
+/// The name of a node and the address of its agent's endpoint.
+fn agent_address(node: &Value) -> Result<(String, std::net::SocketAddr), ApiError> {
     let name = node
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -104,16 +148,26 @@ fn agent_url(node: &Value) -> Result<String, ApiError> {
                 "node {name:?} has not reported its agent port; is its agent running?"
             ))
         })?;
-    let host = if ip.contains(':') {
-        format!("[{ip}]")
-    } else {
-        ip.to_string()
-    };
-    Ok(format!("https://{host}:{port}"))
+    let ip: std::net::IpAddr = ip.parse().map_err(|_| {
+        ApiError::BadGateway(format!(
+            "node {name:?} reported an address {ip:?} that is not an IP address"
+        ))
+    })?;
+    let port = u16::try_from(port).map_err(|_| {
+        ApiError::BadGateway(format!(
+            "node {name:?} reported an invalid agent port {port}"
+        ))
+    })?;
+    Ok((name.to_string(), std::net::SocketAddr::new(ip, port)))
 }
 
 /// The pod, and the URL of its agent's endpoint for it (`.../pods/NS/NAME/UID`).
-async fn pod_target(st: &AppState, ns: &str, name: &str) -> Result<(Value, String), ApiError> {
+async fn pod_target(
+    st: &AppState,
+    access: &AgentAccess,
+    ns: &str,
+    name: &str,
+) -> Result<(Value, String), ApiError> {
     let pod = get(st, Kind::Pod, Some(ns), name).await?;
     let node = pod
         .pointer("/spec/nodeName")
@@ -131,7 +185,7 @@ async fn pod_target(st: &AppState, ns: &str, name: &str) -> Result<(Value, Strin
         .unwrap_or_default();
     Ok((
         pod.clone(),
-        format!("{}/pods/{ns}/{name}/{uid}", agent_url(&node_obj)?),
+        format!("{}/pods/{ns}/{name}/{uid}", access.url(&node_obj)?),
     ))
 }
 
@@ -202,7 +256,7 @@ pub async fn logs(
             .agents
             .as_ref()
             .ok_or_else(|| ApiError::BadGateway("this master cannot reach agents".into()))?;
-        let (pod, base) = pod_target(&st, &ns, &name).await?;
+        let (pod, base) = pod_target(&st, access, &ns, &name).await?;
         let q = with_container(
             &pod,
             raw,
@@ -278,7 +332,7 @@ async fn upgraded(
             .agents
             .as_ref()
             .ok_or_else(|| ApiError::BadGateway("this master cannot reach agents".into()))?;
-        let (pod, base) = pod_target(&st, &ns, &name).await?;
+        let (pod, base) = pod_target(&st, access, &ns, &name).await?;
         let allowed: &[&str] = if sub == "exec" {
             &["container", "command", "stdin", "tty"]
         } else {
@@ -432,7 +486,7 @@ pub async fn load_image(
                 let r = async {
                     let url = format!(
                         "{}/images/load",
-                        agent_url(node).map_err(|e| e.to_string())?
+                        access.url(node).map_err(|e| e.to_string())?
                     );
                     let f = tokio::fs::File::open(&spool)
                         .await

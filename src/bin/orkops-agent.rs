@@ -19,8 +19,8 @@ struct Args {
     /// This node's name in the cluster (default: the host name).
     #[arg(long)]
     node_name: Option<String>,
-    /// Client config holding the cluster's join token (the master writes DATA_DIR/bootstrap.conf);
-    /// needed until the node has its own token in --data-dir.
+    /// Client config holding this node's join token (`orkops create join-token NODE -o FILE`);
+    /// needed until the node has its own token in --data-dir, then deleted.
     #[arg(long)]
     bootstrap_config: Option<PathBuf>,
     /// Where the node token, the agent certificate and pod files are kept.

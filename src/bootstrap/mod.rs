@@ -2,8 +2,9 @@
 //! instance at once, wait for SSH and the user data's marker, check the host key and the
 //! architecture, upload what changed (binaries, units, secrets, join config — compared by
 //! SHA-256, so a second run uploads nothing), and start or restart the services as systemd
-//! units. Masters run etcd and `orkops-master`, nodes `orkops-agent`, which joins with the
-//! join token.
+//! units. Masters run etcd and `orkops-master`, nodes `orkops-agent`, which joins with a join
+//! token scoped to that node. A node whose agent already joined (it holds `node.conf`) is not
+//! given a join token again.
 
 pub mod render;
 pub mod ssh;
@@ -89,8 +90,9 @@ pub struct Input {
     pub facts: ClusterFacts,
     pub machines: Vec<Machine>,
     pub secrets: Secrets,
-    /// The client config agents join with (join token, CA, the masters' private endpoints).
-    pub join_config: String,
+    /// The client config each node's agent joins with, by node name (its own join token, CA,
+    /// the masters' private endpoints).
+    pub join_configs: BTreeMap<String, String>,
     pub binaries: Binaries,
     pub key: Arc<PrivateKey>,
     pub known: Arc<KnownHosts>,
@@ -207,9 +209,18 @@ async fn provision(
 
     let mut files: Vec<File> = match m.role {
         Role::Master => render::master_files(&input.facts, m, &input.secrets),
-        Role::Node => render::node_files(&input.facts, m, &input.join_config),
+        Role::Node => {
+            let join = input.join_configs.get(&m.name).ok_or_else(|| {
+                SshError(format!("{t}: no join config was made for node {}", m.name))
+            })?;
+            render::node_files(&input.facts, m, join)
+        }
     }
     .map_err(|e| SshError(format!("{t}: {e}")))?;
+    if m.role == Role::Node && joined(s).await? {
+        // its agent holds its node token: no join token goes back on the node
+        files.retain(|f| f.path != render::join_config_path());
+    }
     let (binary, service) = match m.role {
         Role::Master => (input.binaries.master.clone(), render::MASTER),
         Role::Node => (input.binaries.agent.clone(), render::AGENT),
@@ -287,6 +298,20 @@ async fn provision(
         start: started - upload_done,
         uploaded_bytes: uploaded,
     })
+}
+
+/// Whether the node's agent has joined (it keeps its node token in `node.conf`).
+async fn joined(s: &Session) -> Result<bool, SshError> {
+    let out = s
+        .root(
+            "checking whether the agent joined",
+            &format!(
+                "test -f {}/node.conf && echo joined; true",
+                render::AGENT_DIR
+            ),
+        )
+        .await?;
+    Ok(out.trim() == "joined")
 }
 
 #[cfg(test)]

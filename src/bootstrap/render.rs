@@ -236,6 +236,11 @@ fn etcd_files(m: &Machine, s: &EtcdSecrets) -> Result<Vec<File>, String> {
     ])
 }
 
+/// Where a node's join config goes (its agent deletes it once joined).
+pub fn join_config_path() -> String {
+    format!("{AGENT_DIR}/bootstrap.conf")
+}
+
 /// A node's unit and join config (its binary is added by the caller).
 pub fn node_files(c: &ClusterFacts, m: &Machine, join_config: &str) -> Result<Vec<File>, String> {
     let mut ctx = base(c, m);
@@ -256,12 +261,7 @@ pub fn node_files(c: &ClusterFacts, m: &Machine, join_config: &str) -> Result<Ve
             render("orkops-agent.service", &ctx)?,
             AGENT,
         ),
-        File::new(
-            &format!("{AGENT_DIR}/bootstrap.conf"),
-            0o600,
-            join_config.to_string(),
-            AGENT,
-        ),
+        File::new(&join_config_path(), 0o600, join_config.to_string(), AGENT),
     ])
 }
 

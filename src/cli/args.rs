@@ -86,7 +86,25 @@ fn masters(s: &str) -> Result<u32, String> {
 #[derive(Subcommand, Debug)]
 pub enum CreateCommand {
     /// Create the VPC, subnets, security groups, key pair, instances and API load balancer.
-    Cluster(CreateClusterArgs),
+    Cluster(Box<CreateClusterArgs>),
+    /// Create a join token for one node (admin only): printed, or with -o written as the
+    /// bootstrap config `orkops-agent --bootstrap-config` joins with.
+    JoinToken(CreateJoinTokenArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CreateJoinTokenArgs {
+    /// The node the token may register (and obtain a node token for), nothing else.
+    pub node: String,
+    /// The node's private IP: its serving certificate may name it.
+    #[arg(long)]
+    pub address: Option<std::net::IpAddr>,
+    /// The instance the node must be (its Node's orkops.io/instance-id label).
+    #[arg(long)]
+    pub instance_id: Option<String>,
+    /// Write a bootstrap client config (the API endpoints, CA and the token) here.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

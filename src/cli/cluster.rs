@@ -730,8 +730,27 @@ async fn bootstrap_phase(
             .map(|(_, ip)| format!("https://{ip}:{}", profile.ports.api))
             .collect(),
         &secrets.ca_cert,
-        &secrets.join_token,
+        "",
     );
+    let admin = admin_config(
+        name,
+        o,
+        &profile.ports,
+        &secrets.ca_cert,
+        &secrets.admin_token,
+    );
+    // a cluster bootstrapped before has an API: retire the Nodes of gone or replaced instances
+    // first (revoking their tokens), and have the master mint the join tokens on its clock
+    let api = if dir.file("config").exists() {
+        super::nodes::reachable(&admin).await
+    } else {
+        None
+    };
+    if let Some(api) = &api {
+        super::nodes::retire_stale(api, &machines, progress).await?;
+    }
+    let join_configs =
+        super::nodes::join_configs(api.as_ref(), &machines, &secrets.join_token, &join).await?;
     let input = bootstrap::Input {
         facts: render::ClusterFacts {
             name: name.clone(),
@@ -746,7 +765,7 @@ async fn bootstrap_phase(
         },
         machines,
         secrets: secrets.clone(),
-        join_config: join.to_yaml(),
+        join_configs,
         binaries,
         key,
         known: std::sync::Arc::new(crate::bootstrap::ssh::KnownHosts::open(
@@ -763,13 +782,6 @@ async fn bootstrap_phase(
         )
     })?;
     let booted = started.elapsed();
-    let admin = admin_config(
-        name,
-        o,
-        &profile.ports,
-        &secrets.ca_cert,
-        &secrets.admin_token,
-    );
     let target = config_target(config_flag)?;
     write_client_config(progress, &dir, &target, &admin)?;
     let expected = expected_nodes(o);

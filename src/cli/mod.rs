@@ -4,7 +4,9 @@
 mod addons;
 pub mod args;
 pub mod cluster;
+mod join;
 pub mod manifest;
+mod nodes;
 mod plugins;
 pub mod printer;
 pub mod progress;
@@ -87,6 +89,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Delete(a) => delete(&Session::open(&cli)?, a).await,
         Command::Create(args::CreateCommand::Cluster(a)) => cluster::create(&cli, a).await,
+        Command::Create(args::CreateCommand::JoinToken(a)) => join::create(&cli, a).await,
         Command::Update(args::UpdateCommand::Cluster(a)) => cluster::update(&cli, a).await,
         Command::Validate(args::ValidateCommand::Cluster(a)) => cluster::validate(&cli, a).await,
         Command::Export(args::ExportCommand::Config(a)) => cluster::export_config(&cli, a).await,

@@ -570,8 +570,11 @@ impl Host {
             .open(self.dir.join("agent.log"))
             .unwrap();
         let listen = format!("{}:10250", self.ip);
-        let bootstrap = m.dir.path().join("bootstrap.conf");
         let data = self.dir.join("agent");
+        let bootstrap = self.dir.join("bootstrap.conf");
+        if !data.join("node.conf").exists() {
+            m.join_config(&self.name, &["--address", &self.ip.to_string()], &bootstrap);
+        }
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net={}", netns_path(&self.netns)))
             .arg(env!("CARGO_BIN_EXE_orkops-agent"))

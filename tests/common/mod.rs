@@ -163,8 +163,8 @@ impl Master {
         Self::start_on("127.0.0.1:0", extra)
     }
 
-    /// A master listening on `listen` (port 0 picks a free one); its admin.conf and
-    /// bootstrap.conf name that address, and its certificate holds it.
+    /// A master listening on `listen` (port 0 picks a free one); its admin.conf names that
+    /// address, and its certificate holds it.
     pub fn start_on(listen: &str, extra: &[&str]) -> Master {
         let dir = tempfile::Builder::new()
             .prefix("orkops-test-master-")
@@ -229,11 +229,27 @@ impl Master {
             .to_string()
     }
 
-    pub fn join_token(&self) -> String {
+    /// The cluster-wide join secret (never a bearer token).
+    pub fn join_secret(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("join.token"))
             .unwrap()
             .trim()
             .to_string()
+    }
+
+    /// A join token for `node` (`orkops create join-token`).
+    pub fn join_token(&self, node: &str) -> String {
+        self.orkops(&["create", "join-token", node])
+            .success()
+            .trim()
+            .to_string()
+    }
+
+    /// Writes the bootstrap config an agent of `node` joins with (`create join-token -o`).
+    pub fn join_config(&self, node: &str, extra: &[&str], out: &std::path::Path) {
+        let mut args = vec!["create", "join-token", node, "-o", out.to_str().unwrap()];
+        args.extend(extra);
+        self.orkops(&args).success();
     }
 
     pub fn log(&self) -> String {
@@ -465,13 +481,17 @@ impl Agent {
             name,
             dir,
             child: None,
-            bootstrap: m.dir.path().join("bootstrap.conf"),
+            bootstrap: PathBuf::new(),
         };
+        a.bootstrap = a.dir.path().join("bootstrap.conf");
         a.spawn(m);
         a
     }
 
     fn spawn(&mut self, m: &Master) {
+        if !self.dir.path().join("node.conf").exists() {
+            m.join_config(&self.name, &[], &self.bootstrap);
+        }
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_orkops-agent"));
         cmd.args(["--node-name", &self.name, "--listen", "127.0.0.1:0"])
             .args(["--address", "127.0.0.1", "--heartbeat-seconds", "2"])
@@ -505,7 +525,6 @@ impl Agent {
             std::thread::sleep(Duration::from_millis(50));
         }
         self.child = Some(child);
-        let _ = m;
     }
 
     pub fn log(&self) -> String {

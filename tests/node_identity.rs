@@ -1,0 +1,279 @@
+//! Node identity as an attacker on a node would probe it, against a real master (etcd) and
+//! real agents: with node A's credentials (its join token, then its node token) try to become
+//! node B, the master or a made-up node, read B's secrets, delete B's pods, use the cluster's
+//! join secret, keep using revoked tokens, and have the CA sign the API server's names.
+
+mod common;
+
+use common::{wait_until, Agent, Master};
+use reqwest::Method;
+use serde_json::json;
+use std::time::Duration;
+
+/// The node token an agent saved in its data directory.
+fn node_token(a: &Agent) -> String {
+    orkops::client::ClientConfig::load(&a.dir.path().join("node.conf"))
+        .unwrap()
+        .token
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+/// A PEM certificate request for `names`, named after `node`.
+fn csr(node: &str, names: &[&str]) -> String {
+    let kp = rcgen::KeyPair::generate().unwrap();
+    let mut p =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    p.distinguished_name.push(rcgen::DnType::CommonName, node);
+    p.serialize_request(&kp).unwrap().pem().unwrap()
+}
+
+#[test]
+fn a_nodes_credentials_cannot_become_another_node_or_reach_its_pods() {
+    let m = Master::start();
+    let (a, b) = (Agent::start(&m), Agent::start(&m));
+    assert!(
+        !a.dir.path().join("bootstrap.conf").exists(),
+        "the agent removed its join token once it held its node token"
+    );
+    let http = m.http();
+    let admin = m.admin_token();
+    let node_a = node_token(&a);
+    let join_a = m.join_token(&a.name);
+    runtime().block_on(async {
+        for (what, tok) in [("join token", &join_a), ("node token", &node_a)] {
+            for other in [b.name.as_str(), "master-1", "made-up-node"] {
+                let (code, st) = http
+                    .call(Method::POST, &format!("/orkops/v1/nodes/{other}/token"), Some(tok), None)
+                    .await;
+                assert_eq!(code, 403, "{what} of {} got a token for {other}: {st}", a.name);
+            }
+            let (code, _) = http
+                .call(Method::POST, "/orkops/v1/nodes/made-up-node/join-token", Some(tok), None)
+                .await;
+            assert_eq!(code, 403, "a {what} cannot mint join tokens");
+            let made_up = json!({"metadata": {"name": "made-up-node"}});
+            let (code, st) = http.call(Method::POST, "/api/v1/nodes", Some(tok), Some(made_up)).await;
+            assert_eq!(code, 403, "{what} registered a made-up node: {st}");
+        }
+        let (code, _) = http.call(Method::GET, "/api/v1/nodes/made-up-node", Some(&admin), None).await;
+        assert_eq!(code, 404, "no made-up Node, so no pod CIDR was given to it");
+        // the join token still yields the node's own token
+        let (code, t) = http
+            .call(Method::POST, &format!("/orkops/v1/nodes/{}/token", a.name), Some(&join_a), None)
+            .await;
+        assert_eq!(code, 201, "{t}");
+
+        // a secret used only by B's pod; then A tries to read it and delete the pod
+        let ns = "/api/v1/namespaces/default";
+        let secret = json!({"metadata": {"name": "b-only"}, "stringData": {"k": "v"}});
+        let (code, _) = http.call(Method::POST, &format!("{ns}/secrets"), Some(&admin), Some(secret)).await;
+        assert_eq!(code, 201);
+        let pod = json!({"metadata": {"name": "b-pod"}, "spec": {
+            "nodeName": b.name, "terminationGracePeriodSeconds": 30,
+            "containers": [{"name": "c", "image": common::TEST_IMAGE, "command": ["sleep", "3600"],
+                "env": [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "b-only", "key": "k"}}}]}]}});
+        let (code, _) = http.call(Method::POST, &format!("{ns}/pods"), Some(&admin), Some(pod)).await;
+        assert_eq!(code, 201);
+        for tok in [&node_a, &join_a] {
+            let (code, st) = http.call(Method::GET, &format!("{ns}/secrets/b-only"), Some(tok), None).await;
+            assert_eq!(code, 403, "{st}");
+            let (code, st) = http.call(Method::DELETE, &format!("{ns}/pods/b-pod"), Some(tok), None).await;
+            assert_eq!(code, 403, "{st}");
+        }
+        let (code, pod) = http.call(Method::GET, &format!("{ns}/pods/b-pod"), Some(&admin), None).await;
+        assert_eq!(code, 200);
+        assert!(pod["metadata"]["deletionTimestamp"].is_null(), "B's pod is untouched: {pod}");
+        // B itself may read the secret its pod uses
+        let (code, _) = http.call(Method::GET, &format!("{ns}/secrets/b-only"), Some(&node_token(&b)), None).await;
+        assert_eq!(code, 200);
+
+        // the cluster-wide join secret is not a credential
+        let (code, st) = http.call(Method::GET, &format!("{ns}/pods"), Some(&m.join_secret()), None).await;
+        assert_eq!(code, 401, "{st}");
+        let (code, _) = http
+            .call(Method::POST, &format!("/orkops/v1/nodes/{}/token", a.name), Some(&m.join_secret()), None)
+            .await;
+        assert_eq!(code, 401);
+        let (code, _) = http.call(Method::DELETE, &format!("{ns}/pods/b-pod?gracePeriodSeconds=0"), Some(&admin), None).await;
+        assert_eq!(code, 200);
+    });
+}
+
+#[test]
+fn deleting_a_node_revokes_its_node_and_join_tokens() {
+    let m = Master::start();
+    let mut a = Agent::start(&m);
+    let http = m.http();
+    let admin = m.admin_token();
+    let node_a = node_token(&a);
+    let join_a = m.join_token(&a.name);
+    let pods = "/api/v1/pods";
+    runtime().block_on(async {
+        let (code, _) = http.call(Method::GET, pods, Some(&node_a), None).await;
+        assert_eq!(code, 200);
+        a.stop();
+        let (code, st) = http
+            .call(
+                Method::DELETE,
+                &format!("/api/v1/nodes/{}", a.name),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(code, 200, "{st}");
+        let (code, st) = http.call(Method::GET, pods, Some(&node_a), None).await;
+        assert_eq!(code, 401, "the deleted node's token still lists pods: {st}");
+        assert!(st["message"].as_str().unwrap().contains("revoked"), "{st}");
+        let (code, _) = http
+            .call(
+                Method::POST,
+                &format!("/orkops/v1/nodes/{}/token", a.name),
+                Some(&node_a),
+                None,
+            )
+            .await;
+        assert_eq!(code, 401, "a revoked node token cannot renew itself");
+        let (code, _) = http
+            .call(
+                Method::POST,
+                &format!("/orkops/v1/nodes/{}/token", a.name),
+                Some(&join_a),
+                None,
+            )
+            .await;
+        assert_eq!(
+            code, 401,
+            "a join token issued before the delete is revoked too"
+        );
+        // a replacement with a new join token joins
+        let (code, t) = http
+            .call(
+                Method::POST,
+                &format!("/orkops/v1/nodes/{}/token", a.name),
+                Some(&m.join_token(&a.name)),
+                None,
+            )
+            .await;
+        assert_eq!(code, 201, "{t}");
+        let (code, _) = http
+            .call(Method::GET, pods, Some(t["token"].as_str().unwrap()), None)
+            .await;
+        assert_eq!(code, 200);
+    });
+    // the old agent, restarted, finds its token refused and drops it; given a new join token
+    // (what `orkops update cluster` uploads) it joins again
+    m.join_config(&a.name, &[], &a.dir.path().join("bootstrap.conf"));
+    a.restart(&m);
+    assert!(!a.dir.path().join("bootstrap.conf").exists());
+    wait_until(
+        "the re-joined node to be registered",
+        Duration::from_secs(60),
+        || m.orkops(&["get", "nodes", &a.name]).ok(),
+    );
+}
+
+#[test]
+fn a_join_token_bound_to_an_instance_registers_only_that_instance() {
+    let m = Master::start();
+    let http = m.http();
+    let admin = m.admin_token();
+    runtime().block_on(async {
+        let (code, j) = http
+            .call(Method::POST, "/orkops/v1/nodes/node-7/join-token", Some(&admin),
+                Some(json!({"instanceID": "i-7", "address": "10.0.0.7"})))
+            .await;
+        assert_eq!(code, 201, "{j}");
+        let (code, bad) = http
+            .call(Method::POST, "/orkops/v1/nodes/node-7/join-token", Some(&admin), Some(json!({"address": "not-an-ip"})))
+            .await;
+        assert_eq!(code, 422, "{bad}");
+        assert!(bad["message"].as_str().unwrap().contains("address"), "{bad}");
+        let (code, t) = http
+            .call(Method::POST, "/orkops/v1/nodes/node-7/token", j["token"].as_str(), None)
+            .await;
+        assert_eq!(code, 201, "{t}");
+        let tok = t["token"].as_str().unwrap();
+        let node = |instance: &str| json!({"metadata": {"name": "node-7", "labels": {"orkops.io/instance-id": instance}}});
+        let (code, st) = http.call(Method::POST, "/api/v1/nodes", Some(tok), Some(node("i-8"))).await;
+        assert_eq!(code, 403, "a node claimed another instance: {st}");
+        assert!(st["message"].as_str().unwrap().contains("i-7"), "{st}");
+        let (code, n) = http.call(Method::POST, "/api/v1/nodes", Some(tok), Some(node("i-7"))).await;
+        assert_eq!(code, 201, "{n}");
+        assert!(n["spec"]["podCIDR"].is_string(), "a node with valid credentials gets a pod CIDR: {n}");
+        let mut moved = n.clone();
+        moved["metadata"]["labels"]["orkops.io/instance-id"] = json!("i-8");
+        let (code, _) = http.call(Method::PUT, "/api/v1/nodes/node-7", Some(tok), Some(moved)).await;
+        assert_eq!(code, 403, "nor can it relabel itself as another instance");
+
+        // its certificate gets its name and recorded address, nothing it asks for beyond them
+        let sign = |names: &[&str]| json!({"csr": csr("node-7", names)});
+        let (code, ok) = http
+            .call(Method::POST, "/orkops/v1/nodes/node-7/certificate", Some(tok), Some(sign(&["node-7"])))
+            .await;
+        assert_eq!(code, 201, "{ok}");
+        let cert = rcgen::CertificateParams::from_ca_cert_pem(ok["certificate"].as_str().unwrap()).unwrap();
+        let names: Vec<String> = cert.subject_alt_names.iter().map(|s| format!("{s:?}")).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names[0].contains("node-7") && names[1].contains("10.0.0.7"), "{names:?}");
+    });
+}
+
+#[test]
+fn the_signer_refuses_requests_for_names_it_did_not_derive() {
+    let m = Master::start();
+    let a = Agent::start(&m);
+    let http = m.http();
+    let tok = node_token(&a);
+    let endpoint = reqwest::Url::parse(&m.endpoint).unwrap();
+    let api_host = endpoint.host_str().unwrap().to_string();
+    runtime().block_on(async {
+        let path = format!("/orkops/v1/nodes/{}/certificate", a.name);
+        for extra in [
+            vec!["localhost"],
+            vec![api_host.as_str()],
+            vec!["node-2"],
+            vec!["10.9.9.9"],
+        ] {
+            let mut names = vec![a.name.as_str()];
+            names.extend(&extra);
+            let (code, st) = http
+                .call(
+                    Method::POST,
+                    &path,
+                    Some(&tok),
+                    Some(json!({"csr": csr(&a.name, &names)})),
+                )
+                .await;
+            assert_eq!(code, 400, "a CSR naming {extra:?} was signed: {st}");
+            let msg = st["message"].as_str().unwrap();
+            assert!(
+                extra.iter().all(|e| msg.contains(e)),
+                "the error names {extra:?}: {msg}"
+            );
+        }
+        let (code, ok) = http
+            .call(
+                Method::POST,
+                &path,
+                Some(&tok),
+                Some(json!({"csr": csr(&a.name, &[&a.name])})),
+            )
+            .await;
+        assert_eq!(code, 201, "{ok}");
+        let cert = rcgen::CertificateParams::from_ca_cert_pem(ok["certificate"].as_str().unwrap())
+            .unwrap();
+        let names: Vec<String> = cert
+            .subject_alt_names
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect();
+        assert!(
+            names.len() == 1 && names[0].contains(&a.name),
+            "only the node's name: {names:?}"
+        );
+    });
+}
