@@ -212,7 +212,22 @@ fn one_of(e: &mut Errors, path: &str, value: &Option<String>, allowed: &[&str]) 
     }
 }
 
+/// An `int32` field of Kubernetes' API (counts, most seconds): at least `min` and at most
+/// 2147483647, so no request value can make a controller's work grow past what Kubernetes allows.
 fn at_least(e: &mut Errors, path: &str, value: Option<i64>, min: i64) {
+    if let Some(v) = value {
+        if v > i64::from(i32::MAX) {
+            e.add(
+                path,
+                format!("invalid value {v}: must be <= {} (an int32)", i32::MAX),
+            );
+        }
+    }
+    at_least_i64(e, path, value, min);
+}
+
+/// An `int64` field (grace periods and deadlines in seconds): at least `min`.
+fn at_least_i64(e: &mut Errors, path: &str, value: Option<i64>, min: i64) {
     if let Some(v) = value {
         if v < min {
             e.add(path, format!("invalid value {v}: must be >= {min}"));
@@ -284,13 +299,13 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
         &s.restart_policy,
         &["Always", "OnFailure", "Never"],
     );
-    at_least(
+    at_least_i64(
         e,
         &format!("{path}.terminationGracePeriodSeconds"),
         s.termination_grace_period_seconds,
         0,
     );
-    at_least(
+    at_least_i64(
         e,
         &format!("{path}.activeDeadlineSeconds"),
         s.active_deadline_seconds,
@@ -676,7 +691,7 @@ pub fn validate_job_spec(s: &JobSpec, path: &str, e: &mut Errors) {
     at_least(e, &format!("{path}.completions"), s.completions, 0);
     at_least(e, &format!("{path}.parallelism"), s.parallelism, 0);
     at_least(e, &format!("{path}.backoffLimit"), s.backoff_limit, 0);
-    at_least(
+    at_least_i64(
         e,
         &format!("{path}.activeDeadlineSeconds"),
         s.active_deadline_seconds,
@@ -730,7 +745,7 @@ fn validate_cron_job(c: &CronJob, e: &mut Errors) {
         &s.concurrency_policy,
         &["Allow", "Forbid", "Replace"],
     );
-    at_least(
+    at_least_i64(
         e,
         "spec.startingDeadlineSeconds",
         s.starting_deadline_seconds,
@@ -1032,6 +1047,29 @@ mod tests {
             out["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
             "IfNotPresent"
         );
+    }
+
+    #[test]
+    fn counts_are_int32_as_in_kubernetes() {
+        let deployment = |replicas: Value| {
+            json!({"metadata": {"name": "web"}, "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "w", "image": "busybox:1"}]}}}})
+        };
+        let err = admit(Kind::Deployment, deployment(json!(2147483648i64))).unwrap_err();
+        assert_eq!(err[0].field, "spec.replicas");
+        assert!(err[0].message.contains("2147483647"), "{err:?}");
+        assert!(admit(Kind::Deployment, deployment(json!(2147483647i64))).is_ok());
+        let huge: Value = serde_json::from_str("99999999999999999999").unwrap();
+        let err = admit(Kind::Deployment, deployment(huge)).unwrap_err();
+        assert_eq!(err[0].field, "spec.replicas");
+        let job = json!({"metadata": {"name": "j"}, "spec": {"parallelism": 4294967296i64, "completions": 2147483648i64,
+            "template": {"spec": {"containers": [{"name": "w", "image": "busybox:1"}]}}}});
+        let err = admit(Kind::Job, job).unwrap_err();
+        let fields: Vec<_> = err.iter().map(|e| e.field.as_str()).collect();
+        assert!(fields.contains(&"spec.parallelism"), "{fields:?}");
+        assert!(fields.contains(&"spec.completions"), "{fields:?}");
     }
 
     #[test]

@@ -230,9 +230,21 @@ pub fn is_dns_label(s: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
-/// A DNS-1123 subdomain: dot-separated labels, at most 253 characters.
+/// A DNS-1123 subdomain as Kubernetes checks it: at most 253 characters of dot-separated parts of
+/// lower-case letters, digits and '-', each starting and ending with a letter or digit. Like
+/// Kubernetes' `IsDNS1123Subdomain`, a part may be longer than DNS's 63 (object names are not
+/// host names; a pod's host name is its name cut to 63).
 pub fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|part| {
+            let b = part.as_bytes();
+            !b.is_empty()
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                && b[0] != b'-'
+                && b[b.len() - 1] != b'-'
+        })
 }
 
 /// The fields a `fieldSelector` may name, read from a stored object.
@@ -346,5 +358,16 @@ mod tests {
         assert!(!is_dns_label("-web"));
         assert!(is_dns_subdomain("a.b-c.d"));
         assert!(!is_dns_subdomain("a..b"));
+        assert!(
+            is_dns_subdomain(&"a".repeat(253)),
+            "Kubernetes has no per-part limit"
+        );
+        assert!(is_dns_subdomain(&format!(
+            "{}.{}",
+            "a".repeat(63),
+            "b".repeat(189)
+        )));
+        assert!(!is_dns_subdomain(&"a".repeat(254)));
+        assert!(!is_dns_subdomain("a.-b"));
     }
 }

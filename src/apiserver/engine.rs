@@ -1471,10 +1471,14 @@ fn check_name(kind: Kind, name: &str) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        let what = if matches!(kind, Kind::Namespace | Kind::Service) {
-            "a DNS label: at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit"
+        let label = matches!(kind, Kind::Namespace | Kind::Service);
+        let (max, len) = (if label { 63 } else { 253 }, name.len());
+        let what = if len > max {
+            format!("no more than {max} characters (it has {len})")
+        } else if label {
+            "a DNS label: lower-case letters, digits and '-', starting and ending with a letter or digit".to_string()
         } else {
-            "a DNS subdomain: lower-case letters, digits, '-' and '.', at most 253 characters"
+            "a DNS subdomain: lower-case letters, digits, '-' and '.', each dot-separated part starting and ending with a letter or digit".to_string()
         };
         Err(invalid(
             kind,
@@ -1568,6 +1572,20 @@ fn merge_update(
     current: &Value,
     mut new: Value,
 ) -> Result<Value, ApiError> {
+    // as kube-apiserver: a uid in the new object is a precondition, never a change
+    let uid_of = |v: &Value| {
+        v.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+    };
+    if let (Some(asked), Some(stored)) = (uid_of(&new), uid_of(current)) {
+        if asked != stored {
+            return Err(ApiError::Conflict(format!(
+                "Operation cannot be fulfilled on {kind} {name:?}: Precondition failed: UID in precondition: {asked}, UID in object meta: {stored} (metadata.uid cannot be changed)"
+            )));
+        }
+    }
     for field in [
         "uid",
         "creationTimestamp",

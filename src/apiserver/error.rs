@@ -43,6 +43,9 @@ pub enum ApiError {
     Gone(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// A request body over the limit.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -77,6 +80,7 @@ impl ApiError {
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -94,6 +98,7 @@ impl ApiError {
             ApiError::Invalid { .. } => "Invalid",
             ApiError::Gone(_) => "Expired",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
+            ApiError::TooLarge(_) => "RequestEntityTooLarge",
             ApiError::Unavailable(_) => "ServiceUnavailable",
             ApiError::Internal(_) => "InternalError",
             ApiError::BadGateway(_) => "ServiceUnavailable",

@@ -69,9 +69,13 @@ async fn dispatch(
     uri: Uri,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let started = Instant::now();
+    let body = match super::body::read(body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok());
@@ -110,8 +114,7 @@ fn join_token_request(node: &str, body: &Bytes) -> Result<Command, ApiError> {
     let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?
+        super::body::parse_json(body)?
     };
     let obj = v.as_object().ok_or_else(|| {
         ApiError::BadRequest("the body must be a JSON object {\"instanceID\", \"address\"}".into())
@@ -256,8 +259,7 @@ fn decode(
                 "{method} is not allowed on {path}: use POST"
             )));
         }
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+        let v: Value = super::body::parse_json(body)?;
         let csr = v["csr"].as_str().ok_or_else(|| {
             ApiError::BadRequest("the body needs \"csr\": a PEM certificate request".into())
         })?;
@@ -277,8 +279,7 @@ fn decode(
                 "{method} is not allowed on {path}: use POST"
             )));
         }
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+        let v: Value = super::body::parse_json(body)?;
         let node = v
             .pointer("/target/name")
             .and_then(Value::as_str)
@@ -304,8 +305,7 @@ fn decode(
         if body.is_empty() {
             return Err(ApiError::BadRequest("the request needs a JSON body".into()));
         }
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+        super::body::parse_json(body)
     };
     let int = |key: &str| -> Result<Option<i64>, ApiError> {
         query

@@ -3,6 +3,7 @@
 
 pub mod alloc;
 pub mod auth;
+pub mod body;
 pub mod engine;
 pub mod error;
 pub mod http;

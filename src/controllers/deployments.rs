@@ -83,6 +83,11 @@ pub struct Plan {
 }
 
 /// `owned`: the pods whose controller is this deployment (including ones being deleted).
+/// At most this many pods are created, and this many deleted, in one pass (Kubernetes' ReplicaSet
+/// controller's `burstReplicas`): a large `replicas` is worked through over several passes, so the
+/// master's memory and the length of a pass never grow with the number asked for.
+pub const BURST_REPLICAS: i64 = 500;
+
 pub fn reconcile(
     d: &Deployment,
     owned: &[Pod],
@@ -126,18 +131,21 @@ pub fn reconcile(
         let new_ready = new.iter().filter(|p| ready(p)).count() as i64;
         let old_ready = old.iter().filter(|p| ready(p)).count() as i64;
         if recreate && !old.is_empty() {
-            for p in &old {
+            for p in old.iter().take(BURST_REPLICAS as usize) {
                 actions.push(Action::Delete(p.metadata.name().to_string()));
             }
         } else if old.is_empty() || recreate {
             let have = new.len() as i64;
             if have < replicas {
-                for _ in have..replicas {
+                for _ in have..replicas.min(have + BURST_REPLICAS) {
                     actions.push(Action::Create(pod_for(d, &template, &hash)));
                 }
             } else if have > replicas {
                 removal_order(&mut new);
-                for p in new.iter().take((have - replicas) as usize) {
+                for p in new
+                    .iter()
+                    .take((have - replicas).min(BURST_REPLICAS) as usize)
+                {
                     actions.push(Action::Delete(p.metadata.name().to_string()));
                 }
             }
@@ -146,7 +154,7 @@ pub fn reconcile(
             let total = (new.len() + old.len()) as i64;
             let room = (replicas + surge - total)
                 .min(replicas - new.len() as i64)
-                .max(0);
+                .clamp(0, BURST_REPLICAS);
             for _ in 0..room {
                 actions.push(Action::Create(pod_for(d, &template, &hash)));
             }
@@ -155,7 +163,7 @@ pub fn reconcile(
             let mut removable = (new_ready + old_ready - min_ready).max(0);
             removal_order(&mut old);
             let surplus_old = (total - replicas - room.min(0)).max(0);
-            for p in &old {
+            for p in old.iter().take(BURST_REPLICAS as usize) {
                 // a pod that is not ready costs no availability
                 if !ready(p) {
                     actions.push(Action::Delete(p.metadata.name().to_string()));
@@ -460,6 +468,19 @@ mod tests {
             a.iter().filter(|x| matches!(x, Action::Create(_))).count(),
             a.iter().filter(|x| matches!(x, Action::Delete(_))).count(),
         )
+    }
+
+    #[test]
+    fn a_large_scale_is_worked_through_a_burst_per_pass() {
+        let d = deployment(i64::from(i32::MAX), "img:1");
+        let plan = reconcile(&d, &[], &[], Utc::now());
+        assert_eq!(counts(&plan.actions), (BURST_REPLICAS as usize, 0));
+        let pods = pods_from(&d, 700, true, "p");
+        let plan = reconcile(&d, &pods, &[], Utc::now());
+        assert_eq!(counts(&plan.actions), (BURST_REPLICAS as usize, 0));
+        let small = deployment(0, "img:1");
+        let plan = reconcile(&small, &pods, &[], Utc::now());
+        assert_eq!(counts(&plan.actions), (0, BURST_REPLICAS as usize));
     }
 
     #[test]

@@ -129,7 +129,9 @@ pub fn reconcile(j: &Job, owned: &[Pod], now: DateTime<Utc>) -> Plan {
     }
     if j.spec.suspend != Some(true) {
         let want = parallelism.min(completions - status.succeeded).max(0);
-        for _ in (active.len() as i64)..want {
+        // at most a burst per pass, as for Deployments: the rest comes in the next passes
+        let have = active.len() as i64;
+        for _ in have..want.min(have + super::deployments::BURST_REPLICAS) {
             actions.push(Action::Create(pod_for(j)));
         }
     } else {

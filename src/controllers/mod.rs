@@ -668,11 +668,16 @@ async fn deployment_pass(api: &Api) -> Result<(), ApiError> {
             api.event(about(), "Warning", "RolledBack", &format!("rolled back to revision {revision}, the last one that rolled out completely ({} is set)", deployments::AUTO_ROLLBACK_ANNOTATION), "orkops-deployment-controller").await;
         }
         let (mut created, mut deleted) = (0, Vec::new());
+        // as Kubernetes' slow start: the first failed create ends this pass's creates (a quota or
+        // a bad template would fail them all), the next pass tries again
+        let mut create_failed = false;
         for a in plan.actions {
             match a {
+                deployments::Action::Create(_) if create_failed => {}
                 deployments::Action::Create(body) => match api.create(Kind::Pod, ns, body).await {
                     Ok(()) => created += 1,
                     Err(e) => {
+                        create_failed = true;
                         api.event(
                             About {
                                 ns,
@@ -918,8 +923,10 @@ async fn job_pass(api: &Api) -> Result<(), ApiError> {
             uid: Some(uid),
         };
         let plan = jobs::reconcile(j, owned.get(uid).map(Vec::as_slice).unwrap_or(&[]), now);
+        let mut create_failed = false;
         for a in plan.actions {
             match a {
+                jobs::Action::Create(_) if create_failed => {}
                 jobs::Action::Create(body) => match api.create(Kind::Pod, ns, body).await {
                     Ok(()) => {
                         api.event(
@@ -932,6 +939,7 @@ async fn job_pass(api: &Api) -> Result<(), ApiError> {
                         .await
                     }
                     Err(e) => {
+                        create_failed = true;
                         api.event(
                             about(),
                             "Warning",
