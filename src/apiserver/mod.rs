@@ -7,6 +7,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod proxy;
+pub mod resume;
 
 pub use auth::{Caller, Credentials};
 pub use engine::{Command, Engine, Reply};
