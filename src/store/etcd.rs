@@ -29,6 +29,8 @@ fn unavailable(e: etcd_client::Error) -> StoreError {
 /// How long a request that fails on the way to etcd keeps being tried: long enough for an
 /// etcd that restarts (a few seconds) to come back, short of a client's patience.
 const RETRY_FOR: Duration = Duration::from_secs(30);
+/// How long connecting tries before it says etcd cannot be reached.
+const CONNECT_RETRY_FOR: Duration = Duration::from_secs(2);
 /// The first pause between tries; it doubles up to `MAX_PAUSE`.
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
 const MAX_PAUSE: Duration = Duration::from_secs(1);
@@ -57,7 +59,20 @@ fn broken(e: &etcd_client::Error) -> bool {
 /// pause, for up to `RETRY_FOR`, while it fails without having been sent, which is safe for
 /// writes too; a read is also tried again when its connection broke. A write whose connection
 /// broke is not: it may have been applied.
-async fn retried<T, F, Fut>(read: bool, mut op: F) -> Result<T, etcd_client::Error>
+async fn retried<T, F, Fut>(read: bool, op: F) -> Result<T, etcd_client::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    retried_for(RETRY_FOR, read, op).await
+}
+
+/// `retried`, for up to `within`.
+async fn retried_for<T, F, Fut>(
+    within: Duration,
+    read: bool,
+    mut op: F,
+) -> Result<T, etcd_client::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
@@ -67,8 +82,7 @@ where
     loop {
         match op().await {
             Err(e)
-                if started.elapsed() + pause < RETRY_FOR
-                    && (not_sent(&e) || (read && broken(&e))) =>
+                if started.elapsed() + pause < within && (not_sent(&e) || (read && broken(&e))) =>
             {
                 tracing::debug!(error = %e, "etcd request not answered; trying again");
                 tokio::time::sleep(pause).await;
@@ -97,9 +111,17 @@ impl EtcdStore {
         let client = Client::connect(endpoints, Some(opts))
             .await
             .map_err(|e| unreachable(&e))?;
-        let store = EtcdStore { client };
-        store.revision().await.map_err(|e| unreachable(&e))?;
-        Ok(store)
+        // tried briefly: an etcd that is not there at start is said soon, yet one member of
+        // several that is down does not fail the start
+        retried_for(CONNECT_RETRY_FOR, true, || async {
+            client
+                .kv_client()
+                .get("\0", Some(GetOptions::new().with_count_only()))
+                .await
+        })
+        .await
+        .map_err(|e| unreachable(&e))?;
+        Ok(EtcdStore { client })
     }
 
     /// Removes every key under `prefix` (test clean-up and `orkops-master --reset`).
