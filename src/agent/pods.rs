@@ -248,6 +248,9 @@ struct Worker {
     probe_tx: mpsc::UnboundedSender<ProbeResult>,
     probe_rx: mpsc::UnboundedReceiver<ProbeResult>,
     sandbox_failures: u32,
+    /// The resourceVersion our last status write made: a pod seen with a later one had its
+    /// status written by someone else since (the node controller marking it not ready).
+    written: Option<i64>,
 }
 
 fn short(uid: &str) -> &str {
@@ -266,6 +269,7 @@ impl Worker {
             probe_tx,
             probe_rx,
             sandbox_failures: 0,
+            written: None,
         }
     }
 
@@ -328,10 +332,17 @@ impl Worker {
     fn take(&mut self, m: Msg) -> bool {
         match m {
             Msg::Pod(p) => {
-                // keep our own view of the status: the watch may lag behind our writes
+                // keep our own view of the status while the watch lags behind our writes; a
+                // status someone wrote after ours is taken, so the next sync puts ours back
                 let status = self.pod.status.take();
+                let seen: Option<i64> = p
+                    .metadata
+                    .resource_version
+                    .as_deref()
+                    .and_then(|v| v.parse().ok());
+                let after_ours = matches!((seen, self.written), (Some(s), Some(w)) if s > w);
                 self.pod = *p;
-                if status.is_some() {
+                if status.is_some() && !after_ours {
                     self.pod.status = status;
                 }
                 false
@@ -468,6 +479,7 @@ impl Worker {
                     return Err("the pod was replaced by another with the same name".into());
                 }
                 self.pod.status = Some(status);
+                self.written = crate::api::resource_version_of(&v);
                 Ok(())
             }
             Err(e) if e.is_not_found() => Ok(()),

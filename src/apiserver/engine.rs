@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use super::alloc::{AllocError, Allocator, NetworkRanges, Owner, Pool};
 use super::auth::{Caller, NodeIdentity};
 use super::error::ApiError;
+use super::resume::resumable;
 use crate::api::labels::{self, Selector};
 use crate::api::{self, admit, Kind};
 use crate::store::{Store, StoreError, StoreEvent, Versioned};
@@ -489,6 +490,9 @@ impl Engine {
             .list(&self.collection(kind, ns))
             .await
             .map_err(|e| ApiError::from_store(e, kind, ns, ""))?;
+        if let Some(wanted) = q.resource_version {
+            check_not_ahead(wanted, rev)?;
+        }
         let size: usize = items.iter().map(|v| v.value.len() + 32).sum();
         let mut buf = Vec::with_capacity(size + 128);
         buf.extend_from_slice(
@@ -523,7 +527,15 @@ impl Engine {
     ) -> Result<BoxStream<'static, Bytes>, ApiError> {
         let prefix = self.collection(kind, ns.as_deref());
         let (initial, from) = match q.resource_version.filter(|rv| *rv > 0) {
-            Some(rv) => (Vec::new(), rv),
+            Some(rv) => {
+                let current = self
+                    .store
+                    .revision()
+                    .await
+                    .map_err(|e| ApiError::from_store(e, kind, ns.as_deref(), ""))?;
+                check_not_ahead(rv, current)?;
+                (Vec::new(), rv)
+            }
             None => {
                 let (items, rev) = self
                     .store
@@ -540,11 +552,12 @@ impl Engine {
                 (initial, rev)
             }
         };
-        let events = self
-            .store
-            .watch(&prefix, from)
-            .await
-            .map_err(|e| ApiError::from_store(e, kind, ns.as_deref(), ""))?;
+        let events = match self.store.watch(&prefix, from).await {
+            Ok(first) => resumable(self.store.clone(), prefix, from, first),
+            // as kube-apiserver: the watch opens, and its one event is the 410 to relist on
+            Err(e @ StoreError::Compacted(_)) => futures::stream::iter([Err(e)]).boxed(),
+            Err(e) => return Err(ApiError::from_store(e, kind, ns.as_deref(), "")),
+        };
         let q2 = q.clone();
         // An error is sent as an ERROR line and ends the watch.
         let changes = events
@@ -1699,7 +1712,7 @@ fn merge_update(
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
             .unwrap_or(0);
-        api::set_meta(&mut new, "generation", json!(g + 1));
+        api::set_meta(&mut new, "generation", json!(g.saturating_add(1)));
     }
     Ok(new)
 }
@@ -1740,6 +1753,17 @@ pub fn decode_stored(v: &Versioned) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::Internal(format!("stored object {} is not JSON: {e}", v.key)))?;
     api::set_meta(&mut obj, "resourceVersion", json!(v.revision.to_string()));
     Ok(obj)
+}
+
+/// A resourceVersion the store has not reached yet is refused (400) with the current one.
+fn check_not_ahead(wanted: i64, current: i64) -> Result<(), ApiError> {
+    if wanted > current {
+        return Err(ApiError::BadRequest(format!(
+            "resourceVersion {wanted} is ahead of the store's current revision {current}: use a \
+             resourceVersion from a list or watch (or 0 to list first)"
+        )));
+    }
+    Ok(())
 }
 
 fn selected(q: &ListQuery, obj: &Value) -> bool {

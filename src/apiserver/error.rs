@@ -139,9 +139,10 @@ impl ApiError {
                  now {actual}); get it again and retry"
             )),
             StoreError::Compacted(rev) => ApiError::Gone(format!(
-                "resourceVersion {rev} is too old (compacted); list again and watch from the new resourceVersion"
+                "too old resource version: {rev} (compacted); list again and watch from the new resourceVersion"
             )),
             StoreError::Unavailable(msg) => ApiError::Unavailable(msg),
+            StoreError::Invalid(msg) => ApiError::BadRequest(msg),
         }
     }
 }

@@ -307,17 +307,7 @@ fn decode(
         }
         super::body::parse_json(body)
     };
-    let int = |key: &str| -> Result<Option<i64>, ApiError> {
-        query
-            .get(key)
-            .filter(|v| !v.is_empty())
-            .map(|v| {
-                v.parse::<i64>().map_err(|_| {
-                    ApiError::BadRequest(format!("query parameter {key}={v:?} is not an integer"))
-                })
-            })
-            .transpose()
-    };
+    let int = |key: &str| query_int(query, key);
     let not_allowed =
         |what: &str| ApiError::MethodNotAllowed(format!("{method} is not allowed on {what}"));
     match (method.clone(), name, status) {
@@ -331,8 +321,9 @@ fn decode(
                     query.get("fieldSelector").map(String::as_str).unwrap_or(""),
                 )
                 .map_err(ApiError::BadRequest)?,
-                resource_version: int("resourceVersion")?,
-                timeout: int("timeoutSeconds")?.map(|s| Duration::from_secs(s.max(0) as u64)),
+                resource_version: non_negative(int("resourceVersion")?, "resourceVersion")?,
+                timeout: non_negative(int("timeoutSeconds")?, "timeoutSeconds")?
+                    .map(|s| Duration::from_secs(s as u64)),
             };
             let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
             Ok(if watch {
@@ -427,9 +418,66 @@ fn decode(
     }
 }
 
+/// An integer query parameter: absent or empty is None; anything but a decimal i64 (also one
+/// past its range) is a 400 naming the parameter.
+fn query_int(query: &HashMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
+    query
+        .get(key)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<i64>().map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "query parameter {key}={v:?} is not an integer from {} to {}: {e}",
+                    i64::MIN,
+                    i64::MAX
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// Refuses a negative value of the integer query parameter `key`.
+fn non_negative(v: Option<i64>, key: &str) -> Result<Option<i64>, ApiError> {
+    match v {
+        Some(n) if n < 0 => Err(ApiError::BadRequest(format!(
+            "query parameter {key}={n} must not be negative"
+        ))),
+        v => Ok(v),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integer_query_parameters_are_parsed_without_overflow() {
+        let q = |v: &str| HashMap::from([("resourceVersion".to_string(), v.to_string())]);
+        let max = i64::MAX.to_string();
+        assert_eq!(
+            query_int(&q(&max), "resourceVersion").unwrap(),
+            Some(i64::MAX)
+        );
+        assert_eq!(query_int(&q(""), "resourceVersion").unwrap(), None);
+        for bad in [
+            "9223372036854775808",
+            "-9223372036854775809",
+            "abc",
+            "1e3",
+            " 1",
+        ] {
+            let e = query_int(&q(bad), "resourceVersion").unwrap_err();
+            assert!(
+                matches!(&e, ApiError::BadRequest(m) if m.contains("resourceVersion")),
+                "{bad}: {e}"
+            );
+        }
+        let e = non_negative(Some(-1), "resourceVersion").unwrap_err();
+        assert!(e
+            .to_string()
+            .contains("resourceVersion=-1 must not be negative"));
+        assert_eq!(non_negative(Some(0), "timeoutSeconds").unwrap(), Some(0));
+    }
 
     #[test]
     fn paths_decode_to_targets() {

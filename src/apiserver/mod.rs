@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod proxy;
+pub mod resume;
 
 pub use auth::{Caller, Credentials};
 pub use engine::{Command, Engine, Reply};

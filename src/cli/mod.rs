@@ -344,6 +344,20 @@ fn write_doc(out: &mut impl Write, doc: &Value, json: bool) -> anyhow::Result<()
     Ok(())
 }
 
+/// How long `get --watch` keeps opening a watch that ended before it gives up.
+const REWATCH_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether a watch that ended with `e` is worth opening again (the server or its store went
+/// away for a while), as opposed to a refusal that will not change.
+fn rewatchable(e: &ClientError) -> bool {
+    match e {
+        ClientError::Api(st) => matches!(st.code, 429 | 500 | 502 | 503 | 504),
+        ClientError::Unreachable { .. } | ClientError::Protocol(_) => true,
+    }
+}
+
+/// Prints changes as they come, like `kubectl get -w`: a watch that ends is opened again after
+/// the last resourceVersion printed, and one whose version is too old (410) lists again.
 async fn watch(
     s: &Session,
     a: &GetArgs,
@@ -356,52 +370,97 @@ async fn watch(
     } else {
         s.ns_for(kind)
     };
-    // resume after what was just printed
-    let rv = found
+    // resume after what was just printed; nothing printed: the watch lists first
+    let mut rv = found
         .iter()
         .flat_map(|(_, v)| v.iter())
         .filter_map(api::resource_version_of)
-        .max()
-        .unwrap_or(0);
-    let mut q = query.to_vec();
-    q.push(("resourceVersion", rv.max(1).to_string()));
-    let mut events = s.client.watch(kind, ns, &q).await?;
-    let wide = a.output == Some(Output::Wide);
+        .max();
     let mut printed_header = found.iter().any(|(_, v)| !v.is_empty());
-    while let Some(ev) = events.next().await {
-        let ev = ev?;
-        let mut stdout = std::io::stdout().lock();
-        match a.output {
-            Some(Output::Yaml) => write!(stdout, "---\n{}", printer::to_yaml(&ev.object))?,
-            Some(Output::Json) => writeln!(stdout, "{}", serde_json::to_string(&ev.object)?)?,
-            Some(Output::Name) => writeln!(
-                stdout,
-                "{}/{}",
-                kind.name().to_lowercase(),
-                api::name_of(&ev.object)
-            )?,
-            _ => {
-                let text = render(
-                    kind,
-                    std::slice::from_ref(&ev.object),
-                    wide,
-                    a.all_namespaces,
-                    false,
-                    Utc::now(),
-                );
-                let mut lines = text.lines();
-                let header = lines.next().unwrap_or("");
-                if !printed_header {
-                    writeln!(stdout, "{header}")?;
-                    printed_header = true;
+    let mut failing_since: Option<std::time::Instant> = None;
+    let mut pause = std::time::Duration::from_millis(200);
+    loop {
+        let mut q = query.to_vec();
+        if let Some(rv) = rv {
+            q.push(("resourceVersion", rv.to_string()));
+        }
+        let ended = match s.client.watch(kind, ns, &q).await {
+            Ok(mut events) => loop {
+                match events.next().await {
+                    Some(Ok(ev)) => {
+                        failing_since = None;
+                        pause = std::time::Duration::from_millis(200);
+                        rv = api::resource_version_of(&ev.object).or(rv);
+                        print_event(a, kind, &ev.object, &mut printed_header)?;
+                    }
+                    Some(Err(e)) => break Some(e),
+                    None => break None,
                 }
-                for l in lines {
-                    writeln!(stdout, "{l}")?;
-                }
+            },
+            Err(e) => Some(e),
+        };
+        match &ended {
+            Some(e) if e.code() == Some(410) => {
+                rv = None;
+                continue;
+            }
+            Some(e) if !rewatchable(e) => return Err(anyhow!("{e}")),
+            _ => {}
+        }
+        let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() > REWATCH_FOR {
+            let why = ended
+                .map(|e| e.to_string())
+                .unwrap_or("the server ended it".into());
+            bail!(
+                "the watch could not be opened again for {}s: {why}",
+                REWATCH_FOR.as_secs()
+            );
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+    }
+}
+
+/// Prints one watched object in the format `get` was asked for.
+fn print_event(
+    a: &GetArgs,
+    kind: Kind,
+    obj: &Value,
+    printed_header: &mut bool,
+) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match a.output {
+        Some(Output::Yaml) => write!(stdout, "---\n{}", printer::to_yaml(obj))?,
+        Some(Output::Json) => writeln!(stdout, "{}", serde_json::to_string(obj)?)?,
+        Some(Output::Name) => writeln!(
+            stdout,
+            "{}/{}",
+            kind.name().to_lowercase(),
+            api::name_of(obj)
+        )?,
+        _ => {
+            let wide = a.output == Some(Output::Wide);
+            let text = render(
+                kind,
+                std::slice::from_ref(obj),
+                wide,
+                a.all_namespaces,
+                false,
+                Utc::now(),
+            );
+            let mut lines = text.lines();
+            let header = lines.next().unwrap_or("");
+            if !*printed_header {
+                writeln!(stdout, "{header}")?;
+                *printed_header = true;
+            }
+            for l in lines {
+                writeln!(stdout, "{l}")?;
             }
         }
-        stdout.flush()?;
     }
+    stdout.flush()?;
     Ok(())
 }
 

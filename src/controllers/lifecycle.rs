@@ -1,7 +1,9 @@
 //! Node lifecycle and garbage collection, as pure functions. A node whose heartbeat is older
-//! than the grace period is marked NotReady (`Ready=Unknown`); once it has been NotReady for the
-//! eviction timeout, its pods are deleted so their controllers replace them elsewhere. An object
-//! whose controlling owner no longer exists is deleted.
+//! than the grace period is marked NotReady (`Ready=Unknown`) and its pods' `Ready` condition is
+//! set to False (Kubernetes' MarkPodsNotReady), so the endpoints controller withdraws them at
+//! once; once it has been NotReady for the eviction timeout, its pods are deleted so their
+//! controllers replace them elsewhere. An object whose controlling owner no longer exists is
+//! deleted.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -15,6 +17,12 @@ use crate::api::meta::ObjectMeta;
 pub enum NodeAction {
     /// Set the node's Ready condition to Unknown: its agent stopped posting.
     MarkNotReady { node: String, silent_for: Duration },
+    /// Set the `Ready` condition of a pod of an Unknown node to False (its agent cannot say).
+    MarkPodNotReady {
+        namespace: String,
+        name: String,
+        node: String,
+    },
     /// Delete a pod of a node that has been NotReady past the eviction timeout.
     Evict {
         namespace: String,
@@ -31,6 +39,14 @@ fn ready_condition(n: &Node) -> Option<&crate::api::meta::Condition> {
         .find(|c| c.type_ == "Ready")
 }
 
+fn pod_is_ready(p: &Pod) -> bool {
+    p.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
 pub fn nodes(
     nodes: &[Node],
     pods: &[Pod],
@@ -44,6 +60,15 @@ pub fn nodes(
             continue;
         };
         let name = n.metadata.name().to_string();
+        let on_node = || {
+            pods.iter()
+                .filter(|p| p.spec.node_name.as_deref() == Some(name.as_str()))
+        };
+        let not_ready = |p: &Pod| NodeAction::MarkPodNotReady {
+            namespace: p.metadata.namespace().to_string(),
+            name: p.metadata.name().to_string(),
+            node: name.clone(),
+        };
         if c.status == "True" {
             let beat = c.last_heartbeat_time.or(c.last_transition_time);
             let silent = beat
@@ -51,18 +76,21 @@ pub fn nodes(
                 .unwrap_or_default();
             if silent > grace {
                 out.push(NodeAction::MarkNotReady {
-                    node: name,
+                    node: name.clone(),
                     silent_for: silent,
                 });
+                out.extend(on_node().filter(|p| pod_is_ready(p)).map(not_ready));
             }
             continue;
         }
+        // the node is Unknown (its agent is silent) or False: no pod of it may look Ready
+        // (one still does when a write failed, or the agent wrote it before going silent)
+        if c.status == "Unknown" {
+            out.extend(on_node().filter(|p| pod_is_ready(p)).map(not_ready));
+        }
         let since = c.last_transition_time.unwrap_or(now);
         if (now - since).to_std().unwrap_or_default() > eviction {
-            for p in pods
-                .iter()
-                .filter(|p| p.spec.node_name.as_deref() == Some(name.as_str()))
-            {
+            for p in on_node() {
                 out.push(NodeAction::Evict {
                     namespace: p.metadata.namespace().to_string(),
                     name: p.metadata.name().to_string(),
@@ -106,6 +134,17 @@ mod tests {
         n
     }
 
+    fn ready_status(ready: &str) -> crate::api::core::PodStatus {
+        crate::api::core::PodStatus {
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: ready.into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn a_silent_node_is_marked_then_its_pods_evicted() {
         let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
@@ -124,14 +163,44 @@ mod tests {
         )
         .is_empty());
         let acts = nodes(
-            &[fresh],
+            std::slice::from_ref(&fresh),
             &[p.clone()],
             t0 + chrono::Duration::seconds(41),
             g,
             e,
         );
         assert!(matches!(&acts[..], [NodeAction::MarkNotReady { node, .. }] if node == "a"));
+        // a Ready pod of the silent node is marked not ready with it; one of another node is not
+        let (mut ready, mut elsewhere) = (p.clone(), p.clone());
+        ready.status = Some(ready_status("True"));
+        elsewhere.metadata.name = Some("q".into());
+        elsewhere.spec.node_name = Some("b".into());
+        elsewhere.status = Some(ready_status("True"));
+        let pods = [ready.clone(), elsewhere.clone()];
+        let later = t0 + chrono::Duration::seconds(41);
+        let acts = nodes(&[fresh], &pods, later, g, e);
+        assert!(
+            matches!(&acts[..], [
+            NodeAction::MarkNotReady { .. },
+            NodeAction::MarkPodNotReady { name, node, .. },
+        ] if name == "p" && node == "a"),
+            "{acts:?}"
+        );
         let down = node("a", "Unknown", t0);
+        let acts = nodes(std::slice::from_ref(&down), &pods, later, g, e);
+        assert!(matches!(&acts[..], [NodeAction::MarkPodNotReady { name, .. }] if name == "p"));
+        ready.status = Some(ready_status("False"));
+        let acts = nodes(
+            std::slice::from_ref(&down),
+            &[ready, elsewhere],
+            later,
+            g,
+            e,
+        );
+        assert!(
+            acts.is_empty(),
+            "a pod already not ready is left alone: {acts:?}"
+        );
         assert!(nodes(
             std::slice::from_ref(&down),
             &[p.clone()],

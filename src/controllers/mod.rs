@@ -813,6 +813,18 @@ async fn lifecycle_pass(api: &Api, cfg: &ControllerConfig) -> Result<(), ApiErro
                 )
                 .await;
             }
+            lifecycle::NodeAction::MarkPodNotReady {
+                namespace,
+                name,
+                node,
+            } => {
+                let pod = pods
+                    .iter()
+                    .find(|p| p.metadata.namespace() == namespace && p.metadata.name() == name);
+                if let Some(pod) = pod {
+                    mark_pod_not_ready(api, pod, &node, now).await?;
+                }
+            }
             lifecycle::NodeAction::Evict {
                 namespace,
                 name,
@@ -840,6 +852,42 @@ async fn lifecycle_pass(api: &Api, cfg: &ControllerConfig) -> Result<(), ApiErro
         }
     }
     Ok(())
+}
+
+/// Sets the pod's `Ready` condition to False through its `/status`, at the resourceVersion it
+/// was listed at: if its agent wrote meanwhile, the agent is back and its word stands.
+async fn mark_pod_not_ready(
+    api: &Api,
+    pod: &Pod,
+    node: &str,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let mut status = pod.status.clone().unwrap_or_default();
+    for c in status.conditions.iter_mut().filter(|c| c.type_ == "Ready") {
+        c.status = "False".into();
+        c.reason = Some("NodeNotReady".into());
+        c.message = Some(format!(
+            "node {node} is not ready: its agent stopped posting status"
+        ));
+        c.last_transition_time = Some(now);
+    }
+    let ns = pod.metadata.namespace();
+    let body = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": pod.metadata.name(), "namespace": ns,
+                     "resourceVersion": pod.metadata.resource_version},
+        "status": status,
+    });
+    let cmd = Command::ReplaceStatus {
+        kind: Kind::Pod,
+        namespace: Some(ns.to_string()),
+        name: pod.metadata.name().to_string(),
+        body,
+    };
+    match api.run(cmd).await {
+        Ok(_) | Err(ApiError::NotFound { .. } | ApiError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 async fn gc_pass(api: &Api) -> Result<(), ApiError> {

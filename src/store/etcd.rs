@@ -26,13 +26,20 @@ fn unavailable(e: etcd_client::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-/// How many times a request that failed on the way to etcd is tried.
-const TRIES: usize = 10;
+/// How long a request that fails on the way to etcd keeps being tried: long enough for an
+/// etcd that restarts (a few seconds) to come back, short of a client's patience.
+const RETRY_FOR: Duration = Duration::from_secs(30);
+/// How long connecting tries before it says etcd cannot be reached.
+const CONNECT_RETRY_FOR: Duration = Duration::from_secs(2);
+/// The first pause between tries; it doubles up to `MAX_PAUSE`.
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+const MAX_PAUSE: Duration = Duration::from_secs(1);
 
 /// The request never reached a member: its connection could not be made. The client balances
-/// requests over every endpoint, and a member that went away (a master of three lost) keeps
-/// handing its connect error to the next request that picks it, once per reconnect attempt;
-/// without a retry, that fails a share of all requests for as long as the member is gone.
+/// requests over every endpoint, and a member that went away (a master of three lost, or the
+/// only one restarting) keeps handing its connect error to the next request that picks it, once
+/// per reconnect attempt; without a retry, that fails a share of all requests for as long as
+/// the member is gone.
 fn not_sent(e: &etcd_client::Error) -> bool {
     const UNAVAILABLE: i32 = 14;
     matches!(e, etcd_client::Error::GRpcStatus(s)
@@ -48,18 +55,39 @@ fn broken(e: &etcd_client::Error) -> bool {
     }
 }
 
-/// Runs `op` again (on whichever member the balancer picks next) while it fails without
-/// having been sent, which is safe for writes too; a read is also tried again when its
-/// connection broke.
-async fn retried<T, F, Fut>(read: bool, mut op: F) -> Result<T, etcd_client::Error>
+/// Runs `op` again (on whichever member the balancer picks next), with a capped exponential
+/// pause, for up to `RETRY_FOR`, while it fails without having been sent, which is safe for
+/// writes too; a read is also tried again when its connection broke. A write whose connection
+/// broke is not: it may have been applied.
+async fn retried<T, F, Fut>(read: bool, op: F) -> Result<T, etcd_client::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
 {
-    let mut tries = 1;
+    retried_for(RETRY_FOR, read, op).await
+}
+
+/// `retried`, for up to `within`.
+async fn retried_for<T, F, Fut>(
+    within: Duration,
+    read: bool,
+    mut op: F,
+) -> Result<T, etcd_client::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let started = std::time::Instant::now();
+    let mut pause = FIRST_PAUSE;
     loop {
         match op().await {
-            Err(e) if tries < TRIES && (not_sent(&e) || (read && broken(&e))) => tries += 1,
+            Err(e)
+                if started.elapsed() + pause < within && (not_sent(&e) || (read && broken(&e))) =>
+            {
+                tracing::debug!(error = %e, "etcd request not answered; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_PAUSE);
+            }
             r => return r,
         }
     }
@@ -94,9 +122,17 @@ impl EtcdStore {
         let client = Client::connect(endpoints, Some(opts))
             .await
             .map_err(|e| unreachable(&e))?;
-        let store = EtcdStore { client };
-        store.revision().await.map_err(|e| unreachable(&e))?;
-        Ok(store)
+        // tried briefly: an etcd that is not there at start is said soon, yet one member of
+        // several that is down does not fail the start
+        retried_for(CONNECT_RETRY_FOR, true, || async {
+            client
+                .kv_client()
+                .get("\0", Some(GetOptions::new().with_count_only()))
+                .await
+        })
+        .await
+        .map_err(|e| unreachable(&e))?;
+        Ok(EtcdStore { client })
     }
 
     /// Removes every key under `prefix` (test clean-up and `orkops-master --reset`).
@@ -236,10 +272,15 @@ impl Store for EtcdStore {
     }
 
     async fn watch(&self, prefix: &str, after_revision: i64) -> Result<WatchStream, StoreError> {
+        let start = after_revision.checked_add(1).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "revision {after_revision} is past the largest revision a store can reach"
+            ))
+        })?;
         let opts = WatchOptions::new()
             .with_prefix()
             .with_prev_key()
-            .with_start_revision(after_revision + 1);
+            .with_start_revision(start);
         let mut stream = retried(true, || async {
             self.client
                 .watch_client()

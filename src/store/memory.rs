@@ -23,6 +23,19 @@ struct State {
     history: Vec<(i64, StoreEvent)>,
 }
 
+impl State {
+    /// Moves to the next revision; a store at the largest revision takes no more writes.
+    fn next_revision(&mut self) -> Result<i64, StoreError> {
+        self.revision = self.revision.checked_add(1).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "the store is at revision {}, the largest there is",
+                self.revision
+            ))
+        })?;
+        Ok(self.revision)
+    }
+}
+
 impl Default for MemoryStore {
     fn default() -> Self {
         MemoryStore {
@@ -78,8 +91,7 @@ impl Store for MemoryStore {
         if st.data.contains_key(key) {
             return Err(StoreError::AlreadyExists(key.into()));
         }
-        st.revision += 1;
-        let rev = st.revision;
+        let rev = st.next_revision()?;
         st.data.insert(key.into(), (value.clone(), rev));
         Ok(self.record(
             &mut st,
@@ -106,8 +118,7 @@ impl Store for MemoryStore {
                 actual,
             });
         }
-        st.revision += 1;
-        let rev = st.revision;
+        let rev = st.next_revision()?;
         st.data.insert(key.into(), (value.clone(), rev));
         Ok(self.record(
             &mut st,
@@ -138,8 +149,7 @@ impl Store for MemoryStore {
                 actual,
             });
         }
-        st.revision += 1;
-        let rev = st.revision;
+        let rev = st.next_revision()?;
         st.data.remove(key);
         self.record(
             &mut st,

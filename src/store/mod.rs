@@ -55,6 +55,9 @@ pub enum StoreError {
     Compacted(i64),
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The request itself cannot be served (a revision out of range).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 pub type WatchStream = BoxStream<'static, Result<StoreEvent, StoreError>>;

@@ -78,28 +78,7 @@ pub fn etcd() -> &'static Etcd {
             let _ = std::fs::remove_dir_all(&dir);
             let (client, peer) = (free_port(), free_port());
             let endpoint = format!("http://127.0.0.1:{client}");
-            let mut cmd = Command::new("etcd");
-            cmd.args([
-                "--name",
-                "test",
-                "--data-dir",
-                dir.to_str().unwrap(),
-                "--listen-client-urls",
-                &endpoint,
-                "--advertise-client-urls",
-                &endpoint,
-                "--listen-peer-urls",
-                &format!("http://127.0.0.1:{peer}"),
-                "--initial-advertise-peer-urls",
-                &format!("http://127.0.0.1:{peer}"),
-                "--initial-cluster",
-                &format!("test=http://127.0.0.1:{peer}"),
-                "--log-level",
-                "error",
-                "--unsafe-no-fsync",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            let mut cmd = etcd_command(&dir, client, peer);
             die_with_parent(&mut cmd);
             let child = cmd
                 .spawn()
@@ -131,6 +110,80 @@ pub fn etcd() -> &'static Etcd {
     })
 }
 
+/// `etcd` serving one member from `dir` on 127.0.0.1 `client` and `peer` ports.
+fn etcd_command(dir: &Path, client: u16, peer: u16) -> Command {
+    let endpoint = format!("http://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let mut cmd = Command::new("etcd");
+    cmd.args(["--name", "test", "--data-dir", dir.to_str().unwrap()])
+        .args(["--listen-client-urls", &endpoint])
+        .args(["--advertise-client-urls", &endpoint])
+        .args(["--listen-peer-urls", &peer_url])
+        .args(["--initial-advertise-peer-urls", &peer_url])
+        .args(["--initial-cluster", &format!("test={peer_url}")])
+        .args(["--log-level", "error", "--unsafe-no-fsync"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+/// An etcd of one test's own, which the test can stop and start again on the same data dir
+/// and ports (an etcd restart). Declare it before the `Master` that uses it, so the master
+/// stops first.
+pub struct OwnEtcd {
+    pub endpoint: String,
+    dir: tempfile::TempDir,
+    ports: (u16, u16),
+    child: Option<Child>,
+}
+
+impl OwnEtcd {
+    pub fn start() -> OwnEtcd {
+        let dir = tempfile::Builder::new()
+            .prefix("orkops-test-own-etcd-")
+            .tempdir()
+            .unwrap();
+        let ports = (free_port(), free_port());
+        let mut e = OwnEtcd {
+            endpoint: format!("http://127.0.0.1:{}", ports.0),
+            dir,
+            ports,
+            child: None,
+        };
+        e.spawn();
+        e
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = etcd_command(&self.dir.path().join("data"), self.ports.0, self.ports.1);
+        die_with_parent(&mut cmd);
+        self.child = Some(cmd.spawn().expect("etcd must be installed"));
+        wait_until("etcd to answer /health", Duration::from_secs(60), || {
+            http_get_plain(self.ports.0, "/health").contains("true")
+        });
+    }
+
+    /// Kills etcd (SIGKILL, as a crash) and waits until it is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts etcd again on the same data dir and ports.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "etcd is still running");
+        self.spawn();
+    }
+}
+
+impl Drop for OwnEtcd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 fn http_get_plain(port: u16, path: &str) -> String {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
         return String::new();
@@ -152,6 +205,8 @@ pub struct Master {
     /// What `--listen` gets: `127.0.0.1:0` unless started with `start_on`.
     pub listen: String,
     pub extra_args: Vec<String>,
+    /// The etcd of `OwnEtcd`; None: the binary's shared one.
+    pub etcd: Option<String>,
 }
 
 impl Master {
@@ -166,6 +221,15 @@ impl Master {
     /// A master listening on `listen` (port 0 picks a free one); its admin.conf names that
     /// address, and its certificate holds it.
     pub fn start_on(listen: &str, extra: &[&str]) -> Master {
+        Self::start_full(listen, None, extra)
+    }
+
+    /// A master on the etcd at `etcd` (an `OwnEtcd`'s endpoint).
+    pub fn start_on_etcd(etcd: &str, extra: &[&str]) -> Master {
+        Self::start_full("127.0.0.1:0", Some(etcd.to_string()), extra)
+    }
+
+    fn start_full(listen: &str, etcd: Option<String>, extra: &[&str]) -> Master {
         let dir = tempfile::Builder::new()
             .prefix("orkops-test-master-")
             .tempdir()
@@ -180,6 +244,7 @@ impl Master {
             endpoint: String::new(),
             listen: listen.to_string(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            etcd,
         };
         m.spawn();
         m
@@ -188,10 +253,11 @@ impl Master {
     fn spawn(&mut self) {
         let _ = std::fs::remove_file(&self.config);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_orkops-master"));
+        let etcd_endpoint = self.etcd.clone().unwrap_or_else(|| etcd().endpoint.clone());
         cmd.args(["--listen", &self.listen, "--cluster-name", "test"])
             .args([
                 "--etcd-endpoints",
-                &etcd().endpoint,
+                &etcd_endpoint,
                 "--etcd-prefix",
                 &self.prefix,
             ])
@@ -336,6 +402,9 @@ impl Drop for Master {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if self.etcd.is_some() {
+            return; // an own etcd goes with its data dir
         }
         // remove this test's keys from the shared etcd, from a thread of its own (we may be
         // inside a tokio runtime)
