@@ -87,20 +87,21 @@ async fn counts_past_int32_are_refused_with_the_field_named_and_nothing_is_store
     assert!(err.contains("2147483647"), "{err}");
 }
 
+/// The largest legal `replicas` is worked through a burst per pass: the master's memory follows
+/// the pods that exist, never the number asked for, and deleting the Deployment stops the work.
 #[tokio::test]
-async fn a_large_scale_is_worked_through_in_bounded_passes() {
+async fn the_largest_legal_scale_is_worked_through_in_bounded_passes() {
     let m = Master::start();
     let http = m.http();
     let token = m.admin_token();
     let pid = m.child.as_ref().unwrap().id();
     let baseline = rss_mb(pid);
-    let want = 5000;
     let (code, body) = http
         .call(
             Method::POST,
             "/apis/apps/v1/namespaces/default/deployments",
             Some(&token),
-            Some(deployment("many", json!(want))),
+            Some(deployment("many", json!(i32::MAX))),
         )
         .await;
     assert_eq!(code, 201, "{body}");
@@ -116,30 +117,35 @@ async fn a_large_scale_is_worked_through_in_bounded_passes() {
         list["items"].as_array().map_or(0, Vec::len)
     };
     let started = Instant::now();
+    let enough = 1200;
     let (mut peak, mut seen) = (baseline, Vec::new());
     loop {
-        peak = peak.max(rss_mb(pid));
+        for _ in 0..10 {
+            peak = peak.max(rss_mb(pid));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         let n = count().await;
         seen.push(n);
-        if n >= want {
+        if n >= enough {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(600),
-            "only {n} of {want} pods after 10 minutes"
+            "only {n} pods after 10 minutes: {seen:?}"
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    peak = peak.max(rss_mb(pid));
     println!(
-        "replicas {want}: all pods made in {:.1} s; master RSS {baseline:.0} MB before, peak {peak:.0} MB",
+        "replicas {}: {} pods made in {:.1} s; master RSS {baseline:.0} MB before, peak {peak:.0} MB",
+        i32::MAX,
+        seen.last().unwrap(),
         started.elapsed().as_secs_f64()
     );
     assert!(peak < 100.0, "the master grew to {peak:.0} MB");
-    // several passes, none of them making more than a burst
-    let passes = seen.windows(2).filter(|w| w[1] > w[0]).count();
-    assert!(passes >= 2, "pod counts seen: {seen:?}");
-    assert_eq!(count().await, want, "no pod more than asked for");
+    // several passes, each making at most a burst
+    assert!(
+        seen.windows(2).filter(|w| w[1] > w[0]).count() >= 2,
+        "{seen:?}"
+    );
 
     // deleting the deployment stops the work and its pods go
     let (code, _) = http
@@ -152,13 +158,17 @@ async fn a_large_scale_is_worked_through_in_bounded_passes() {
         .await;
     assert_eq!(code, 200);
     let deadline = Instant::now() + Duration::from_secs(600);
-    while count().await > 0 {
+    let mut left = count().await;
+    while left > 0 {
         assert!(
             Instant::now() < deadline,
-            "the deployment's pods are still there after 10 minutes"
+            "{left} pods still there after 10 minutes"
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        left = count().await;
     }
+    peak = peak.max(rss_mb(pid));
+    assert!(peak < 100.0, "the master grew to {peak:.0} MB");
 }
 
 #[tokio::test]
