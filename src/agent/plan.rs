@@ -12,7 +12,7 @@ use crate::api::core::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
     ContainerStatus, Pod, PodStatus,
 };
-use crate::api::meta::Condition;
+use crate::api::meta::{seconds_after, Condition};
 
 pub const BACKOFF_BASE: Duration = Duration::from_secs(10);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
@@ -136,7 +136,7 @@ pub fn grace(pod: &Pod) -> Duration {
 fn deadline_exceeded(pod: &Pod, now: DateTime<Utc>) -> bool {
     let start = pod.status.as_ref().and_then(|s| s.start_time);
     match (pod.spec.active_deadline_seconds, start) {
-        (Some(d), Some(t)) => now >= t + chrono::Duration::seconds(d),
+        (Some(d), Some(t)) => seconds_after(t, d).is_some_and(|end| now >= end),
         _ => false,
     }
 }

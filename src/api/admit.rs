@@ -127,9 +127,23 @@ pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, FieldError> {
         let path = e.path().to_string();
         FieldError {
             field: if path == "." { String::new() } else { path },
-            message: e.into_inner().to_string(),
+            message: explain_number(e.into_inner().to_string()),
         }
     })
+}
+
+/// serde says "invalid type: floating point `1e20`, expected i64" both for a fraction and for
+/// an integer too large for 64 bits (JSON hands those over as floats): say what is wrong instead.
+fn explain_number(message: String) -> String {
+    match message
+        .strip_prefix("invalid type: floating point `")
+        .and_then(|m| m.split_once('`'))
+    {
+        Some((n, rest)) if rest.contains("expected i") || rest.contains("expected u") => {
+            format!("invalid value {n}: must be an integer within range")
+        }
+        _ => message,
+    }
 }
 
 fn admit_typed<T: Object>(value: Value) -> Result<Value, Vec<FieldError>> {
@@ -212,26 +226,24 @@ fn one_of(e: &mut Errors, path: &str, value: &Option<String>, allowed: &[&str]) 
     }
 }
 
-/// An `int32` field of Kubernetes' API (counts, most seconds): at least `min` and at most
-/// 2147483647, so no request value can make a controller's work grow past what Kubernetes allows.
+/// For the fields Kubernetes types as int64 (durations in seconds): only the lower bound.
 fn at_least(e: &mut Errors, path: &str, value: Option<i64>, min: i64) {
-    if let Some(v) = value {
-        if v > i64::from(i32::MAX) {
-            e.add(
-                path,
-                format!("invalid value {v}: must be <= {} (an int32)", i32::MAX),
-            );
-        }
-    }
-    at_least_i64(e, path, value, min);
-}
-
-/// An `int64` field (grace periods and deadlines in seconds): at least `min`.
-fn at_least_i64(e: &mut Errors, path: &str, value: Option<i64>, min: i64) {
     if let Some(v) = value {
         if v < min {
             e.add(path, format!("invalid value {v}: must be >= {min}"));
         }
+    }
+}
+
+/// For the fields Kubernetes types as int32 (counts, limits, probe settings): `min` up to
+/// 2147483647, so no count a request sets can exceed what Kubernetes itself accepts.
+fn int32_at_least(e: &mut Errors, path: &str, value: Option<i64>, min: i64) {
+    match value {
+        Some(v) if v > i64::from(i32::MAX) => e.add(
+            path,
+            format!("invalid value {v}: must be <= {}", i32::MAX),
+        ),
+        _ => at_least(e, path, value, min),
     }
 }
 
@@ -299,13 +311,13 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
         &s.restart_policy,
         &["Always", "OnFailure", "Never"],
     );
-    at_least_i64(
+    at_least(
         e,
         &format!("{path}.terminationGracePeriodSeconds"),
         s.termination_grace_period_seconds,
         0,
     );
-    at_least_i64(
+    at_least(
         e,
         &format!("{path}.activeDeadlineSeconds"),
         s.active_deadline_seconds,
@@ -545,21 +557,21 @@ fn validate_probe(p: &Probe, path: &str, e: &mut Errors) {
             &["HTTP", "HTTPS"],
         );
     }
-    at_least(
+    int32_at_least(
         e,
         &format!("{path}.initialDelaySeconds"),
         p.initial_delay_seconds,
         0,
     );
-    at_least(e, &format!("{path}.periodSeconds"), p.period_seconds, 1);
-    at_least(e, &format!("{path}.timeoutSeconds"), p.timeout_seconds, 1);
-    at_least(
+    int32_at_least(e, &format!("{path}.periodSeconds"), p.period_seconds, 1);
+    int32_at_least(e, &format!("{path}.timeoutSeconds"), p.timeout_seconds, 1);
+    int32_at_least(
         e,
         &format!("{path}.successThreshold"),
         p.success_threshold,
         1,
     );
-    at_least(
+    int32_at_least(
         e,
         &format!("{path}.failureThreshold"),
         p.failure_threshold,
@@ -608,15 +620,15 @@ fn default_deployment(d: &mut Deployment) {
 
 fn validate_deployment(d: &Deployment, e: &mut Errors) {
     let s = &d.spec;
-    at_least(e, "spec.replicas", s.replicas, 0);
-    at_least(e, "spec.revisionHistoryLimit", s.revision_history_limit, 0);
-    at_least(
+    int32_at_least(e, "spec.replicas", s.replicas, 0);
+    int32_at_least(e, "spec.revisionHistoryLimit", s.revision_history_limit, 0);
+    int32_at_least(
         e,
         "spec.progressDeadlineSeconds",
         s.progress_deadline_seconds,
         1,
     );
-    at_least(e, "spec.minReadySeconds", s.min_ready_seconds, 0);
+    int32_at_least(e, "spec.minReadySeconds", s.min_ready_seconds, 0);
     let selector = selector_of(&s.selector, "spec.selector", e);
     if s.selector.match_labels.is_empty() && s.selector.match_expressions.is_empty() {
         e.add(
@@ -655,6 +667,10 @@ fn validate_deployment(d: &Deployment, e: &mut Errors) {
                         format!("spec.strategy.rollingUpdate.{name}"),
                         "must be >= 0",
                     ),
+                    Ok(v) if v > i64::from(i32::MAX) => e.add(
+                        format!("spec.strategy.rollingUpdate.{name}"),
+                        format!("invalid value {v}: must be <= {}", i32::MAX),
+                    ),
                     Ok(0) => zero += 1,
                     Ok(_) => {}
                 }
@@ -688,16 +704,16 @@ pub fn default_job_spec(s: &mut JobSpec) {
 }
 
 pub fn validate_job_spec(s: &JobSpec, path: &str, e: &mut Errors) {
-    at_least(e, &format!("{path}.completions"), s.completions, 0);
-    at_least(e, &format!("{path}.parallelism"), s.parallelism, 0);
-    at_least(e, &format!("{path}.backoffLimit"), s.backoff_limit, 0);
-    at_least_i64(
+    int32_at_least(e, &format!("{path}.completions"), s.completions, 0);
+    int32_at_least(e, &format!("{path}.parallelism"), s.parallelism, 0);
+    int32_at_least(e, &format!("{path}.backoffLimit"), s.backoff_limit, 0);
+    at_least(
         e,
         &format!("{path}.activeDeadlineSeconds"),
         s.active_deadline_seconds,
         1,
     );
-    at_least(
+    int32_at_least(
         e,
         &format!("{path}.ttlSecondsAfterFinished"),
         s.ttl_seconds_after_finished,
@@ -745,19 +761,19 @@ fn validate_cron_job(c: &CronJob, e: &mut Errors) {
         &s.concurrency_policy,
         &["Allow", "Forbid", "Replace"],
     );
-    at_least_i64(
+    at_least(
         e,
         "spec.startingDeadlineSeconds",
         s.starting_deadline_seconds,
         0,
     );
-    at_least(
+    int32_at_least(
         e,
         "spec.successfulJobsHistoryLimit",
         s.successful_jobs_history_limit,
         0,
     );
-    at_least(
+    int32_at_least(
         e,
         "spec.failedJobsHistoryLimit",
         s.failed_jobs_history_limit,
@@ -1050,29 +1066,6 @@ mod tests {
     }
 
     #[test]
-    fn counts_are_int32_as_in_kubernetes() {
-        let deployment = |replicas: Value| {
-            json!({"metadata": {"name": "web"}, "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "w", "image": "busybox:1"}]}}}})
-        };
-        let err = admit(Kind::Deployment, deployment(json!(2147483648i64))).unwrap_err();
-        assert_eq!(err[0].field, "spec.replicas");
-        assert!(err[0].message.contains("2147483647"), "{err:?}");
-        assert!(admit(Kind::Deployment, deployment(json!(2147483647i64))).is_ok());
-        let huge: Value = serde_json::from_str("99999999999999999999").unwrap();
-        let err = admit(Kind::Deployment, deployment(huge)).unwrap_err();
-        assert_eq!(err[0].field, "spec.replicas");
-        let job = json!({"metadata": {"name": "j"}, "spec": {"parallelism": 4294967296i64, "completions": 2147483648i64,
-            "template": {"spec": {"containers": [{"name": "w", "image": "busybox:1"}]}}}});
-        let err = admit(Kind::Job, job).unwrap_err();
-        let fields: Vec<_> = err.iter().map(|e| e.field.as_str()).collect();
-        assert!(fields.contains(&"spec.parallelism"), "{fields:?}");
-        assert!(fields.contains(&"spec.completions"), "{fields:?}");
-    }
-
-    #[test]
     fn semantic_errors_name_every_bad_field() {
         let v = json!({"metadata": {"name": "web"}, "spec": {
             "replicas": -1,
@@ -1111,6 +1104,54 @@ mod tests {
         .unwrap();
         assert_eq!(ok["spec"]["ports"][0]["targetPort"], 80);
         assert_eq!(ok["spec"]["type"], "ClusterIP");
+    }
+
+    fn deployment(spec_extra: Value) -> Value {
+        let mut v = json!({"metadata": {"name": "web"}, "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "w", "image": "busybox:1"}]}}}});
+        for (k, x) in spec_extra.as_object().unwrap() {
+            v["spec"][k] = x.clone();
+        }
+        v
+    }
+
+    #[test]
+    fn int32_counts_are_refused_above_their_range() {
+        let err = admit(Kind::Deployment, deployment(json!({"replicas": 2147483648u64}))).unwrap_err();
+        assert_eq!(err[0].to_string(), "spec.replicas: invalid value 2147483648: must be <= 2147483647");
+        assert!(admit(Kind::Deployment, deployment(json!({"replicas": 2147483647}))).is_ok());
+        let err = admit(
+            Kind::Deployment,
+            deployment(json!({"strategy": {"rollingUpdate": {"maxSurge": 4294967296u64}}})),
+        )
+        .unwrap_err();
+        assert_eq!(err[0].field, "spec.strategy.rollingUpdate.maxSurge");
+        let err = admit(
+            Kind::Deployment,
+            deployment(json!({"strategy": {"rollingUpdate": {"maxSurge": "92233720368547758%"}}})),
+        )
+        .unwrap_err();
+        assert_eq!(err[0].field, "spec.strategy.rollingUpdate.maxSurge");
+        let job = json!({"metadata": {"name": "j"}, "spec": {"parallelism": 3000000000u64, "completions": 2147483648u64,
+            "template": {"spec": {"containers": [{"name": "w", "image": "busybox:1"}]}}}});
+        let err = admit(Kind::Job, job).unwrap_err();
+        let fields: Vec<_> = err.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["spec.completions", "spec.parallelism"]);
+    }
+
+    #[test]
+    fn huge_and_fractional_numbers_are_refused_with_the_field_named() {
+        for body in [
+            r#"{"replicas": 99999999999999999999}"#,
+            r#"{"replicas": 1.5}"#,
+            r#"{"replicas": 18446744073709551615}"#,
+        ] {
+            let extra: Value = serde_json::from_str(body).unwrap();
+            let err = admit(Kind::Deployment, deployment(extra)).unwrap_err();
+            assert_eq!(err[0].field, "spec.replicas", "{body}: {err:?}");
+            assert!(err[0].message.starts_with("invalid value"), "{body}: {err:?}");
+        }
     }
 
     #[test]

@@ -10,6 +10,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// A point in time, serialized as RFC 3339 with second precision like Kubernetes.
 pub type Time = DateTime<Utc>;
 
+/// `t` plus `secs` seconds, or None when that is past what a timestamp can hold (the year 9999,
+/// the end of RFC 3339): request values such as `activeDeadlineSeconds` may be any int64.
+pub fn seconds_after(t: Time, secs: i64) -> Option<Time> {
+    use chrono::Datelike;
+    chrono::Duration::try_seconds(secs)
+        .and_then(|d| t.checked_add_signed(d))
+        .filter(|end| end.year() <= 9999)
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ObjectMeta {
@@ -139,8 +148,12 @@ impl IntOrString {
                     .strip_suffix('%')
                     .and_then(|p| p.parse::<i64>().ok())
                     .ok_or_else(|| format!("{s:?} is neither an integer nor a percentage"))?;
-                let v = total * pct;
-                Ok(if round_up { (v + 99) / 100 } else { v / 100 })
+                // checked: a request may set any percentage, and it must not overflow
+                total
+                    .checked_mul(pct)
+                    .and_then(|v| if round_up { v.checked_add(99) } else { Some(v) })
+                    .map(|v| v / 100)
+                    .ok_or_else(|| format!("{s:?} is too large a percentage"))
             }
         }
     }
@@ -227,7 +240,8 @@ impl Quantity {
 
     /// The value rounded up to whole units (bytes for memory, cores for CPU).
     pub fn whole(&self) -> Result<i64, String> {
-        Ok(((self.millis()? + 999) / 1000) as i64)
+        let units = self.millis()?.saturating_add(999) / 1000;
+        i64::try_from(units).map_err(|_| format!("{:?} is too large", self.0))
     }
 }
 
@@ -299,5 +313,7 @@ mod tests {
         );
         assert_eq!(IntOrString::Int(3).scaled(5, false).unwrap(), 3);
         assert!(IntOrString::String("abc".into()).scaled(5, false).is_err());
+        let huge = IntOrString::String(format!("{}%", i64::MAX / 2));
+        assert!(huge.scaled(100, true).is_err());
     }
 }

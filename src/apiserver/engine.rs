@@ -1029,12 +1029,13 @@ impl Engine {
                 if current.pointer("/metadata/deletionTimestamp").is_some() {
                     return Ok(Reply::Ok(current));
                 }
+                let at = api::meta::seconds_after(Utc::now(), grace).ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "gracePeriodSeconds: invalid value {grace}: the deletion time would be past the year 9999 (give a smaller gracePeriodSeconds)"
+                    ))
+                })?;
                 let mut new = current.clone();
-                api::set_meta(
-                    &mut new,
-                    "deletionTimestamp",
-                    json!(Utc::now() + chrono::Duration::seconds(grace)),
-                );
+                api::set_meta(&mut new, "deletionTimestamp", json!(at));
                 api::set_meta(&mut new, "deletionGracePeriodSeconds", json!(grace));
                 return self
                     .commit(kind, ns.as_deref(), &name, &current, new, rev)

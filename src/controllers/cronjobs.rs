@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::api::cron::Schedule;
-use crate::api::meta::ObjectReference;
+use crate::api::meta::{seconds_after, ObjectReference};
 use crate::api::workloads::{CronJob, CronJobStatus, Job};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -107,7 +107,7 @@ pub fn reconcile(c: &CronJob, owned: &[Job], now: DateTime<Utc>) -> Plan {
     };
     status.last_schedule_time = Some(due);
     if let Some(d) = c.spec.starting_deadline_seconds {
-        if now - due > chrono::Duration::seconds(d) {
+        if seconds_after(due, d).is_some_and(|end| now > end) {
             actions.push(note(
                 "Warning",
                 "MissSchedule",

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::api::core::Pod;
-use crate::api::meta::Condition;
+use crate::api::meta::{seconds_after, Condition};
 use crate::api::workloads::{Job, JobStatus};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -94,7 +94,7 @@ pub fn reconcile(j: &Job, owned: &[Pod], now: DateTime<Utc>) -> Plan {
     } else if j
         .spec
         .active_deadline_seconds
-        .is_some_and(|d| now >= start + chrono::Duration::seconds(d))
+        .is_some_and(|d| seconds_after(start, d).is_some_and(|end| now >= end))
     {
         Some((
             "Failed",
