@@ -239,10 +239,9 @@ fn at_least(e: &mut Errors, path: &str, value: Option<i64>, min: i64) {
 /// 2147483647, so no count a request sets can exceed what Kubernetes itself accepts.
 fn int32_at_least(e: &mut Errors, path: &str, value: Option<i64>, min: i64) {
     match value {
-        Some(v) if v > i64::from(i32::MAX) => e.add(
-            path,
-            format!("invalid value {v}: must be <= {}", i32::MAX),
-        ),
+        Some(v) if v > i64::from(i32::MAX) => {
+            e.add(path, format!("invalid value {v}: must be <= {}", i32::MAX))
+        }
         _ => at_least(e, path, value, min),
     }
 }
@@ -1118,9 +1117,20 @@ mod tests {
 
     #[test]
     fn int32_counts_are_refused_above_their_range() {
-        let err = admit(Kind::Deployment, deployment(json!({"replicas": 2147483648u64}))).unwrap_err();
-        assert_eq!(err[0].to_string(), "spec.replicas: invalid value 2147483648: must be <= 2147483647");
-        assert!(admit(Kind::Deployment, deployment(json!({"replicas": 2147483647}))).is_ok());
+        let err = admit(
+            Kind::Deployment,
+            deployment(json!({"replicas": 2147483648u64})),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err[0].to_string(),
+            "spec.replicas: invalid value 2147483648: must be <= 2147483647"
+        );
+        assert!(admit(
+            Kind::Deployment,
+            deployment(json!({"replicas": 2147483647}))
+        )
+        .is_ok());
         let err = admit(
             Kind::Deployment,
             deployment(json!({"strategy": {"rollingUpdate": {"maxSurge": 4294967296u64}}})),
@@ -1150,7 +1160,10 @@ mod tests {
             let extra: Value = serde_json::from_str(body).unwrap();
             let err = admit(Kind::Deployment, deployment(extra)).unwrap_err();
             assert_eq!(err[0].field, "spec.replicas", "{body}: {err:?}");
-            assert!(err[0].message.starts_with("invalid value"), "{body}: {err:?}");
+            assert!(
+                err[0].message.starts_with("invalid value"),
+                "{body}: {err:?}"
+            );
         }
     }
 

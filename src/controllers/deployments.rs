@@ -21,8 +21,10 @@ pub const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Create a pod from the current template (the value is the pod object).
-    Create(Value),
+    /// Create `count` pods from the current template (`pod` is the pod object); `count` is at
+    /// most [`BURST`](super::BURST), whatever `replicas` asks, and the executor creates them in
+    /// slow-start batches.
+    Create { pod: Value, count: usize },
     /// Delete a pod (name) that is surplus or of an old template.
     Delete(String),
     /// Record the current template as a new revision (the value is a ControllerRevision).
@@ -83,11 +85,6 @@ pub struct Plan {
 }
 
 /// `owned`: the pods whose controller is this deployment (including ones being deleted).
-/// At most this many pods are created, and this many deleted, in one pass (Kubernetes' ReplicaSet
-/// controller's `burstReplicas`): a large `replicas` is worked through over several passes, so the
-/// master's memory and the length of a pass never grow with the number asked for.
-pub const BURST_REPLICAS: i64 = 500;
-
 pub fn reconcile(
     d: &Deployment,
     owned: &[Pod],
@@ -130,22 +127,25 @@ pub fn reconcile(
     if !paused {
         let new_ready = new.iter().filter(|p| ready(p)).count() as i64;
         let old_ready = old.iter().filter(|p| ready(p)).count() as i64;
+        let create = |actions: &mut Vec<Action>, missing: i64| {
+            if missing > 0 {
+                actions.push(Action::Create {
+                    pod: pod_for(d, &template, &hash),
+                    count: super::burst(missing),
+                });
+            }
+        };
         if recreate && !old.is_empty() {
-            for p in old.iter().take(BURST_REPLICAS as usize) {
+            for p in old.iter().take(super::BURST) {
                 actions.push(Action::Delete(p.metadata.name().to_string()));
             }
         } else if old.is_empty() || recreate {
             let have = new.len() as i64;
             if have < replicas {
-                for _ in have..replicas.min(have + BURST_REPLICAS) {
-                    actions.push(Action::Create(pod_for(d, &template, &hash)));
-                }
+                create(&mut actions, replicas - have);
             } else if have > replicas {
                 removal_order(&mut new);
-                for p in new
-                    .iter()
-                    .take((have - replicas).min(BURST_REPLICAS) as usize)
-                {
+                for p in new.iter().take(super::burst(have - replicas)) {
                     actions.push(Action::Delete(p.metadata.name().to_string()));
                 }
             }
@@ -154,23 +154,26 @@ pub fn reconcile(
             let total = (new.len() + old.len()) as i64;
             let room = (replicas + surge - total)
                 .min(replicas - new.len() as i64)
-                .clamp(0, BURST_REPLICAS);
-            for _ in 0..room {
-                actions.push(Action::Create(pod_for(d, &template, &hash)));
-            }
+                .max(0);
+            create(&mut actions, room);
             // ...and shrink the old one while enough pods stay ready
             let min_ready = replicas - max_unavailable;
             let mut removable = (new_ready + old_ready - min_ready).max(0);
             removal_order(&mut old);
             let surplus_old = (total - replicas - room.min(0)).max(0);
-            for p in old.iter().take(BURST_REPLICAS as usize) {
+            let doomed = old.iter().filter(|p| {
                 // a pod that is not ready costs no availability
                 if !ready(p) {
-                    actions.push(Action::Delete(p.metadata.name().to_string()));
+                    true
                 } else if removable > 0 && (surplus_old > 0 || new_ready > 0) {
-                    actions.push(Action::Delete(p.metadata.name().to_string()));
                     removable -= 1;
+                    true
+                } else {
+                    false
                 }
+            });
+            for p in doomed.take(super::BURST) {
+                actions.push(Action::Delete(p.metadata.name().to_string()));
             }
         }
     }
@@ -465,22 +468,42 @@ mod tests {
 
     fn counts(a: &[Action]) -> (usize, usize) {
         (
-            a.iter().filter(|x| matches!(x, Action::Create(_))).count(),
+            a.iter()
+                .map(|x| match x {
+                    Action::Create { count, .. } => *count,
+                    _ => 0,
+                })
+                .sum(),
             a.iter().filter(|x| matches!(x, Action::Delete(_))).count(),
         )
     }
 
     #[test]
-    fn a_large_scale_is_worked_through_a_burst_per_pass() {
+    fn a_huge_scale_is_worked_through_one_burst_per_pass() {
+        use crate::controllers::BURST;
         let d = deployment(i64::from(i32::MAX), "img:1");
-        let plan = reconcile(&d, &[], &[], Utc::now());
-        assert_eq!(counts(&plan.actions), (BURST_REPLICAS as usize, 0));
-        let pods = pods_from(&d, 700, true, "p");
-        let plan = reconcile(&d, &pods, &[], Utc::now());
-        assert_eq!(counts(&plan.actions), (BURST_REPLICAS as usize, 0));
-        let small = deployment(0, "img:1");
-        let plan = reconcile(&small, &pods, &[], Utc::now());
-        assert_eq!(counts(&plan.actions), (0, BURST_REPLICAS as usize));
+        let plan = reconcile(&d, &pods_from(&d, 3, true, "p"), &[], Utc::now());
+        assert_eq!(counts(&plan.actions), (BURST, 0));
+        let creates = plan
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::Create { .. }))
+            .count();
+        assert_eq!(creates, 1, "one action carries the count, not one per pod");
+        let d = deployment(0, "img:1");
+        let plan = reconcile(&d, &pods_from(&d, BURST + 7, false, "p"), &[], Utc::now());
+        assert_eq!(counts(&plan.actions), (0, BURST));
+        let mut rolling = deployment(2000, "img:2");
+        rolling.spec.strategy = Some(crate::api::workloads::DeploymentStrategy {
+            type_: Some("RollingUpdate".into()),
+            rolling_update: Some(crate::api::workloads::RollingUpdateDeployment {
+                max_surge: Some(IntOrString::String("100%".into())),
+                max_unavailable: Some(IntOrString::String("100%".into())),
+            }),
+        });
+        let old = pods_from(&deployment(2000, "img:1"), 2000, false, "o");
+        let plan = reconcile(&rolling, &old, &[], Utc::now());
+        assert_eq!(counts(&plan.actions), (BURST, BURST));
     }
 
     #[test]
@@ -488,7 +511,7 @@ mod tests {
         let d = deployment(5, "img:1");
         let plan = reconcile(&d, &[], &[], Utc::now());
         assert_eq!(counts(&plan.actions), (5, 0));
-        if let Action::Create(p) = &plan.actions[0] {
+        if let Action::Create { pod: p, .. } = &plan.actions[0] {
             assert_eq!(p["metadata"]["ownerReferences"][0]["uid"], "d-uid");
             assert_eq!(p["metadata"]["labels"]["app"], "web");
             assert!(p["metadata"]["generateName"]

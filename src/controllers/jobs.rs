@@ -11,7 +11,12 @@ use crate::api::workloads::{Job, JobStatus};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    Create(Value),
+    /// Create `count` pods like `pod`; `count` is at most [`BURST`](super::BURST) whatever
+    /// `parallelism` asks, created in slow-start batches.
+    Create {
+        pod: Value,
+        count: usize,
+    },
     Delete(String),
 }
 
@@ -61,7 +66,7 @@ pub fn reconcile(j: &Job, owned: &[Pod], now: DateTime<Utc>) -> Plan {
     };
     let mut actions = Vec::new();
     let stop_all = |actions: &mut Vec<Action>| {
-        for p in &active {
+        for p in active.iter().take(super::BURST) {
             actions.push(Action::Delete(p.metadata.name().to_string()));
         }
     };
@@ -129,10 +134,12 @@ pub fn reconcile(j: &Job, owned: &[Pod], now: DateTime<Utc>) -> Plan {
     }
     if j.spec.suspend != Some(true) {
         let want = parallelism.min(completions - status.succeeded).max(0);
-        // at most a burst per pass, as for Deployments: the rest comes in the next passes
-        let have = active.len() as i64;
-        for _ in have..want.min(have + super::deployments::BURST_REPLICAS) {
-            actions.push(Action::Create(pod_for(j)));
+        let missing = want - active.len() as i64;
+        if missing > 0 {
+            actions.push(Action::Create {
+                pod: pod_for(j),
+                count: super::burst(missing),
+            });
         }
     } else {
         stop_all(&mut actions);
@@ -191,8 +198,9 @@ mod tests {
     fn runs_parallelism_pods_until_completions_succeed() {
         let j = job(3, 2);
         let plan = reconcile(&j, &[], Utc::now());
-        assert_eq!(plan.actions.len(), 2);
-        if let Action::Create(p) = &plan.actions[0] {
+        assert_eq!(plan.actions.len(), 1);
+        if let Action::Create { pod: p, count } = &plan.actions[0] {
+            assert_eq!(*count, 2);
             assert_eq!(p["metadata"]["labels"]["job-name"], "batch");
             assert_eq!(p["metadata"]["ownerReferences"][0]["kind"], "Job");
         }
@@ -218,6 +226,24 @@ mod tests {
         assert_eq!(
             plan.finished.as_ref().map(|f| f.0.as_str()),
             Some("Complete")
+        );
+    }
+
+    #[test]
+    fn a_huge_parallelism_asks_for_one_burst_per_pass() {
+        let j = job(i64::from(i32::MAX), i64::from(i32::MAX));
+        let plan = reconcile(&j, &[pod("a", "Running")], Utc::now());
+        assert!(
+            matches!(&plan.actions[..], [Action::Create { count, .. }] if *count == super::super::BURST),
+            "{:?}",
+            plan.actions.len()
+        );
+        let mut j = job(1, 1);
+        j.spec.active_deadline_seconds = Some(i64::MAX);
+        let plan = reconcile(&j, &[], Utc::now());
+        assert!(
+            plan.finished.is_none(),
+            "a deadline past the year 9999 never passes"
         );
     }
 

@@ -108,6 +108,70 @@ fn by_controller<'a, T: Clone>(
 
 pub use crate::api::About;
 
+/// The most pods a controller creates or deletes for one object in one pass, as Kubernetes'
+/// ReplicaSet and Job controllers do (`burstReplicas`): a large `replicas` is worked through over
+/// several passes, so what a pass holds is bounded by this, not by the number asked for.
+pub const BURST: usize = 500;
+
+/// How many of `missing` pods to act on in this pass: at most [`BURST`], never negative.
+pub fn burst(missing: i64) -> usize {
+    usize::try_from(missing.clamp(0, BURST as i64)).unwrap_or(0)
+}
+
+/// Kubernetes' slow start: batch sizes 1, 2, 4, 8, ... adding up to `count`, so a template that
+/// cannot be created fails once, not `count` times.
+pub fn slow_start_batches(count: usize) -> impl Iterator<Item = usize> {
+    let (mut done, mut size) = (0usize, 1usize);
+    std::iter::from_fn(move || {
+        if done >= count {
+            return None;
+        }
+        let batch = size.min(count - done);
+        done += batch;
+        size = size.saturating_mul(2);
+        Some(batch)
+    })
+}
+
+/// Creates `count` copies of `pod` in `ns`, owned by `owner` (a kind and a name in `ns`), in
+/// slow-start batches whose creates run concurrently. Stops after a batch in which a create
+/// failed, and before a batch when the owner is gone or being deleted (deleting it stops the
+/// work at once, not at the end of the pass). Returns how many were created and the first error.
+async fn create_in_batches(
+    api: &Api,
+    ns: &str,
+    pod: &Value,
+    count: usize,
+    owner: (Kind, &str),
+) -> (usize, Option<ApiError>) {
+    let mut created = 0;
+    for (i, size) in slow_start_batches(count).enumerate() {
+        if i > 0 {
+            match api.get(owner.0, Some(ns), owner.1).await {
+                Ok(o) if o.pointer("/metadata/deletionTimestamp").is_none() => {}
+                Ok(_) | Err(ApiError::NotFound { .. }) => break,
+                Err(e) => return (created, Some(e)),
+            }
+        }
+        let results =
+            futures::future::join_all((0..size).map(|_| api.create(Kind::Pod, ns, pod.clone())))
+                .await;
+        let mut first_error = None;
+        for r in results {
+            match r {
+                Ok(()) => created += 1,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if first_error.is_some() {
+            return (created, first_error);
+        }
+    }
+    (created, None)
+}
+
 /// The engine, as the master's controllers use it.
 #[derive(Clone)]
 pub struct Api {
@@ -668,16 +732,13 @@ async fn deployment_pass(api: &Api) -> Result<(), ApiError> {
             api.event(about(), "Warning", "RolledBack", &format!("rolled back to revision {revision}, the last one that rolled out completely ({} is set)", deployments::AUTO_ROLLBACK_ANNOTATION), "orkops-deployment-controller").await;
         }
         let (mut created, mut deleted) = (0, Vec::new());
-        // as Kubernetes' slow start: the first failed create ends this pass's creates (a quota or
-        // a bad template would fail them all), the next pass tries again
-        let mut create_failed = false;
         for a in plan.actions {
             match a {
-                deployments::Action::Create(_) if create_failed => {}
-                deployments::Action::Create(body) => match api.create(Kind::Pod, ns, body).await {
-                    Ok(()) => created += 1,
-                    Err(e) => {
-                        create_failed = true;
+                deployments::Action::Create { pod, count } => {
+                    let (n, failed) =
+                        create_in_batches(api, ns, &pod, count, (Kind::Deployment, name)).await;
+                    created += n;
+                    if let Some(e) = failed {
                         api.event(
                             About {
                                 ns,
@@ -692,7 +753,7 @@ async fn deployment_pass(api: &Api) -> Result<(), ApiError> {
                         )
                         .await;
                     }
-                },
+                }
                 deployments::Action::Delete(pod) => {
                     api.delete(Kind::Pod, Some(ns), &pod, None).await?;
                     deleted.push(pod);
@@ -971,23 +1032,22 @@ async fn job_pass(api: &Api) -> Result<(), ApiError> {
             uid: Some(uid),
         };
         let plan = jobs::reconcile(j, owned.get(uid).map(Vec::as_slice).unwrap_or(&[]), now);
-        let mut create_failed = false;
         for a in plan.actions {
             match a {
-                jobs::Action::Create(_) if create_failed => {}
-                jobs::Action::Create(body) => match api.create(Kind::Pod, ns, body).await {
-                    Ok(()) => {
+                jobs::Action::Create { pod, count } => {
+                    let (n, failed) =
+                        create_in_batches(api, ns, &pod, count, (Kind::Job, name)).await;
+                    if n > 0 {
                         api.event(
                             about(),
                             "Normal",
                             "SuccessfulCreate",
-                            "created a pod",
+                            &format!("created {n} pod(s)"),
                             "orkops-job-controller",
                         )
                         .await
                     }
-                    Err(e) => {
-                        create_failed = true;
+                    if let Some(e) = failed {
                         api.event(
                             about(),
                             "Warning",
@@ -997,7 +1057,7 @@ async fn job_pass(api: &Api) -> Result<(), ApiError> {
                         )
                         .await
                     }
-                },
+                }
                 jobs::Action::Delete(pod) => {
                     api.delete(Kind::Pod, Some(ns), &pod, None).await?;
                     api.event(
@@ -1130,4 +1190,18 @@ async fn cronjob_pass(api: &Api) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_start_doubles_up_to_the_count() {
+        assert_eq!(slow_start_batches(20).collect::<Vec<_>>(), [1, 2, 4, 8, 5]);
+        assert_eq!(slow_start_batches(0).count(), 0);
+        assert_eq!(slow_start_batches(BURST).sum::<usize>(), BURST);
+        assert_eq!(burst(-3), 0);
+        assert_eq!(burst(i64::MAX), BURST);
+    }
 }
