@@ -207,6 +207,72 @@ const QUERY_PARAMS: &[&str] = &[
     "gracePeriodSeconds",
 ];
 
+/// The POST-only endpoints outside the object paths: a node's token, join token and
+/// certificate, and a pod's binding. `None` for every other path.
+fn post_only_command(
+    method: &Method,
+    path: &str,
+    body: &Bytes,
+) -> Result<Option<Command>, ApiError> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let known = matches!(
+        segs.as_slice(),
+        [
+            "orkops",
+            "v1",
+            "nodes",
+            _,
+            "token" | "join-token" | "certificate"
+        ] | ["api", "v1", "namespaces", _, "pods", _, "binding"]
+    );
+    if !known {
+        return Ok(None);
+    }
+    if *method != Method::POST {
+        return Err(ApiError::MethodNotAllowed(format!(
+            "{method} is not allowed on {path}: use POST"
+        )));
+    }
+    let cmd = match segs.as_slice() {
+        ["orkops", "v1", "nodes", node, "token"] => Command::IssueNodeToken {
+            node: node.to_string(),
+        },
+        ["orkops", "v1", "nodes", node, "join-token"] => {
+            return join_token_request(node, body).map(Some)
+        }
+        ["orkops", "v1", "nodes", node, "certificate"] => {
+            let v: Value = super::body::parse_json(body)?;
+            let csr = v["csr"].as_str().ok_or_else(|| {
+                ApiError::BadRequest("the body needs \"csr\": a PEM certificate request".into())
+            })?;
+            Command::SignNodeCertificate {
+                node: node.to_string(),
+                csr: csr.to_string(),
+            }
+        }
+        [_, _, _, ns, _, name, _] => {
+            let v: Value = super::body::parse_json(body)?;
+            let node = v
+                .pointer("/target/name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    ApiError::BadRequest("a Binding needs target.name: the node".into())
+                })?;
+            Command::Bind {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+                node: node.to_string(),
+                uid: v
+                    .pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            }
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(cmd))
+}
+
 fn decode(
     method: &Method,
     path: &str,
@@ -220,79 +286,8 @@ fn decode(
             QUERY_PARAMS.join(", ")
         )));
     }
-    if let ["orkops", "v1", "nodes", node, "token"] = path
-        .trim_matches('/')
-        .split('/')
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        return match *method {
-            Method::POST => Ok(Command::IssueNodeToken {
-                node: node.to_string(),
-            }),
-            _ => Err(ApiError::MethodNotAllowed(format!(
-                "{method} is not allowed on {path}: use POST"
-            ))),
-        };
-    }
-    if let ["orkops", "v1", "nodes", node, "join-token"] = path
-        .trim_matches('/')
-        .split('/')
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        if *method != Method::POST {
-            return Err(ApiError::MethodNotAllowed(format!(
-                "{method} is not allowed on {path}: use POST"
-            )));
-        }
-        return join_token_request(node, body);
-    }
-    if let ["orkops", "v1", "nodes", node, "certificate"] = path
-        .trim_matches('/')
-        .split('/')
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        if *method != Method::POST {
-            return Err(ApiError::MethodNotAllowed(format!(
-                "{method} is not allowed on {path}: use POST"
-            )));
-        }
-        let v: Value = super::body::parse_json(body)?;
-        let csr = v["csr"].as_str().ok_or_else(|| {
-            ApiError::BadRequest("the body needs \"csr\": a PEM certificate request".into())
-        })?;
-        return Ok(Command::SignNodeCertificate {
-            node: node.to_string(),
-            csr: csr.to_string(),
-        });
-    }
-    if let ["api", "v1", "namespaces", ns, "pods", name, "binding"] = path
-        .trim_matches('/')
-        .split('/')
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        if *method != Method::POST {
-            return Err(ApiError::MethodNotAllowed(format!(
-                "{method} is not allowed on {path}: use POST"
-            )));
-        }
-        let v: Value = super::body::parse_json(body)?;
-        let node = v
-            .pointer("/target/name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::BadRequest("a Binding needs target.name: the node".into()))?;
-        return Ok(Command::Bind {
-            namespace: ns.to_string(),
-            name: name.to_string(),
-            node: node.to_string(),
-            uid: v
-                .pointer("/metadata/uid")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-        });
+    if let Some(cmd) = post_only_command(method, path, body)? {
+        return Ok(cmd);
     }
     let t = parse_path(path)?;
     let Target {
