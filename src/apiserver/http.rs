@@ -79,7 +79,13 @@ async fn dispatch(
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok());
+    // discovery documents are for every authenticated caller, as kube-apiserver's
+    // system:discovery role has it
+    let discovery = (method == Method::GET)
+        .then(|| super::discovery::document(uri.path()))
+        .flatten();
     let result = match st.credentials.authenticate(auth, Utc::now()) {
+        Ok(_) if discovery.is_some() => Ok(Reply::Ok(discovery.unwrap_or_default())),
         Ok(caller) => {
             let r = match decode(&method, uri.path(), &query, &headers, &body) {
                 Ok(cmd) => st.engine.handle(&caller, cmd).await,
@@ -205,6 +211,9 @@ const QUERY_PARAMS: &[&str] = &[
     "resourceVersion",
     "timeoutSeconds",
     "gracePeriodSeconds",
+    // kubectl pages lists by 500; like a Kubernetes server without chunking, orkops answers with
+    // the whole list and no `continue` token, which clients take as the last page
+    "limit",
 ];
 
 /// The POST-only endpoints outside the object paths: a node's token, join token and
@@ -316,7 +325,10 @@ fn decode(
                     query.get("fieldSelector").map(String::as_str).unwrap_or(""),
                 )
                 .map_err(ApiError::BadRequest)?,
-                resource_version: non_negative(int("resourceVersion")?, "resourceVersion")?,
+                resource_version: {
+                    non_negative(int("limit")?, "limit")?;
+                    non_negative(int("resourceVersion")?, "resourceVersion")?
+                },
                 timeout: non_negative(int("timeoutSeconds")?, "timeoutSeconds")?
                     .map(|s| Duration::from_secs(s as u64)),
             };

@@ -4,6 +4,7 @@
 pub mod alloc;
 pub mod auth;
 pub mod body;
+pub mod discovery;
 pub mod engine;
 pub mod error;
 pub mod http;
