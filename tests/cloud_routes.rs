@@ -26,12 +26,7 @@ fn instances(c: &LocalCloud, cluster: &str) -> BTreeMap<String, (String, String,
         .block_on(
             a.ec2
                 .describe_instances()
-                .filters(
-                    aws_sdk_ec2::types::Filter::builder()
-                        .name("tag:orkops.io/cluster")
-                        .values(cluster)
-                        .build(),
-                )
+                .filters(aws::by_tag(cluster))
                 .send(),
         )
         .unwrap();
@@ -142,12 +137,7 @@ fn routes(c: &LocalCloud, cluster: &str) -> BTreeMap<String, BTreeMap<String, St
         .block_on(
             a.ec2
                 .describe_route_tables()
-                .filters(
-                    aws_sdk_ec2::types::Filter::builder()
-                        .name("tag:orkops.io/cluster")
-                        .values(cluster)
-                        .build(),
-                )
+                .filters(aws::by_tag(cluster))
                 .send(),
         )
         .unwrap();

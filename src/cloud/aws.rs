@@ -286,7 +286,8 @@ fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn by_tag(cluster: &str) -> Filter {
+/// The EC2 filter for the resources of `cluster` (its `orkops.io/cluster` tag).
+pub fn by_tag(cluster: &str) -> Filter {
     Filter::builder()
         .name(format!("tag:{TAG_CLUSTER}"))
         .values(cluster)
