@@ -316,6 +316,8 @@ fn decode(
         |what: &str| ApiError::MethodNotAllowed(format!("{method} is not allowed on {what}"));
     match (method.clone(), name, status) {
         (Method::GET, None, false) => {
+            // checked, then answered with the whole list (see QUERY_PARAMS)
+            non_negative(int("limit")?, "limit")?;
             let q = ListQuery {
                 labels: Selector::parse(
                     query.get("labelSelector").map(String::as_str).unwrap_or(""),
@@ -325,10 +327,7 @@ fn decode(
                     query.get("fieldSelector").map(String::as_str).unwrap_or(""),
                 )
                 .map_err(ApiError::BadRequest)?,
-                resource_version: {
-                    non_negative(int("limit")?, "limit")?;
-                    non_negative(int("resourceVersion")?, "resourceVersion")?
-                },
+                resource_version: non_negative(int("resourceVersion")?, "resourceVersion")?,
                 timeout: non_negative(int("timeoutSeconds")?, "timeoutSeconds")?
                     .map(|s| Duration::from_secs(s as u64)),
             };
