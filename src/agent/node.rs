@@ -166,6 +166,32 @@ fn os_image() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The first line of a file, trimmed, or "" when it cannot be read.
+fn first_line(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.lines().next().map(|l| l.trim().to_string()))
+        .unwrap_or_default()
+}
+
+/// The host's machine id (systemd's, else D-Bus's).
+fn machine_id() -> String {
+    ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+        .iter()
+        .map(|p| first_line(p))
+        .find(|id| !id.is_empty())
+        .unwrap_or_default()
+}
+
+/// The firmware's system UUID (readable by root only), else the machine id, as the kubelet
+/// reports what it can read.
+fn system_uuid() -> String {
+    match first_line("/sys/class/dmi/id/product_uuid") {
+        id if !id.is_empty() => id,
+        _ => machine_id(),
+    }
+}
+
 impl Facts {
     fn status(&self, ready_since: DateTime<Utc>, now: DateTime<Utc>) -> Value {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -193,6 +219,11 @@ impl Facts {
                 "osImage": os_image(),
                 "containerRuntimeVersion": format!("docker://{}", self.runtime_version),
                 "agentVersion": env!("CARGO_PKG_VERSION"),
+                "machineID": machine_id(),
+                "systemUUID": system_uuid(),
+                "bootID": first_line("/proc/sys/kernel/random/boot_id"),
+                "kubeletVersion": crate::api::git_version(),
+                "kubeProxyVersion": crate::api::git_version(),
             },
             "daemonEndpoints": {"agentEndpoint": {"Port": self.agent_port}},
         })

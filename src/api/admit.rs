@@ -106,6 +106,7 @@ impl_object!(
     validate_pvc
 );
 impl_object!(Event, Kind::Event);
+impl_object!(ServiceAccount, Kind::ServiceAccount);
 impl_object!(
     Deployment,
     Kind::Deployment,
@@ -184,6 +185,7 @@ macro_rules! with_kind_type {
             Kind::ControllerRevision => $f::<ControllerRevision>($($arg),*),
             Kind::Job => $f::<Job>($($arg),*),
             Kind::CronJob => $f::<CronJob>($($arg),*),
+            Kind::ServiceAccount => $f::<ServiceAccount>($($arg),*),
         }
     }};
 }

@@ -107,6 +107,18 @@ pub struct NodeSystemInfo {
     pub container_runtime_version: String,
     #[serde(default)]
     pub agent_version: String,
+    /// The fields Kubernetes' NodeSystemInfo requires (client libraries refuse a Node without
+    /// them): the kubelet and kube-proxy versions are the Kubernetes version orkops follows.
+    #[serde(rename = "machineID", default)]
+    pub machine_id: String,
+    #[serde(rename = "systemUUID", default)]
+    pub system_uuid: String,
+    #[serde(rename = "bootID", default)]
+    pub boot_id: String,
+    #[serde(default)]
+    pub kubelet_version: String,
+    #[serde(default)]
+    pub kube_proxy_version: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -632,6 +644,33 @@ pub struct EndpointPort {
     pub port: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
+}
+
+/// An identity for the processes of pods (`v1 ServiceAccount`); every namespace has a
+/// `default` one. Tokens are not issued yet: `secrets` only lists what the user put there.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceAccount {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<crate::api::meta::ObjectReference>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<NameReference>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automount_service_account_token: Option<bool>,
+}
+
+/// A reference by name to an object in the same namespace (`LocalObjectReference`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NameReference {
+    #[serde(default)]
+    pub name: String,
 }
 
 /// Key/value configuration; no spec or status.

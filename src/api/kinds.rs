@@ -18,6 +18,7 @@ pub enum Kind {
     ControllerRevision,
     Job,
     CronJob,
+    ServiceAccount,
 }
 
 struct Info {
@@ -45,6 +46,7 @@ const TABLE: &[Info] = &[
     Info { kind: Kind::ControllerRevision, name: "ControllerRevision", plural: "controllerrevisions", short: &[], api_version: "apps/v1", namespaced: true, has_status: false },
     Info { kind: Kind::Job, name: "Job", plural: "jobs", short: &[], api_version: "batch/v1", namespaced: true, has_status: true },
     Info { kind: Kind::CronJob, name: "CronJob", plural: "cronjobs", short: &["cj"], api_version: "batch/v1", namespaced: true, has_status: true },
+    Info { kind: Kind::ServiceAccount, name: "ServiceAccount", plural: "serviceaccounts", short: &["sa"], api_version: "v1", namespaced: true, has_status: false },
 ];
 
 impl Kind {

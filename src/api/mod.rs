@@ -2,6 +2,7 @@
 //! defaults, validation and selectors. Shared by the master, the agent and the CLI.
 
 pub mod admit;
+pub mod columns;
 pub mod core;
 pub mod cron;
 pub mod kinds;
@@ -14,6 +15,15 @@ pub use kinds::Kind;
 pub use meta::{ObjectMeta, Time};
 
 use serde_json::Value;
+
+/// The Kubernetes minor version whose API orkops follows (kubectl warns past one minor of skew).
+pub const KUBE_MINOR: &str = "32";
+
+/// The semver version orkops reports for its API server, and for its agents as the kubelet's
+/// and kube-proxy's.
+pub fn git_version() -> String {
+    format!("v1.{KUBE_MINOR}.0-orkops.{}", env!("CARGO_PKG_VERSION"))
+}
 
 /// `metadata.name` of a JSON object, or "".
 pub fn name_of(obj: &Value) -> &str {

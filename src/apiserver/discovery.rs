@@ -6,8 +6,7 @@ use serde_json::{json, Value};
 
 use crate::api::Kind;
 
-/// The Kubernetes minor version whose API orkops follows (kubectl warns past one minor of skew).
-const KUBE_MINOR: &str = "32";
+use crate::api::KUBE_MINOR;
 
 /// The discovery document at `path`, or `None` when `path` is not a discovery path.
 pub fn document(path: &str) -> Option<Value> {
@@ -35,7 +34,7 @@ fn version() -> Value {
     json!({
         "major": "1",
         "minor": KUBE_MINOR,
-        "gitVersion": format!("v1.{KUBE_MINOR}.0-orkops.{}", env!("CARGO_PKG_VERSION")),
+        "gitVersion": crate::api::git_version(),
         "gitCommit": "",
         "gitTreeState": "clean",
         "buildDate": "1970-01-01T00:00:00Z",

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use super::alloc::{AllocError, Allocator, NetworkRanges, Owner, Pool};
 use super::auth::{Caller, NodeIdentity};
 use super::error::ApiError;
+use super::paging::event_line;
 use super::resume::resumable;
 use crate::api::labels::{self, Selector};
 use crate::api::{self, admit, Kind};
@@ -34,6 +35,10 @@ pub struct ListQuery {
     /// For watches: send changes after this revision. None or 0: list first, then changes.
     pub resource_version: Option<i64>,
     pub timeout: Option<Duration>,
+    /// limit, continue, resourceVersionMatch, bookmarks (see `paging`).
+    pub paging: super::paging::Paging,
+    /// The objects or a Table of them (see `table`).
+    pub output: super::table::Output,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -217,7 +222,7 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        self.ensure_default_service_accounts().await
     }
 
     /// Publishes the cluster's address ranges as the ConfigMap `orkops-system/cluster-network`,
@@ -466,6 +471,9 @@ impl Engine {
         };
         api::set_meta(&mut obj, "resourceVersion", json!(rev.to_string()));
         tracing::debug!(?caller, %kind, name, "created");
+        if kind == Kind::Namespace {
+            self.ensure_default_service_account(&name).await?;
+        }
         Ok(Reply::Created(obj))
     }
 
@@ -482,41 +490,9 @@ impl Engine {
         }
     }
 
-    /// Lists a collection as JSON bytes, encoding one object at a time: a list of 10,000 pods
-    /// never exists as one tree of values.
+    /// Lists a collection as JSON bytes, one page as `q` asks (see `paging`).
     async fn list(&self, kind: Kind, ns: Option<&str>, q: &ListQuery) -> Result<Bytes, ApiError> {
-        let (items, rev) = self
-            .store
-            .list(&self.collection(kind, ns))
-            .await
-            .map_err(|e| ApiError::from_store(e, kind, ns, ""))?;
-        if let Some(wanted) = q.resource_version {
-            check_not_ahead(wanted, rev)?;
-        }
-        let size: usize = items.iter().map(|v| v.value.len() + 32).sum();
-        let mut buf = Vec::with_capacity(size + 128);
-        buf.extend_from_slice(
-            format!(
-                r#"{{"apiVersion":"{}","kind":"{}List","metadata":{{"resourceVersion":"{rev}"}},"items":["#,
-                kind.api_version(),
-                kind.name()
-            )
-            .as_bytes(),
-        );
-        let mut first = true;
-        for v in &items {
-            let obj = decode_stored(v)?;
-            if selected(q, &obj) {
-                if !first {
-                    buf.push(b',');
-                }
-                first = false;
-                serde_json::to_writer(&mut buf, &obj)
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
-            }
-        }
-        buf.extend_from_slice(b"]}");
-        Ok(Bytes::from(buf))
+        super::paging::list(self.store.as_ref(), &self.collection(kind, ns), kind, q).await
     }
 
     async fn watch(
@@ -526,31 +502,29 @@ impl Engine {
         q: ListQuery,
     ) -> Result<BoxStream<'static, Bytes>, ApiError> {
         let prefix = self.collection(kind, ns.as_deref());
-        let (initial, from) = match q.resource_version.filter(|rv| *rv > 0) {
-            Some(rv) => {
-                let current = self
-                    .store
-                    .revision()
-                    .await
-                    .map_err(|e| ApiError::from_store(e, kind, ns.as_deref(), ""))?;
-                check_not_ahead(rv, current)?;
-                (Vec::new(), rv)
-            }
-            None => {
-                let (items, rev) = self
-                    .store
-                    .list(&prefix)
-                    .await
-                    .map_err(|e| ApiError::from_store(e, kind, ns.as_deref(), ""))?;
-                let mut initial = Vec::new();
-                for v in &items {
-                    let obj = decode_stored(v)?;
-                    if selected(&q, &obj) {
-                        initial.push(event_line("ADDED", &obj));
-                    }
+        let rv = q.resource_version.filter(|rv| *rv > 0);
+        // as kube-apiserver: initial events when asked, or by default when no revision is given
+        let initial_events = q.paging.send_initial_events.unwrap_or(rv.is_none());
+        let store_err = |e| ApiError::from_store(e, kind, ns.as_deref(), "");
+        let current = self.store.revision().await.map_err(store_err)?;
+        if let Some(rv) = rv {
+            check_not_ahead(rv, current)?;
+        }
+        let mut initial = Vec::new();
+        let from = if initial_events {
+            let (items, rev) = self.store.list(&prefix).await.map_err(store_err)?;
+            for v in &items {
+                let obj = decode_stored(v)?;
+                if selected(&q, &obj) {
+                    initial.push(event_line(&q.output, "ADDED", &obj));
                 }
-                (initial, rev)
             }
+            if q.paging.send_initial_events == Some(true) && q.paging.bookmarks {
+                initial.push(super::paging::bookmark(kind, rev, true));
+            }
+            rev
+        } else {
+            rv.unwrap_or(current)
         };
         let events = match self.store.watch(&prefix, from).await {
             Ok(first) => resumable(self.store.clone(), prefix, from, first),
@@ -561,16 +535,29 @@ impl Engine {
         let q2 = q.clone();
         // An error is sent as an ERROR line and ends the watch.
         let changes = events
-            .scan(false, move |ended, ev| {
+            .scan((false, from), move |(ended, last), ev| {
                 let out = if *ended {
                     None
                 } else {
                     *ended = ev.is_err();
-                    Some(translate(ev, &q2))
+                    if let Ok(
+                        StoreEvent::Put { revision, .. } | StoreEvent::Delete { revision, .. },
+                    ) = &ev
+                    {
+                        *last = *revision;
+                    }
+                    Some((*last, translate(ev, &q2)))
                 };
                 futures::future::ready(out)
             })
-            .filter_map(futures::future::ready);
+            .boxed();
+        let changes = super::paging::with_bookmarks(
+            changes,
+            kind,
+            from,
+            q.paging.bookmarks,
+            super::paging::BOOKMARK_EVERY,
+        );
         let mut shutdown = self.shutdown.clone();
         let deadline = q.timeout;
         let stop = async move {
@@ -1392,11 +1379,19 @@ fn list_scope(kind: Kind, namespace: Option<String>) -> Option<String> {
 fn has_spec(kind: Kind) -> bool {
     !matches!(
         kind,
-        Kind::ConfigMap | Kind::Secret | Kind::Event | Kind::Endpoints
+        Kind::ConfigMap | Kind::Secret | Kind::Event | Kind::Endpoints | Kind::ServiceAccount
     )
 }
 
 fn initial_status(kind: Kind, body: &mut Value) {
+    // clients (the Python client) expect `status` on every kind that has one, even if empty
+    if kind.has_status() {
+        if let Some(m) = body.as_object_mut() {
+            if !m.get("status").is_some_and(Value::is_object) {
+                m.insert("status".into(), json!({}));
+            }
+        }
+    }
     let phase = match kind {
         Kind::Namespace => "Active",
         Kind::Pod => "Pending",
@@ -1771,12 +1766,6 @@ fn selected(q: &ListQuery, obj: &Value) -> bool {
     q.labels.matches_object(obj) && q.fields.matches_with(|f| labels::field_value(obj, f))
 }
 
-fn event_line(kind: &str, obj: &Value) -> Bytes {
-    let mut line = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
-    line.push(b'\n');
-    Bytes::from(line)
-}
-
 /// Turns a store event into a watch line for this query: an object that starts to match is
 /// ADDED, one that stops matching is DELETED, an error is an ERROR line with a Status.
 fn translate(ev: Result<StoreEvent, StoreError>, q: &ListQuery) -> Option<Bytes> {
@@ -1799,19 +1788,19 @@ fn translate(ev: Result<StoreEvent, StoreError>, q: &ListQuery) -> Option<Bytes>
                 .and_then(|p| parse(p, revision))
                 .map(|p| selected(q, &p));
             match (before, now) {
-                (None | Some(false), true) => Some(event_line("ADDED", &obj)),
-                (Some(true), true) => Some(event_line("MODIFIED", &obj)),
-                (Some(true), false) => Some(event_line("DELETED", &obj)),
+                (None | Some(false), true) => Some(event_line(&q.output, "ADDED", &obj)),
+                (Some(true), true) => Some(event_line(&q.output, "MODIFIED", &obj)),
+                (Some(true), false) => Some(event_line(&q.output, "DELETED", &obj)),
                 _ => None,
             }
         }
         Ok(StoreEvent::Delete { prev, revision, .. }) => {
             let obj = parse(&prev, revision)?;
-            selected(q, &obj).then(|| event_line("DELETED", &obj))
+            selected(q, &obj).then(|| event_line(&q.output, "DELETED", &obj))
         }
         Err(e) => {
             let err = ApiError::from_store(e, Kind::Event, None, "");
-            Some(event_line("ERROR", &json!(err.to_status())))
+            Some(event_line(&q.output, "ERROR", &json!(err.to_status())))
         }
     }
 }

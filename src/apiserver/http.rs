@@ -101,7 +101,11 @@ async fn dispatch(
     };
     match result {
         Ok(Reply::Created(v)) => (StatusCode::CREATED, axum::Json(v)).into_response(),
-        Ok(Reply::Ok(v)) => (StatusCode::OK, axum::Json(v)).into_response(),
+        Ok(Reply::Ok(v)) => (
+            StatusCode::OK,
+            axum::Json(shaped(&method, uri.path(), &headers, &query, v)),
+        )
+            .into_response(),
         Ok(Reply::Json(bytes)) => {
             ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
         }
@@ -211,9 +215,14 @@ const QUERY_PARAMS: &[&str] = &[
     "resourceVersion",
     "timeoutSeconds",
     "gracePeriodSeconds",
-    // kubectl pages lists by 500; like a Kubernetes server without chunking, orkops answers with
-    // the whole list and no `continue` token, which clients take as the last page
+    // lists are paged as kube-apiserver pages them (see `paging`)
     "limit",
+    "continue",
+    "resourceVersionMatch",
+    "allowWatchBookmarks",
+    "sendInitialEvents",
+    // Tables (see `table`)
+    "includeObject",
 ];
 
 /// The POST-only endpoints outside the object paths: a node's token, join token and
@@ -316,9 +325,15 @@ fn decode(
         |what: &str| ApiError::MethodNotAllowed(format!("{method} is not allowed on {what}"));
     match (method.clone(), name, status) {
         (Method::GET, None, false) => {
-            // checked, then answered with the whole list (see QUERY_PARAMS)
-            non_negative(int("limit")?, "limit")?;
+            let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
             let q = ListQuery {
+                paging: super::paging::Paging::from_query(
+                    query,
+                    watch,
+                    query.get("resourceVersion").map(String::as_str),
+                    non_negative(int("limit")?, "limit")?,
+                )?,
+                output: table_output(kind, headers, query)?,
                 labels: Selector::parse(
                     query.get("labelSelector").map(String::as_str).unwrap_or(""),
                 )
@@ -331,7 +346,6 @@ fn decode(
                 timeout: non_negative(int("timeoutSeconds")?, "timeoutSeconds")?
                     .map(|s| Duration::from_secs(s as u64)),
             };
-            let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
             Ok(if watch {
                 Command::Watch {
                     kind,
@@ -421,6 +435,46 @@ fn decode(
         (_, Some(_), false) => Err(not_allowed(&format!(
             "a {kind} (use GET, PUT, PATCH or DELETE)"
         ))),
+    }
+}
+
+/// The output a GET asks for (`Accept`, `includeObject`): the objects or a Table.
+fn table_output(
+    kind: Kind,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<super::table::Output, ApiError> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    super::table::negotiate(kind, accept, query.get("includeObject").map(String::as_str))
+}
+
+/// A single object read back as the request asks: a GET of one object (not `status`) that
+/// asks for a Table gets a Table of one row.
+fn shaped(
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    obj: Value,
+) -> Value {
+    let target = (*method == Method::GET)
+        .then(|| parse_path(path).ok())
+        .flatten();
+    match target {
+        Some(Target {
+            kind,
+            name: Some(_),
+            status: false,
+            ..
+        }) => match table_output(kind, headers, query) {
+            Ok(super::table::Output::Table {
+                kind,
+                version,
+                include,
+            }) => super::table::single(kind, &obj, version, include),
+            _ => obj,
+        },
+        _ => obj,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The API server: authentication, the typed command engine over the store, and the HTTP
 //! layer that decodes Kubernetes-shaped REST requests into commands.
 
+pub mod accounts;
 pub mod alloc;
 pub mod auth;
 pub mod body;
@@ -9,8 +10,10 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod identity;
+pub mod paging;
 pub mod proxy;
 pub mod resume;
+pub mod table;
 
 pub use auth::{Caller, Credentials};
 pub use engine::{Command, Engine, Reply};

@@ -168,6 +168,18 @@ pub struct ValidateArgs {
 pub enum ExportCommand {
     /// Write the admin client configuration of a cluster (to --config, or ~/.orkops/config).
     Config(ExportConfigArgs),
+    /// Merge a cluster's context into the kubeconfig ($KUBECONFIG's first file, else
+    /// ~/.kube/config) and make it the current context, for kubectl.
+    Kubeconfig(ExportKubeconfigArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExportKubeconfigArgs {
+    /// The cluster (default: the one of the client config in use).
+    pub name: Option<String>,
+    /// The kubeconfig file to write instead.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -528,6 +528,7 @@ async fn delete_one(aws: &aws::Aws, name: &str, yes: bool) -> anyhow::Result<()>
             aws.region
         );
         dir.remove();
+        super::kubeconfig::forget(name);
         return Ok(());
     }
     if !yes {
@@ -560,6 +561,7 @@ async fn delete_one(aws: &aws::Aws, name: &str, yes: bool) -> anyhow::Result<()>
         );
     }
     dir.remove();
+    super::kubeconfig::forget(name);
     progress.println(&format!(
         "cluster {name} deleted in {:.1} s ({} resources, {} AWS calls)",
         progress.elapsed().as_secs_f64(),
@@ -784,6 +786,10 @@ async fn bootstrap_phase(
     let booted = started.elapsed();
     let target = config_target(config_flag)?;
     write_client_config(progress, &dir, &target, &admin)?;
+    let kube = super::kubeconfig::merge(None, name, &admin)?;
+    progress.println(&format!(
+        "kubeconfig {kube}: context {name} is the current context"
+    ));
     let expected = expected_nodes(o);
     let report = wait_valid(&admin, &expected, Some(wait), progress).await?;
     let ready = started.elapsed();

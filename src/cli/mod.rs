@@ -5,6 +5,7 @@ mod addons;
 pub mod args;
 pub mod cluster;
 mod join;
+mod kubeconfig;
 pub mod manifest;
 mod nodes;
 mod plugins;
@@ -93,6 +94,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Update(args::UpdateCommand::Cluster(a)) => cluster::update(&cli, a).await,
         Command::Validate(args::ValidateCommand::Cluster(a)) => cluster::validate(&cli, a).await,
         Command::Export(args::ExportCommand::Config(a)) => cluster::export_config(&cli, a).await,
+        Command::Export(args::ExportCommand::Kubeconfig(a)) => kubeconfig::export(&cli, a),
         Command::Ssh(a) => cluster::ssh(a).await,
         Command::Logs(a) => stream::logs(&Session::open(&cli)?, a).await,
         Command::Exec(a) => stream::exec(&Session::open(&cli)?, a).await,
@@ -327,11 +329,12 @@ fn render(
         }
     }
     if all_ns && kind.namespaced() {
-        headers.insert(0, "NAMESPACE");
+        headers.insert(0, "NAMESPACE".to_string());
         for (r, o) in rows.iter_mut().zip(objs) {
             r.insert(0, api::namespace_of(o).to_string());
         }
     }
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
     printer::table(&headers, &rows)
 }
 

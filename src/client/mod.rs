@@ -3,6 +3,7 @@
 //! and watches as a stream of events.
 
 pub mod config;
+pub mod kubeconfig;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

@@ -11,7 +11,19 @@ use etcd_client::{
 };
 use futures::StreamExt;
 
-use super::{Store, StoreError, StoreEvent, Versioned, WatchStream};
+use super::{Page, Store, StoreError, StoreEvent, Versioned, WatchStream};
+
+/// The first key after every key that starts with `prefix` (etcd's range end for a prefix).
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
 
 const MAX_LIST_BYTES: usize = 512 << 20;
 /// How long a leader's lease lives without a renewal.
@@ -198,6 +210,56 @@ impl Store for EtcdStore {
             })
             .collect();
         Ok((items, rev))
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start: &str,
+        limit: usize,
+        revision: i64,
+    ) -> Result<Page, StoreError> {
+        let start = if start.is_empty() { prefix } else { start };
+        let mut opts = GetOptions::new()
+            .with_range(prefix_end(prefix))
+            .with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
+        if revision > 0 {
+            opts = opts.with_revision(revision);
+        }
+        let resp = retried(true, || async {
+            self.client
+                .kv_client()
+                .max_decoding_message_size(MAX_LIST_BYTES)
+                .get(start, Some(opts.clone()))
+                .await
+        })
+        .await
+        .map_err(|e| match &e {
+            etcd_client::Error::GRpcStatus(s) if s.message().contains("compacted") => {
+                StoreError::Compacted(revision)
+            }
+            etcd_client::Error::GRpcStatus(s) if s.message().contains("future rev") => {
+                StoreError::Invalid(format!(
+                    "resourceVersion {revision} is ahead of the store's current revision"
+                ))
+            }
+            _ => unavailable(e),
+        })?;
+        let rev = resp.header().map(|h| h.revision()).unwrap_or_default();
+        let items: Vec<Versioned> = resp
+            .kvs()
+            .iter()
+            .map(|x| Versioned {
+                key: key_string(x.key()),
+                value: x.value().to_vec(),
+                revision: x.mod_revision(),
+            })
+            .collect();
+        Ok(Page {
+            remaining: (resp.count() - items.len() as i64).max(0),
+            revision: if revision > 0 { revision } else { rev },
+            items,
+        })
     }
 
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<i64, StoreError> {
