@@ -77,9 +77,11 @@ impl Paging {
             None | Some("") => None,
             Some("NotOlderThan") => Some(RvMatch::NotOlderThan),
             Some("Exact") => Some(RvMatch::Exact),
-            Some(other) => return bad(format!(
+            Some(other) => {
+                return bad(format!(
                 "resourceVersionMatch={other:?} is not supported (supported: Exact, NotOlderThan)"
-            )),
+            ))
+            }
         };
         let continue_token = query.get("continue").filter(|c| !c.is_empty()).cloned();
         let send_initial_events = flag("sendInitialEvents")?;
