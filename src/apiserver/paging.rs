@@ -433,6 +433,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn bookmarks_carry_the_last_revision_seen_and_end_with_the_watch() {
+        let change = Bytes::from_static(b"{\"type\":\"ADDED\"}\n");
+        let changes: Changes = futures::stream::iter([(7, Some(change.clone())), (9, None)])
+            .chain(futures::stream::pending())
+            .boxed();
+        let mut lines = with_bookmarks(changes, Kind::Pod, 3, true, Duration::from_millis(20));
+        async fn next(l: &mut BoxStream<'static, Bytes>) -> Bytes {
+            tokio::time::timeout(Duration::from_secs(10), l.next())
+                .await
+                .unwrap()
+                .unwrap()
+        }
+        assert_eq!(next(&mut lines).await, change);
+        let b: Value = serde_json::from_slice(&next(&mut lines).await).unwrap();
+        assert_eq!(b["type"], "BOOKMARK");
+        assert_eq!(b["object"]["kind"], "Pod");
+        assert_eq!(b["object"]["metadata"]["resourceVersion"], "9", "a filtered change counts");
+        let ended: Changes = futures::stream::iter([(4, None)]).boxed();
+        let lines: Vec<Bytes> = with_bookmarks(ended, Kind::Pod, 3, true, Duration::from_secs(3600))
+            .collect()
+            .await;
+        assert!(lines.is_empty(), "the watch ends with its changes");
+    }
+
+    #[tokio::test]
     async fn pages_deliver_every_item_once_with_the_remaining_count() {
         let store = MemoryStore::default();
         for n in 0..25 {
