@@ -449,11 +449,15 @@ mod tests {
         let b: Value = serde_json::from_slice(&next(&mut lines).await).unwrap();
         assert_eq!(b["type"], "BOOKMARK");
         assert_eq!(b["object"]["kind"], "Pod");
-        assert_eq!(b["object"]["metadata"]["resourceVersion"], "9", "a filtered change counts");
+        assert_eq!(
+            b["object"]["metadata"]["resourceVersion"], "9",
+            "a filtered change counts"
+        );
         let ended: Changes = futures::stream::iter([(4, None)]).boxed();
-        let lines: Vec<Bytes> = with_bookmarks(ended, Kind::Pod, 3, true, Duration::from_secs(3600))
-            .collect()
-            .await;
+        let lines: Vec<Bytes> =
+            with_bookmarks(ended, Kind::Pod, 3, true, Duration::from_secs(3600))
+                .collect()
+                .await;
         assert!(lines.is_empty(), "the watch ends with its changes");
     }
 
