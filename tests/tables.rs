@@ -471,6 +471,29 @@ fn lists_are_paged_with_limit_and_continue() {
             "every page is read at the first one's revision"
         );
 
+        // a watch starts with every object (read a page at a time), then its bookmark
+        let url = format!(
+            "{}{CMS}?watch=true&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=0",
+            http.base
+        );
+        let resp = http.client.get(url).bearer_auth(&token).send().await.unwrap();
+        let mut body = resp.bytes_stream();
+        let mut text = String::new();
+        let mut added = std::collections::BTreeSet::new();
+        loop {
+            let ev = next_event(&mut body, &mut text).await;
+            match ev["type"].as_str().unwrap() {
+                "ADDED" => {
+                    let name = ev["object"]["metadata"]["name"].as_str().unwrap().to_string();
+                    assert!(added.insert(name), "each object once");
+                }
+                "BOOKMARK" => break,
+                other => panic!("{other}: {ev}"),
+            }
+        }
+        assert_eq!(added.len(), N, "every object before the bookmark");
+        drop(body);
+
         // a selector filters before the limit, and hides the count
         let (_, page) = http
             .call(

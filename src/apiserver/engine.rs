@@ -510,21 +510,11 @@ impl Engine {
         if let Some(rv) = rv {
             check_not_ahead(rv, current)?;
         }
-        let mut initial = Vec::new();
-        let from = if initial_events {
-            let (items, rev) = self.store.list(&prefix).await.map_err(store_err)?;
-            for v in &items {
-                let obj = decode_stored(v)?;
-                if selected(&q, &obj) {
-                    initial.push(event_line(&q.output, "ADDED", &obj));
-                }
-            }
-            if q.paging.send_initial_events == Some(true) && q.paging.bookmarks {
-                initial.push(super::paging::bookmark(kind, rev, true));
-            }
-            rev
+        let (initial, from) = if initial_events {
+            super::paging::initial_events(self.store.clone(), prefix.clone(), kind, q.clone())
+                .await?
         } else {
-            rv.unwrap_or(current)
+            (futures::stream::empty().boxed(), rv.unwrap_or(current))
         };
         let events = match self.store.watch(&prefix, from).await {
             Ok(first) => resumable(self.store.clone(), prefix, from, first),
@@ -572,10 +562,7 @@ impl Engine {
                 _ = timeout => {}
             }
         };
-        Ok(futures::stream::iter(initial)
-            .chain(changes)
-            .take_until(stop)
-            .boxed())
+        Ok(initial.chain(changes).take_until(stop).boxed())
     }
 
     async fn replace(

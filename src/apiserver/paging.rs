@@ -294,6 +294,68 @@ pub async fn list(
     Ok(Bytes::from(buf))
 }
 
+/// The ADDED lines a watch starts with (the objects of `prefix` that `q` selects), read a page
+/// of `CHUNK` keys at a time at one revision, so a watch of a large collection never holds it
+/// whole; then the end-of-initial-events BOOKMARK when `sendInitialEvents=true` asks for it.
+/// Returns the lines and the revision to watch from. A page that cannot be read (compacted
+/// meanwhile) is an ERROR line that ends the stream.
+pub async fn initial_events(
+    store: std::sync::Arc<dyn Store>,
+    prefix: String,
+    kind: Kind,
+    q: ListQuery,
+) -> Result<(BoxStream<'static, Bytes>, i64), ApiError> {
+    let first = store
+        .list_page(&prefix, &prefix, CHUNK, 0)
+        .await
+        .map_err(|e| ApiError::from_store(e, kind, None, ""))?;
+    let revision = first.revision;
+    let end = (q.paging.send_initial_events == Some(true) && q.paging.bookmarks)
+        .then(|| bookmark(kind, revision, true));
+    let lines = |page: &crate::store::Page, q: &ListQuery| -> Vec<Bytes> {
+        page.items
+            .iter()
+            .filter_map(|v| decode_stored(v).ok())
+            .filter(|obj| selected(q, obj))
+            .map(|obj| event_line(&q.output, "ADDED", &obj))
+            .collect()
+    };
+    let first_lines = lines(&first, &q);
+    let next_key = |page: &crate::store::Page| {
+        page.items
+            .last()
+            .filter(|_| page.remaining > 0)
+            .map(|v| format!("{}\0", v.key))
+    };
+    let start = next_key(&first);
+    let rest = futures::stream::unfold(start, move |key| {
+        let (store, prefix, q) = (store.clone(), prefix.clone(), q.clone());
+        async move {
+            let key = key?;
+            match store.list_page(&prefix, &key, CHUNK, revision).await {
+                Ok(page) => Some((lines(&page, &q), next_key(&page))),
+                Err(e) => {
+                    let err = ApiError::from_store(e, kind, None, "");
+                    Some((
+                        vec![event_line(
+                            &Output::Objects,
+                            "ERROR",
+                            &json!(err.to_status()),
+                        )],
+                        None,
+                    ))
+                }
+            }
+        }
+    })
+    .flat_map(futures::stream::iter);
+    let stream = futures::stream::iter(first_lines)
+        .chain(rest)
+        .chain(futures::stream::iter(end))
+        .boxed();
+    Ok((stream, revision))
+}
+
 /// One watch line: `{"type": event, "object": obj}` with the object as `output` asks.
 pub fn event_line(output: &Output, event: &str, obj: &Value) -> Bytes {
     let object = table::event_object(output, event, obj);
