@@ -220,8 +220,29 @@ fn create_update_and_delete_clusters_leave_nothing() {
     );
     let kept = c.observe("dev");
     assert_eq!(kept.count(), one.count());
+    // the kubeconfig loses dev's context, cluster and user (and current-context), nothing else
+    let kube = c.home.path().join(".kube/config");
+    std::fs::create_dir_all(kube.parent().unwrap()).unwrap();
+    let other = "- name: other\n  cluster: {server: 'https://other:6443'}\n";
+    std::fs::write(
+        &kube,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: dev\nclusters:\n{other}- name: dev\n  cluster: {{server: 'https://dev:6443'}}\n\
+             users:\n- name: dev-admin\n  user: {{token: t}}\ncontexts:\n- name: dev\n  context: {{cluster: dev, user: dev-admin}}\n\
+             - name: other\n  context: {{cluster: other, user: other}}\n"
+        ),
+    )
+    .unwrap();
     let out = c.ok(&["delete", "cluster", "dev", "--yes"]);
     assert!(out.contains("cluster dev deleted"), "{out}");
+    assert!(out.contains("removed context dev from kubeconfig"), "{out}");
+    let left: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&kube).unwrap()).unwrap();
+    assert!(left.get("current-context").is_none(), "{left:?}");
+    assert_eq!(left["clusters"].as_sequence().unwrap().len(), 1, "{left:?}");
+    assert_eq!(left["clusters"][0]["name"].as_str(), Some("other"));
+    assert_eq!(left["contexts"][0]["name"].as_str(), Some("other"));
+    assert!(left["users"].as_sequence().unwrap().is_empty(), "{left:?}");
     assert!(c.observe("dev").is_empty());
     let again = c.ok(&["delete", "cluster", "dev", "--yes"]);
     assert!(again.contains("nothing tagged"), "{again}");

@@ -548,6 +548,7 @@ impl LocalCloud {
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_DEFAULT_REGION")
             .env_remove("ORKOPS_CONFIG")
+            .env_remove("KUBECONFIG")
             .env("HOME", self.home.path());
     }
 
