@@ -263,6 +263,33 @@ fn a_cluster_on_the_local_cloud_runs_a_service_and_leaves_nothing() {
         format!("https://{}:6443", master.public_ip.as_deref().unwrap())
     );
 
+    // the kubeconfig got the cluster's context, and kubectl reaches the cluster with it
+    let kube = c.home.path().join(".kube/config");
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&kube).unwrap()).unwrap();
+    assert_eq!(doc["current-context"].as_str(), Some(name), "{doc:?}");
+    assert_eq!(
+        doc["clusters"][0]["cluster"]["server"].as_str(),
+        Some(cfg.endpoints[0].as_str())
+    );
+    assert_eq!(
+        doc["users"][0]["name"].as_str(),
+        Some(format!("{name}-admin").as_str())
+    );
+    if let Ok(out) = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kube)
+        .args(["--server", &cfg.endpoints[1], "get", "nodes", "-o", "name"])
+        .output()
+    {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("node/node-1"),
+            "kubectl get nodes: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     let nodes = items(&c.work_json(&["get", "nodes"]));
     let names: BTreeSet<String> = nodes.iter().map(name_of).collect();
     assert_eq!(names, ["node-1", "node-2"].map(String::from).into());
