@@ -274,6 +274,10 @@ pub async fn run(
     tracing::info!(address = %bound, cluster = %config.cluster_name, "API server listening");
 
     let engine = Arc::new(engine);
+    let accounts = tokio::spawn(crate::apiserver::accounts::keep_default_service_accounts(
+        engine.clone(),
+        stop_tx.subscribe(),
+    ));
     let controllers = tokio::spawn(lead_controllers(
         store,
         format!("{}/leader/controllers", config.etcd_prefix),
@@ -299,6 +303,7 @@ pub async fn run(
     tracing::info!("shutting down: no new connections, ending watches");
     let _ = stop_tx.send(true);
     let _ = controllers.await;
+    let _ = accounts.await;
     if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
         .await
         .is_err()

@@ -642,6 +642,23 @@ fn objects_read_back_as_clients_expect_them() {
             code, 200,
             "every namespace has its default ServiceAccount: {sa}"
         );
+        // deleted, it is made again while its namespace stays
+        let sa_path = "/api/v1/namespaces/fresh/serviceaccounts/default";
+        let (code, _) = http.call(Method::DELETE, sa_path, Some(&token), None).await;
+        assert_eq!(code, 200);
+        let deadline = std::time::Instant::now() + LONG;
+        loop {
+            let (code, again) = http.call(Method::GET, sa_path, Some(&token), None).await;
+            if code == 200 {
+                assert_ne!(again["metadata"]["uid"], sa["metadata"]["uid"], "a new one");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the default ServiceAccount is made again"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         for ns in ["default", "orkops-system"] {
             let (code, _) = http
                 .call(
@@ -681,6 +698,18 @@ fn objects_read_back_as_clients_expect_them() {
             )
             .await;
         assert!(v.get("status").is_none(), "a ConfigMap has no status: {v}");
+        // with its namespace it goes for good
+        let (code, _) = http
+            .call(
+                Method::DELETE,
+                "/api/v1/namespaces/fresh",
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(code, 200);
+        let (code, _) = http.call(Method::GET, sa_path, Some(&token), None).await;
+        assert_eq!(code, 404);
     });
 }
 

@@ -1,8 +1,13 @@
 //! The `default` ServiceAccount of every namespace, which clients and tools (`kubectl create
 //! deployment` workflows, the client libraries' e2e helpers) wait for: made when a namespace is
-//! created, and at start for namespaces that lack it.
+//! created, at start for namespaces that lack it, and again when it is deleted from a namespace
+//! that stays (as Kubernetes' serviceaccounts controller does).
 
-use serde_json::json;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::watch;
 
 use super::auth::Caller;
 use super::engine::{Command, Engine, ListQuery, Reply};
@@ -51,5 +56,60 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// Makes the `default` ServiceAccount again whenever one is deleted from a namespace that is not
+/// being deleted, until `stop` turns true. Every master runs it; a second create is harmless.
+pub async fn keep_default_service_accounts(
+    engine: std::sync::Arc<Engine>,
+    mut stop: watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        let cmd = Command::Watch {
+            kind: Kind::ServiceAccount,
+            namespace: None,
+            query: ListQuery {
+                // from now on: the namespaces' own ones were made at start
+                resource_version: engine.store().revision().await.ok(),
+                ..Default::default()
+            },
+        };
+        if let Ok(Reply::Watch(mut lines)) = engine.handle(&Caller::Master, cmd).await {
+            while let Some(line) = lines.next().await {
+                let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
+                    continue;
+                };
+                let deleted = ev["type"] == "DELETED"
+                    && ev.pointer("/object/metadata/name") == Some(&json!(DEFAULT_SERVICE_ACCOUNT));
+                if let Some(ns) = ev
+                    .pointer("/object/metadata/namespace")
+                    .and_then(Value::as_str)
+                {
+                    if deleted {
+                        remake(&engine, ns).await;
+                    }
+                }
+            }
+        }
+        // the watch ended (shutdown, or the store went away): open it again after a pause
+        let _ = tokio::time::timeout(Duration::from_secs(1), stop.wait_for(|s| *s)).await;
+    }
+}
+
+/// Makes `ns`'s `default` ServiceAccount again unless the namespace is gone or terminating.
+async fn remake(engine: &Engine, ns: &str) {
+    let get = Command::Get {
+        kind: Kind::Namespace,
+        namespace: None,
+        name: ns.to_string(),
+    };
+    match engine.handle(&Caller::Master, get).await {
+        Ok(Reply::Ok(n)) if n.pointer("/metadata/deletionTimestamp").is_none() => {
+            if let Err(e) = engine.ensure_default_service_account(ns).await {
+                tracing::warn!(namespace = ns, error = %e, "cannot make the default ServiceAccount again");
+            }
+        }
+        _ => {}
     }
 }
