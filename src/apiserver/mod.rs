@@ -9,8 +9,12 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod identity;
+pub mod podlog;
+pub mod portforward;
 pub mod proxy;
 pub mod resume;
+pub mod spdy;
+pub mod streams;
 
 pub use auth::{Caller, Credentials};
 pub use engine::{Command, Engine, Reply};
