@@ -320,7 +320,7 @@ fn exec_passes_stdin_a_terminal_and_the_exit_code() {
         .orkops(&["exec", "sh", "-c", "nope", "--", "true"])
         .failure();
     assert!(
-        bad.contains("\"nope\"") && bad.contains("main, side"),
+        bad.contains("nope") && bad.contains("[main side]"),
         "{bad}"
     );
     let logs = m.orkops(&["logs", "pod/sh"]).success();
