@@ -274,11 +274,7 @@ async fn spdy_over_websocket(socket: WebSocket, target: Target) {
     let inbound = async {
         while let Some(Ok(m)) = rx.next().await {
             match m {
-                Message::Binary(b) => {
-                    if wr.write_all(&b).await.is_err() {
-                        break;
-                    }
-                }
+                Message::Binary(b) if wr.write_all(&b).await.is_err() => break,
                 Message::Close(_) => break,
                 _ => {}
             }
