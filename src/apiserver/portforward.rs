@@ -36,6 +36,8 @@ const PORTFORWARD_V1: &str = "portforward.k8s.io";
 /// The most ports one channel-protocol request may forward.
 const MAX_PORTS: usize = 32;
 const READ_CHUNK: usize = 32 * 1024;
+/// The most connections one SPDY session forwards at once; more streams are refused.
+const MAX_CONNECTIONS: usize = 256;
 
 /// The subprotocols a WebSocket request offers, in its order.
 fn offered(headers: &HeaderMap) -> Vec<String> {
@@ -381,6 +383,14 @@ where
                         if errors.len() < 1024 {
                             errors.insert(rid, stream);
                         }
+                    }
+                    Some("data") if relays.len() >= MAX_CONNECTIONS => {
+                        let _ = out
+                            .send(Frame::RstStream {
+                                stream,
+                                status: spdy::RST_REFUSED_STREAM,
+                            })
+                            .await;
                     }
                     Some("data") => {
                         let port = spdy::header(&headers, "port")

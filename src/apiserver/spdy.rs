@@ -48,6 +48,7 @@ const MAX_HEADER_PAIRS: u32 = 256;
 
 /// RST_STREAM status codes used here.
 pub const RST_PROTOCOL_ERROR: u32 = 1;
+pub const RST_REFUSED_STREAM: u32 = 3;
 pub const RST_CANCEL: u32 = 5;
 
 #[derive(Debug, Clone, PartialEq)]
