@@ -141,6 +141,9 @@ pub struct PodTemplateSpec {
 pub struct PodSpec {
     #[serde(default)]
     pub containers: Vec<Container>,
+    /// Only `ClusterFirst` (the cluster's DNS, what every orkops pod gets; kubectl run sets it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
