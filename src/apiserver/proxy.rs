@@ -322,6 +322,7 @@ async fn upgraded(
         let (pod, base) = pod_target(&st, access, &ns, &name).await?;
         let opts = streams::StreamOptions::parse(raw.as_deref(), sub == "exec")?;
         let container = container_of(&pod, opts.container.as_deref())?;
+        not_running(&pod, &container)?;
         let websocket = streams::wants_websocket(req.headers());
         let own = req
             .headers()
@@ -382,6 +383,32 @@ async fn upgraded(
         Ok(switching(execproto::PROTOCOL))
     };
     r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Refuses a stream to a container the pod's status says is not running (answered before any
+/// upgrade, so that a client falling back to another protocol hears the same reason).
+fn not_running(pod: &Value, container: &str) -> Result<(), ApiError> {
+    let status = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == container);
+    match status {
+        Some(c) if !c["state"]["running"].is_object() => Err(ApiError::BadRequest(format!(
+            "container {container} is not running in pod {}/{} (phase {})",
+            pod.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("?"),
+            pod.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("?"),
+            pod.pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown"),
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// A `101 Switching Protocols` answer for an `Upgrade: PROTOCOL` request.
