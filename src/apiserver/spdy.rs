@@ -257,7 +257,7 @@ fn parse_header_block(raw: &[u8]) -> Result<Vec<(String, String)>, SpdyError> {
     let field = |at: &mut usize| -> Result<String, SpdyError> {
         let len = be32(raw, *at)? as usize;
         let bytes = raw
-            .get(*at + 4..*at + 4 + len)
+            .get(*at + 4..at.saturating_add(4).saturating_add(len))
             .ok_or_else(|| protocol("a header block ends inside a header"))?;
         *at += 4 + len;
         Ok(String::from_utf8_lossy(bytes).into_owned())

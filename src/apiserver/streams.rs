@@ -88,9 +88,13 @@ impl Channels {
             }
             Message::Text(t) if self.base64 => {
                 let t = t.as_str();
-                let ch = t.as_bytes().first()?.checked_sub(b'0')?;
+                let ch = t
+                    .as_bytes()
+                    .first()?
+                    .checked_sub(b'0')
+                    .filter(|c| *c <= 9)?;
                 let data = base64::engine::general_purpose::STANDARD
-                    .decode(t[1..].trim_end())
+                    .decode(t.get(1..)?.trim_end())
                     .ok()?;
                 Some((ch, data))
             }
@@ -388,6 +392,8 @@ mod tests {
         assert_eq!(m, Message::Text("2aGk=".into()));
         assert_eq!(b64.decode(&m), Some((2, b"hi".to_vec())));
         assert_eq!(b64.decode(&Message::Text("0!!".into())), None);
+        assert_eq!(b64.decode(&Message::Text("éaGk=".into())), None);
+        assert_eq!(b64.decode(&Message::Text("".into())), None);
         assert_eq!(Channels::from_protocol(None).version, 1);
     }
 
