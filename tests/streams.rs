@@ -223,7 +223,7 @@ fn kubectl_exec_attach_and_cp() {
     );
 
     // cp both ways (exec with tar in the container)
-    let content: String = (0..5000).map(|i| format!("line {i}\n")).collect();
+    let content: String = (0..200_000).map(|i| format!("line {i}\n")).collect();
     let local = dir.path().join("up.txt");
     std::fs::write(&local, &content).unwrap();
     ok(
@@ -457,14 +457,18 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// An HTTP/1.0 GET through 127.0.0.1:port; the whole answer.
-fn http_get(port: u16) -> std::io::Result<String> {
+/// An HTTP/1.0 GET of `path` through 127.0.0.1:port; the whole answer.
+fn http_get_path(port: u16, path: &str) -> std::io::Result<String> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     Ok(out)
+}
+
+fn http_get(port: u16) -> std::io::Result<String> {
+    http_get_path(port, "/")
 }
 
 struct KillOnDrop(Child);
@@ -476,8 +480,23 @@ impl Drop for KillOnDrop {
     }
 }
 
-const WEB: &str =
-    "mkdir -p /www && echo hello-pf > /www/index.html && exec httpd -f -p 8080 -h /www";
+const WEB: &str = "mkdir -p /www && echo hello-pf > /www/index.html && \
+                   yes 0123456789 | head -c 3000000 > /www/big && exec httpd -f -p 8080 -h /www";
+
+/// Pod `web`: httpd on 8080, and Ready only once it listens.
+fn start_web(m: &Master) {
+    let yaml = pod_yaml("web", &[("main", WEB)], "")
+        + "    readinessProbe:\n      tcpSocket:\n        port: 8080\n      periodSeconds: 1\n";
+    apply(m, &yaml);
+    wait_until("web to be ready", LONG, || {
+        let v = m.orkops(&["get", "pod", "web", "-o", "json"]).json();
+        v["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    });
+}
 
 /// `kubectl port-forward pod/NAME LOCAL:REMOTE` (SPDY tunnelled in WebSocket), then several
 /// requests through it, each on a connection of its own.
@@ -490,8 +509,7 @@ fn kubectl_port_forward_carries_requests() {
     let _agent = Agent::start(&m);
     let dir = tempfile::tempdir().unwrap();
     let k = kubeconfig(&m, dir.path());
-    apply(&m, &pod_yaml("web", &[("main", WEB)], ""));
-    wait_running(&m, "web");
+    start_web(&m);
     for env in [None, Some("false")] {
         // KUBECTL_PORT_FORWARD_WEBSOCKETS=false makes kubectl speak plain SPDY
         let port = free_port();
@@ -516,6 +534,18 @@ fn kubectl_port_forward_carries_requests() {
             let answer = http_get(port).unwrap();
             assert!(answer.contains("hello-pf"), "{answer} (env {env:?})");
         }
+        // 3 MB in one answer: SPDY data frames in order, none lost
+        let big = http_get_path(port, "/big").unwrap();
+        let body = big
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        let want: String = "0123456789\n".repeat(3_000_000 / 11 + 1);
+        assert!(
+            body.len() == 3_000_000 && want.starts_with(body),
+            "{} bytes (env {env:?})",
+            body.len()
+        );
         assert!(
             child.0.try_wait().unwrap().is_none(),
             "port-forward ended (env {env:?})"
@@ -574,8 +604,7 @@ fn python_client_exec_and_port_forward() {
     let _agent = Agent::start(&m);
     let dir = tempfile::tempdir().unwrap();
     let k = kubeconfig(&m, dir.path());
-    apply(&m, &pod_yaml("web", &[("main", WEB)], ""));
-    wait_running(&m, "web");
+    start_web(&m);
     let program = r#"
 import sys
 from kubernetes import client, config
