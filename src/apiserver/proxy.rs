@@ -1,7 +1,8 @@
 //! What the master relays to node agents (over TLS, showing its client certificate): pod logs,
-//! exec (the upgraded connection is copied byte for byte), and image archives loaded into the
-//! nodes' engines. Only the admin may use these; the request is checked before anything is
-//! forwarded.
+//! exec and attach (orkops' own upgraded connection is copied byte for byte; Kubernetes'
+//! WebSocket channel protocols are translated by `streams`), port-forward connections (opened
+//! here, relayed by `portforward`), and image archives loaded into the nodes' engines. Only the
+//! admin may use these; the request is checked before anything is forwarded.
 
 use std::path::PathBuf;
 use std::sync::Arc;
