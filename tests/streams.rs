@@ -625,6 +625,11 @@ print("true=%d" % ok.returncode)
 out = stream(api.connect_get_namespaced_pod_exec, "web", "default", command=["echo", "a b"],
              stderr=True, stdin=False, stdout=True, tty=False)
 print("preloaded=" + out.strip())
+cat = stream(api.connect_get_namespaced_pod_exec, "web", "default", command=["cat"],
+             stderr=True, stdin=True, stdout=True, tty=False, _preload_content=False)
+cat.write_stdin("ping\n")
+print("cat=" + (cat.readline_stdout(timeout=30) or "").strip())
+cat.close()
 pf = portforward(api.connect_get_namespaced_pod_portforward, "web", "default", ports="8080")
 s = pf.socket(8080)
 s.setblocking(True)
@@ -652,6 +657,7 @@ print("pferror=%s" % pf.error(8080))
         "returncode=4",
         "true=0",
         "preloaded=a b",
+        "cat=ping",
         "pf=hello-pf",
         "pferror=None",
     ] {

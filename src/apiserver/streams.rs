@@ -80,26 +80,24 @@ impl Channels {
     }
 
     /// The channel and data of a data message; None for control messages and malformed ones.
+    /// Text and binary messages are read alike, as kube-apiserver reads them (the Python client
+    /// sends `str` stdin as text messages on the binary protocol).
     pub fn decode(&self, msg: &Message) -> Option<(u8, Vec<u8>)> {
-        match msg {
-            Message::Binary(b) if !self.base64 => {
-                let (&ch, rest) = b.split_first()?;
-                Some((ch, rest.to_vec()))
-            }
-            Message::Text(t) if self.base64 => {
-                let t = t.as_str();
-                let ch = t
-                    .as_bytes()
-                    .first()?
-                    .checked_sub(b'0')
-                    .filter(|c| *c <= 9)?;
-                let data = base64::engine::general_purpose::STANDARD
-                    .decode(t.get(1..)?.trim_end())
-                    .ok()?;
-                Some((ch, data))
-            }
-            _ => None,
+        let raw: &[u8] = match msg {
+            Message::Binary(b) => b,
+            Message::Text(t) => t.as_str().as_bytes(),
+            _ => return None,
+        };
+        let (&first, rest) = raw.split_first()?;
+        if !self.base64 {
+            return Some((first, rest.to_vec()));
         }
+        let ch = first.checked_sub(b'0').filter(|c| *c <= 9)?;
+        let text = std::str::from_utf8(rest).ok()?;
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(text.trim_end())
+            .ok()?;
+        Some((ch, data))
     }
 }
 
@@ -296,8 +294,13 @@ where
                 _ => Ok(()),
             };
             if sent.is_err() {
-                break;
+                return;
             }
+        }
+        // the client went away (a v4 client has no other way to end stdin): end it, so that
+        // a process reading it ends too
+        if stdin {
+            let _ = execproto::write_frame(&mut wr, execproto::STDIN, &[]).await;
         }
     });
     let mut exit = None;
@@ -380,6 +383,10 @@ mod tests {
         assert_eq!(m, Message::Binary(vec![1, b'h', b'i'].into()));
         assert_eq!(v5.decode(&m), Some((1, b"hi".to_vec())));
         assert_eq!(v5.decode(&Message::Binary(vec![].into())), None);
+        assert_eq!(
+            v5.decode(&Message::Text("\u{0}ping\n".into())),
+            Some((0, b"ping\n".to_vec()))
+        );
         let b64 = Channels::from_protocol(Some("base64.channel.k8s.io"));
         assert_eq!(
             b64,
