@@ -10,6 +10,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// The value of the `Upgrade` header.
 pub const PROTOCOL: &str = "orkops-exec.v1";
 
+/// The `Upgrade` of the agent's `portforward` endpoint: after it, the connection carries the
+/// bytes of one TCP connection to the pod's port, unframed.
+pub const PORTFORWARD_PROTOCOL: &str = "orkops-portforward.v1";
+
 pub const STDIN: u8 = 0;
 pub const STDOUT: u8 = 1;
 pub const STDERR: u8 = 2;
@@ -17,6 +21,9 @@ pub const EXIT: u8 = 3;
 pub const RESIZE: u8 = 4;
 
 const MAX_FRAME: usize = 1 << 20;
+
+/// The exit frame's error when an attach stream ended while the container still runs.
+pub const STILL_RUNNING: &str = "the container is still running";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

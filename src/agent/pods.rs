@@ -992,8 +992,9 @@ impl Worker {
             labels: Some(self.labels(&c.name, attempt)),
             tty: c.tty,
             open_stdin: c.stdin,
-            // like `kubectl run -i`: stdin closes when the first attached client leaves
-            stdin_once: c.stdin,
+            // like `kubectl run -i`: stdin closes when the first attached client leaves, unless
+            // the pod says otherwise
+            stdin_once: c.stdin_once.or(c.stdin),
             host_config: Some(host),
             ..Default::default()
         };

@@ -30,6 +30,7 @@ pub fn router(rt: Runtime) -> Router {
         .route("/pods/{ns}/{name}/{uid}/log", get(logs))
         .route("/pods/{ns}/{name}/{uid}/exec", post(exec))
         .route("/pods/{ns}/{name}/{uid}/attach", post(attach))
+        .route("/pods/{ns}/{name}/{uid}/portforward", post(portforward))
         .route("/images/load", post(load))
         .with_state(Arc::new(rt))
 }
@@ -87,6 +88,14 @@ async fn logs(
         Some(n) => n.clone(),
         None => "all".into(),
     };
+    let since = match q.get("since").map(|s| s.parse::<i64>()) {
+        Some(Ok(t)) => i32::try_from(t).unwrap_or(i32::MAX),
+        Some(Err(_)) => {
+            return ApiError::BadRequest("since must be a Unix time in seconds".into())
+                .into_response()
+        }
+        None => 0,
+    };
     let stream = rt.docker.logs(
         &o.id,
         Some(LogsOptions {
@@ -94,6 +103,7 @@ async fn logs(
             stdout: true,
             stderr: true,
             timestamps: flag(&q, "timestamps"),
+            since,
             tail,
             ..Default::default()
         }),
@@ -325,7 +335,7 @@ async fn stream(
                 // the stream ends when the process exits; its exit code follows shortly
                 let mut exit = Exit {
                     exit_code: None,
-                    error: Some("the container is still running".into()),
+                    error: Some(execproto::STILL_RUNNING.into()),
                 };
                 for _ in 0..50 {
                     match rt.inspect(id).await {
@@ -364,6 +374,76 @@ async fn stream(
     resp.headers_mut().insert(
         header::UPGRADE,
         HeaderValue::from_static(execproto::PROTOCOL),
+    );
+    resp
+}
+
+/// `POST .../portforward?port=N` with `Upgrade: orkops-portforward.v1`: connects to the port
+/// on the pod's address (its sandbox's), then relays that TCP connection on the upgraded one.
+async fn portforward(
+    State(rt): State<Arc<Runtime>>,
+    Path((ns, name, uid)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    mut req: Request,
+) -> Response {
+    let port = match q.get("port").map(|p| p.parse::<u16>()) {
+        Some(Ok(p)) if p > 0 => p,
+        _ => {
+            return ApiError::BadRequest("port must be a port number from 1 to 65535".into())
+                .into_response()
+        }
+    };
+    let sandbox = match find(&rt, &ns, &name, &uid, super::runtime::SANDBOX, false).await {
+        Ok(o) if o.state == super::runtime::RunState::Running => o,
+        Ok(_) => {
+            return ApiError::BadRequest(format!("pod {ns}/{name} is not running")).into_response()
+        }
+        Err(e) => return e.into_response(),
+    };
+    let Some(ip) = sandbox
+        .ip
+        .as_deref()
+        .and_then(|i| i.parse::<std::net::IpAddr>().ok())
+    else {
+        return ApiError::BadRequest(format!("pod {ns}/{name} has no address yet")).into_response();
+    };
+    let addr = std::net::SocketAddr::new(ip, port);
+    let connect = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::net::TcpStream::connect(addr),
+    );
+    let mut tcp = match connect.await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            return ApiError::BadRequest(format!(
+                "error forwarding port {port} to pod {ns}/{name}: failed to connect to {addr}: {e}"
+            ))
+            .into_response()
+        }
+        Err(_) => {
+            return ApiError::BadRequest(format!(
+                "error forwarding port {port} to pod {ns}/{name}: connecting to {addr} timed out"
+            ))
+            .into_response()
+        }
+    };
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(u) => {
+                let mut io = TokioIo::new(u);
+                let _ = tokio::io::copy_bidirectional(&mut io, &mut tcp).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "port-forward upgrade failed"),
+        }
+    });
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    resp.headers_mut().insert(
+        header::UPGRADE,
+        HeaderValue::from_static(execproto::PORTFORWARD_PROTOCOL),
     );
     resp
 }

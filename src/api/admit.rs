@@ -312,6 +312,12 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
         &s.restart_policy,
         &["Always", "OnFailure", "Never"],
     );
+    one_of(
+        e,
+        &format!("{path}.dnsPolicy"),
+        &s.dns_policy,
+        &["ClusterFirst"],
+    );
     at_least(
         e,
         &format!("{path}.terminationGracePeriodSeconds"),
@@ -1038,6 +1044,19 @@ mod tests {
             err[0]
         );
         assert!(err[0].message.contains("imagee"), "{:?}", err[0]);
+    }
+
+    #[test]
+    fn kubectl_runs_pods_take_cluster_first_dns_and_stdin_once() {
+        let pod = |dns: &str| {
+            json!({"metadata": {"name": "x"}, "spec": {"dnsPolicy": dns, "containers": [
+                {"name": "a", "image": "busybox:1", "stdin": true, "stdinOnce": true}]}})
+        };
+        let out = admit(Kind::Pod, pod("ClusterFirst")).unwrap();
+        assert_eq!(out["spec"]["containers"][0]["stdinOnce"], true);
+        let err = admit(Kind::Pod, pod("None")).unwrap_err();
+        assert_eq!(err[0].field, "spec.dnsPolicy");
+        assert!(err[0].message.contains("ClusterFirst"), "{:?}", err[0]);
     }
 
     #[test]

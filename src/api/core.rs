@@ -153,6 +153,9 @@ pub struct PodTemplateSpec {
 pub struct PodSpec {
     #[serde(default)]
     pub containers: Vec<Container>,
+    /// Only `ClusterFirst` (the cluster's DNS, what every orkops pod gets; kubectl run sets it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,6 +205,9 @@ pub struct Container {
     pub startup_probe: Option<Probe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin: Option<bool>,
+    /// Close stdin after the first attach has ended (`kubectl run -i` sets it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin_once: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tty: Option<bool>,
 }

@@ -44,6 +44,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::post(proxy::attach).get(proxy::attach),
         )
         .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/portforward",
+            axum::routing::post(super::portforward::portforward)
+                .get(super::portforward::portforward),
+        )
+        .route(
             "/orkops/v1/images/load",
             axum::routing::post(proxy::load_image),
         )

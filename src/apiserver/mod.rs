@@ -11,8 +11,12 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod paging;
+pub mod podlog;
+pub mod portforward;
 pub mod proxy;
 pub mod resume;
+pub mod spdy;
+pub mod streams;
 pub mod table;
 
 pub use auth::{Caller, Credentials};

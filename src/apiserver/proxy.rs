@@ -1,14 +1,16 @@
 //! What the master relays to node agents (over TLS, showing its client certificate): pod logs,
-//! exec (the upgraded connection is copied byte for byte), and image archives loaded into the
-//! nodes' engines. Only the admin may use these; the request is checked before anything is
-//! forwarded.
+//! exec and attach (orkops' own upgraded connection is copied byte for byte; Kubernetes'
+//! WebSocket channel protocols are translated by `streams`), port-forward connections (opened
+//! here, relayed by `portforward`), and image archives loaded into the nodes' engines. Only the
+//! admin may use these; the request is checked before anything is forwarded.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -19,6 +21,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::engine::{Command, Reply};
 use super::http::AppState;
+use super::{podlog, streams};
 use super::{ApiError, Caller};
 use crate::api::Kind;
 use crate::execproto;
@@ -99,7 +102,7 @@ impl reqwest::dns::Resolve for NodeAddresses {
     }
 }
 
-fn admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok());
@@ -162,7 +165,7 @@ fn agent_address(node: &Value) -> Result<(String, std::net::SocketAddr), ApiErro
 }
 
 /// The pod, and the URL of its agent's endpoint for it (`.../pods/NS/NAME/UID`).
-async fn pod_target(
+pub(super) async fn pod_target(
     st: &AppState,
     access: &AgentAccess,
     ns: &str,
@@ -189,18 +192,8 @@ async fn pod_target(
     ))
 }
 
-/// The query with `container` defaulted to the pod's first container, and checked to exist.
-fn with_container(pod: &Value, raw: Option<String>, allowed: &[&str]) -> Result<String, ApiError> {
-    let mut pairs: Vec<(String, String)> =
-        url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-    if let Some((k, _)) = pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
-        return Err(ApiError::BadRequest(format!(
-            "unsupported query parameter {k:?} (supported: {})",
-            allowed.join(", ")
-        )));
-    }
+/// The container a request names, checked to exist, or the pod's first one.
+pub(super) fn container_of(pod: &Value, asked: Option<&str>) -> Result<String, ApiError> {
     let names: Vec<&str> = pod
         .pointer("/spec/containers")
         .and_then(Value::as_array)
@@ -208,28 +201,24 @@ fn with_container(pod: &Value, raw: Option<String>, allowed: &[&str]) -> Result<
         .flatten()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    match pairs.iter().find(|(k, _)| k == "container") {
-        Some((_, c)) if !names.contains(&c.as_str()) => {
-            return Err(ApiError::BadRequest(format!(
-                "container {c:?} is not valid for pod {}: choose one of {}",
-                pod.pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?"),
-                names.join(", ")
-            )))
-        }
-        Some(_) => {}
-        None => pairs.push((
-            "container".into(),
-            names.first().copied().unwrap_or_default().to_string(),
-        )),
+    let pod_name = pod
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    match asked {
+        Some(c) if names.contains(&c) => Ok(c.to_string()),
+        Some(c) => Err(ApiError::BadRequest(format!(
+            "container {c} is not valid for pod {pod_name}: choose one of [{}]",
+            names.join(" ")
+        ))),
+        None => names
+            .first()
+            .map(|c| c.to_string())
+            .ok_or_else(|| ApiError::BadRequest(format!("pod {pod_name} has no containers"))),
     }
-    Ok(url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish())
 }
 
-fn unreachable(url: &str, e: reqwest::Error) -> ApiError {
+pub(super) fn unreachable(url: &str, e: reqwest::Error) -> ApiError {
     ApiError::BadGateway(format!(
         "cannot reach the node's agent at {url}: {}",
         crate::client::error_chain(&e)
@@ -243,7 +232,7 @@ async fn relay_error(resp: reqwest::Response) -> Response {
     (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// `GET /api/v1/namespaces/NS/pods/NAME/log?container=&follow=&previous=&tailLines=&timestamps=`
+/// `GET /api/v1/namespaces/NS/pods/NAME/log` with the query of `podlog::LogOptions`.
 pub async fn logs(
     State(st): State<Arc<AppState>>,
     Path((ns, name)): Path<(String, String)>,
@@ -257,12 +246,9 @@ pub async fn logs(
             .as_ref()
             .ok_or_else(|| ApiError::BadGateway("this master cannot reach agents".into()))?;
         let (pod, base) = pod_target(&st, access, &ns, &name).await?;
-        let q = with_container(
-            &pod,
-            raw,
-            &["container", "follow", "previous", "tailLines", "timestamps"],
-        )?;
-        let url = format!("{base}/log?{q}");
+        let opts = podlog::LogOptions::parse(raw.as_deref(), Utc::now())?;
+        let container = container_of(&pod, opts.container.as_deref())?;
+        let url = format!("{base}/log?{}", opts.agent_query(&container));
         let resp = access
             .client
             .get(&url)
@@ -272,9 +258,22 @@ pub async fn logs(
         if !resp.status().is_success() {
             return Ok(relay_error(resp).await);
         }
-        let body = resp
-            .bytes_stream()
-            .map(|r| r.map_err(std::io::Error::other));
+        let limit = opts.limit_bytes.unwrap_or(u64::MAX);
+        // limitBytes: the stream ends once that many bytes have been sent
+        let body = resp.bytes_stream().scan(limit, |left, r| {
+            let item = match r {
+                _ if *left == 0 => None,
+                Ok(mut b) => {
+                    if (b.len() as u64) > *left {
+                        b.truncate(*left as usize);
+                    }
+                    *left -= b.len() as u64;
+                    Some(Ok(b))
+                }
+                Err(e) => Some(Err(std::io::Error::other(e))),
+            };
+            futures::future::ready(item)
+        });
         Ok::<_, ApiError>(
             Response::builder()
                 .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
@@ -312,52 +311,66 @@ async fn upgraded(
     ns: String,
     name: String,
     raw: Option<String>,
-    mut req: Request,
+    req: Request,
     sub: &'static str,
 ) -> Response {
     let r = async {
         admin(&st, req.headers())?;
-        let upgrade_asked = req
-            .headers()
-            .get(header::UPGRADE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case(execproto::PROTOCOL));
-        if !upgrade_asked {
-            return Err(ApiError::BadRequest(format!(
-                "{sub} needs an upgraded connection (Connection: Upgrade, Upgrade: {})",
-                execproto::PROTOCOL
-            )));
-        }
         let access = st
             .agents
             .as_ref()
             .ok_or_else(|| ApiError::BadGateway("this master cannot reach agents".into()))?;
         let (pod, base) = pod_target(&st, access, &ns, &name).await?;
-        let allowed: &[&str] = if sub == "exec" {
-            &["container", "command", "stdin", "tty"]
+        let opts = streams::StreamOptions::parse(raw.as_deref(), sub == "exec")?;
+        let container = container_of(&pod, opts.container.as_deref())?;
+        not_running(&pod, &container)?;
+        let websocket = streams::wants_websocket(req.headers());
+        let own = req
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case(execproto::PROTOCOL));
+        if !websocket && !own {
+            return Err(ApiError::BadRequest(format!(
+                "{sub} needs an upgraded connection: a WebSocket (Upgrade: websocket) with \
+                 subprotocol {}, or Upgrade: {}",
+                streams::EXEC_PROTOCOLS.join(", "),
+                execproto::PROTOCOL
+            )));
+        }
+        let (mut parts, _) = req.into_parts();
+        let ws = if websocket {
+            Some(
+                WebSocketUpgrade::from_request_parts(&mut parts, &())
+                    .await
+                    .map_err(|e| {
+                        ApiError::BadRequest(format!("the WebSocket upgrade: {}", e.body_text()))
+                    })?,
+            )
         } else {
-            &["container", "stdin", "tty"]
+            None
         };
-        let q = with_container(&pod, raw, allowed)?;
-        if sub == "exec" && !q.contains("command=") {
-            return Err(ApiError::BadRequest(
-                "exec needs at least one command argument".into(),
+        let url = format!("{base}/{sub}?{}", opts.agent_query(&container));
+        let mut upstream = match agent_upgrade(access, &url, execproto::PROTOCOL).await? {
+            Ok(u) => u,
+            Err(refused) => return Ok(refused),
+        };
+        if let Some(ws) = ws {
+            return Ok(ws.protocols(streams::EXEC_PROTOCOLS).on_upgrade(
+                move |socket| async move {
+                    let ch = streams::Channels::from_protocol(
+                        socket.protocol().and_then(|p| p.to_str().ok()),
+                    );
+                    streams::bridge(socket, upstream, ch, opts).await
+                },
             ));
         }
-        let url = format!("{base}/{sub}?{q}");
-        let resp = access
-            .client
-            .post(&url)
-            .header(header::CONNECTION, "upgrade")
-            .header(header::UPGRADE, execproto::PROTOCOL)
-            .send()
-            .await
-            .map_err(|e| unreachable(&url, e))?;
-        if resp.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
-            return Ok(relay_error(resp).await);
-        }
-        let mut upstream = resp.upgrade().await.map_err(|e| unreachable(&url, e))?;
-        let downstream = hyper::upgrade::on(&mut req);
+        let downstream = parts
+            .extensions
+            .remove::<hyper::upgrade::OnUpgrade>()
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("{sub}: this connection cannot be upgraded"))
+            })?;
         tokio::spawn(async move {
             match downstream.await {
                 Ok(d) => {
@@ -368,17 +381,67 @@ async fn upgraded(
                 Err(e) => tracing::debug!(error = %e, "exec upgrade from the client failed"),
             }
         });
-        let mut resp = Response::new(Body::empty());
-        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        resp.headers_mut().insert(
-            header::UPGRADE,
-            HeaderValue::from_static(execproto::PROTOCOL),
-        );
-        Ok(resp)
+        Ok(switching(execproto::PROTOCOL))
     };
     r.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Refuses a stream to a container the pod's status says is not running (answered before any
+/// upgrade, so that a client falling back to another protocol hears the same reason).
+fn not_running(pod: &Value, container: &str) -> Result<(), ApiError> {
+    let status = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == container);
+    match status {
+        Some(c) if !c["state"]["running"].is_object() => Err(ApiError::BadRequest(format!(
+            "container {container} is not running in pod {}/{} (phase {})",
+            pod.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("?"),
+            pod.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("?"),
+            pod.pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown"),
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A `101 Switching Protocols` answer for an `Upgrade: PROTOCOL` request.
+pub(super) fn switching(protocol: &'static str) -> Response {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    resp.headers_mut()
+        .insert(header::UPGRADE, HeaderValue::from_static(protocol));
+    resp
+}
+
+/// An upgraded connection to an agent endpoint (`Upgrade: PROTOCOL`), or the agent's refusal
+/// as the answer to relay.
+pub(super) async fn agent_upgrade(
+    access: &AgentAccess,
+    url: &str,
+    protocol: &'static str,
+) -> Result<Result<reqwest::Upgraded, Response>, ApiError> {
+    let resp = access
+        .client
+        .post(url)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, protocol)
+        .send()
+        .await
+        .map_err(|e| unreachable(url, e))?;
+    if resp.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(Err(relay_error(resp).await));
+    }
+    Ok(Ok(resp.upgrade().await.map_err(|e| unreachable(url, e))?))
 }
 
 /// `POST /orkops/v1/images/load[?node=N]`: the body is a `docker save` archive. It is spooled to
