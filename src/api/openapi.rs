@@ -135,6 +135,56 @@ const SPLIT: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
+/// The integer fields Kubernetes types as int32 (orkops holds them as i64 and checks the int32
+/// range at admission), by definition (after `io.k8s.api.`).
+const INT32: &[(&str, &[&str])] = &[
+    ("core.v1.ContainerPort", &["containerPort", "hostPort"]),
+    ("core.v1.ServicePort", &["port", "nodePort"]),
+    ("core.v1.EndpointPort", &["port"]),
+    ("core.v1.ClientIPConfig", &["timeoutSeconds"]),
+    ("core.v1.ContainerStatus", &["restartCount"]),
+    ("core.v1.ContainerStateTerminated", &["exitCode", "signal"]),
+    ("core.v1.Event", &["count"]),
+    (
+        "core.v1.Probe",
+        &[
+            "initialDelaySeconds",
+            "periodSeconds",
+            "timeoutSeconds",
+            "successThreshold",
+            "failureThreshold",
+        ],
+    ),
+    (
+        "apps.v1.DeploymentSpec",
+        &[
+            "replicas",
+            "revisionHistoryLimit",
+            "progressDeadlineSeconds",
+            "minReadySeconds",
+        ],
+    ),
+    (
+        "apps.v1.DeploymentStatus",
+        &[
+            "replicas",
+            "updatedReplicas",
+            "readyReplicas",
+            "availableReplicas",
+            "unavailableReplicas",
+        ],
+    ),
+    (
+        "batch.v1.JobSpec",
+        &["completions", "parallelism", "backoffLimit", "ttlSecondsAfterFinished"],
+    ),
+    ("batch.v1.JobStatus", &["active", "succeeded", "failed"]),
+    (
+        "batch.v1.CronJobSpec",
+        &["successfulJobsHistoryLimit", "failedJobsHistoryLimit"],
+    ),
+];
+
 /// `io.k8s.api.apps.v1` for `apps/v1`: the package upstream definitions of a group live in.
 fn package(api_version: &str) -> String {
     match api_version.split_once('/') {
@@ -228,6 +278,17 @@ fn generate() -> Map<String, Value> {
         defs.insert(upstream_name(&k), v);
     }
     split(&mut defs);
+    for (def, fields) in INT32 {
+        for f in *fields {
+            let path = format!("/properties/{f}/format");
+            if let Some(format) = defs
+                .get_mut(&format!("io.k8s.api.{def}"))
+                .and_then(|d| d.pointer_mut(&path))
+            {
+                *format = json!("int32");
+            }
+        }
+    }
     for kind in Kind::all() {
         let (group, version) = kind.api_version().split_once('/').unwrap_or(("", "v1"));
         let gvk = json!([{"group": group, "kind": kind.name(), "version": version}]);
@@ -616,6 +677,15 @@ mod tests {
         assert!(d["properties"].get("env").is_some());
         let replicas = prop("io.k8s.api.apps.v1.DeploymentSpec", "replicas");
         assert_eq!(replicas["type"], "integer");
+        assert_eq!(replicas["format"], "int32");
+        for (def, fields) in INT32 {
+            for f in *fields {
+                let p = prop(&format!("io.k8s.api.{def}"), f);
+                assert_eq!(p["format"], "int32", "{def}.{f}");
+            }
+        }
+        let grace = prop("io.k8s.api.core.v1.PodSpec", "terminationGracePeriodSeconds");
+        assert_eq!(grace["format"], "int64");
         assert!(replicas.get("nullable").is_none());
         let target = resolve(prop("io.k8s.api.core.v1.ServicePort", "targetPort"));
         assert_eq!(target["format"], "int-or-string");

@@ -7,8 +7,11 @@ pub mod body;
 pub mod discovery;
 pub mod engine;
 pub mod error;
+pub mod fieldvalidation;
 pub mod http;
 pub mod identity;
+pub mod openapi;
+pub mod openapi_v2;
 pub mod proxy;
 pub mod resume;
 
