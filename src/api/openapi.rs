@@ -176,7 +176,12 @@ const INT32: &[(&str, &[&str])] = &[
     ),
     (
         "batch.v1.JobSpec",
-        &["completions", "parallelism", "backoffLimit", "ttlSecondsAfterFinished"],
+        &[
+            "completions",
+            "parallelism",
+            "backoffLimit",
+            "ttlSecondsAfterFinished",
+        ],
     ),
     ("batch.v1.JobStatus", &["active", "succeeded", "failed"]),
     (
@@ -684,7 +689,10 @@ mod tests {
                 assert_eq!(p["format"], "int32", "{def}.{f}");
             }
         }
-        let grace = prop("io.k8s.api.core.v1.PodSpec", "terminationGracePeriodSeconds");
+        let grace = prop(
+            "io.k8s.api.core.v1.PodSpec",
+            "terminationGracePeriodSeconds",
+        );
         assert_eq!(grace["format"], "int64");
         assert!(replicas.get("nullable").is_none());
         let target = resolve(prop("io.k8s.api.core.v1.ServicePort", "targetPort"));

@@ -188,7 +188,9 @@ pub struct ControllerRevision {
     pub kind: Option<String>,
     #[serde(default)]
     pub metadata: ObjectMeta,
+    /// The pod template of the revision, as the controller wrote it.
     #[serde(default)]
+    #[schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true))]
     pub data: serde_json::Value,
     #[serde(default)]
     pub revision: i64,

@@ -85,14 +85,10 @@ fn v2_ref(r: &str) -> String {
 
 fn path_item(item: &Value) -> Value {
     let mut out = Map::new();
-    let mut common = Vec::new();
     for (k, v) in item.as_object().into_iter().flatten() {
         if k == "parameters" {
-            common = v.as_array().cloned().unwrap_or_default();
-            out.insert(
-                k.clone(),
-                json!(common.iter().map(parameter).collect::<Vec<_>>()),
-            );
+            let params: Vec<Value> = v.as_array().into_iter().flatten().map(parameter).collect();
+            out.insert(k.clone(), json!(params));
         } else {
             out.insert(k.clone(), operation(v));
         }
