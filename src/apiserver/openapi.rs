@@ -364,6 +364,13 @@ mod tests {
     }
 
     #[test]
+    fn every_advertised_query_parameter_is_accepted_by_decode() {
+        for p in advertised_params() {
+            assert!(super::super::http::QUERY_PARAMS.contains(&p), "{p}");
+        }
+    }
+
+    #[test]
     fn patch_operations_advertise_field_validation_and_every_ref_is_in_the_document() {
         let doc = v3_document("apps/v1");
         let patch =
