@@ -120,6 +120,9 @@ fn kubectl_explain_reads_the_served_schemas() {
     assert!(out.contains("GROUP:      apps"), "{out}");
     assert!(out.contains("replicas\t<integer>"), "{out}");
     assert!(out.contains("template\t<PodTemplateSpec>"), "{out}");
+    // the same from the v2 document, which kubectl reads as protobuf
+    let out = c.ok(&["explain", "deployment.spec", "--output=plaintext-openapiv2"]);
+    assert!(out.contains("replicas\t<integer>"), "{out}");
     let out = c.ok(&["explain", "pod.spec.containers.ports"]);
     assert!(out.contains("containerPort\t<integer>"), "{out}");
     let out = c.ok(&["explain", "pods.spec.containers", "--recursive"]);
