@@ -126,11 +126,31 @@ impl_object!(CronJob, Kind::CronJob, default_cron_job, validate_cron_job);
 pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, FieldError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let message = match strict_unknown_field(&path, &message) {
+            Some(m) => m,
+            None => explain_number(message),
+        };
         FieldError {
             field: if path == "." { String::new() } else { path },
-            message: explain_number(e.into_inner().to_string()),
+            message,
         }
     })
+}
+
+/// serde's "unknown field `foo`, expected one of `a`, `b`" in kube-apiserver's words,
+/// `strict decoding error: unknown field "spec.foo"`, with the fields orkops serves there.
+fn strict_unknown_field(path: &str, message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (_, expected) = rest.split_once('`')?;
+    let known = expected
+        .trim_start_matches(", ")
+        .trim_start_matches("expected one of ")
+        .trim_start_matches("expected ")
+        .replace('`', "");
+    Some(format!(
+        "strict decoding error: unknown field {path:?} (orkops does not serve it; known fields here: {known})"
+    ))
 }
 
 /// serde says "invalid type: floating point `1e20`, expected i64" both for a fraction and for
@@ -1044,6 +1064,15 @@ mod tests {
             err[0]
         );
         assert!(err[0].message.contains("imagee"), "{:?}", err[0]);
+        // worded as kube-apiserver's strict decoding, with what orkops serves there
+        assert!(
+            err[0]
+                .message
+                .starts_with("strict decoding error: unknown field \"spec.containers[0].imagee\"")
+                && err[0].message.contains("volumeMounts"),
+            "{:?}",
+            err[0]
+        );
     }
 
     #[test]

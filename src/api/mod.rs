@@ -8,6 +8,7 @@ pub mod cron;
 pub mod kinds;
 pub mod labels;
 pub mod meta;
+pub mod openapi;
 pub mod workloads;
 
 pub use admit::{admit, FieldError, Object};

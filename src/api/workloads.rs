@@ -1,5 +1,6 @@
 //! The controller-owned workload kinds: `apps/v1` Deployment and `batch/v1` Job and CronJob.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::core::{object, PodTemplateSpec};
@@ -10,28 +11,36 @@ object!(
     Deployment { spec: DeploymentSpec, status: DeploymentStatus }
 );
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeploymentSpec {
+    /// Number of desired pods. This is a pointer to distinguish between explicit zero and not specified. Defaults to 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i64>,
+    /// Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment. It must match the pod template's labels.
     #[serde(default)]
     pub selector: LabelSelector,
+    /// Template describes the pods that will be created.
     #[serde(default)]
     pub template: PodTemplateSpec,
+    /// The deployment strategy to use to replace existing pods with new ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<DeploymentStrategy>,
+    /// Minimum number of seconds for which a newly created pod should be ready without any of its container crashing, for it to be considered available. Defaults to 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_ready_seconds: Option<i64>,
+    /// The number of old revisions to retain to allow rollback. Defaults to 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision_history_limit: Option<i64>,
+    /// The maximum time in seconds for a deployment to make progress before it is considered to be failed. Defaults to 600s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_deadline_seconds: Option<i64>,
+    /// Indicates that the deployment is paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeploymentStrategy {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -40,7 +49,7 @@ pub struct DeploymentStrategy {
     pub rolling_update: Option<RollingUpdateDeployment>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RollingUpdateDeployment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,7 +58,7 @@ pub struct RollingUpdateDeployment {
     pub max_unavailable: Option<IntOrString>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeploymentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,6 +74,7 @@ pub struct DeploymentStatus {
     #[serde(default)]
     pub unavailable_replicas: i64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-patch-merge-key" = "type", "x-kubernetes-patch-strategy" = "merge", "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
 
@@ -73,15 +83,19 @@ object!(
     Job { spec: JobSpec, status: JobStatus }
 );
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobSpec {
+    /// Specifies the desired number of successfully finished pods the job should be run with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completions: Option<i64>,
+    /// Specifies the maximum desired number of pods the job should run at any given time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism: Option<i64>,
+    /// Specifies the number of retries before marking this job failed. Defaults to 6.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff_limit: Option<i64>,
+    /// Specifies the duration in seconds relative to the startTime that the job may be continuously active before the system tries to terminate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_deadline_seconds: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,11 +104,12 @@ pub struct JobSpec {
     pub suspend: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
+    /// Describes the pod that will be created when executing a job. The only allowed template.spec.restartPolicy values are "Never" or "OnFailure".
     #[serde(default)]
     pub template: PodTemplateSpec,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobStatus {
     #[serde(default)]
@@ -108,6 +123,7 @@ pub struct JobStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-patch-merge-key" = "type", "x-kubernetes-patch-strategy" = "merge", "x-kubernetes-list-type" = "atomic"))]
     pub conditions: Vec<Condition>,
 }
 
@@ -116,13 +132,15 @@ object!(
     CronJob { spec: CronJobSpec, status: CronJobStatus }
 );
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CronJobSpec {
+    /// The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron.
     #[serde(default)]
     pub schedule: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// Specifies how to treat concurrent executions of a Job. Valid values are: Allow (default), Forbid, Replace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,11 +151,12 @@ pub struct CronJobSpec {
     pub successful_jobs_history_limit: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_jobs_history_limit: Option<i64>,
+    /// Specifies the job that will be created when executing a CronJob.
     #[serde(default)]
     pub job_template: JobTemplateSpec,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobTemplateSpec {
     #[serde(default)]
@@ -146,10 +165,11 @@ pub struct JobTemplateSpec {
     pub spec: JobSpec,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CronJobStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub active: Vec<ObjectReference>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_schedule_time: Option<Time>,
@@ -159,7 +179,7 @@ pub struct CronJobStatus {
 
 /// One revision of a controller's pod template (a Deployment's rollout history): `data` is the
 /// template, `revision` its number. Written by the controllers, read by `orkops rollout`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ControllerRevision {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,7 +188,9 @@ pub struct ControllerRevision {
     pub kind: Option<String>,
     #[serde(default)]
     pub metadata: ObjectMeta,
+    /// The pod template of the revision, as the controller wrote it.
     #[serde(default)]
+    #[schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true))]
     pub data: serde_json::Value,
     #[serde(default)]
     pub revision: i64,

@@ -89,10 +89,22 @@ async fn dispatch(
     let discovery = (method == Method::GET)
         .then(|| super::discovery::document(uri.path()))
         .flatten();
+    if method == Method::GET && super::openapi::is_openapi_path(uri.path()) {
+        return match st.credentials.authenticate(auth, Utc::now()) {
+            Ok(_) => super::openapi::serve(uri.path(), &headers),
+            Err(e) => e.into_response(),
+        };
+    }
+    let mut warnings = Vec::new();
     let result = match st.credentials.authenticate(auth, Utc::now()) {
         Ok(_) if discovery.is_some() => Ok(Reply::Ok(discovery.unwrap_or_default())),
         Ok(caller) => {
-            let r = match decode(&method, uri.path(), &query, &headers, &body) {
+            let kind = parse_path(uri.path()).ok().map(|t| t.kind);
+            let prepared = super::fieldvalidation::prepare(&method, kind, &query, &headers, body);
+            let r = match prepared.and_then(|(body, dropped)| {
+                warnings = dropped;
+                decode(&method, uri.path(), &query, &headers, &body)
+            }) {
                 Ok(cmd) => st.engine.handle(&caller, cmd).await,
                 Err(e) => Err(e),
             };
@@ -104,7 +116,7 @@ async fn dispatch(
             Err(e)
         }
     };
-    match result {
+    let mut resp = match result {
         Ok(Reply::Created(v)) => (StatusCode::CREATED, axum::Json(v)).into_response(),
         Ok(Reply::Ok(v)) => (
             StatusCode::OK,
@@ -120,7 +132,11 @@ async fn dispatch(
             .body(Body::from_stream(stream.map(Ok::<_, Infallible>)))
             .unwrap_or_else(|e| ApiError::Internal(e.to_string()).into_response()),
         Err(e) => e.into_response(),
+    };
+    for w in super::fieldvalidation::warning_headers(&warnings) {
+        resp.headers_mut().append(header::WARNING, w);
     }
+    resp
 }
 
 /// `POST /orkops/v1/nodes/NAME/join-token` with an optional body
@@ -213,7 +229,7 @@ fn parse_path(path: &str) -> Result<Target, ApiError> {
     })
 }
 
-const QUERY_PARAMS: &[&str] = &[
+pub(super) const QUERY_PARAMS: &[&str] = &[
     "labelSelector",
     "fieldSelector",
     "watch",
@@ -228,6 +244,10 @@ const QUERY_PARAMS: &[&str] = &[
     "sendInitialEvents",
     // Tables (see `table`)
     "includeObject",
+    // Strict (the default), Warn or Ignore: see fieldvalidation.rs
+    "fieldValidation",
+    // kubectl names itself on every write; accepted, and not recorded until managedFields are
+    "fieldManager",
 ];
 
 /// The POST-only endpoints outside the object paths: a node's token, join token and
