@@ -46,6 +46,10 @@ pub struct ObjectMeta {
     pub annotations: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owner_references: Vec<OwnerReference>,
+    /// Who owns which fields (`ManagedFieldsEntry` objects), kept by the API server: see
+    /// `api::managed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_fields: Vec<serde_json::Value>,
 }
 
 impl ObjectMeta {
