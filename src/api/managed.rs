@@ -517,7 +517,9 @@ impl Shape<'_> {
         if let Some(m) = cfg.as_object_mut() {
             m.remove("status");
         }
-        super::set_meta(&mut cfg, "managedFields", Value::Null);
+        if let Some(m) = cfg.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("managedFields");
+        }
         let applied = self.fields_of(&cfg);
         let empty = json!({});
         let base = live.unwrap_or(&empty);
@@ -554,8 +556,9 @@ impl Shape<'_> {
             .filter(|p| !applied.contains(p))
             .filter(|p| !entries.iter().any(|e| !mine(e) && e.fields.contains(p)))
             .collect();
-        // children first, so that an element is removed after its fields
-        gone.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        // parents first: an element goes whole (its key fields would be gone after its
+        // fields), and what was under it is then not found
+        gone.sort_by_key(Vec::len);
         for p in &gone {
             remove_at(&mut result, p);
         }
