@@ -608,7 +608,7 @@ impl Shape<'_> {
             }
         }
         if !changed.is_empty() {
-            let at = entries.iter().position(|e| mine(e));
+            let at = entries.iter().position(mine);
             let mut entry = match at {
                 Some(i) => entries.remove(i),
                 None => Entry {
