@@ -648,3 +648,69 @@ fn kubectl_dry_run_apply_server_side_replace_and_edit() {
     assert_eq!(d["spec"]["replicas"], 5);
     assert!(manager(&d, "kubectl-edit").is_some(), "{d}");
 }
+
+/// Runs a Python program with the official client (installed by `scripts/install-pyclient`)
+/// with `KUBECONFIG` set; None where the client cannot be installed.
+fn python(program: &str, kubeconfig: &Path) -> Option<String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-pyclient");
+    let out = Command::new(script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("the Python client cannot be installed: skipping");
+        return None;
+    }
+    let py = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = Command::new(py)
+        .args(["-c", program])
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn python_client_dict_patch_is_a_strategic_merge_and_delete_takes_options() {
+    let m = Master::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = kubeconfig(&m, dir.path());
+    let file = dir.path().join("web.yaml");
+    std::fs::write(&file, deployment("web")).unwrap();
+    m.orkops(&["apply", "-f", file.to_str().unwrap()]).success();
+    let program = r#"
+import json
+from kubernetes import client, config
+config.load_kube_config()
+apps = client.AppsV1Api()
+# a dict body is sent as a strategic merge patch
+d = apps.patch_namespaced_deployment("web", "default",
+    {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "py:2"}]}}}})
+print(json.dumps([[c.name, c.image] for c in d.spec.template.spec.containers]))
+# dry run: nothing changes
+apps.patch_namespaced_deployment("web", "default", {"spec": {"replicas": 7}}, dry_run="All")
+print(apps.read_namespaced_deployment("web", "default").spec.replicas)
+apps.delete_namespaced_deployment("web", "default",
+    body=client.V1DeleteOptions(propagation_policy="Orphan"))
+try:
+    apps.read_namespaced_deployment("web", "default")
+    print("still there")
+except client.ApiException as e:
+    print(e.status)
+"#;
+    let Some(out) = python(program, &config) else {
+        return;
+    };
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [r#"[["app", "py:2"], ["side", "side:1"]]"#, "1", "404"],
+        "{out}"
+    );
+}
