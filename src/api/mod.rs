@@ -7,8 +7,10 @@ pub mod core;
 pub mod cron;
 pub mod kinds;
 pub mod labels;
+pub mod managed;
 pub mod meta;
 pub mod openapi;
+pub mod smp;
 pub mod workloads;
 
 pub use admit::{admit, FieldError, Object};

@@ -19,6 +19,7 @@ use super::auth::{Caller, NodeIdentity};
 use super::error::ApiError;
 use super::paging::event_line;
 use super::resume::resumable;
+use super::write::{PatchType, Propagation, WriteOptions};
 use crate::api::labels::{self, Selector};
 use crate::api::{self, admit, Kind};
 use crate::store::{Store, StoreError, StoreEvent, Versioned};
@@ -46,6 +47,10 @@ pub struct DeleteOptions {
     pub grace_period_seconds: Option<i64>,
     pub precondition_resource_version: Option<i64>,
     pub precondition_uid: Option<String>,
+    /// What happens to the objects the deleted one owns.
+    pub propagation: Propagation,
+    /// Check everything, delete nothing.
+    pub dry_run: bool,
 }
 
 /// Everything the API can be asked to do.
@@ -88,6 +93,7 @@ pub enum Command {
         namespace: Option<String>,
         name: String,
         patch: Value,
+        patch_type: PatchType,
         status: bool,
     },
     Delete {
@@ -263,6 +269,18 @@ impl Engine {
     }
 
     pub async fn handle(&self, caller: &Caller, cmd: Command) -> Result<Reply, ApiError> {
+        self.handle_with(caller, cmd, &WriteOptions::default())
+            .await
+    }
+
+    /// Executes `cmd` with the write parameters of its request (`dryRun`, `fieldManager`,
+    /// `force`).
+    pub async fn handle_with(
+        &self,
+        caller: &Caller,
+        cmd: Command,
+        opts: &WriteOptions,
+    ) -> Result<Reply, ApiError> {
         super::identity::check_revoked(self.store.as_ref(), &self.prefix, caller).await?;
         if let Caller::Joiner(_) = caller {
             if !matches!(cmd, Command::IssueNodeToken { .. }) {
@@ -276,7 +294,7 @@ impl Engine {
                 kind,
                 namespace,
                 body,
-            } => self.create(caller, kind, namespace, body).await,
+            } => self.create(caller, kind, namespace, body, opts).await,
             Command::Get {
                 kind,
                 namespace,
@@ -317,7 +335,7 @@ impl Engine {
                 body,
             } => {
                 let ns = scope(kind, namespace)?;
-                self.replace(caller, kind, ns, name, body).await
+                self.replace(caller, kind, ns, name, body, opts).await
             }
             Command::ReplaceStatus {
                 kind,
@@ -333,18 +351,25 @@ impl Engine {
                 namespace,
                 name,
                 patch,
+                patch_type,
                 status,
             } => {
                 let ns = scope(kind, namespace)?;
-                self.patch(caller, kind, ns, name, patch, status).await
+                let p = Patch {
+                    body: patch,
+                    patch_type,
+                    status,
+                };
+                self.patch(caller, kind, ns, name, p, opts).await
             }
             Command::Delete {
                 kind,
                 namespace,
                 name,
-                options,
+                mut options,
             } => {
                 let ns = scope(kind, namespace)?;
+                options.dry_run |= opts.dry_run;
                 self.delete(caller, kind, ns, name, options).await
             }
             Command::IssueNodeToken { node } => self.issue_node_token(caller, &node),
@@ -391,6 +416,7 @@ impl Engine {
         kind: Kind,
         namespace: Option<String>,
         body: Value,
+        opts: &WriteOptions,
     ) -> Result<Reply, ApiError> {
         let ns = if kind.namespaced() {
             Some(namespace.ok_or_else(|| {
@@ -456,6 +482,11 @@ impl Engine {
         })?;
         if let Some(ns) = &ns {
             self.require_namespace(ns).await?;
+        }
+        record(kind, None, &mut obj, opts);
+        if opts.dry_run {
+            // nothing is reserved or stored: a dry-run Service has no ClusterIP yet
+            return Ok(Reply::Created(obj));
         }
         let reserved = self
             .allocate(kind, ns.as_deref(), &name, None, &mut obj)
@@ -572,6 +603,7 @@ impl Engine {
         ns: Option<String>,
         name: String,
         body: Value,
+        opts: &WriteOptions,
     ) -> Result<Reply, ApiError> {
         let body = check_envelope(kind, body, ns.as_deref(), Some(&name))?;
         let wanted_rv = parse_rv(&body, kind, &name)?;
@@ -587,8 +619,12 @@ impl Engine {
             ns.as_deref(),
             &name,
             wanted_rv,
-            "update",
-            |current| merge_update(kind, &name, current, body.clone()),
+            ("update", opts.dry_run),
+            |current| {
+                let mut new = merge_update(kind, &name, current, body.clone())?;
+                record(kind, Some(current), &mut new, opts);
+                Ok(new)
+            },
         )
         .await
         .map(Reply::Ok)
@@ -598,7 +634,7 @@ impl Engine {
     /// checks that the caller may `verb` it, lets `change` make the new object from the current
     /// one and commits it with compare-and-swap. When a concurrent write wins and the caller
     /// pinned no resourceVersion, it starts over (five times at most); `what` names the
-    /// operation in the final error.
+    /// operation in the final error, and with `dry_run` the new object is returned unstored.
     #[allow(clippy::too_many_arguments)]
     async fn read_modify_write(
         &self,
@@ -608,7 +644,7 @@ impl Engine {
         ns: Option<&str>,
         name: &str,
         wanted_rv: Option<i64>,
-        what: &str,
+        (what, dry_run): (&str, bool),
         change: impl Fn(&Value) -> Result<Value, ApiError>,
     ) -> Result<Value, ApiError> {
         for _ in 0..5 {
@@ -620,6 +656,11 @@ impl Engine {
                 .await?;
             let new = change(&current)?;
             super::identity::check_node_claim(caller, kind, &new)?;
+            if dry_run {
+                let mut new = new;
+                api::set_meta(&mut new, "resourceVersion", json!(rev.to_string()));
+                return Ok(new);
+            }
             match self.commit(kind, ns, name, &current, new, rev).await {
                 Err(ApiError::Conflict(_)) if wanted_rv.is_none() => continue,
                 other => return other,
@@ -862,7 +903,7 @@ impl Engine {
             ns.as_deref(),
             &name,
             wanted_rv,
-            "update its status",
+            ("update its status", false),
             |current| {
                 let mut new = current.clone();
                 new["status"] = body.get("status").cloned().unwrap_or(json!({}));
@@ -883,15 +924,32 @@ impl Engine {
         kind: Kind,
         ns: Option<String>,
         name: String,
-        patch: Value,
-        status: bool,
+        p: Patch,
+        opts: &WriteOptions,
     ) -> Result<Reply, ApiError> {
-        if !patch.is_object() {
-            return Err(ApiError::BadRequest(
-                "a merge patch must be a JSON object".into(),
-            ));
+        let Patch {
+            body: patch,
+            patch_type,
+            status,
+        } = p;
+        if patch_type == PatchType::Apply {
+            if status {
+                return Err(ApiError::BadRequest(format!(
+                    "server-side apply of the status of {kind} {name:?} is not supported: apply the object, or patch its status"
+                )));
+            }
+            return self.apply(caller, kind, ns, name, patch, opts).await;
         }
-        let wanted_rv = parse_rv(&patch, kind, &name)?;
+        let wanted_rv = match patch_type {
+            PatchType::Json => None,
+            _ if !patch.is_object() => {
+                return Err(ApiError::BadRequest(format!(
+                    "a {} must be a JSON object",
+                    patch_name(patch_type)
+                )))
+            }
+            _ => parse_rv(&patch, kind, &name)?,
+        };
         let verb = if status {
             Verb::WriteStatus
         } else {
@@ -904,10 +962,18 @@ impl Engine {
             ns.as_deref(),
             &name,
             wanted_rv,
-            "patch",
+            ("patch", opts.dry_run),
             |current| {
-                let mut merged = current.clone();
-                merge_patch(&mut merged, &patch);
+                let merged = patched(kind, &name, current, &patch, patch_type)?;
+                if patch_type == PatchType::Json {
+                    let rv = |v: &Value| v.pointer("/metadata/resourceVersion").cloned();
+                    if let Some(w) = rv(&merged).filter(|w| Some(w) != rv(current).as_ref()) {
+                        return Err(ApiError::Conflict(format!(
+                            "{kind} {name:?} was modified since you read it (your patch sets resourceVersion {w}, now {}); get it again and retry",
+                            rv(current).unwrap_or_default()
+                        )));
+                    }
+                }
                 let merged = check_envelope(kind, merged, ns.as_deref(), Some(&name))?;
                 let invalid = |causes| ApiError::Invalid {
                     kind,
@@ -919,12 +985,83 @@ impl Engine {
                     new["status"] = merged.get("status").cloned().unwrap_or(json!({}));
                     admit(kind, new).map_err(invalid)
                 } else {
-                    merge_update(kind, &name, current, admit(kind, merged).map_err(invalid)?)
+                    let mut new =
+                        merge_update(kind, &name, current, admit(kind, merged).map_err(invalid)?)?;
+                    record(kind, Some(current), &mut new, opts);
+                    Ok(new)
                 }
             },
         )
         .await
         .map(Reply::Ok)
+    }
+
+    /// Server-side apply: creates the object from the configuration when it is missing,
+    /// else merges it in with field ownership (see `api::managed`).
+    async fn apply(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        ns: Option<String>,
+        name: String,
+        cfg: Value,
+        opts: &WriteOptions,
+    ) -> Result<Reply, ApiError> {
+        let manager = opts.field_manager.as_deref().ok_or_else(|| {
+            ApiError::BadRequest("fieldManager is required for apply requests".into())
+        })?;
+        let cfg = check_envelope(kind, cfg, ns.as_deref(), Some(&name))?;
+        let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let w = api::managed::Write {
+            manager,
+            api_version: kind.api_version(),
+            now: &now,
+        };
+        let shape = shape(kind);
+        let conflicts = |c: Vec<api::managed::Conflict>| conflict_error(&c);
+        for _ in 0..3 {
+            match self.load(kind, ns.as_deref(), &name).await {
+                Err(ApiError::NotFound { .. }) => {
+                    let obj = shape.apply(None, &cfg, &w, opts.force).map_err(conflicts)?;
+                    let inner = WriteOptions {
+                        field_manager: None,
+                        ..opts.clone()
+                    };
+                    match self.create(caller, kind, ns.clone(), obj, &inner).await {
+                        Err(ApiError::AlreadyExists { .. }) => continue,
+                        other => return other,
+                    }
+                }
+                Err(e) => return Err(e),
+                Ok(_) => {}
+            }
+            return self
+                .read_modify_write(
+                    caller,
+                    Verb::Write,
+                    kind,
+                    ns.as_deref(),
+                    &name,
+                    None,
+                    ("apply", opts.dry_run),
+                    |current| {
+                        let obj = shape
+                            .apply(Some(current), &cfg, &w, opts.force)
+                            .map_err(conflicts)?;
+                        let obj = admit(kind, obj).map_err(|causes| ApiError::Invalid {
+                            kind,
+                            name: name.clone(),
+                            causes,
+                        })?;
+                        merge_update(kind, &name, current, obj)
+                    },
+                )
+                .await
+                .map(Reply::Ok);
+        }
+        Err(ApiError::Conflict(format!(
+            "{kind} {name:?} is being created and deleted too fast to apply; retry"
+        )))
     }
 
     /// Deletes, retrying when a concurrent write (say, a status update) moved the object
@@ -987,6 +1124,12 @@ impl Engine {
                 )));
             }
         }
+        if opts.dry_run {
+            return Ok(Reply::Ok(current));
+        }
+        if opts.propagation == Propagation::Orphan {
+            self.orphan_dependents(ns.as_deref(), &current).await?;
+        }
         // A pod bound to a node is stopped by its agent first; the agent then removes it.
         let bound = current
             .pointer("/spec/nodeName")
@@ -1040,6 +1183,63 @@ impl Engine {
         )
         .await;
         Ok(Reply::Ok(prev))
+    }
+
+    /// `propagationPolicy: Orphan`: the objects `owner` owns lose their reference to it
+    /// before it goes, so that the garbage collector leaves them.
+    async fn orphan_dependents(&self, ns: Option<&str>, owner: &Value) -> Result<(), ApiError> {
+        let Some(uid) = owner.pointer("/metadata/uid").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let owns = |v: &Value| {
+            v.pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+        };
+        for kind in Kind::all().filter(|k| k.namespaced() || ns.is_none()) {
+            let (items, _) = self
+                .store
+                .list(&self.collection(kind, ns))
+                .await
+                .map_err(|e| ApiError::from_store(e, kind, ns, ""))?;
+            for v in items {
+                let obj = decode_stored(&v)?;
+                if !owns(&obj) {
+                    continue;
+                }
+                let dep_ns = Some(api::namespace_of(&obj)).filter(|n| !n.is_empty());
+                let r = self
+                    .read_modify_write(
+                        &Caller::Master,
+                        Verb::Write,
+                        kind,
+                        dep_ns,
+                        api::name_of(&obj),
+                        None,
+                        ("orphan", false),
+                        |current| {
+                            let mut new = current.clone();
+                            let none_left = new
+                                .pointer_mut("/metadata/ownerReferences")
+                                .and_then(Value::as_array_mut)
+                                .map(|refs| {
+                                    refs.retain(|r| r["uid"] != uid);
+                                    refs.is_empty()
+                                });
+                            if none_left == Some(true) {
+                                api::set_meta(&mut new, "ownerReferences", Value::Null);
+                            }
+                            Ok(new)
+                        },
+                    )
+                    .await;
+                match r {
+                    Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn delete_namespace_contents(&self, ns: &str) -> Result<(), ApiError> {
@@ -1582,6 +1782,12 @@ fn merge_update(
             )));
         }
     }
+    if new.pointer("/metadata/managedFields").is_none() {
+        // as kube-apiserver: an update that sends no managedFields keeps them
+        if let Some(m) = current.pointer("/metadata/managedFields") {
+            api::set_meta(&mut new, "managedFields", m.clone());
+        }
+    }
     for field in [
         "uid",
         "creationTimestamp",
@@ -1698,6 +1904,123 @@ fn merge_update(
         api::set_meta(&mut new, "generation", json!(g.saturating_add(1)));
     }
     Ok(new)
+}
+
+/// A patch request's body, how to read it, and whether it is for `/status`.
+struct Patch {
+    body: Value,
+    patch_type: PatchType,
+    status: bool,
+}
+
+fn patch_name(t: PatchType) -> &'static str {
+    match t {
+        PatchType::Merge => "JSON merge patch",
+        PatchType::Strategic => "strategic merge patch",
+        PatchType::Json => "JSON patch",
+        PatchType::Apply => "server-side apply configuration",
+    }
+}
+
+/// Where strategic merge patch and server-side apply read the patch metadata of `kind`: the
+/// component schemas generated from the served types (the ones `/openapi/v3` serves) and the
+/// kind's own schema.
+pub fn patch_schema(
+    kind: Kind,
+) -> (
+    &'static serde_json::Map<String, Value>,
+    Option<&'static Value>,
+) {
+    let d = api::openapi::definitions();
+    (d, d.get(api::openapi::definition_name(kind)))
+}
+
+fn shape(kind: Kind) -> api::managed::Shape<'static> {
+    let (definitions, root) = patch_schema(kind);
+    api::managed::Shape {
+        schemas: api::smp::Schemas { definitions },
+        root,
+    }
+}
+
+/// Records a create, update or patch in `managedFields` when it has a field manager.
+fn record(kind: Kind, old: Option<&Value>, new: &mut Value, opts: &WriteOptions) {
+    if let Some(manager) = &opts.field_manager {
+        let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let w = api::managed::Write {
+            manager,
+            api_version: kind.api_version(),
+            now: &now,
+        };
+        shape(kind).record_update(old, new, &w);
+    }
+}
+
+/// The 409 of an apply that would change fields other managers own, worded as
+/// kube-apiserver words it.
+fn conflict_error(c: &[api::managed::Conflict]) -> ApiError {
+    let n = c.len();
+    let lines: Vec<String> = c
+        .iter()
+        .map(|c| format!("conflict with {:?}: {}", c.manager, c.field))
+        .collect();
+    ApiError::Conflict(format!(
+        "Apply failed with {n} conflict{}: {}; to take these fields over, apply again with force=true (kubectl apply --server-side --force-conflicts), or stop setting them",
+        if n == 1 { "" } else { "s" },
+        lines.join("; ")
+    ))
+}
+
+/// `current` with `patch` applied the way `t` says (apply has its own path).
+fn patched(
+    kind: Kind,
+    name: &str,
+    current: &Value,
+    patch: &Value,
+    t: PatchType,
+) -> Result<Value, ApiError> {
+    match t {
+        PatchType::Merge => {
+            let mut merged = current.clone();
+            merge_patch(&mut merged, patch);
+            Ok(merged)
+        }
+        PatchType::Strategic => {
+            let (definitions, root) = patch_schema(kind);
+            api::smp::apply(current, patch, root, api::smp::Schemas { definitions }).map_err(|e| {
+                if e.bad_request {
+                    ApiError::BadRequest(format!("invalid strategic merge patch: {e}"))
+                } else {
+                    invalid(kind, name, &e.path, &e.message)
+                }
+            })
+        }
+        PatchType::Json => {
+            let ops: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "invalid JSON patch: {e} (a JSON patch is a list of operations such as {{\"op\": \"replace\", \"path\": \"/spec/replicas\", \"value\": 2}})"
+                ))
+            })?;
+            let mut merged = current.clone();
+            json_patch::patch(&mut merged, &ops).map_err(|e| {
+                invalid(
+                    kind,
+                    name,
+                    &format!("[{}]", e.operation),
+                    &format!(
+                        "JSON patch operation {} failed at path {:?}: {}",
+                        e.operation,
+                        e.path.to_string(),
+                        e.kind
+                    ),
+                )
+            })?;
+            Ok(merged)
+        }
+        PatchType::Apply => Err(ApiError::Internal(
+            "server-side apply is not a patch to merge".into(),
+        )),
+    }
 }
 
 /// RFC 7386 JSON merge patch.

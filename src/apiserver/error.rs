@@ -46,6 +46,9 @@ pub enum ApiError {
     /// A request body over the limit.
     #[error("{0}")]
     TooLarge(String),
+    /// A body in a format the endpoint does not take (a patch content type).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -81,6 +84,7 @@ impl ApiError {
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -99,6 +103,7 @@ impl ApiError {
             ApiError::Gone(_) => "Expired",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
             ApiError::TooLarge(_) => "RequestEntityTooLarge",
+            ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::Unavailable(_) => "ServiceUnavailable",
             ApiError::Internal(_) => "InternalError",
             ApiError::BadGateway(_) => "ServiceUnavailable",

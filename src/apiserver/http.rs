@@ -101,11 +101,13 @@ async fn dispatch(
         Ok(caller) => {
             let kind = parse_path(uri.path()).ok().map(|t| t.kind);
             let prepared = super::fieldvalidation::prepare(&method, kind, &query, &headers, body);
-            let r = match prepared.and_then(|(body, dropped)| {
+            let decoded = prepared.and_then(|(body, dropped)| {
                 warnings = dropped;
-                decode(&method, uri.path(), &query, &headers, &body)
-            }) {
-                Ok(cmd) => st.engine.handle(&caller, cmd).await,
+                let cmd = decode(&method, uri.path(), &query, &headers, &body)?;
+                Ok((cmd, super::write::options(&query, &headers)?))
+            });
+            let r = match decoded {
+                Ok((cmd, opts)) => st.engine.handle_with(&caller, cmd, &opts).await,
                 Err(e) => Err(e),
             };
             tracing::debug!(%method, path = uri.path(), ?caller, ok = r.is_ok(), elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "request");
@@ -246,8 +248,11 @@ pub(super) const QUERY_PARAMS: &[&str] = &[
     "includeObject",
     // Strict (the default), Warn or Ignore: see fieldvalidation.rs
     "fieldValidation",
-    // kubectl names itself on every write; accepted, and not recorded until managedFields are
+    // write parameters (see write.rs)
     "fieldManager",
+    "dryRun",
+    "force",
+    "propagationPolicy",
 ];
 
 /// The POST-only endpoints outside the object paths: a node's token, join token and
@@ -412,18 +417,24 @@ fn decode(
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            if !(ct.starts_with("application/merge-patch+json")
-                || ct.starts_with("application/json"))
-            {
-                return Err(ApiError::BadRequest(format!(
-                    "patch content type {ct:?} is not supported: send a JSON merge patch (application/merge-patch+json)"
-                )));
-            }
+            let patch_type = super::write::PatchType::from_content_type(ct)?;
+            let patch = match patch_type {
+                super::write::PatchType::Apply => {
+                    if !query.contains_key("fieldManager") {
+                        return Err(ApiError::BadRequest(
+                            "fieldManager is required for apply requests (kubectl apply --server-side sends one)".into(),
+                        ));
+                    }
+                    super::write::apply_body(body)?
+                }
+                _ => json_body()?,
+            };
             Ok(Command::Patch {
                 kind,
                 namespace,
                 name,
-                patch: json_body()?,
+                patch,
+                patch_type,
                 status,
             })
         }
@@ -432,19 +443,17 @@ fn decode(
                 grace_period_seconds: int("gracePeriodSeconds")?,
                 ..Default::default()
             };
-            if !body.is_empty() {
-                let b = json_body()?;
-                if let Some(g) = b.get("gracePeriodSeconds").and_then(Value::as_i64) {
-                    options.grace_period_seconds = Some(g);
-                }
-                options.precondition_resource_version = b
-                    .pointer("/preconditions/resourceVersion")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse().ok());
-                options.precondition_uid = b
-                    .pointer("/preconditions/uid")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
+            if let Some(p) = query.get("propagationPolicy") {
+                options.propagation = super::write::propagation(p)?;
+            }
+            if !body.iter().all(u8::is_ascii_whitespace) {
+                let b = super::write::delete_body(&json_body()?)?;
+                options.grace_period_seconds =
+                    b.grace_period_seconds.or(options.grace_period_seconds);
+                options.precondition_resource_version = b.precondition_resource_version;
+                options.precondition_uid = b.precondition_uid;
+                options.propagation = b.propagation.unwrap_or(options.propagation);
+                options.dry_run = b.dry_run;
             }
             Ok(Command::Delete {
                 kind,

@@ -21,6 +21,7 @@ pub mod resume;
 pub mod spdy;
 pub mod streams;
 pub mod table;
+pub mod write;
 
 pub use auth::{Caller, Credentials};
 pub use engine::{Command, Engine, Reply};

@@ -23,10 +23,15 @@ const LIST_PARAMS: &[&str] = &[
     "timeoutSeconds",
     "limit",
 ];
-const WRITE_PARAMS: &[&str] = &["fieldValidation", "fieldManager"];
-const DELETE_PARAMS: &[&str] = &["gracePeriodSeconds"];
+const WRITE_PARAMS: &[&str] = &["fieldValidation", "fieldManager", "dryRun", "force"];
+const DELETE_PARAMS: &[&str] = &["gracePeriodSeconds", "propagationPolicy", "dryRun"];
 /// The patch content types `decode` in `http.rs` accepts.
-const PATCH_TYPES: &[&str] = &["application/merge-patch+json"];
+const PATCH_TYPES: &[&str] = &[
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+];
 
 /// Every query parameter an operation advertises (they must all be accepted by `decode`).
 pub fn advertised_params() -> impl Iterator<Item = &'static str> {
