@@ -421,9 +421,8 @@ spec:
     );
     m.orkops(&["delete", "deployment", "web"]).success();
     wait_until("the node to be empty", LONG, || a.containers().is_empty());
-    wait_until("the revisions to be collected", LONG, || {
-        m.orkops(&["get", "controllerrevisions", "-o", "json"])
-            .json()["items"]
+    wait_until("the replica sets to be collected", LONG, || {
+        m.orkops(&["get", "replicasets", "-o", "json"]).json()["items"]
             .as_array()
             .unwrap()
             .is_empty()

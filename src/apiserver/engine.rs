@@ -91,6 +91,13 @@ pub enum Command {
         name: String,
         options: DeleteOptions,
     },
+    /// The `autoscaling/v1` Scale of a deployment or replica set (`NAME/scale`).
+    Scale {
+        kind: Kind,
+        namespace: Option<String>,
+        name: String,
+        op: super::scale::ScaleOp,
+    },
     /// An agent asks for its node token (with the join token, or its current node token).
     IssueNodeToken { node: String },
     /// The admin asks for a join token scoped to one node (bound to an instance id and an
@@ -342,6 +349,12 @@ impl Engine {
                 let ns = scope(kind, namespace)?;
                 self.delete(caller, kind, ns, name, options).await
             }
+            Command::Scale {
+                kind,
+                namespace,
+                name,
+                op,
+            } => super::scale::handle(self, caller, kind, namespace, name, op).await,
             Command::IssueNodeToken { node } => self.issue_node_token(caller, &node),
             Command::IssueJoinToken {
                 node,

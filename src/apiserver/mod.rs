@@ -11,6 +11,7 @@ pub mod http;
 pub mod identity;
 pub mod proxy;
 pub mod resume;
+pub mod scale;
 
 pub use auth::{Caller, Credentials};
 pub use engine::{Command, Engine, Reply};

@@ -162,6 +162,10 @@ pub fn headers(kind: Kind, wide: bool) -> Vec<&'static str> {
         ),
         Kind::ConfigMap => (&["NAME", "DATA", "AGE"], &[]),
         Kind::Endpoints => (&["NAME", "ENDPOINTS", "AGE"], &[]),
+        Kind::ReplicaSet => (
+            &["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+            &["CONTAINERS", "IMAGES", "SELECTOR"],
+        ),
         Kind::ControllerRevision => (&["NAME", "CONTROLLER", "REVISION", "AGE"], &[]),
         Kind::Secret => (&["NAME", "TYPE", "DATA", "AGE"], &[]),
         Kind::PersistentVolumeClaim => (
@@ -345,6 +349,20 @@ pub fn row(kind: Kind, obj: &Value, wide: bool, now: DateTime<Utc>) -> Vec<Strin
                     created,
                 ],
                 vec![cn, im],
+            )
+        }
+        Kind::ReplicaSet => {
+            let (cn, im) = containers_of(obj, "/spec/template/spec/containers");
+            let sel = labels_text(obj.pointer("/spec/selector/matchLabels"), ",");
+            (
+                vec![
+                    name,
+                    i(obj, "/spec/replicas").to_string(),
+                    i(obj, "/status/replicas").to_string(),
+                    i(obj, "/status/readyReplicas").to_string(),
+                    created,
+                ],
+                vec![cn, im, sel],
             )
         }
         Kind::ControllerRevision => {
