@@ -787,3 +787,102 @@ fn the_scale_subresource_reads_and_writes_replicas_as_kube_apiserver_does() {
             .any(|r| r["name"] == "replicasets" && r["shortNames"] == json!(["rs"])));
     });
 }
+
+/// Runs a Python program with the official client (installed by `scripts/install-pyclient`);
+/// None where it cannot be installed.
+fn python(program: &str, kubeconfig: &std::path::Path) -> Option<String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-pyclient");
+    let out = Command::new(script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("the Python client cannot be installed: skipping");
+        return None;
+    }
+    let py = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = Command::new(py)
+        .args(["-c", program])
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn the_python_client_scales_deployments_and_reads_their_replica_sets() {
+    let m = Master::start();
+    let _node = FakeNode::start(&m, "fake-py");
+    let dir = tempfile::tempdir().unwrap();
+    let config = kubeconfig(&m, dir.path());
+    let program = r#"
+import time
+from kubernetes import client, config
+config.load_kube_config()
+apps = client.AppsV1Api()
+labels = {"app": "py"}
+body = client.V1Deployment(
+    metadata=client.V1ObjectMeta(name="py"),
+    spec=client.V1DeploymentSpec(
+        replicas=2,
+        selector=client.V1LabelSelector(match_labels=labels),
+        template=client.V1PodTemplateSpec(
+            metadata=client.V1ObjectMeta(labels=labels),
+            spec=client.V1PodSpec(containers=[client.V1Container(name="py", image="orkops-test/py:1")]))))
+apps.create_namespaced_deployment("default", body)
+s = apps.read_namespaced_deployment_scale("py", "default")
+assert s.kind == "Scale" and s.spec.replicas == 2, s
+s = apps.patch_namespaced_deployment_scale("py", "default", {"spec": {"replicas": 4}})
+assert s.spec.replicas == 4, s
+s.spec.replicas = 3
+s = apps.replace_namespaced_deployment_scale("py", "default", s)
+assert s.spec.replicas == 3, s
+deadline = time.time() + 120
+while True:
+    sets = apps.list_namespaced_replica_set("default", label_selector="app=py").items
+    if len(sets) == 1 and sets[0].status and sets[0].status.ready_replicas == 3:
+        break
+    assert time.time() < deadline, sets
+    time.sleep(0.2)
+rs = sets[0]
+print("rs", rs.metadata.name, rs.metadata.annotations["deployment.kubernetes.io/revision"], rs.spec.replicas)
+print("owner", rs.metadata.owner_references[0].kind)
+r = apps.read_namespaced_replica_set_scale(rs.metadata.name, "default")
+print("selector", r.status.selector)
+while True:
+    d = apps.read_namespaced_deployment_status("py", "default")
+    if d.status.observed_generation == d.metadata.generation and d.status.available_replicas == 3:
+        break
+    assert time.time() < deadline, d.status
+    time.sleep(0.2)
+print("available", d.status.available_replicas, [c.reason for c in d.status.conditions])
+apps.delete_namespaced_deployment("py", "default")
+"#;
+    let Some(out) = python(program, &config) else {
+        return;
+    };
+    let line = |p: &str| {
+        out.lines()
+            .find(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("no {p} in {out}"))
+            .to_string()
+    };
+    let rs = line("rs ");
+    assert!(rs.starts_with("rs py-") && rs.ends_with(" 1 3"), "{out}");
+    assert_eq!(line("owner"), "owner Deployment");
+    let sel = line("selector");
+    assert!(
+        sel.contains("app=py") && sel.contains("pod-template-hash="),
+        "{out}"
+    );
+    assert!(
+        line("available").contains("NewReplicaSetAvailable"),
+        "{out}"
+    );
+}
