@@ -384,6 +384,24 @@ fn kubectl_reads_replica_sets_scales_and_follows_rollouts() {
     assert_eq!(revisions_in(&history), ["1", "2"], "{history}");
     let one = k.ok(&["rollout", "history", "deploy/web", "--revision=1"]);
     assert!(one.contains("orkops-test/web:1"), "{one}");
+    let new_rs = sets
+        .iter()
+        .find(|r| r["metadata"]["name"] != rs_name.as_str())
+        .unwrap();
+    let described = k.ok(&["describe", "deploy", "web"]);
+    let new_name = new_rs["metadata"]["name"].as_str().unwrap();
+    let line = format!("{new_name} (5/5 replicas created)");
+    assert!(
+        described
+            .lines()
+            .any(|l| l.starts_with("NewReplicaSet:") && l.trim_end().ends_with(&line)),
+        "{described}"
+    );
+    assert!(
+        described.contains("ScalingReplicaSet")
+            && described.contains(&format!("Scaled up replica set {new_name}")),
+        "the deployment's events: {described}"
+    );
 
     // orkops' own undo, on the replica sets: the first set comes back as revision 3
     let out = m.orkops(&["rollout", "undo", "deployment/web"]).success();
