@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::{Api, ApiError};
+use crate::api::core::Pod;
 use crate::api::meta::{Condition, IntOrString};
 use crate::api::workloads::{Deployment, DeploymentStatus, ReplicaSet};
 use crate::api::{About, Kind};
@@ -596,6 +597,35 @@ fn replica_set_for(
     })
 }
 
+/// Pods a Deployment controls directly, as orkops made them before ReplicaSets: once the
+/// deployment's replica sets have rolled out completely, they are surplus (until then they
+/// serve, so an upgrade loses no availability).
+pub fn legacy_pods<'a>(pods: &'a [Pod], deployments: &[Deployment]) -> Vec<&'a Pod> {
+    let complete: std::collections::HashSet<&str> = deployments
+        .iter()
+        .filter(|d| {
+            d.status.as_ref().is_some_and(|s| {
+                s.observed_generation == d.metadata.generation
+                    && s.conditions.iter().any(|c| {
+                        c.type_ == "Progressing"
+                            && c.reason.as_deref() == Some("NewReplicaSetAvailable")
+                    })
+            })
+        })
+        .filter_map(|d| d.metadata.uid.as_deref())
+        .collect();
+    pods.iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            p.metadata.owner_references.iter().any(|o| {
+                o.controller == Some(true)
+                    && o.kind == "Deployment"
+                    && complete.contains(o.uid.as_str())
+            })
+        })
+        .collect()
+}
+
 /// Sets `spec.replicas` and adds `annotations` on replica set `name`; returns the size it had.
 async fn scale(
     api: &Api,
@@ -1058,6 +1088,33 @@ mod tests {
         assert_eq!(scales(&plan), [(old.metadata.name().to_string(), 5)]);
         assert_eq!(reason(&plan), "DeploymentPaused");
         assert_eq!(plan.status.conditions[1].status, "Unknown");
+    }
+
+    #[test]
+    fn pods_a_deployment_owned_directly_go_once_its_replica_set_completed() {
+        let mut d = deployment(1, "img:1");
+        let mut legacy = Pod::default();
+        legacy.metadata.name = Some("web-old".into());
+        legacy
+            .metadata
+            .owner_references
+            .push(crate::controllers::controller_ref(
+                "apps/v1",
+                "Deployment",
+                &d.metadata,
+            ));
+        let mut of_set = legacy.clone();
+        of_set.metadata.owner_references[0].kind = "ReplicaSet".into();
+        let pods = [legacy, of_set];
+        assert!(
+            legacy_pods(&pods, std::slice::from_ref(&d)).is_empty(),
+            "not complete yet"
+        );
+        let plan = reconcile(&d, &[set_of(&d, 1, 1, 1)], Utc::now());
+        d.status = Some(plan.status);
+        let gone = legacy_pods(&pods, std::slice::from_ref(&d));
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].metadata.name(), "web-old");
     }
 
     #[test]

@@ -882,6 +882,12 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
             )
         })
     };
+    for p in deployments::legacy_pods(&pods, &deployments) {
+        let m = &p.metadata;
+        api.delete(Kind::Pod, Some(m.namespace()), m.name(), None)
+            .await?;
+        tracing::info!(pod = %format!("{}/{}", m.namespace(), m.name()), "deleted a pod its deployment owned directly, now that its replica set rolled out");
+    }
     for m in lifecycle::orphans(pods.iter().map(|p| &p.metadata).filter(managed), &existing) {
         if m.deletion_timestamp.is_some() {
             continue;
