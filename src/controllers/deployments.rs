@@ -196,6 +196,58 @@ fn rescale(new: Option<&mut Set>, old: &mut [Set], replicas: i64) {
     }
 }
 
+/// Recreate: every old set to 0 first; the new one at full size once their pods are gone.
+fn recreate_step(new: Option<&mut Set>, old: &mut [Set], replicas: i64) {
+    if old.iter().any(|s| s.planned > 0) {
+        old.iter_mut().for_each(|s| s.planned = 0);
+    } else if let Some(n) = new.filter(|_| old.iter().all(|s| s.status().0 == 0)) {
+        n.planned = replicas;
+    }
+}
+
+/// The new set's actions: create it, or resize and annotate it (`annotations` plus the
+/// deployment's own, as upstream copies them), and record its revision on the deployment.
+fn new_set_actions(
+    d: &Deployment,
+    n: &Set,
+    template: &Value,
+    hash: &str,
+    mut annotations: BTreeMap<String, String>,
+) -> Vec<Action> {
+    for (k, v) in &d.metadata.annotations {
+        if !NOT_COPIED.contains(&k.as_str()) {
+            annotations.insert(k.clone(), v.clone());
+        }
+    }
+    let revision = annotations.get(REVISION).cloned().unwrap_or_default();
+    let mut actions = Vec::new();
+    match n.rs {
+        None => actions.push(Action::CreateReplicaSet(replica_set_for(
+            d,
+            template,
+            hash,
+            n.planned,
+            &annotations,
+        ))),
+        Some(rs) => {
+            let missing = annotations
+                .iter()
+                .any(|(k, v)| rs.metadata.annotations.get(k) != Some(v));
+            if n.planned != n.spec || missing {
+                actions.push(Action::Scale {
+                    name: n.name.clone(),
+                    replicas: n.planned,
+                    annotations,
+                });
+            }
+        }
+    }
+    if d.metadata.annotations.get(REVISION) != Some(&revision) {
+        actions.push(Action::SetRevision(revision.parse().unwrap_or(0)));
+    }
+    actions
+}
+
 /// `owned`: the replica sets whose controller is this deployment.
 pub fn reconcile(d: &Deployment, owned: &[ReplicaSet], now: DateTime<Utc>) -> Plan {
     let replicas = d.spec.replicas.unwrap_or(1).max(0);
@@ -241,14 +293,7 @@ pub fn reconcile(d: &Deployment, owned: &[ReplicaSet], now: DateTime<Utc>) -> Pl
     if paused {
         rescale(new.as_mut(), &mut old, replicas);
     } else if recreate {
-        if old.iter().any(|s| s.planned > 0) {
-            old.iter_mut().for_each(|s| s.planned = 0);
-        } else if let Some(n) = new
-            .as_mut()
-            .filter(|_| old.iter().all(|s| s.status().0 == 0))
-        {
-            n.planned = replicas;
-        }
+        recreate_step(new.as_mut(), &mut old, replicas);
     } else if let Some(n) = new.as_mut() {
         roll(n, &mut old, replicas, surge, max_unavailable);
     }
@@ -280,45 +325,13 @@ pub fn reconcile(d: &Deployment, owned: &[ReplicaSet], now: DateTime<Utc>) -> Pl
         && status.replicas == replicas
         && status.available_replicas == replicas
         && new.iter().chain(old.iter()).all(Set::synced);
-    let mut created = None;
     if let Some(n) = &new {
         let mut annotations = sizes();
         annotations.insert(REVISION.into(), revision.to_string());
-        for (k, v) in &d.metadata.annotations {
-            if !NOT_COPIED.contains(&k.as_str()) {
-                annotations.insert(k.clone(), v.clone());
-            }
-        }
         if complete {
             annotations.insert(GOOD_ANNOTATION.into(), "true".into());
         }
-        match n.rs {
-            None => {
-                created = Some(n.name.clone());
-                actions.push(Action::CreateReplicaSet(replica_set_for(
-                    d,
-                    &template,
-                    &hash,
-                    n.planned,
-                    &annotations,
-                )))
-            }
-            Some(rs) => {
-                let missing = annotations
-                    .iter()
-                    .any(|(k, v)| rs.metadata.annotations.get(k) != Some(v));
-                if n.planned != n.spec || missing {
-                    actions.push(Action::Scale {
-                        name: n.name.clone(),
-                        replicas: n.planned,
-                        annotations,
-                    });
-                }
-            }
-        }
-        if d.metadata.annotations.get(REVISION) != Some(&revision.to_string()) {
-            actions.push(Action::SetRevision(revision));
-        }
+        actions.extend(new_set_actions(d, n, &template, &hash, annotations));
     }
     // history: empty old sets beyond the limit, oldest revision first
     if complete || paused {
@@ -334,7 +347,7 @@ pub fn reconcile(d: &Deployment, owned: &[ReplicaSet], now: DateTime<Utc>) -> Pl
     let progress = Progress {
         complete,
         paused,
-        created: created.is_some(),
+        created: new.as_ref().is_some_and(|n| n.rs.is_none()),
         moved: !actions.is_empty(),
     };
     let (status, stalled) = with_conditions(
