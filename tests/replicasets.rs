@@ -674,12 +674,24 @@ fn the_scale_subresource_reads_and_writes_replicas_as_kube_apiserver_does() {
         assert_eq!(s["spec"]["replicas"], 2);
         assert_eq!(s["status"]["selector"], "app=api");
 
-        // PUT: a pinned resourceVersion is a precondition
-        let mut put = s.clone();
-        put["spec"]["replicas"] = json!(4);
-        let (code, out) = call(&http, &token, Method::PUT, &scale_path, Some(put.clone())).await;
-        assert_eq!(code, 200, "{out}");
-        assert_eq!(out["spec"]["replicas"], 4);
+        // PUT: a pinned resourceVersion is a precondition (the controllers write the
+        // deployment too, so a read may be stale by the time it is written: read again)
+        let deadline = std::time::Instant::now() + LONG;
+        let put = loop {
+            let (_, s) = call(&http, &token, Method::GET, &scale_path, None).await;
+            let mut put = s.clone();
+            put["spec"]["replicas"] = json!(4);
+            let (code, out) =
+                call(&http, &token, Method::PUT, &scale_path, Some(put.clone())).await;
+            match code {
+                200 => {
+                    assert_eq!(out["spec"]["replicas"], 4);
+                    break put;
+                }
+                409 if std::time::Instant::now() < deadline => continue,
+                _ => panic!("PUT scale: {code} {out}"),
+            }
+        };
         let (code, st) = call(&http, &token, Method::PUT, &scale_path, Some(put)).await;
         assert_eq!(code, 409, "a stale resourceVersion: {st}");
 
@@ -746,6 +758,32 @@ fn the_scale_subresource_reads_and_writes_replicas_as_kube_apiserver_does() {
         )
         .await;
         assert_eq!(code, 404, "{st}");
+
+        // as apps/v1: the selector is immutable
+        let (_, mut d) = call(
+            &http,
+            &token,
+            Method::GET,
+            &format!("{apps}/deployments/api"),
+            None,
+        )
+        .await;
+        d["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        d["spec"]["selector"]["matchLabels"]["tier"] = json!("x");
+        d["spec"]["template"]["metadata"]["labels"]["tier"] = json!("x");
+        let (code, st) = call(
+            &http,
+            &token,
+            Method::PUT,
+            &format!("{apps}/deployments/api"),
+            Some(d),
+        )
+        .await;
+        assert_eq!(code, 422, "{st}");
+        assert_eq!(st["causes"][0]["field"], "spec.selector", "{st}");
 
         // the deployment made a replica set: it has a scale too
         let mut rs = String::new();
@@ -859,6 +897,7 @@ assert s.kind == "Scale" and s.spec.replicas == 2, s
 s = apps.patch_namespaced_deployment_scale("py", "default", {"spec": {"replicas": 4}})
 assert s.spec.replicas == 4, s
 s.spec.replicas = 3
+s.metadata.resource_version = None  # the controllers write the deployment meanwhile
 s = apps.replace_namespaced_deployment_scale("py", "default", s)
 assert s.spec.replicas == 3, s
 deadline = time.time() + 120

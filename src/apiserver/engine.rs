@@ -1708,6 +1708,17 @@ fn merge_update(
                 }
             }
         }
+        Kind::Deployment | Kind::ReplicaSet
+            if new.pointer("/spec/selector") != current.pointer("/spec/selector") =>
+        {
+            // as apps/v1: the pods a controller owns are those its selector picks
+            return Err(invalid(
+                kind,
+                name,
+                "spec.selector",
+                "field is immutable (delete and recreate the object to select other pods)",
+            ));
+        }
         Kind::ConfigMap | Kind::Secret if current.get("immutable") == Some(&json!(true)) => {
             let same = |f: &str| new.get(f) == current.get(f);
             if !(same("data") && same("binaryData") && same("immutable")) {
