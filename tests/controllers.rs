@@ -389,6 +389,9 @@ spec:
     wait_until("2 ready replicas", LONG, || {
         live(&m, "app=web").iter().filter(|p| ready(p)).count() == 2
     });
+    // complete as the controller sees it (its replica set then counts as good to return to)
+    m.orkops(&["rollout", "status", "deployment/web", "--timeout", "60"])
+        .success();
     // an image no node has: the new pod never becomes ready
     m.orkops_stdin(
         &["apply", "-f", "-"],
