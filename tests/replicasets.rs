@@ -463,7 +463,7 @@ fn kubectl_reads_replica_sets_scales_and_follows_rollouts() {
 /// `fieldManager`/`fieldValidation` and strategic merge patches, `rollout undo` a JSON patch,
 /// `rollout restart|pause|resume` strategic merge patches — what branch `patch` serves.
 #[test]
-#[ignore = "needs fieldManager/fieldValidation, strategic merge patch and JSON patch (branch patch)"]
+#[ignore = "needs fieldValidation (branches openapi/patch), strategic merge patch and JSON patch (branch patch)"]
 fn kubectl_creates_scales_and_rolls_out_a_deployment_through_replica_sets() {
     if !have_kubectl() {
         return;
