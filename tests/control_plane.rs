@@ -355,11 +355,11 @@ fn bad_manifests_are_refused_with_file_document_and_field_and_change_nothing() {
     // an unknown kind
     let f = write(
         "kind.yaml",
-        &format!("{good}apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: x\n"),
+        &format!("{good}apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: x\n"),
     );
     let err = m.orkops(&["apply", "-f", &f]).failure();
     assert!(
-        err.contains("kind.yaml: document 2") && err.contains("ReplicaSet"),
+        err.contains("kind.yaml: document 2") && err.contains("StatefulSet"),
         "{err}"
     );
     // an invalid value
@@ -401,7 +401,7 @@ fn bad_manifests_are_refused_with_file_document_and_field_and_change_nothing() {
         let (code, st) = http
             .call(
                 Method::POST,
-                "/apis/apps/v1/namespaces/default/replicasets",
+                "/apis/apps/v1/namespaces/default/statefulsets",
                 Some(&token),
                 Some(json!({})),
             )

@@ -389,6 +389,9 @@ spec:
     wait_until("2 ready replicas", LONG, || {
         live(&m, "app=web").iter().filter(|p| ready(p)).count() == 2
     });
+    // complete as the controller sees it (its replica set then counts as good to return to)
+    m.orkops(&["rollout", "status", "deployment/web", "--timeout", "60"])
+        .success();
     // an image no node has: the new pod never becomes ready
     m.orkops_stdin(
         &["apply", "-f", "-"],
@@ -421,9 +424,8 @@ spec:
     );
     m.orkops(&["delete", "deployment", "web"]).success();
     wait_until("the node to be empty", LONG, || a.containers().is_empty());
-    wait_until("the revisions to be collected", LONG, || {
-        m.orkops(&["get", "controllerrevisions", "-o", "json"])
-            .json()["items"]
+    wait_until("the replica sets to be collected", LONG, || {
+        m.orkops(&["get", "replicasets", "-o", "json"]).json()["items"]
             .as_array()
             .unwrap()
             .is_empty()

@@ -140,11 +140,21 @@ async fn the_largest_legal_scale_is_worked_through_in_bounded_passes() {
         started.elapsed().as_secs_f64()
     );
     assert!(peak < 100.0, "the master grew to {peak:.0} MB");
-    // several passes, each making at most a burst (the controller's events say how many)
+    // several passes, each making at most a burst (the replica set controller's events say
+    // how many)
+    let (_, sets) = http
+        .call(
+            Method::GET,
+            "/apis/apps/v1/namespaces/default/replicasets?labelSelector=app%3Dmany",
+            Some(&token),
+            None,
+        )
+        .await;
+    let set = sets["items"][0]["metadata"]["name"].as_str().unwrap();
     let (_, events) = http
         .call(
             Method::GET,
-            "/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dmany",
+            &format!("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3D{set}"),
             Some(&token),
             None,
         )

@@ -606,6 +606,7 @@ async fn put(
             .cloned()
             .unwrap_or(Value::Null);
         api::set_meta(&mut body, "resourceVersion", rv.clone());
+        api::keep_controller_annotations(&mut body, cur);
         match client.replace(m.kind, ns, m.name(), &body).await {
             Ok(updated) => {
                 let same = updated.pointer("/metadata/resourceVersion") == Some(&rv);

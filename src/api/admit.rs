@@ -113,6 +113,12 @@ impl_object!(
     default_deployment,
     validate_deployment
 );
+impl_object!(
+    ReplicaSet,
+    Kind::ReplicaSet,
+    default_replica_set,
+    validate_replica_set
+);
 impl_object!(ControllerRevision, Kind::ControllerRevision);
 impl_object!(
     Job,
@@ -202,6 +208,7 @@ macro_rules! with_kind_type {
             Kind::PersistentVolumeClaim => $f::<PersistentVolumeClaim>($($arg),*),
             Kind::Event => $f::<Event>($($arg),*),
             Kind::Deployment => $f::<Deployment>($($arg),*),
+            Kind::ReplicaSet => $f::<ReplicaSet>($($arg),*),
             Kind::ControllerRevision => $f::<ControllerRevision>($($arg),*),
             Kind::Job => $f::<Job>($($arg),*),
             Kind::CronJob => $f::<CronJob>($($arg),*),
@@ -712,6 +719,37 @@ fn validate_deployment(d: &Deployment, e: &mut Errors) {
     }
 }
 
+fn default_replica_set(r: &mut ReplicaSet) {
+    r.spec.replicas.get_or_insert(1);
+    r.spec.min_ready_seconds.get_or_insert(0);
+    default_pod_spec(&mut r.spec.template.spec);
+}
+
+/// As kube-apiserver: a non-empty selector that matches the template's labels, int32 counts.
+fn validate_replica_set(r: &ReplicaSet, e: &mut Errors) {
+    let s = &r.spec;
+    int32_at_least(e, "spec.replicas", s.replicas, 0);
+    int32_at_least(e, "spec.minReadySeconds", s.min_ready_seconds, 0);
+    let selector = selector_of(&s.selector, "spec.selector", e);
+    if s.selector.match_labels.is_empty() && s.selector.match_expressions.is_empty() {
+        e.add(
+            "spec.selector",
+            "required: a replica set needs a non-empty selector",
+        );
+    }
+    validate_template(&selector, &s.template, "spec.template", &["Always"], e);
+    if let Some(st) = &r.status {
+        for (field, v) in [
+            ("replicas", st.replicas),
+            ("fullyLabeledReplicas", st.fully_labeled_replicas),
+            ("readyReplicas", st.ready_replicas),
+            ("availableReplicas", st.available_replicas),
+        ] {
+            int32_at_least(e, &format!("status.{field}"), Some(v), 0);
+        }
+    }
+}
+
 fn selector_of(ls: &super::meta::LabelSelector, path: &str, e: &mut Errors) -> Selector {
     Selector::from_label_selector(ls).unwrap_or_else(|msg| {
         e.add(format!("{path}.matchExpressions"), msg);
@@ -1129,6 +1167,47 @@ mod tests {
         );
         assert!(
             fields.contains(&"spec.template.spec.containers[0].image"),
+            "{fields:?}"
+        );
+    }
+
+    #[test]
+    fn a_replica_set_needs_a_selector_matching_its_template_and_int32_replicas() {
+        let rs = |replicas: Value, selector: Value| {
+            json!({"metadata": {"name": "web-1"}, "spec": {
+                "replicas": replicas, "selector": selector,
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "w", "image": "busybox:1"}]}}}})
+        };
+        let ok = admit(
+            Kind::ReplicaSet,
+            rs(json!(2), json!({"matchLabels": {"app": "web"}})),
+        )
+        .unwrap();
+        assert_eq!(ok["spec"]["minReadySeconds"], 0);
+        let mut no_replicas = rs(json!(1), json!({"matchLabels": {"app": "web"}}));
+        no_replicas["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("replicas");
+        assert_eq!(
+            admit(Kind::ReplicaSet, no_replicas).unwrap()["spec"]["replicas"],
+            1
+        );
+        let err = admit(
+            Kind::ReplicaSet,
+            rs(json!(-1), json!({"matchLabels": {"app": "db"}})),
+        )
+        .unwrap_err();
+        let fields: Vec<_> = err.iter().map(|e| e.field.as_str()).collect();
+        assert!(fields.contains(&"spec.replicas"), "{fields:?}");
+        assert!(
+            fields.contains(&"spec.template.metadata.labels"),
+            "{fields:?}"
+        );
+        let err = admit(Kind::ReplicaSet, rs(json!(2147483648_i64), json!({}))).unwrap_err();
+        let fields: Vec<_> = err.iter().map(|e| e.field.as_str()).collect();
+        assert!(
+            fields.contains(&"spec.replicas") && fields.contains(&"spec.selector"),
             "{fields:?}"
         );
     }

@@ -129,6 +129,16 @@ pub fn columns(kind: Kind) -> Vec<Column> {
             IMAGES,
             wide(text("Selector", "Label selector for pods.")),
         ],
+        Kind::ReplicaSet => vec![
+            NAME,
+            int("Desired", "Number of desired pods."),
+            int("Current", "Number of actual replicas."),
+            int("Ready", "Number of ready replicas."),
+            AGE,
+            CONTAINERS,
+            IMAGES,
+            wide(text("Selector", "Label selector for pods.")),
+        ],
         Kind::Service => vec![
             NAME,
             text("Type", "The type of the service."),
@@ -212,6 +222,20 @@ pub fn cells(kind: Kind, obj: &Value, now: DateTime<Utc>) -> Vec<Cell> {
                 )),
                 Cell::Int(i(obj, "/status/updatedReplicas")),
                 Cell::Int(i(obj, "/status/availableReplicas")),
+                created,
+                t(cn),
+                t(im),
+                t(sel),
+            ]
+        }
+        Kind::ReplicaSet => {
+            let (cn, im) = containers_of(obj, "/spec/template/spec/containers");
+            let sel = labels_text(obj.pointer("/spec/selector/matchLabels"), ",");
+            vec![
+                name,
+                Cell::Int(i(obj, "/spec/replicas")),
+                Cell::Int(i(obj, "/status/replicas")),
+                Cell::Int(i(obj, "/status/readyReplicas")),
                 created,
                 t(cn),
                 t(im),

@@ -15,6 +15,7 @@ pub enum Kind {
     PersistentVolumeClaim,
     Event,
     Deployment,
+    ReplicaSet,
     ControllerRevision,
     Job,
     CronJob,
@@ -43,6 +44,7 @@ const TABLE: &[Info] = &[
     Info { kind: Kind::PersistentVolumeClaim, name: "PersistentVolumeClaim", plural: "persistentvolumeclaims", short: &["pvc"], api_version: "v1", namespaced: true, has_status: true },
     Info { kind: Kind::Event, name: "Event", plural: "events", short: &["ev"], api_version: "v1", namespaced: true, has_status: false },
     Info { kind: Kind::Deployment, name: "Deployment", plural: "deployments", short: &["deploy"], api_version: "apps/v1", namespaced: true, has_status: true },
+    Info { kind: Kind::ReplicaSet, name: "ReplicaSet", plural: "replicasets", short: &["rs"], api_version: "apps/v1", namespaced: true, has_status: true },
     Info { kind: Kind::ControllerRevision, name: "ControllerRevision", plural: "controllerrevisions", short: &[], api_version: "apps/v1", namespaced: true, has_status: false },
     Info { kind: Kind::Job, name: "Job", plural: "jobs", short: &[], api_version: "batch/v1", namespaced: true, has_status: true },
     Info { kind: Kind::CronJob, name: "CronJob", plural: "cronjobs", short: &["cj"], api_version: "batch/v1", namespaced: true, has_status: true },
@@ -148,7 +150,8 @@ mod tests {
         assert_eq!(Kind::lookup("deploy"), Some(Kind::Deployment));
         assert_eq!(Kind::lookup("svc"), Some(Kind::Service));
         assert_eq!(Kind::lookup("cronjobs"), Some(Kind::CronJob));
-        assert_eq!(Kind::lookup("replicasets"), None);
+        assert_eq!(Kind::lookup("rs"), Some(Kind::ReplicaSet));
+        assert_eq!(Kind::lookup("statefulsets"), None);
     }
 
     #[test]

@@ -255,6 +255,7 @@ pub fn field_value<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
         "spec.nodeName" => "/spec/nodeName",
         "status.phase" => "/status/phase",
         "involvedObject.name" => "/involvedObject/name",
+        "involvedObject.namespace" => "/involvedObject/namespace",
         "involvedObject.kind" => "/involvedObject/kind",
         "involvedObject.uid" => "/involvedObject/uid",
         _ => return None,
@@ -269,6 +270,8 @@ pub const FIELD_SELECTOR_FIELDS: &[&str] = &[
     "spec.nodeName",
     "status.phase",
     "involvedObject.name",
+    // `kubectl describe` asks for an object's events by name, namespace, kind and uid
+    "involvedObject.namespace",
     "involvedObject.kind",
     "involvedObject.uid",
 ];

@@ -62,6 +62,38 @@ pub fn clear_server_fields(obj: &mut Value) {
     }
 }
 
+/// Annotation prefixes the controllers own on the objects users write (a Deployment's
+/// `deployment.kubernetes.io/revision`): a client replacing an object with its manifest keeps
+/// them, as `kubectl apply` does for what the last applied configuration did not set.
+const CONTROLLER_ANNOTATIONS: &[&str] = &["deployment.kubernetes.io/"];
+
+/// Copies onto `body` the controller-owned annotations of `current` that `body` does not set.
+pub fn keep_controller_annotations(body: &mut Value, current: &Value) {
+    let Some(theirs) = current
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    else {
+        return;
+    };
+    for (k, v) in theirs {
+        if !CONTROLLER_ANNOTATIONS.iter().any(|p| k.starts_with(p)) {
+            continue;
+        }
+        if body
+            .pointer("/metadata/annotations")
+            .is_none_or(|a| !a.is_object())
+        {
+            set_meta(body, "annotations", Value::Object(Default::default()));
+        }
+        if let Some(mine) = body
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
+            mine.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+}
+
 /// Sets `metadata.<field>` on a JSON object, creating `metadata` when absent.
 pub fn set_meta(obj: &mut Value, field: &str, value: Value) {
     if let Some(map) = obj.as_object_mut() {
@@ -114,4 +146,29 @@ pub fn new_event(
         "reason": reason, "message": message, "type": type_, "count": 1,
         "firstTimestamp": now, "lastTimestamp": now, "source": source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_replacing_client_keeps_the_controllers_annotations_only() {
+        let current = json!({"metadata": {"annotations": {
+            "deployment.kubernetes.io/revision": "4", "team": "old"}}});
+        let mut body = json!({"metadata": {"name": "web"}});
+        keep_controller_annotations(&mut body, &current);
+        assert_eq!(
+            body["metadata"]["annotations"],
+            json!({"deployment.kubernetes.io/revision": "4"})
+        );
+        let mut mine =
+            json!({"metadata": {"annotations": {"deployment.kubernetes.io/revision": "1"}}});
+        keep_controller_annotations(&mut mine, &current);
+        assert_eq!(
+            mine["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+            "1"
+        );
+    }
 }

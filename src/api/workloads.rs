@@ -1,4 +1,5 @@
-//! The controller-owned workload kinds: `apps/v1` Deployment and `batch/v1` Job and CronJob.
+//! The controller-owned workload kinds: `apps/v1` Deployment and ReplicaSet, and `batch/v1` Job
+//! and CronJob.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -75,6 +76,42 @@ pub struct DeploymentStatus {
     pub unavailable_replicas: i64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-patch-merge-key" = "type", "x-kubernetes-patch-strategy" = "merge", "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+object!(
+    /// `replicas` identical pods of one template; a Deployment makes one per template it rolls
+    /// out (named `DEPLOYMENT-HASH`, labelled `pod-template-hash`).
+    ReplicaSet { spec: ReplicaSetSpec, status: ReplicaSetStatus }
+);
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicaSetSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ready_seconds: Option<i64>,
+    #[serde(default)]
+    pub selector: LabelSelector,
+    #[serde(default)]
+    pub template: PodTemplateSpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicaSetStatus {
+    #[serde(default)]
+    pub replicas: i64,
+    #[serde(default)]
+    pub fully_labeled_replicas: i64,
+    #[serde(default)]
+    pub ready_replicas: i64,
+    #[serde(default)]
+    pub available_replicas: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
 
@@ -177,8 +214,8 @@ pub struct CronJobStatus {
     pub last_successful_time: Option<Time>,
 }
 
-/// One revision of a controller's pod template (a Deployment's rollout history): `data` is the
-/// template, `revision` its number. Written by the controllers, read by `orkops rollout`.
+/// One revision of a controller's state: `data` and its `revision` number. Served as
+/// Kubernetes serves it; orkops' Deployments keep their history in their ReplicaSets.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ControllerRevision {

@@ -90,7 +90,12 @@ fn resources(group_version: &str) -> Value {
         let mut categories = Vec::new();
         if matches!(
             kind,
-            Kind::Pod | Kind::Service | Kind::Deployment | Kind::Job | Kind::CronJob
+            Kind::Pod
+                | Kind::Service
+                | Kind::Deployment
+                | Kind::ReplicaSet
+                | Kind::Job
+                | Kind::CronJob
         ) {
             categories.push("all");
         }
@@ -108,6 +113,13 @@ fn resources(group_version: &str) -> Value {
                 "name": format!("{plural}/status"), "singularName": "",
                 "namespaced": kind.namespaced(), "kind": kind.name(),
                 "verbs": ["get", "patch", "update"],
+            }));
+        }
+        if crate::apiserver::scale::scalable(kind) {
+            list.push(json!({
+                "name": format!("{plural}/scale"), "singularName": "",
+                "namespaced": kind.namespaced(), "group": "autoscaling", "version": "v1",
+                "kind": "Scale", "verbs": ["get", "patch", "update"],
             }));
         }
         for (sub, verbs) in subresources(kind) {

@@ -102,6 +102,13 @@ pub enum Command {
         name: String,
         options: DeleteOptions,
     },
+    /// The `autoscaling/v1` Scale of a deployment or replica set (`NAME/scale`).
+    Scale {
+        kind: Kind,
+        namespace: Option<String>,
+        name: String,
+        op: super::scale::ScaleOp,
+    },
     /// An agent asks for its node token (with the join token, or its current node token).
     IssueNodeToken { node: String },
     /// The admin asks for a join token scoped to one node (bound to an instance id and an
@@ -372,6 +379,12 @@ impl Engine {
                 options.dry_run |= opts.dry_run;
                 self.delete(caller, kind, ns, name, options).await
             }
+            Command::Scale {
+                kind,
+                namespace,
+                name,
+                op,
+            } => super::scale::handle(self, caller, kind, namespace, name, op).await,
             Command::IssueNodeToken { node } => self.issue_node_token(caller, &node),
             Command::IssueJoinToken {
                 node,
@@ -1882,6 +1895,17 @@ fn merge_update(
                     }
                 }
             }
+        }
+        Kind::Deployment | Kind::ReplicaSet
+            if new.pointer("/spec/selector") != current.pointer("/spec/selector") =>
+        {
+            // as apps/v1: the pods a controller owns are those its selector picks
+            return Err(invalid(
+                kind,
+                name,
+                "spec.selector",
+                "field is immutable (delete and recreate the object to select other pods)",
+            ));
         }
         Kind::ConfigMap | Kind::Secret if current.get("immutable") == Some(&json!(true)) => {
             let same = |f: &str| new.get(f) == current.get(f);

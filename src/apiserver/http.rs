@@ -337,6 +337,17 @@ fn decode(
     if let Some(cmd) = post_only_command(method, path, body)? {
         return Ok(cmd);
     }
+    if let Some(parent) = path.trim_end_matches('/').strip_suffix("/scale") {
+        if let Ok(Target {
+            kind,
+            namespace,
+            name: Some(name),
+            status: false,
+        }) = parse_path(parent)
+        {
+            return super::scale::decode(method, kind, namespace, name, headers, body);
+        }
+    }
     let t = parse_path(path)?;
     let Target {
         kind,
@@ -616,7 +627,7 @@ mod tests {
             }
         );
         assert!(parse_path("/api/v1/namespaces/x/nodes").is_err());
-        assert!(parse_path("/apis/apps/v1/namespaces/x/replicasets").is_err());
+        assert!(parse_path("/apis/apps/v1/namespaces/x/statefulsets").is_err());
         assert!(parse_path("/api/v1/namespaces/x/pods/p/exec").is_err());
         assert!(parse_path("/metrics").is_err());
     }

@@ -18,6 +18,7 @@ pub mod podlog;
 pub mod portforward;
 pub mod proxy;
 pub mod resume;
+pub mod scale;
 pub mod spdy;
 pub mod streams;
 pub mod table;

@@ -601,6 +601,7 @@ async fn apply_one(s: &Session, m: &Manifest) -> Result<&'static str, ClientErro
             .cloned()
             .unwrap_or(Value::Null);
         api::set_meta(&mut body, "resourceVersion", rv.clone());
+        api::keep_controller_annotations(&mut body, &current);
         match s
             .client
             .replace(m.kind, ns, api::name_of(&body), &body)

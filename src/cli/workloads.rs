@@ -1,4 +1,5 @@
-//! Commands on workload controllers: `scale` and `rollout status|restart` for deployments.
+//! Commands on workload controllers: `scale` and `rollout status|restart|history|undo` for
+//! deployments (their revisions are the ReplicaSets they control).
 
 use std::time::{Duration, Instant};
 
@@ -93,32 +94,54 @@ pub async fn rollout_status(s: &Session, a: &RolloutArgs) -> anyhow::Result<()> 
     }
 }
 
-/// The deployment, its current template hash, and its revisions (oldest first).
-async fn history(s: &Session, name: &str) -> anyhow::Result<(Value, String, Vec<Value>)> {
-    use crate::controllers::deployments::{template_hash, HASH_LABEL};
+/// One revision of a deployment: one of its replica sets.
+struct Revision {
+    number: i64,
+    /// The set's template as a deployment template (without `pod-template-hash`).
+    template: Value,
+    hash: String,
+    cause: Option<String>,
+}
+
+/// The deployment, its current template hash, and its revisions (oldest first), read from the
+/// replica sets it controls.
+async fn history(s: &Session, name: &str) -> anyhow::Result<(Value, String, Vec<Revision>)> {
+    use crate::api::workloads::{Deployment, ReplicaSet};
+    use crate::controllers::deployments::{
+        revision_of, template_hash, template_of, CHANGE_CAUSE, HASH_LABEL,
+    };
     let d = s
         .client
         .get(Kind::Deployment, Some(&s.namespace), name)
         .await?;
-    let typed: crate::api::workloads::Deployment = serde_json::from_value(d.clone())?;
+    let typed: Deployment = serde_json::from_value(d.clone())?;
     let hash = template_hash(&serde_json::to_value(&typed.spec.template)?);
-    let uid = d.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
+    let uid = typed.metadata.uid.clone().unwrap_or_default();
     let list = s
         .client
         .list(
-            Kind::ControllerRevision,
+            Kind::ReplicaSet,
             Some(&s.namespace),
             &[("labelSelector", HASH_LABEL.to_string())],
         )
         .await?;
-    let mut revs: Vec<Value> = list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| r.pointer("/metadata/ownerReferences/0/uid") == Some(&uid))
-        .cloned()
+    let sets: Vec<ReplicaSet> = serde_json::from_value(list["items"].clone())?;
+    let mut revs: Vec<Revision> = sets
+        .iter()
+        .filter(|r| crate::controllers::controller_of(&r.metadata) == Some(uid.as_str()))
+        .map(|r| Revision {
+            number: revision_of(r),
+            template: template_of(r),
+            hash: r
+                .metadata
+                .labels
+                .get(HASH_LABEL)
+                .cloned()
+                .unwrap_or_default(),
+            cause: r.metadata.annotations.get(CHANGE_CAUSE).cloned(),
+        })
         .collect();
-    revs.sort_by_key(|r| r["revision"].as_i64().unwrap_or(0));
+    revs.sort_by_key(|r| r.number);
     Ok((d, hash, revs))
 }
 
@@ -130,7 +153,8 @@ pub async fn rollout_history(s: &Session, a: &RolloutArgs) -> anyhow::Result<()>
         .iter()
         .map(|r| {
             let image = r
-                .pointer("/data/spec/containers")
+                .template
+                .pointer("/spec/containers")
                 .and_then(Value::as_array)
                 .map(|cs| {
                     cs.iter()
@@ -139,18 +163,15 @@ pub async fn rollout_history(s: &Session, a: &RolloutArgs) -> anyhow::Result<()>
                         .join(",")
                 })
                 .unwrap_or_default();
-            let current = r
-                .pointer("/metadata/labels/pod-template-hash")
-                .and_then(Value::as_str)
-                == Some(hash.as_str());
             vec![
-                r["revision"].as_i64().unwrap_or(0).to_string(),
+                r.number.to_string(),
                 image,
-                r.pointer("/metadata/annotations/kubernetes.io~1change-cause")
-                    .and_then(Value::as_str)
-                    .unwrap_or("<none>")
-                    .to_string(),
-                if current { "*".into() } else { String::new() },
+                r.cause.clone().unwrap_or_else(|| "<none>".into()),
+                if r.hash == hash {
+                    "*".into()
+                } else {
+                    String::new()
+                },
             ]
         })
         .collect();
@@ -166,30 +187,26 @@ pub async fn rollout_undo(s: &Session, a: &UndoArgs) -> anyhow::Result<()> {
     let (mut d, hash, revs) = history(s, name).await?;
     let current = revs
         .iter()
-        .find(|r| {
-            r.pointer("/metadata/labels/pod-template-hash")
-                .and_then(Value::as_str)
-                == Some(hash.as_str())
-        })
-        .and_then(|r| r["revision"].as_i64())
+        .find(|r| r.hash == hash)
+        .map(|r| r.number)
         .unwrap_or(i64::MAX);
     let target = match a.to_revision {
         Some(n) => revs
             .iter()
-            .find(|r| r["revision"].as_i64() == Some(n))
+            .find(|r| r.number == n)
             .ok_or_else(|| anyhow::anyhow!("--to-revision {n}: deployment {name:?} has no such revision (see `orkops rollout history deployment/{name}`)"))?,
         None => revs
             .iter()
             .rev()
-            .find(|r| r["revision"].as_i64().is_some_and(|n| n < current))
+            .find(|r| r.number < current)
             .ok_or_else(|| anyhow::anyhow!("deployment {name:?} has no previous revision to roll back to"))?,
     };
-    let n = target["revision"].as_i64().unwrap_or(0);
+    let n = target.number;
     if n == current {
         println!("deployment.apps/{name} is already at revision {n}");
         return Ok(());
     }
-    d["spec"]["template"] = target["data"].clone();
+    d["spec"]["template"] = target.template.clone();
     if let Some(m) = d["metadata"].as_object_mut() {
         m.remove("resourceVersion");
     }

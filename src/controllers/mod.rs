@@ -1,7 +1,8 @@
-//! The master's control loops: the scheduler, the Deployment controller, node lifecycle and
-//! garbage collection. Each loop is level-triggered: a change of the kinds it watches (or a
+//! The master's control loops: the scheduler, the Deployment and ReplicaSet controllers, node
+//! lifecycle and garbage collection. Each loop is level-triggered: a change of the kinds it watches (or a
 //! periodic resync) wakes it, it lists what it needs through the engine (as the master), runs
-//! its pure reconciler (`scheduler`, `deployments`, `lifecycle`) and applies the actions.
+//! its pure reconciler (`scheduler`, `deployments`, `replicasets`, `lifecycle`) and applies the
+//! actions.
 
 pub mod cronjobs;
 pub mod deployments;
@@ -9,6 +10,7 @@ pub mod endpoints;
 pub mod jobs;
 pub mod lifecycle;
 pub mod loadbalancer;
+pub mod replicasets;
 pub mod routes;
 pub mod scheduler;
 
@@ -426,10 +428,19 @@ pub fn start(
         control_loop(
             &api,
             "deployments",
-            &[Kind::Deployment, Kind::Pod],
+            &[Kind::Deployment, Kind::ReplicaSet],
             secs(30),
             stop.clone(),
-            |a| async move { deployment_pass(&a).await },
+            |a| async move { deployments::pass(&a).await },
+        ),
+        control_loop(
+            &api,
+            "replicasets",
+            &[Kind::ReplicaSet, Kind::Pod],
+            // also the clock of minReadySeconds: availability comes with time, not a change
+            secs(5),
+            stop.clone(),
+            |a| async move { replicasets::pass(&a).await },
         ),
         control_loop(
             &api,
@@ -469,7 +480,7 @@ pub fn start(
         control_loop(
             &api,
             "garbage-collector",
-            &[Kind::Deployment, Kind::Job, Kind::CronJob],
+            &[Kind::Deployment, Kind::ReplicaSet, Kind::Job, Kind::CronJob],
             secs(20),
             stop,
             |a| async move { gc_pass(&a).await },
@@ -675,154 +686,6 @@ async fn schedule_pass(api: &Api) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn deployment_pass(api: &Api) -> Result<(), ApiError> {
-    let deployments: Vec<Deployment> = api.list(Kind::Deployment).await?;
-    if deployments.is_empty() {
-        return Ok(());
-    }
-    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
-    let owned = by_controller(&pods, |p| &p.metadata);
-    let revisions: Vec<crate::api::workloads::ControllerRevision> =
-        api.list(Kind::ControllerRevision).await?;
-    let history = by_controller(&revisions, |r| &r.metadata);
-    for d in &deployments {
-        if d.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let uid = d.metadata.uid.as_deref().unwrap_or("");
-        let ns = d.metadata.namespace();
-        let name = d.metadata.name();
-        let plan = deployments::reconcile(
-            d,
-            owned.get(uid).map(Vec::as_slice).unwrap_or(&[]),
-            history.get(uid).map(Vec::as_slice).unwrap_or(&[]),
-            Utc::now(),
-        );
-        let about = || About {
-            ns,
-            kind: Kind::Deployment,
-            name,
-            uid: Some(uid),
-        };
-        if plan.stalled {
-            let msg = plan
-                .status
-                .conditions
-                .iter()
-                .find(|c| c.type_ == "Progressing")
-                .and_then(|c| c.message.clone())
-                .unwrap_or_default();
-            api.event(
-                about(),
-                "Warning",
-                "ProgressDeadlineExceeded",
-                &msg,
-                "orkops-deployment-controller",
-            )
-            .await;
-        }
-        if let Some((revision, template)) = &plan.rollback {
-            let mut current = api.get(Kind::Deployment, Some(ns), name).await?;
-            current["spec"]["template"] = template.clone();
-            if let Some(m) = current["metadata"].as_object_mut() {
-                m.remove("resourceVersion");
-            }
-            api.replace(Kind::Deployment, Some(ns), name, current)
-                .await?;
-            api.event(about(), "Warning", "RolledBack", &format!("rolled back to revision {revision}, the last one that rolled out completely ({} is set)", deployments::AUTO_ROLLBACK_ANNOTATION), "orkops-deployment-controller").await;
-        }
-        let (mut created, mut deleted) = (0, Vec::new());
-        for a in plan.actions {
-            match a {
-                deployments::Action::Create { pod, count } => {
-                    let (n, failed) =
-                        create_in_batches(api, ns, &pod, count, (Kind::Deployment, name)).await;
-                    created += n;
-                    if let Some(e) = failed {
-                        api.event(
-                            About {
-                                ns,
-                                kind: Kind::Deployment,
-                                name,
-                                uid: Some(uid),
-                            },
-                            "Warning",
-                            "FailedCreate",
-                            &format!("cannot create a pod: {e}"),
-                            "orkops-deployment-controller",
-                        )
-                        .await;
-                    }
-                }
-                deployments::Action::Delete(pod) => {
-                    api.delete(Kind::Pod, Some(ns), &pod, None).await?;
-                    deleted.push(pod);
-                }
-                deployments::Action::CreateRevision(body) => {
-                    match api.create(Kind::ControllerRevision, ns, body).await {
-                        Ok(()) | Err(ApiError::AlreadyExists { .. }) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                deployments::Action::SetRevision {
-                    name: rev,
-                    revision,
-                    good,
-                } => {
-                    let mut r = api.get(Kind::ControllerRevision, Some(ns), &rev).await?;
-                    r["revision"] = json!(revision);
-                    if good {
-                        r["metadata"]["annotations"][deployments::GOOD_ANNOTATION] = json!("true");
-                    }
-                    api.replace(Kind::ControllerRevision, Some(ns), &rev, r)
-                        .await?;
-                }
-                deployments::Action::DeleteRevision(rev) => {
-                    api.delete(Kind::ControllerRevision, Some(ns), &rev, None)
-                        .await?
-                }
-            }
-        }
-        if created > 0 || !deleted.is_empty() {
-            let mut msg = Vec::new();
-            if created > 0 {
-                msg.push(format!("created {created} pod(s)"));
-            }
-            if !deleted.is_empty() {
-                msg.push(format!("deleted pod(s) {}", deleted.join(", ")));
-            }
-            api.event(
-                About {
-                    ns,
-                    kind: Kind::Deployment,
-                    name,
-                    uid: Some(uid),
-                },
-                "Normal",
-                "ScalingReplicaSet",
-                &msg.join("; "),
-                "orkops-deployment-controller",
-            )
-            .await;
-        }
-        if d.status.as_ref() != Some(&plan.status) {
-            match api
-                .replace_status(
-                    Kind::Deployment,
-                    Some(ns),
-                    name,
-                    serde_json::to_value(&plan.status).unwrap_or_default(),
-                )
-                .await
-            {
-                Ok(()) | Err(ApiError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    Ok(())
-}
-
 async fn lifecycle_pass(api: &Api, cfg: &ControllerConfig) -> Result<(), ApiError> {
     let nodes: Vec<Node> = api.list(Kind::Node).await?;
     if nodes.is_empty() {
@@ -958,6 +821,7 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
     let revisions: Vec<crate::api::workloads::ControllerRevision> =
         api.list(Kind::ControllerRevision).await?;
     let jobs: Vec<Value> = api.list(Kind::Job).await?;
+    let sets: Vec<crate::api::workloads::ReplicaSet> = api.list(Kind::ReplicaSet).await?;
     let deployments: Vec<Deployment> = api.list(Kind::Deployment).await?;
     let cronjobs: Vec<Value> = api.list(Kind::CronJob).await?;
     let uid = |v: &Value| {
@@ -969,6 +833,7 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
     let existing: HashSet<String> = deployments
         .iter()
         .filter_map(|d| d.metadata.uid.clone())
+        .chain(sets.iter().filter_map(|r| r.metadata.uid.clone()))
         .chain(jobs.iter().map(uid))
         .chain(cronjobs.iter().map(uid))
         .collect();
@@ -986,6 +851,20 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
             tracing::info!(job = %format!("{}/{}", m.namespace(), m.name()), "deleted a job whose cronjob is gone");
         }
     }
+    // replica sets of a deleted deployment (their pods follow on the next pass)
+    let of_deployments = |m: &&crate::api::meta::ObjectMeta| {
+        m.owner_references.iter().any(|o| o.kind == "Deployment")
+    };
+    for m in lifecycle::orphans(
+        sets.iter().map(|r| &r.metadata).filter(of_deployments),
+        &existing,
+    ) {
+        if m.deletion_timestamp.is_none() {
+            api.delete(Kind::ReplicaSet, Some(m.namespace()), m.name(), None)
+                .await?;
+            tracing::info!(replicaset = %format!("{}/{}", m.namespace(), m.name()), "deleted a replica set whose deployment is gone");
+        }
+    }
     for m in lifecycle::orphans(revisions.iter().map(|r| &r.metadata), &existing) {
         api.delete(
             Kind::ControllerRevision,
@@ -996,10 +875,19 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
         .await?;
     }
     let managed = |m: &&crate::api::meta::ObjectMeta| {
-        m.owner_references
-            .iter()
-            .any(|o| matches!(o.kind.as_str(), "Deployment" | "Job" | "CronJob"))
+        m.owner_references.iter().any(|o| {
+            matches!(
+                o.kind.as_str(),
+                "Deployment" | "ReplicaSet" | "Job" | "CronJob"
+            )
+        })
     };
+    for p in deployments::legacy_pods(&pods, &deployments) {
+        let m = &p.metadata;
+        api.delete(Kind::Pod, Some(m.namespace()), m.name(), None)
+            .await?;
+        tracing::info!(pod = %format!("{}/{}", m.namespace(), m.name()), "deleted a pod its deployment owned directly, now that its replica set rolled out");
+    }
     for m in lifecycle::orphans(pods.iter().map(|p| &p.metadata).filter(managed), &existing) {
         if m.deletion_timestamp.is_some() {
             continue;
