@@ -292,8 +292,7 @@ fn kubectl_apply_refuses_an_unknown_field_by_name_and_warns_under_validate_warn(
 /// Needs strategic merge patch (branch `patch`): the second `kubectl apply` sends
 /// `application/strategic-merge-patch+json`. Enable once the patch work is merged.
 #[test]
-#[ignore = "needs strategic merge patch (branch patch): client-side apply of a change sends one"]
-fn apply_twice_needs_smp() {
+fn apply_twice_with_a_change_patches_strategically() {
     if !have_kubectl() {
         return;
     }
@@ -326,8 +325,7 @@ fn apply_twice_needs_smp() {
 /// Needs server-side dry run and strategic merge patch (branch `patch`): `kubectl diff`
 /// sends `dryRun=All` creates and patches. Enable once the patch work is merged.
 #[test]
-#[ignore = "needs dryRun=All and strategic merge patch (branch patch)"]
-fn diff_needs_dry_run() {
+fn diff_shows_the_change_a_server_dry_run_would_make() {
     if !have_kubectl() {
         return;
     }

@@ -287,12 +287,21 @@ fn kubectl_delete_cascade_orphan_leaves_the_pods() {
         Duration::from_secs(60),
         || pods("drop").is_empty(),
     );
+    // as in Kubernetes, the orphaned deployment's replica set stays, with no owner, and keeps
+    // its pods
     let kept = pods("keep");
     assert_eq!(kept.len(), 1, "{kept:?}");
+    let sets = k.json(&["get", "rs", "-l", "app=keep"]);
+    let sets = sets["items"].as_array().unwrap();
+    assert_eq!(sets.len(), 1, "{sets:?}");
     assert!(
-        kept[0]["metadata"].get("ownerReferences").is_none(),
+        sets[0]["metadata"].get("ownerReferences").is_none(),
         "{:?}",
-        kept[0]
+        sets[0]
+    );
+    assert_eq!(
+        kept[0]["metadata"]["ownerReferences"][0]["name"],
+        sets[0]["metadata"]["name"]
     );
     // Foreground is refused by name with a hint
     let err = k.fails(&["delete", "pod", "--all", "--cascade=foreground"]);
@@ -535,7 +544,6 @@ async fn dry_run_delete_options_and_unconditional_put() {
 /// The kubectl commands that send `fieldValidation` (create, apply, replace, edit): they need
 /// the parameter accepted, which the `openapi` branch adds.
 #[test]
-#[ignore = "needs the fieldValidation query parameter (openapi branch): un-ignore after merging it"]
 fn kubectl_dry_run_apply_server_side_replace_and_edit() {
     if !have_kubectl() {
         return;

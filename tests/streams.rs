@@ -276,7 +276,6 @@ fn kubectl_exec_attach_and_cp() {
 
 /// `kubectl run --rm -i`: create, attach (or read the logs if it already ended), delete.
 #[test]
-#[ignore = "needs the fieldManager parameter on create (issue 15's write parameters); passes with it"]
 fn kubectl_run_rm_i_prints_and_deletes() {
     if !have_kubectl() {
         return;

@@ -305,6 +305,14 @@ pub fn default_pod_spec(s: &mut PodSpec) {
         for p in &mut c.ports {
             p.protocol.get_or_insert_with(|| "TCP".into());
         }
+        // `resources: {}` (what Go clients send for an unset struct) is no resources: the same
+        // template, so the same template hash (kubectl rollout undo sends it)
+        if c.resources
+            .as_ref()
+            .is_some_and(|r| *r == Default::default())
+        {
+            c.resources = None;
+        }
         for probe in [
             &mut c.liveness_probe,
             &mut c.readiness_probe,
