@@ -106,6 +106,12 @@ const SPLIT: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "Condition",
+        "apps.v1.ReplicaSetStatus",
+        "conditions",
+        "apps.v1.ReplicaSetCondition",
+    ),
+    (
+        "Condition",
         "batch.v1.JobStatus",
         "conditions",
         "batch.v1.JobCondition",
