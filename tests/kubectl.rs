@@ -4,28 +4,12 @@
 
 mod common;
 
+use common::kube::{have_kubectl, kubeconfig};
+
 use std::process::Command;
 
 use common::Master;
 use serde_json::Value;
-
-/// A kubeconfig for the master's admin: its first endpoint, the cluster CA and the admin token.
-fn kubeconfig(m: &Master, dir: &std::path::Path) -> std::path::PathBuf {
-    let admin: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(&m.config).unwrap()).unwrap();
-    let text = format!(
-        "apiVersion: v1\nkind: Config\ncurrent-context: orkops\n\
-         clusters:\n- name: orkops\n  cluster:\n    server: {}\n    certificate-authority-data: {}\n\
-         users:\n- name: admin\n  user:\n    token: {}\n\
-         contexts:\n- name: orkops\n  context:\n    cluster: orkops\n    user: admin\n",
-        admin["endpoints"][0].as_str().unwrap(),
-        admin["certificateAuthorityData"].as_str().unwrap(),
-        admin["token"].as_str().unwrap(),
-    );
-    let path = dir.join("kubeconfig");
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 fn kubectl(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new("kubectl")
@@ -40,17 +24,6 @@ fn kubectl(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn have_kubectl() -> bool {
-    let found = Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("kubectl is not installed: skipping");
-    }
-    found
 }
 
 #[test]

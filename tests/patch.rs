@@ -6,31 +6,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use common::kube::{have_kubectl, kubeconfig, python};
+
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use common::{wait_until, Master};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-/// A kubeconfig for the master's admin: its first endpoint, the cluster CA and the admin token.
-fn kubeconfig(m: &Master, dir: &Path) -> PathBuf {
-    let admin: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(&m.config).unwrap()).unwrap();
-    let text = format!(
-        "apiVersion: v1\nkind: Config\ncurrent-context: orkops\n\
-         clusters:\n- name: orkops\n  cluster:\n    server: {}\n    certificate-authority-data: {}\n\
-         users:\n- name: admin\n  user:\n    token: {}\n\
-         contexts:\n- name: orkops\n  context:\n    cluster: orkops\n    user: admin\n",
-        admin["endpoints"][0].as_str().unwrap(),
-        admin["certificateAuthorityData"].as_str().unwrap(),
-        admin["token"].as_str().unwrap(),
-    );
-    let path = dir.join("kubeconfig");
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 struct Kubectl {
     config: PathBuf,
@@ -73,17 +57,6 @@ impl Kubectl {
         a.extend(["-o", "json"]);
         serde_json::from_str(&self.ok(&a)).unwrap()
     }
-}
-
-fn have_kubectl() -> bool {
-    let found = Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("kubectl is not installed: skipping");
-    }
-    found
 }
 
 fn deployment(name: &str) -> String {
@@ -655,33 +628,6 @@ fn kubectl_dry_run_apply_server_side_replace_and_edit() {
     let d = k.json(&["get", "deploy", "web", "--show-managed-fields"]);
     assert_eq!(d["spec"]["replicas"], 5);
     assert!(manager(&d, "kubectl-edit").is_some(), "{d}");
-}
-
-/// Runs a Python program with the official client (installed by `scripts/install-pyclient`)
-/// with `KUBECONFIG` set; None where the client cannot be installed.
-fn python(program: &str, kubeconfig: &Path) -> Option<String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-pyclient");
-    let out = Command::new(script)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!("the Python client cannot be installed: skipping");
-        return None;
-    }
-    let py = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let out = Command::new(py)
-        .args(["-c", program])
-        .env("KUBECONFIG", kubeconfig)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[test]

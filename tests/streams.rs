@@ -6,33 +6,16 @@
 
 mod common;
 
+use common::kube::{have_kubectl, kubeconfig};
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{die_with_parent, wait_until, Agent, Master, TEST_IMAGE};
-use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(90);
-
-/// A kubeconfig for the master's admin: its first endpoint, the cluster CA and the admin token.
-fn kubeconfig(m: &Master, dir: &Path) -> PathBuf {
-    let admin: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(&m.config).unwrap()).unwrap();
-    let text = format!(
-        "apiVersion: v1\nkind: Config\ncurrent-context: orkops\n\
-         clusters:\n- name: orkops\n  cluster:\n    server: {}\n    certificate-authority-data: {}\n\
-         users:\n- name: admin\n  user:\n    token: {}\n\
-         contexts:\n- name: orkops\n  context:\n    cluster: orkops\n    user: admin\n",
-        admin["endpoints"][0].as_str().unwrap(),
-        admin["certificateAuthorityData"].as_str().unwrap(),
-        admin["token"].as_str().unwrap(),
-    );
-    let path = dir.join("kubeconfig");
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 struct Out {
     code: i32,
@@ -92,17 +75,6 @@ fn ok(config: &Path, args: &[&str]) -> String {
     let out = kubectl(config, args);
     assert_eq!(out.code, 0, "kubectl {}: {out:?}", args.join(" "));
     out.stdout
-}
-
-fn have_kubectl() -> bool {
-    let found = Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("kubectl is not installed: skipping");
-    }
-    found
 }
 
 fn apply(m: &Master, yaml: &str) {
@@ -591,13 +563,8 @@ fn kubectl_port_forward_carries_requests() {
 /// `portforward` (WebSocket channels).
 #[test]
 fn python_client_exec_and_port_forward() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-pyclient");
-    let py = match Command::new(script).output() {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        other => {
-            eprintln!("the Python client cannot be installed, skipping: {other:?}");
-            return;
-        }
+    let Some(py) = common::kube::python_client() else {
+        return;
     };
     let m = Master::start();
     let _agent = Agent::start(&m);

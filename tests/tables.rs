@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::kube::{have_kubectl, python};
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -18,17 +20,6 @@ use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(120);
 const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-
-fn have_kubectl() -> bool {
-    let found = Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("kubectl is not installed: skipping");
-    }
-    found
-}
 
 /// The kubeconfig `orkops export kubeconfig` writes for this master, in `dir`.
 fn kubeconfig(m: &Master, dir: &std::path::Path) -> std::path::PathBuf {
@@ -711,33 +702,6 @@ fn objects_read_back_as_clients_expect_them() {
         let (code, _) = http.call(Method::GET, sa_path, Some(&token), None).await;
         assert_eq!(code, 404);
     });
-}
-
-/// Runs a Python program with the official client (installed by `scripts/install-pyclient`);
-/// None where it cannot be installed.
-fn python(program: &str, kubeconfig: &std::path::Path) -> Option<String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-pyclient");
-    let out = Command::new(script)
-        .stderr(Stdio::inherit())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!("the Python client cannot be installed: skipping");
-        return None;
-    }
-    let py = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let out = Command::new(py)
-        .args(["-c", program])
-        .env("KUBECONFIG", kubeconfig)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[test]

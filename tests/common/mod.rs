@@ -18,6 +18,7 @@ use serde_json::Value;
 
 pub mod cloud;
 pub mod hosts;
+pub mod kube;
 
 /// Polls `cond` until it holds or `deadline` passes; generous deadlines, no fixed sleeps.
 pub fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
