@@ -1,7 +1,8 @@
 //! `kubectl get pods` as the server sees it, for 1,000 pods: the list kubectl asks for (pages
 //! of `limit=500` followed by `continue`) as a server-side Table and as plain JSON objects,
 //! through HTTPS against a real `orkops-master` and etcd; then one real `kubectl get pods` when
-//! kubectl is installed. Prints p50/p99; asserts nothing about time.
+//! kubectl is installed; and 300 strategic merge patches of a Deployment (what `kubectl set
+//! image` sends). Prints p50/p99; asserts nothing about time.
 //! Run: `cargo bench --bench tables` (ORKOPS_BENCH_PODS sets the pod count, default 1000).
 
 #[path = "../tests/common/mod.rs"]
@@ -49,6 +50,46 @@ async fn list(http: &common::Http, token: &str, accept: &str) -> usize {
     }
 }
 
+/// What `kubectl set image` and `kubectl apply` send: strategic merge patches of one container
+/// of a three-container Deployment, each a real write (the image alternates).
+async fn strategic_patches(http: &common::Http, token: &str) {
+    let deployments = "/apis/apps/v1/namespaces/default/deployments";
+    let containers: Vec<Value> = (0..3)
+        .map(|i| {
+            json!({"name": format!("c{i}"), "image": "orkops/busybox:1",
+            "env": [{"name": "A", "value": "1"}], "ports": [{"containerPort": 8000 + i}]})
+        })
+        .collect();
+    let d = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "smp", "labels": {"app": "smp"}},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "smp"}},
+            "template": {"metadata": {"labels": {"app": "smp"}}, "spec": {"containers": containers}}}});
+    let (code, body) = http
+        .call(Method::POST, deployments, Some(token), Some(d))
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let mut samples = Vec::new();
+    for i in 0..300 {
+        let patch = json!({"spec": {"template": {"spec": {
+            "$setElementOrder/containers": [{"name": "c0"}, {"name": "c1"}, {"name": "c2"}],
+            "containers": [{"name": "c1", "image": format!("orkops/busybox:{}", i % 2),
+                "env": [{"name": "B", "value": i.to_string()}]}]}}}});
+        let t = Instant::now();
+        let resp = http
+            .client
+            .patch(format!("{}{deployments}/smp", http.base))
+            .bearer_auth(token)
+            .header("Content-Type", "application/strategic-merge-patch+json")
+            .body(patch.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+        samples.push(t.elapsed());
+    }
+    report("strategic merge patch (Deployment)", &mut samples, None);
+}
+
 fn main() {
     let n: usize = std::env::var("ORKOPS_BENCH_PODS")
         .ok()
@@ -86,6 +127,7 @@ fn main() {
             }
             report(&format!("list {n} pods as {what}"), &mut samples, None);
         }
+        strategic_patches(&http, &token).await;
     });
     let kubeconfig = m.dir.path().join("kubeconfig");
     let exported = m
