@@ -652,11 +652,22 @@ impl Drop for Agent {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let ids = self.containers();
-        if !ids.is_empty() {
-            let mut args = vec!["rm", "-f"];
-            args.extend(ids.iter().map(String::as_str));
-            docker(&args);
+        // a create the agent sent just before it was killed can still land in Docker after a
+        // first look: look again until the node has had no container for a second (at most 10 s)
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut quiet_since = Instant::now();
+        loop {
+            let ids = self.containers();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(ids.iter().map(String::as_str));
+                docker(&args);
+                quiet_since = Instant::now();
+            }
+            if quiet_since.elapsed() >= Duration::from_secs(1) || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
         let vols = self.volumes();
         if !vols.is_empty() {
