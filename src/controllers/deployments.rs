@@ -760,20 +760,15 @@ pub(super) async fn pass(api: &Api) -> Result<(), ApiError> {
                 Err(e) => return Err(e),
             }
         }
-        if d.status.as_ref() != Some(&plan.status) {
-            match api
-                .replace_status(
-                    Kind::Deployment,
-                    Some(ns),
-                    name,
-                    serde_json::to_value(&plan.status).unwrap_or_default(),
-                )
-                .await
-            {
-                Ok(()) | Err(ApiError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        super::write_status(
+            api,
+            Kind::Deployment,
+            ns,
+            name,
+            d.status.as_ref(),
+            &plan.status,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -968,22 +968,36 @@ async fn job_pass(api: &Api) -> Result<(), ApiError> {
             api.event(about(), kind, reason, message, "orkops-job-controller")
                 .await;
         }
-        if j.status.as_ref() != Some(&plan.status) {
-            match api
-                .replace_status(
-                    Kind::Job,
-                    Some(ns),
-                    name,
-                    serde_json::to_value(&plan.status).unwrap_or_default(),
-                )
-                .await
-            {
-                Ok(()) | Err(ApiError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        write_status(api, Kind::Job, ns, name, j.status.as_ref(), &plan.status).await?;
     }
     Ok(())
+}
+
+/// Writes `new` as the status of `kind` `ns/name` when it differs from `current`; an object
+/// deleted meanwhile is not an error.
+pub(super) async fn write_status<S: serde::Serialize + PartialEq>(
+    api: &Api,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+    current: Option<&S>,
+    new: &S,
+) -> Result<(), ApiError> {
+    if current == Some(new) {
+        return Ok(());
+    }
+    match api
+        .replace_status(
+            kind,
+            Some(ns),
+            name,
+            serde_json::to_value(new).unwrap_or_default(),
+        )
+        .await
+    {
+        Ok(()) | Err(ApiError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 async fn cronjob_pass(api: &Api) -> Result<(), ApiError> {
@@ -1062,20 +1076,15 @@ async fn cronjob_pass(api: &Api) -> Result<(), ApiError> {
                 }
             }
         }
-        if c.status.as_ref() != Some(&plan.status) {
-            match api
-                .replace_status(
-                    Kind::CronJob,
-                    Some(ns),
-                    name,
-                    serde_json::to_value(&plan.status).unwrap_or_default(),
-                )
-                .await
-            {
-                Ok(()) | Err(ApiError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        write_status(
+            api,
+            Kind::CronJob,
+            ns,
+            name,
+            c.status.as_ref(),
+            &plan.status,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -221,20 +221,7 @@ pub(super) async fn pass(api: &Api) -> Result<(), ApiError> {
                 .await;
         }
         let status = with_failure(plan.status, failure, now);
-        if rs.status.as_ref() != Some(&status) {
-            match api
-                .replace_status(
-                    Kind::ReplicaSet,
-                    Some(ns),
-                    name,
-                    serde_json::to_value(&status).unwrap_or_default(),
-                )
-                .await
-            {
-                Ok(()) | Err(ApiError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        super::write_status(api, Kind::ReplicaSet, ns, name, rs.status.as_ref(), &status).await?;
     }
     Ok(())
 }
