@@ -174,14 +174,13 @@ async fn lead_controllers(
             }
         };
         tracing::info!(%candidate, "leading the cluster's controllers");
-        let handles = crate::controllers::start(engine.clone(), config.clone(), stop.clone());
+        let term = crate::controllers::start(engine.clone(), config.clone());
         let stopping = tokio::select! {
             _ = leading.lost() => false,
             _ = stop.wait_for(|s| *s) => true,
         };
-        for h in handles {
-            h.abort();
-        }
+        // everything the term started (caches' watches, workers, cloud loops) ends here
+        term.shutdown().await;
         if stopping {
             return;
         }

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use super::runtime::{split_key, Action as Next, Ctx};
 use super::{Api, ApiError};
 use crate::api::core::Pod;
 use crate::api::meta::{Condition, IntOrString};
@@ -660,20 +661,22 @@ async fn scale(
     Ok(before)
 }
 
-/// One pass over every deployment: create, scale and delete its replica sets, write its status.
-pub(super) async fn pass(api: &Api) -> Result<(), ApiError> {
+/// Reconciles deployment `key` (`namespace/name`) from the caches: creates, scales and
+/// deletes its replica sets, writes its status. While a rollout is under way it comes back
+/// every few seconds (the clock of `progressDeadlineSeconds`).
+pub(super) async fn reconcile_key(ctx: &Ctx, key: &str) -> Result<Next, ApiError> {
     const SOURCE: &str = "orkops-deployment-controller";
-    let deployments: Vec<Deployment> = api.list(Kind::Deployment).await?;
-    if deployments.is_empty() {
-        return Ok(());
-    }
-    let sets: Vec<ReplicaSet> = api.list(Kind::ReplicaSet).await?;
-    let owned = super::by_controller(&sets, |r| &r.metadata);
-    for d in &deployments {
+    let api = &ctx.api;
+    let (ns, name) = split_key(key);
+    let Some(d) = ctx.caches.deployments.get(ns, name) else {
+        return Ok(Next::await_change());
+    };
+    {
         if d.metadata.deletion_timestamp.is_some() {
-            continue;
+            return Ok(Next::await_change());
         }
         let uid = d.metadata.uid.as_deref().unwrap_or("");
+        let owned = ctx.caches.replica_sets.owned_by(uid);
         let (ns, name) = (d.metadata.namespace(), d.metadata.name());
         let about = || About {
             ns,
@@ -681,11 +684,7 @@ pub(super) async fn pass(api: &Api) -> Result<(), ApiError> {
             name,
             uid: Some(uid),
         };
-        let plan = reconcile(
-            d,
-            owned.get(uid).map(Vec::as_slice).unwrap_or(&[]),
-            Utc::now(),
-        );
+        let plan = reconcile(&d, &owned, Utc::now());
         if plan.stalled {
             let msg = plan
                 .status
@@ -705,7 +704,8 @@ pub(super) async fn pass(api: &Api) -> Result<(), ApiError> {
             let msg = format!("rolled back to revision {revision}, the last one that rolled out completely ({AUTO_ROLLBACK_ANNOTATION} is set)");
             api.event(about(), "Warning", "RolledBack", &msg, SOURCE)
                 .await;
-            continue; // the next pass rolls the old template out again
+            // the change of the template queues the deployment again
+            return Ok(Next::await_change());
         }
         for a in plan.actions {
             let r = match a {
@@ -769,8 +769,16 @@ pub(super) async fn pass(api: &Api) -> Result<(), ApiError> {
             &plan.status,
         )
         .await?;
+        let progressing = plan.status.conditions.iter().any(|c| {
+            c.type_ == "Progressing"
+                && c.status == "True"
+                && c.reason.as_deref() != Some("NewReplicaSetAvailable")
+        });
+        if progressing {
+            return Ok(Next::requeue(std::time::Duration::from_secs(5)));
+        }
     }
-    Ok(())
+    Ok(Next::await_change())
 }
 
 #[cfg(test)]

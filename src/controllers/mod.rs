@@ -1,8 +1,9 @@
-//! The master's control loops: the scheduler, the Deployment and ReplicaSet controllers, node
-//! lifecycle and garbage collection. Each loop is level-triggered: a change of the kinds it watches (or a
-//! periodic resync) wakes it, it lists what it needs through the engine (as the master), runs
-//! its pure reconciler (`scheduler`, `deployments`, `replicasets`, `lifecycle`) and applies the
-//! actions.
+//! The master's controllers: the scheduler, the Deployment, ReplicaSet, Job and CronJob
+//! controllers, endpoints, node lifecycle and garbage collection, started for a leadership term
+//! on one [`runtime`] (shared caches fed by one watch per kind, work queues of keys). Each runs
+//! its pure reconciler (`scheduler`, `deployments`, `replicasets`, `jobs`, `cronjobs`,
+//! `lifecycle`, `endpoints`) on what the caches hold and writes through the engine ([`Api`]) as
+//! the master.
 
 pub mod cronjobs;
 pub mod deployments;
@@ -12,9 +13,12 @@ pub mod lifecycle;
 pub mod loadbalancer;
 pub mod replicasets;
 pub mod routes;
+pub mod runtime;
 pub mod scheduler;
+pub mod scheduling;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +27,6 @@ use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
-use tokio::task::JoinHandle;
 
 use crate::api::core::{Node, Pod};
 use crate::api::meta::{ObjectMeta, OwnerReference};
@@ -94,20 +97,6 @@ pub fn pod_from_template(
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template["spec"]})
 }
 
-/// `items` grouped by the uid of their controlling owner.
-fn by_controller<'a, T: Clone>(
-    items: &'a [T],
-    meta: impl Fn(&'a T) -> &'a ObjectMeta,
-) -> HashMap<&'a str, Vec<T>> {
-    let mut out: HashMap<&str, Vec<T>> = HashMap::new();
-    for i in items {
-        if let Some(o) = controller_of(meta(i)) {
-            out.entry(o).or_default().push(i.clone());
-        }
-    }
-    out
-}
-
 pub use crate::api::About;
 
 /// The most pods a controller creates or deletes for one object in one pass, as Kubernetes'
@@ -174,23 +163,129 @@ async fn create_in_batches(
     (created, None)
 }
 
-/// The engine, as the master's controllers use it.
+/// The engine, as the master's controllers use it. Within a [`runtime::Runtime`] its lists
+/// are served from the shared caches (no List reaches the engine for a cached kind), and within
+/// a reconcile its writes are recorded for the key's next reconcile.
 #[derive(Clone)]
 pub struct Api {
     engine: Arc<Engine>,
+    caches: Option<Arc<runtime::Caches>>,
+    /// Every List this facade (and its clones) sent to the engine.
+    lists: Arc<AtomicU64>,
+    recorder: Option<Arc<std::sync::Mutex<Vec<runtime::Written>>>>,
 }
 
 impl Api {
     pub fn new(engine: Arc<Engine>) -> Api {
-        Api { engine }
+        Api {
+            engine,
+            caches: None,
+            lists: Arc::default(),
+            recorder: None,
+        }
+    }
+
+    /// This facade, serving lists from `caches`.
+    pub fn with_caches(&self, caches: Arc<runtime::Caches>) -> Api {
+        Api {
+            caches: Some(caches),
+            ..self.clone()
+        }
+    }
+
+    /// This facade recording its writes into the returned log.
+    pub fn recording(&self) -> (Api, Arc<std::sync::Mutex<Vec<runtime::Written>>>) {
+        let log: Arc<std::sync::Mutex<Vec<runtime::Written>>> = Arc::default();
+        let api = Api {
+            recorder: Some(log.clone()),
+            ..self.clone()
+        };
+        (api, log)
+    }
+
+    /// How many Lists this facade and its clones sent to the engine.
+    pub fn lists_sent(&self) -> u64 {
+        self.lists.load(Ordering::Relaxed)
     }
 
     async fn run(&self, cmd: Command) -> Result<Reply, ApiError> {
-        self.engine.handle(&Caller::Master, cmd).await
+        let target = match &cmd {
+            Command::Create {
+                kind, namespace, ..
+            } => Some((*kind, namespace.clone(), None)),
+            Command::Replace {
+                kind,
+                namespace,
+                name,
+                ..
+            }
+            | Command::ReplaceStatus {
+                kind,
+                namespace,
+                name,
+                ..
+            }
+            | Command::Delete {
+                kind,
+                namespace,
+                name,
+                ..
+            } => Some((*kind, namespace.clone(), Some(name.clone()))),
+            Command::Bind {
+                namespace, name, ..
+            } => Some((Kind::Pod, Some(namespace.clone()), Some(name.clone()))),
+            Command::List { kind, .. } => {
+                self.lists.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(target: "orkops::controllers::lists", %kind, "a full list");
+                None
+            }
+            _ => None,
+        };
+        let deleting = matches!(cmd, Command::Delete { .. });
+        let reply = self.engine.handle(&Caller::Master, cmd).await;
+        if let (Some(log), Some((kind, ns, name)), Ok(Reply::Ok(v) | Reply::Created(v))) =
+            (&self.recorder, target, &reply)
+        {
+            let written = runtime::Written {
+                kind,
+                namespace: ns.unwrap_or_default(),
+                name: name.unwrap_or_else(|| crate::api::name_of(v).to_string()),
+                revision: v
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0),
+                removed: deleting && v.pointer("/metadata/deletionTimestamp").is_none(),
+            };
+            log.lock().unwrap_or_else(|e| e.into_inner()).push(written);
+        }
+        reply
     }
 
-    /// Every object of `kind` in every namespace.
-    pub async fn list<T: DeserializeOwned>(&self, kind: Kind) -> Result<Vec<T>, ApiError> {
+    /// Every object of `kind` in every namespace: from the shared cache when there is one for
+    /// `kind` as `T`, else listed through the engine.
+    pub async fn list<T: DeserializeOwned + 'static>(
+        &self,
+        kind: Kind,
+    ) -> Result<Vec<T>, ApiError> {
+        if let Some(items) = self.caches.as_ref().and_then(|c| c.list_as::<T>(kind)) {
+            return Ok(items);
+        }
+        Ok(self
+            .list_at::<T>(kind)
+            .await?
+            .1
+            .into_iter()
+            .map(|(_, o)| o)
+            .collect())
+    }
+
+    /// Every object of `kind` through the engine, each with its resourceVersion, and the
+    /// revision of the list.
+    pub async fn list_at<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+    ) -> Result<(i64, Vec<(i64, T)>), ApiError> {
         let reply = self
             .run(Command::List {
                 kind,
@@ -204,12 +299,58 @@ impl Api {
             ));
         };
         #[derive(serde::Deserialize)]
-        struct List<T> {
-            items: Vec<T>,
+        struct List {
+            #[serde(default)]
+            metadata: Value,
+            items: Vec<Value>,
         }
-        serde_json::from_slice::<List<T>>(&bytes)
-            .map(|l| l.items)
-            .map_err(|e| ApiError::Internal(format!("cannot decode a {kind} list: {e}")))
+        let rv = |v: &Value| {
+            v.pointer("/metadata/resourceVersion")
+                .or_else(|| v.get("resourceVersion"))
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        let list: List = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::Internal(format!("cannot decode a {kind} list: {e}")))?;
+        let revision = rv(&json!({"metadata": list.metadata}));
+        let items = list
+            .items
+            .into_iter()
+            .map(|v| {
+                let r = rv(&v);
+                serde_json::from_value::<T>(v)
+                    .map(|o| (r, o))
+                    .map_err(|e| ApiError::Internal(format!("cannot decode a {kind}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((revision, items))
+    }
+
+    /// The changes of `kind` after revision `rv` (with bookmarks), one JSON line each.
+    pub async fn watch_from(
+        &self,
+        kind: Kind,
+        rv: i64,
+    ) -> Result<futures::stream::BoxStream<'static, bytes::Bytes>, ApiError> {
+        let mut query = ListQuery {
+            resource_version: Some(rv),
+            ..Default::default()
+        };
+        query.paging.bookmarks = true;
+        match self
+            .run(Command::Watch {
+                kind,
+                namespace: None,
+                query,
+            })
+            .await?
+        {
+            Reply::Watch(s) => Ok(s),
+            _ => Err(ApiError::Internal(
+                "a watch answered with something else".into(),
+            )),
+        }
     }
 
     pub async fn get(&self, kind: Kind, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
@@ -333,6 +474,12 @@ impl Api {
     pub(crate) fn changes(&self, kinds: &[Kind], stop: watch::Receiver<bool>) -> Arc<Notify> {
         let notify = Arc::new(Notify::new());
         for &kind in kinds {
+            if let Some(c) = &self.caches {
+                let n = notify.clone();
+                if c.on_change(kind, Arc::new(move || n.notify_one())) {
+                    continue;
+                }
+            }
             let (api, n, mut stop) = (self.clone(), notify.clone(), stop.clone());
             tokio::spawn(async move {
                 loop {
@@ -365,129 +512,110 @@ impl Api {
     }
 }
 
-/// Runs `pass` whenever `kinds` change, and at least every `resync`, until `stop`.
-fn control_loop<F, Fut>(
-    api: &Api,
+/// Starts every controller for one leadership term, on one runtime: one list+watch per kind
+/// into the shared caches, per-object controllers (ReplicaSets, Deployments, Jobs, CronJobs)
+/// with their work queues, and the whole-cluster passes (scheduler, node lifecycle,
+/// endpoints, garbage collection) woken by the same caches. Shutting the runtime down (or
+/// dropping it) stops all of it.
+pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime {
+    use runtime::{enqueue_owner, enqueue_self};
+    let mut rt = runtime::Runtime::new(Api::new(engine));
+    let c = rt.caches.clone();
+    let secs = Duration::from_secs;
+
+    let q = rt.controller("replicasets", 4, |ctx, key| async move {
+        replicasets::reconcile_key(&ctx, &key).await
+    });
+    c.replica_sets.subscribe(enqueue_self(&q));
+    c.pods.subscribe(enqueue_owner(&q, "ReplicaSet"));
+
+    let q = rt.controller("deployments", 4, |ctx, key| async move {
+        deployments::reconcile_key(&ctx, &key).await
+    });
+    c.deployments.subscribe(enqueue_self(&q));
+    c.replica_sets.subscribe(enqueue_owner(&q, "Deployment"));
+
+    let q = rt.controller("jobs", 4, |ctx, key| async move {
+        job_reconcile(&ctx, &key).await
+    });
+    c.jobs.subscribe(enqueue_self(&q));
+    c.pods.subscribe(enqueue_owner(&q, "Job"));
+
+    let q = rt.controller("cronjobs", 2, |ctx, key| async move {
+        cronjob_reconcile(&ctx, &key).await
+    });
+    c.cron_jobs.subscribe(enqueue_self(&q));
+    c.jobs.subscribe(enqueue_owner(&q, "CronJob"));
+
+    pass(
+        &mut rt,
+        "scheduler",
+        &[Kind::Pod, Kind::Node, Kind::PersistentVolumeClaim],
+        secs(10),
+        |ctx| async move { scheduling::pass(&ctx.api).await },
+    );
+    let lifecycle = config.clone();
+    // also the clock of the heartbeat grace and the eviction timeout
+    pass(
+        &mut rt,
+        "node-lifecycle",
+        &[Kind::Node],
+        secs(2),
+        move |ctx| {
+            let cfg = lifecycle.clone();
+            async move { lifecycle_pass(&ctx.api, &cfg).await }
+        },
+    );
+    pass(
+        &mut rt,
+        "endpoints",
+        &[Kind::Service, Kind::Pod, Kind::Endpoints],
+        secs(30),
+        |ctx| async move { endpoints_pass(&ctx.api).await },
+    );
+    pass(
+        &mut rt,
+        "garbage-collector",
+        &[Kind::Deployment, Kind::ReplicaSet, Kind::Job, Kind::CronJob],
+        secs(20),
+        |ctx| async move { gc_pass(&ctx.api).await },
+    );
+    // (more controllers register here, one line each)
+
+    if let Some(cloud) = config.cloud {
+        let (api, stop) = (rt.api().clone(), rt.stop_signal());
+        rt.spawn(loadbalancer::controller::run(
+            api.clone(),
+            cloud.clone(),
+            stop.clone(),
+        ));
+        rt.spawn(routes::run(api, cloud, stop));
+    }
+    rt
+}
+
+/// Registers a whole-cluster controller: one key ([`runtime::PASS`]) queued by any change of
+/// `kinds` and at least every `resync`; a failed pass backs off like any key.
+fn pass<F, Fut>(
+    rt: &mut runtime::Runtime,
     name: &'static str,
     kinds: &[Kind],
     resync: Duration,
-    mut stop: watch::Receiver<bool>,
     pass: F,
-) -> JoinHandle<()>
-where
-    F: Fn(Api) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<(), ApiError>> + Send,
+) where
+    F: Fn(runtime::Ctx) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), ApiError>> + Send + 'static,
 {
-    let notify = api.changes(kinds, stop.clone());
-    let api = api.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = notify.notified() => {}
-                _ = tokio::time::sleep(resync) => {}
-                _ = stop.changed() => return,
-            }
-            // let a burst of changes settle into one pass
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            if let Err(e) = pass(api.clone()).await {
-                tracing::warn!(controller = name, error = %e, "pass failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                notify.notify_one();
-            }
-        }
-    })
-}
-
-/// Starts every controller; they stop when `stop` turns true.
-pub fn start(
-    engine: Arc<Engine>,
-    config: ControllerConfig,
-    stop: watch::Receiver<bool>,
-) -> Vec<JoinHandle<()>> {
-    let api = Api::new(engine);
-    let secs = Duration::from_secs;
-    let cloud = config.cloud.clone().map(|c| {
-        [
-            tokio::spawn(loadbalancer::controller::run(
-                api.clone(),
-                c.clone(),
-                stop.clone(),
-            )),
-            tokio::spawn(routes::run(api.clone(), c, stop.clone())),
-        ]
+    let q = rt.controller(name, 1, move |ctx, _key| {
+        let run = pass(ctx);
+        async move { run.await.map(|()| runtime::Action::requeue(resync)) }
     });
-    let mut loops = vec![
-        control_loop(
-            &api,
-            "scheduler",
-            &[Kind::Pod, Kind::Node],
-            secs(10),
-            stop.clone(),
-            |a| async move { schedule_pass(&a).await },
-        ),
-        control_loop(
-            &api,
-            "deployments",
-            &[Kind::Deployment, Kind::ReplicaSet],
-            secs(30),
-            stop.clone(),
-            |a| async move { deployments::pass(&a).await },
-        ),
-        control_loop(
-            &api,
-            "replicasets",
-            &[Kind::ReplicaSet, Kind::Pod],
-            // also the clock of minReadySeconds: availability comes with time, not a change
-            secs(5),
-            stop.clone(),
-            |a| async move { replicasets::pass(&a).await },
-        ),
-        control_loop(
-            &api,
-            "jobs",
-            &[Kind::Job, Kind::Pod],
-            secs(5),
-            stop.clone(),
-            |a| async move { job_pass(&a).await },
-        ),
-        control_loop(
-            &api,
-            "cronjobs",
-            &[Kind::CronJob, Kind::Job],
-            secs(2),
-            stop.clone(),
-            |a| async move { cronjob_pass(&a).await },
-        ),
-        control_loop(
-            &api,
-            "node-lifecycle",
-            &[Kind::Node],
-            secs(2),
-            stop.clone(),
-            move |a| {
-                let cfg = config.clone();
-                async move { lifecycle_pass(&a, &cfg).await }
-            },
-        ),
-        control_loop(
-            &api,
-            "endpoints",
-            &[Kind::Service, Kind::Pod],
-            secs(30),
-            stop.clone(),
-            |a| async move { endpoints_pass(&a).await },
-        ),
-        control_loop(
-            &api,
-            "garbage-collector",
-            &[Kind::Deployment, Kind::ReplicaSet, Kind::Job, Kind::CronJob],
-            secs(20),
-            stop,
-            |a| async move { gc_pass(&a).await },
-        ),
-    ];
-    loops.extend(cloud.into_iter().flatten());
-    loops
+    for &kind in kinds {
+        let q = q.clone();
+        rt.caches
+            .on_change(kind, Arc::new(move || q.add(runtime::PASS)));
+    }
+    q.add(runtime::PASS);
 }
 
 /// Keeps every selector service's Endpoints in step with its pods, and removes the
@@ -555,134 +683,6 @@ async fn endpoints_pass(api: &Api) -> Result<(), ApiError> {
             api.delete(Kind::Endpoints, Some(&k.0), &k.1, None).await?;
         }
     }
-    Ok(())
-}
-
-fn unbound(p: &Pod) -> bool {
-    p.spec.node_name.as_deref().unwrap_or("").is_empty()
-        && p.metadata.deletion_timestamp.is_none()
-        && !matches!(
-            p.status.as_ref().and_then(|s| s.phase.as_deref()),
-            Some("Succeeded" | "Failed")
-        )
-}
-
-/// Records that claim `claim`'s volume lives on `node` (the annotation Kubernetes uses for
-/// late-bound local volumes) and marks the claim Bound.
-async fn pin_claim(api: &Api, ns: &str, claim: &str, node: &str) -> Result<(), ApiError> {
-    const SELECTED: &str = "volume.kubernetes.io/selected-node";
-    let mut pvc = api
-        .get(Kind::PersistentVolumeClaim, Some(ns), claim)
-        .await?;
-    match pvc
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(SELECTED))
-        .and_then(Value::as_str)
-    {
-        Some(n) if n == node => {}
-        Some(n) => {
-            return Err(ApiError::Conflict(format!(
-                "claim {ns}/{claim} already lives on node {n}"
-            )))
-        }
-        None => {
-            pvc["metadata"]["annotations"][SELECTED] = json!(node);
-            // keep the resourceVersion: a concurrent placement loses instead of overwriting
-            api.replace(Kind::PersistentVolumeClaim, Some(ns), claim, pvc.clone())
-                .await?;
-        }
-    }
-    let status = json!({
-        "phase": "Bound",
-        "accessModes": pvc.pointer("/spec/accessModes").cloned().unwrap_or(json!([])),
-        "capacity": {"storage": pvc.pointer("/spec/resources/requests/storage").cloned().unwrap_or(json!("0"))},
-    });
-    api.replace_status(Kind::PersistentVolumeClaim, Some(ns), claim, status)
-        .await
-}
-
-async fn schedule_pass(api: &Api) -> Result<(), ApiError> {
-    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
-    let (pending, bound): (Vec<&Pod>, Vec<&Pod>) = pods.iter().partition(|p| unbound(p));
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let nodes: Vec<Node> = api.list(Kind::Node).await?;
-    let by_uid: HashMap<&str, &Pod> = pending
-        .iter()
-        .map(|p| (p.metadata.uid.as_deref().unwrap_or(""), *p))
-        .collect();
-    let pvcs: Vec<Value> = api.list(Kind::PersistentVolumeClaim).await?;
-    let claims: scheduler::Claims = pvcs
-        .iter()
-        .map(|c| {
-            let key = (
-                c.pointer("/metadata/namespace")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                c.pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-            );
-            let node = c
-                .pointer("/metadata/annotations/volume.kubernetes.io~1selected-node")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            (key, node)
-        })
-        .collect();
-    let outcomes = scheduler::schedule(&pending, &nodes, &bound, &claims);
-    let work = outcomes.into_iter().map(|o| {
-        let api = api.clone();
-        let pod = by_uid.get(match &o {
-            scheduler::Outcome::Bind { uid, .. } | scheduler::Outcome::Unschedulable { uid, .. } => uid.as_str(),
-        }).map(|p| (*p).clone());
-        async move {
-            match o {
-                scheduler::Outcome::Bind { namespace, name, uid, node, pin_claims } => {
-                    for claim in &pin_claims {
-                        if let Err(e) = pin_claim(&api, &namespace, claim, &node).await {
-                            tracing::warn!(claim = %format!("{namespace}/{claim}"), error = %e, "cannot place a claim; the pod waits");
-                            return;
-                        }
-                    }
-                    match api.bind(&namespace, &name, &uid, &node).await {
-                        Ok(()) => {
-                            api.event(About { ns: &namespace, kind: Kind::Pod, name: &name, uid: Some(&uid) }, "Normal", "Scheduled", &format!("Successfully assigned {namespace}/{name} to {node}"), "orkops-scheduler").await;
-                        }
-                        Err(ApiError::Conflict(_) | ApiError::NotFound { .. }) => {}
-                        Err(e) => tracing::warn!(pod = %format!("{namespace}/{name}"), error = %e, "cannot bind"),
-                    }
-                }
-                scheduler::Outcome::Unschedulable { namespace, name, uid, message } => {
-                    let Some(pod) = pod else { return };
-                    let mut status = pod.status.clone().unwrap_or_default();
-                    let known = status.conditions.iter().any(|c| c.type_ == "PodScheduled" && c.message.as_deref() == Some(message.as_str()));
-                    if known {
-                        return;
-                    }
-                    status.phase.get_or_insert_with(|| "Pending".into());
-                    status.conditions.retain(|c| c.type_ != "PodScheduled");
-                    status.conditions.push(crate::api::meta::Condition {
-                        type_: "PodScheduled".into(),
-                        status: "False".into(),
-                        reason: Some("Unschedulable".into()),
-                        message: Some(message.clone()),
-                        last_transition_time: Some(Utc::now()),
-                        ..Default::default()
-                    });
-                    let _ = api.replace_status(Kind::Pod, Some(&namespace), &name, serde_json::to_value(&status).unwrap_or_default()).await;
-                    api.event(About { ns: &namespace, kind: Kind::Pod, name: &name, uid: Some(&uid) }, "Warning", "FailedScheduling", &message, "orkops-scheduler").await;
-                }
-            }
-        }
-    });
-    futures::stream::iter(work)
-        .buffer_unordered(32)
-        .collect::<Vec<()>>()
-        .await;
     Ok(())
 }
 
@@ -814,38 +814,52 @@ async fn mark_pod_not_ready(
     }
 }
 
+/// Whether the controlling owner of `m` is really gone: the caches of the kinds lag each
+/// other, so an owner missing from its cache is looked up in the store before its dependent
+/// is deleted (as Kubernetes' garbage collector does).
+async fn owner_gone(api: &Api, m: &ObjectMeta) -> Result<bool, ApiError> {
+    let Some(owner) = m
+        .owner_references
+        .iter()
+        .find(|o| o.controller == Some(true))
+    else {
+        return Ok(false);
+    };
+    let Some(kind) = Kind::from_manifest(&owner.api_version, &owner.kind) else {
+        return Ok(true);
+    };
+    let ns = Some(m.namespace()).filter(|_| kind.namespaced());
+    match api.get(kind, ns, &owner.name).await {
+        Ok(v) => Ok(v.pointer("/metadata/uid").and_then(Value::as_str) != Some(owner.uid.as_str())),
+        Err(ApiError::NotFound { .. }) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
 async fn gc_pass(api: &Api) -> Result<(), ApiError> {
     // dependents first, owners after: an owner listed later cannot be missing for a dependent
     // that was created (after its owner) before the dependents were listed
     let pods: Vec<Pod> = api.list(Kind::Pod).await?;
     let revisions: Vec<crate::api::workloads::ControllerRevision> =
         api.list(Kind::ControllerRevision).await?;
-    let jobs: Vec<Value> = api.list(Kind::Job).await?;
+    let jobs: Vec<crate::api::workloads::Job> = api.list(Kind::Job).await?;
     let sets: Vec<crate::api::workloads::ReplicaSet> = api.list(Kind::ReplicaSet).await?;
     let deployments: Vec<Deployment> = api.list(Kind::Deployment).await?;
-    let cronjobs: Vec<Value> = api.list(Kind::CronJob).await?;
-    let uid = |v: &Value| {
-        v.pointer("/metadata/uid")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
+    let cronjobs: Vec<crate::api::workloads::CronJob> = api.list(Kind::CronJob).await?;
     let existing: HashSet<String> = deployments
         .iter()
         .filter_map(|d| d.metadata.uid.clone())
         .chain(sets.iter().filter_map(|r| r.metadata.uid.clone()))
-        .chain(jobs.iter().map(uid))
-        .chain(cronjobs.iter().map(uid))
+        .chain(jobs.iter().filter_map(|j| j.metadata.uid.clone()))
+        .chain(cronjobs.iter().filter_map(|c| c.metadata.uid.clone()))
         .collect();
     // jobs of a deleted cronjob (their pods follow on the next pass)
-    let job_metas: Vec<crate::api::meta::ObjectMeta> = jobs
-        .iter()
-        .filter_map(|j| serde_json::from_value(j["metadata"].clone()).ok())
-        .collect();
+    let job_metas: Vec<crate::api::meta::ObjectMeta> =
+        jobs.iter().map(|j| j.metadata.clone()).collect();
     let of_cronjobs =
         |m: &&crate::api::meta::ObjectMeta| m.owner_references.iter().any(|o| o.kind == "CronJob");
     for m in lifecycle::orphans(job_metas.iter().filter(of_cronjobs), &existing) {
-        if m.deletion_timestamp.is_none() {
+        if m.deletion_timestamp.is_none() && owner_gone(api, m).await? {
             api.delete(Kind::Job, Some(m.namespace()), m.name(), None)
                 .await?;
             tracing::info!(job = %format!("{}/{}", m.namespace(), m.name()), "deleted a job whose cronjob is gone");
@@ -859,13 +873,16 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
         sets.iter().map(|r| &r.metadata).filter(of_deployments),
         &existing,
     ) {
-        if m.deletion_timestamp.is_none() {
+        if m.deletion_timestamp.is_none() && owner_gone(api, m).await? {
             api.delete(Kind::ReplicaSet, Some(m.namespace()), m.name(), None)
                 .await?;
             tracing::info!(replicaset = %format!("{}/{}", m.namespace(), m.name()), "deleted a replica set whose deployment is gone");
         }
     }
     for m in lifecycle::orphans(revisions.iter().map(|r| &r.metadata), &existing) {
+        if !owner_gone(api, m).await? {
+            continue;
+        }
         api.delete(
             Kind::ControllerRevision,
             Some(m.namespace()),
@@ -889,7 +906,7 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
         tracing::info!(pod = %format!("{}/{}", m.namespace(), m.name()), "deleted a pod its deployment owned directly, now that its replica set rolled out");
     }
     for m in lifecycle::orphans(pods.iter().map(|p| &p.metadata).filter(managed), &existing) {
-        if m.deletion_timestamp.is_some() {
+        if m.deletion_timestamp.is_some() || !owner_gone(api, m).await? {
             continue;
         }
         api.delete(Kind::Pod, Some(m.namespace()), m.name(), None)
@@ -899,19 +916,21 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn job_pass(api: &Api) -> Result<(), ApiError> {
-    let jobs: Vec<crate::api::workloads::Job> = api.list(Kind::Job).await?;
-    if jobs.is_empty() {
-        return Ok(());
-    }
-    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
-    let owned = by_controller(&pods, |p| &p.metadata);
+/// Reconciles Job `key` (`namespace/name`) from the caches: creates and deletes its pods,
+/// writes its status; a job with a deadline comes back every second (its clock).
+async fn job_reconcile(ctx: &runtime::Ctx, key: &str) -> Result<runtime::Action, ApiError> {
+    let api = &ctx.api;
+    let (ns, name) = runtime::split_key(key);
+    let Some(j) = ctx.caches.jobs.get(ns, name) else {
+        return Ok(runtime::Action::await_change());
+    };
     let now = Utc::now();
-    for j in &jobs {
+    {
         if j.metadata.deletion_timestamp.is_some() {
-            continue;
+            return Ok(runtime::Action::await_change());
         }
         let uid = j.metadata.uid.as_deref().unwrap_or("");
+        let owned = ctx.caches.pods.owned_by(uid);
         let (ns, name) = (j.metadata.namespace(), j.metadata.name());
         let about = || About {
             ns,
@@ -919,7 +938,8 @@ async fn job_pass(api: &Api) -> Result<(), ApiError> {
             name,
             uid: Some(uid),
         };
-        let plan = jobs::reconcile(j, owned.get(uid).map(Vec::as_slice).unwrap_or(&[]), now);
+        let plan = jobs::reconcile(&j, &owned, now);
+        let mut create_error = None;
         for a in plan.actions {
             match a {
                 jobs::Action::Create { pod, count } => {
@@ -943,7 +963,8 @@ async fn job_pass(api: &Api) -> Result<(), ApiError> {
                             &format!("cannot create a pod: {e}"),
                             "orkops-job-controller",
                         )
-                        .await
+                        .await;
+                        create_error = Some(e);
                     }
                 }
                 jobs::Action::Delete(pod) => {
@@ -968,9 +989,16 @@ async fn job_pass(api: &Api) -> Result<(), ApiError> {
             api.event(about(), kind, reason, message, "orkops-job-controller")
                 .await;
         }
+        let finished = plan.finished.is_some() || jobs::finished(&j);
         write_status(api, Kind::Job, ns, name, j.status.as_ref(), &plan.status).await?;
+        if let Some(e) = create_error {
+            return Err(e);
+        }
+        if j.spec.active_deadline_seconds.is_some() && !finished {
+            return Ok(runtime::Action::requeue(Duration::from_secs(1)));
+        }
     }
-    Ok(())
+    Ok(runtime::Action::await_change())
 }
 
 /// Writes `new` as the status of `kind` `ns/name` when it differs from `current`; an object
@@ -1000,19 +1028,21 @@ pub(super) async fn write_status<S: serde::Serialize + PartialEq>(
     }
 }
 
-async fn cronjob_pass(api: &Api) -> Result<(), ApiError> {
-    let cronjobs: Vec<crate::api::workloads::CronJob> = api.list(Kind::CronJob).await?;
-    if cronjobs.is_empty() {
-        return Ok(());
-    }
-    let jobs: Vec<crate::api::workloads::Job> = api.list(Kind::Job).await?;
-    let owned = by_controller(&jobs, |j| &j.metadata);
+/// Reconciles CronJob `key` from the caches: starts the jobs its schedule asks for, removes
+/// the old ones, writes its status; it comes back every 2 s (the schedule's clock).
+async fn cronjob_reconcile(ctx: &runtime::Ctx, key: &str) -> Result<runtime::Action, ApiError> {
+    let api = &ctx.api;
+    let (ns, name) = runtime::split_key(key);
+    let Some(c) = ctx.caches.cron_jobs.get(ns, name) else {
+        return Ok(runtime::Action::await_change());
+    };
     let now = Utc::now();
-    for c in &cronjobs {
+    {
         if c.metadata.deletion_timestamp.is_some() {
-            continue;
+            return Ok(runtime::Action::await_change());
         }
         let uid = c.metadata.uid.as_deref().unwrap_or("");
+        let owned = ctx.caches.jobs.owned_by(uid);
         let (ns, name) = (c.metadata.namespace(), c.metadata.name());
         let about = || About {
             ns,
@@ -1020,7 +1050,7 @@ async fn cronjob_pass(api: &Api) -> Result<(), ApiError> {
             name,
             uid: Some(uid),
         };
-        let plan = cronjobs::reconcile(c, owned.get(uid).map(Vec::as_slice).unwrap_or(&[]), now);
+        let plan = cronjobs::reconcile(&c, &owned, now);
         for a in plan.actions {
             match a {
                 cronjobs::Action::CreateJob(body) => {
@@ -1086,7 +1116,7 @@ async fn cronjob_pass(api: &Api) -> Result<(), ApiError> {
         )
         .await?;
     }
-    Ok(())
+    Ok(runtime::Action::requeue(Duration::from_secs(2)))
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{Api, ApiError};
+use super::runtime::{split_key, Action as Next, Ctx};
+use super::ApiError;
 use crate::api::core::Pod;
 use crate::api::labels::Selector;
 use crate::api::meta::Condition;
@@ -161,21 +162,23 @@ fn with_failure(
     status
 }
 
-/// One pass over every replica set: create and delete pods, write the status.
-pub(super) async fn pass(api: &Api) -> Result<(), ApiError> {
-    let sets: Vec<ReplicaSet> = api.list(Kind::ReplicaSet).await?;
-    if sets.is_empty() {
-        return Ok(());
-    }
-    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
-    let owned = super::by_controller(&pods, |p| &p.metadata);
+/// Reconciles replica set `key` (`namespace/name`) from the caches: creates and deletes its
+/// pods, writes its status. While pods wait out `minReadySeconds` it comes back every second
+/// (availability comes with time, not with a change).
+pub(super) async fn reconcile_key(ctx: &Ctx, key: &str) -> Result<Next, ApiError> {
+    let api = &ctx.api;
+    let (ns, name) = split_key(key);
+    let Some(rs) = ctx.caches.replica_sets.get(ns, name) else {
+        return Ok(Next::await_change());
+    };
     let now = Utc::now();
     const SOURCE: &str = "orkops-replicaset-controller";
-    for rs in &sets {
+    {
         if rs.metadata.deletion_timestamp.is_some() {
-            continue;
+            return Ok(Next::await_change());
         }
         let uid = rs.metadata.uid.as_deref().unwrap_or("");
+        let owned = ctx.caches.pods.owned_by(uid);
         let (ns, name) = (rs.metadata.namespace(), rs.metadata.name());
         let about = || About {
             ns,
@@ -183,8 +186,9 @@ pub(super) async fn pass(api: &Api) -> Result<(), ApiError> {
             name,
             uid: Some(uid),
         };
-        let plan = reconcile(rs, owned.get(uid).map(Vec::as_slice).unwrap_or(&[]), now);
+        let plan = reconcile(&rs, &owned, now);
         let mut failure = None;
+        let mut create_error = None;
         let mut deleted = Vec::new();
         for a in plan.actions {
             match a {
@@ -207,6 +211,7 @@ pub(super) async fn pass(api: &Api) -> Result<(), ApiError> {
                         api.event(about(), "Warning", "FailedCreate", &message, SOURCE)
                             .await;
                         failure = Some(message);
+                        create_error = Some(e);
                     }
                 }
                 Action::Delete(pod) => {
@@ -221,9 +226,18 @@ pub(super) async fn pass(api: &Api) -> Result<(), ApiError> {
                 .await;
         }
         let status = with_failure(plan.status, failure, now);
+        let waiting = rs.spec.min_ready_seconds.unwrap_or(0) > 0
+            && status.available_replicas < status.ready_replicas;
         super::write_status(api, Kind::ReplicaSet, ns, name, rs.status.as_ref(), &status).await?;
+        if let Some(e) = create_error {
+            // back off on this replica set alone, and try again
+            return Err(e);
+        }
+        if waiting {
+            return Ok(Next::requeue(std::time::Duration::from_secs(1)));
+        }
     }
-    Ok(())
+    Ok(Next::await_change())
 }
 
 #[cfg(test)]

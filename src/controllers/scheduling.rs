@@ -1,0 +1,138 @@
+//! The scheduler's executor: one pass over the pending pods (read from the shared caches)
+//! through the pure `scheduler::schedule`, then the bindings, the claims pinned to the chosen
+//! node, and the `PodScheduled=False` condition of the pods that fit nowhere.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::{scheduler, Api, ApiError};
+use crate::api::core::{Node, Pod};
+use crate::api::{About, Kind};
+
+fn unbound(p: &Pod) -> bool {
+    p.spec.node_name.as_deref().unwrap_or("").is_empty()
+        && p.metadata.deletion_timestamp.is_none()
+        && !matches!(
+            p.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
+}
+
+/// Records that claim `claim`'s volume lives on `node` (the annotation Kubernetes uses for
+/// late-bound local volumes) and marks the claim Bound.
+async fn pin_claim(api: &Api, ns: &str, claim: &str, node: &str) -> Result<(), ApiError> {
+    const SELECTED: &str = "volume.kubernetes.io/selected-node";
+    let mut pvc = api
+        .get(Kind::PersistentVolumeClaim, Some(ns), claim)
+        .await?;
+    match pvc
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(SELECTED))
+        .and_then(Value::as_str)
+    {
+        Some(n) if n == node => {}
+        Some(n) => {
+            return Err(ApiError::Conflict(format!(
+                "claim {ns}/{claim} already lives on node {n}"
+            )))
+        }
+        None => {
+            pvc["metadata"]["annotations"][SELECTED] = json!(node);
+            // keep the resourceVersion: a concurrent placement loses instead of overwriting
+            api.replace(Kind::PersistentVolumeClaim, Some(ns), claim, pvc.clone())
+                .await?;
+        }
+    }
+    let status = json!({
+        "phase": "Bound",
+        "accessModes": pvc.pointer("/spec/accessModes").cloned().unwrap_or(json!([])),
+        "capacity": {"storage": pvc.pointer("/spec/resources/requests/storage").cloned().unwrap_or(json!("0"))},
+    });
+    api.replace_status(Kind::PersistentVolumeClaim, Some(ns), claim, status)
+        .await
+}
+
+/// One pass of the scheduler over every pending pod, from the caches.
+pub(super) async fn pass(api: &Api) -> Result<(), ApiError> {
+    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
+    let (pending, bound): (Vec<&Pod>, Vec<&Pod>) = pods.iter().partition(|p| unbound(p));
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let nodes: Vec<Node> = api.list(Kind::Node).await?;
+    let by_uid: HashMap<&str, &Pod> = pending
+        .iter()
+        .map(|p| (p.metadata.uid.as_deref().unwrap_or(""), *p))
+        .collect();
+    let pvcs: Vec<crate::api::core::PersistentVolumeClaim> =
+        api.list(Kind::PersistentVolumeClaim).await?;
+    let claims: scheduler::Claims = pvcs
+        .iter()
+        .map(|c| {
+            let key = (
+                c.metadata.namespace().to_string(),
+                c.metadata.name().to_string(),
+            );
+            let node = c
+                .metadata
+                .annotations
+                .get("volume.kubernetes.io/selected-node")
+                .cloned();
+            (key, node)
+        })
+        .collect();
+    let outcomes = scheduler::schedule(&pending, &nodes, &bound, &claims);
+    let work = outcomes.into_iter().map(|o| {
+        let api = api.clone();
+        let pod = by_uid.get(match &o {
+            scheduler::Outcome::Bind { uid, .. } | scheduler::Outcome::Unschedulable { uid, .. } => uid.as_str(),
+        }).map(|p| (*p).clone());
+        async move {
+            match o {
+                scheduler::Outcome::Bind { namespace, name, uid, node, pin_claims } => {
+                    for claim in &pin_claims {
+                        if let Err(e) = pin_claim(&api, &namespace, claim, &node).await {
+                            tracing::warn!(claim = %format!("{namespace}/{claim}"), error = %e, "cannot place a claim; the pod waits");
+                            return;
+                        }
+                    }
+                    match api.bind(&namespace, &name, &uid, &node).await {
+                        Ok(()) => {
+                            api.event(About { ns: &namespace, kind: Kind::Pod, name: &name, uid: Some(&uid) }, "Normal", "Scheduled", &format!("Successfully assigned {namespace}/{name} to {node}"), "orkops-scheduler").await;
+                        }
+                        Err(ApiError::Conflict(_) | ApiError::NotFound { .. }) => {}
+                        Err(e) => tracing::warn!(pod = %format!("{namespace}/{name}"), error = %e, "cannot bind"),
+                    }
+                }
+                scheduler::Outcome::Unschedulable { namespace, name, uid, message } => {
+                    let Some(pod) = pod else { return };
+                    let mut status = pod.status.clone().unwrap_or_default();
+                    let known = status.conditions.iter().any(|c| c.type_ == "PodScheduled" && c.message.as_deref() == Some(message.as_str()));
+                    if known {
+                        return;
+                    }
+                    status.phase.get_or_insert_with(|| "Pending".into());
+                    status.conditions.retain(|c| c.type_ != "PodScheduled");
+                    status.conditions.push(crate::api::meta::Condition {
+                        type_: "PodScheduled".into(),
+                        status: "False".into(),
+                        reason: Some("Unschedulable".into()),
+                        message: Some(message.clone()),
+                        last_transition_time: Some(Utc::now()),
+                        ..Default::default()
+                    });
+                    let _ = api.replace_status(Kind::Pod, Some(&namespace), &name, serde_json::to_value(&status).unwrap_or_default()).await;
+                    api.event(About { ns: &namespace, kind: Kind::Pod, name: &name, uid: Some(&uid) }, "Warning", "FailedScheduling", &message, "orkops-scheduler").await;
+                }
+            }
+        }
+    });
+    futures::stream::iter(work)
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    Ok(())
+}
