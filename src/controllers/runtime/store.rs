@@ -150,10 +150,8 @@ impl<T: Object> Store<T> {
     /// Waits (at most `max`) until the cache has applied revision `rv`; says whether it has.
     pub async fn caught_up(&self, rv: i64, max: Duration) -> bool {
         let mut rx = self.revision.subscribe();
-        let shown = tokio::time::timeout(max, rx.wait_for(|r| *r >= rv))
-            .await
-            .is_ok();
-        shown
+        let waited = tokio::time::timeout(max, rx.wait_for(|r| *r >= rv)).await;
+        matches!(waited, Ok(Ok(_)))
     }
 
     /// Adds a subscriber; it sees the changes applied from now on.
