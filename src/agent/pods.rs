@@ -600,11 +600,11 @@ impl Worker {
                 attempt,
                 backoff_level,
             } => {
-                let Some(c) = self
-                    .pod
-                    .spec
-                    .containers
+                let spec = &self.pod.spec;
+                let Some(c) = spec
+                    .init_containers
                     .iter()
+                    .chain(&spec.containers)
                     .find(|c| c.name == name)
                     .cloned()
                 else {
@@ -848,6 +848,41 @@ impl Worker {
         Ok(())
     }
 
+    /// The registry credentials the pod's `imagePullSecrets` hold for `image`. A secret that
+    /// cannot be read is a warning and the pull goes on without it, as the kubelet does.
+    async fn pull_credentials(&self, image: &str) -> Option<bollard::auth::DockerCredentials> {
+        let ns = self.pod.metadata.namespace().to_string();
+        let mut missing = Vec::new();
+        let mut found = None;
+        for r in &self.pod.spec.image_pull_secrets {
+            match inputs::secret(&self.ctx.api, &ns, &r.name).await {
+                Ok(Some(data)) => {
+                    let config = data
+                        .get(".dockerconfigjson")
+                        .or_else(|| data.get(".dockercfg"));
+                    found = config.and_then(|c| super::runtime::credentials_for(image, c));
+                    if found.is_some() {
+                        break;
+                    }
+                }
+                Ok(None) => missing.push(r.name.clone()),
+                Err(e) => missing.push(format!("{} ({})", r.name, e.0)),
+            }
+        }
+        if !missing.is_empty() {
+            self.ctx.event(
+                &self.pod,
+                "Warning",
+                "FailedToRetrieveImagePullSecret",
+                format!(
+                    "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.",
+                    missing.join(", ")
+                ),
+            );
+        }
+        found
+    }
+
     /// Creates and starts one container. `No` when an input or the image is missing (the
     /// failure is recorded for the status); `Failed` when the engine could not start it.
     async fn start(
@@ -883,7 +918,8 @@ impl Worker {
                 return Ok(Started::No);
             }
             ("Always", _) | (_, false) if policy != "Never" => {
-                if let Err(e) = ctx.rt.pull(&c.image).await {
+                let credentials = self.pull_credentials(&c.image).await;
+                if let Err(e) = ctx.rt.pull(&c.image, credentials).await {
                     self.fail(
                         &c.name,
                         "ErrImagePull",
@@ -897,6 +933,12 @@ impl Worker {
                 }
             }
             _ => {}
+        }
+        // securityContext: runAsNonRoot is checked against the image's user, as the kubelet does
+        let image_user = ctx.rt.image_user(&c.image).await.map_err(|e| e.0)?;
+        if let Some(message) = super::runtime::non_root_violation(&self.pod, c, &image_user) {
+            self.fail(&c.name, "CreateContainerConfigError", message, RETRY);
+            return Ok(Started::No);
         }
         // volumes and environment
         if self.volumes.is_none() {
@@ -973,8 +1015,10 @@ impl Worker {
         host.mounts = Some(mounts);
         host.memory = memory;
         host.nano_cpus = nano_cpus;
+        super::runtime::apply_security(&mut host, &self.pod, c);
         let body = ContainerCreateBody {
             image: Some(c.image.clone()),
+            user: super::runtime::user_of(&self.pod, c, &image_user),
             entrypoint: (!c.command.is_empty()).then(|| {
                 c.command
                     .iter()

@@ -293,7 +293,12 @@ fn quantity(e: &mut Errors, path: &str, q: &Quantity) {
 pub fn default_pod_spec(s: &mut PodSpec) {
     s.restart_policy.get_or_insert_with(|| "Always".into());
     s.termination_grace_period_seconds.get_or_insert(30);
-    for c in &mut s.containers {
+    // serviceAccount is the deprecated alias of serviceAccountName: both say the same
+    if s.service_account_name.as_deref().is_none_or(str::is_empty) {
+        s.service_account_name = s.service_account.clone().filter(|n| !n.is_empty());
+    }
+    s.service_account.clone_from(&s.service_account_name);
+    for c in s.init_containers.iter_mut().chain(s.containers.iter_mut()) {
         if c.image_pull_policy.is_none() {
             let tag = c.image.rsplit_once(':');
             let latest = match tag {
@@ -412,12 +417,13 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
             v.config_map.is_some(),
             v.secret.is_some(),
             v.persistent_volume_claim.is_some(),
+            v.host_path.is_some(),
         ];
         match sources.iter().filter(|x| **x).count() {
             1 => {}
             0 => e.add(
                 &vp,
-                "a volume needs one source: emptyDir, configMap, secret or persistentVolumeClaim",
+                "a volume needs one source: emptyDir, configMap, secret, persistentVolumeClaim or hostPath",
             ),
             _ => e.add(&vp, "a volume may have only one source"),
         }
@@ -426,6 +432,33 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
                 e.add(
                     format!("{vp}.emptyDir.medium"),
                     format!("unsupported value {m:?}: must be \"\" or \"Memory\""),
+                );
+            }
+        }
+        if let Some(h) = &v.host_path {
+            let hp = format!("{vp}.hostPath");
+            if h.path.is_empty() {
+                e.add(format!("{hp}.path"), "Required value");
+            } else if h.path.split('/').any(|part| part == "..") {
+                e.add(
+                    format!("{hp}.path"),
+                    format!("Invalid value: {:?}: must not contain '..'", h.path),
+                );
+            }
+            const TYPES: [&str; 8] = [
+                "",
+                "DirectoryOrCreate",
+                "Directory",
+                "FileOrCreate",
+                "File",
+                "Socket",
+                "CharDevice",
+                "BlockDevice",
+            ];
+            if let Some(t) = h.type_.as_deref().filter(|t| !TYPES.contains(t)) {
+                e.add(
+                    format!("{hp}.type"),
+                    format!("Unsupported value: {t:?}: supported values: \"\", \"BlockDevice\", \"CharDevice\", \"Directory\", \"DirectoryOrCreate\", \"File\", \"FileOrCreate\", \"Socket\""),
                 );
             }
         }
@@ -438,9 +471,154 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
             }
         }
     }
+    if let Some(n) = s.service_account_name.as_deref().filter(|n| !n.is_empty()) {
+        if !labels::is_dns_subdomain(n) {
+            e.add(
+                format!("{path}.serviceAccountName"),
+                format!("Invalid value: {n:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
+            );
+        }
+    }
+    if s.automount_service_account_token == Some(true) {
+        e.add(
+            format!("{path}.automountServiceAccountToken"),
+            "Unsupported value: true: orkops issues no service account tokens yet (issue 20); hint: leave it unset or set it to false",
+        );
+    }
+    for (i, r) in s.image_pull_secrets.iter().enumerate() {
+        if r.name.is_empty() {
+            e.add(
+                format!("{path}.imagePullSecrets[{i}].name"),
+                "Required value",
+            );
+        }
+    }
+    if let Some(sc) = &s.security_context {
+        let sp = format!("{path}.securityContext");
+        for (field, id) in [
+            ("runAsUser", sc.run_as_user),
+            ("runAsGroup", sc.run_as_group),
+            ("fsGroup", sc.fs_group),
+        ] {
+            id_range(e, &format!("{sp}.{field}"), id);
+        }
+        for (j, g) in sc.supplemental_groups.iter().enumerate() {
+            id_range(e, &format!("{sp}.supplementalGroups[{j}]"), Some(*g));
+        }
+        if let Some(p) = &sc.seccomp_profile {
+            validate_seccomp(p, &format!("{sp}.seccompProfile"), e);
+        }
+    }
     let mut names = BTreeSet::new();
+    for (i, c) in s.init_containers.iter().enumerate() {
+        let cp = format!("{path}.initContainers[{i}]");
+        validate_container(c, &cp, path, &volumes, &mut names, e);
+        // what Kubernetes says of an init container without restartPolicy: Always
+        for (name, set) in [
+            ("livenessProbe", c.liveness_probe.is_some()),
+            ("readinessProbe", c.readiness_probe.is_some()),
+            ("startupProbe", c.startup_probe.is_some()),
+        ] {
+            if set {
+                e.add(
+                    format!("{cp}.{name}"),
+                    "Forbidden: may not be set for init containers without restartPolicy of Always",
+                );
+            }
+        }
+    }
     for (i, c) in s.containers.iter().enumerate() {
         let cp = format!("{path}.containers[{i}]");
+        validate_container(c, &cp, path, &volumes, &mut names, e);
+    }
+}
+
+/// A user or group id, as Kubernetes' ValidateUserID / ValidateGroupID word it.
+fn id_range(e: &mut Errors, path: &str, id: Option<i64>) {
+    if let Some(v) = id.filter(|v| !(0..=i64::from(i32::MAX)).contains(v)) {
+        e.add(
+            path,
+            format!("Invalid value: {v}: must be between 0 and 2147483647, inclusive"),
+        );
+    }
+}
+
+fn validate_seccomp(p: &SeccompProfile, path: &str, e: &mut Errors) {
+    match p.type_.as_str() {
+        "RuntimeDefault" | "Unconfined" => {
+            if p.localhost_profile.is_some() {
+                e.add(
+                    format!("{path}.localhostProfile"),
+                    "Invalid value: can only be set if seccomp type is Localhost",
+                );
+            }
+        }
+        "Localhost" => e.add(
+            format!("{path}.type"),
+            "Unsupported value: \"Localhost\": orkops does not load seccomp profiles from the node's files; hint: use RuntimeDefault (the engine's default profile) or Unconfined",
+        ),
+        "" => e.add(format!("{path}.type"), "Required value"),
+        t => e.add(
+            format!("{path}.type"),
+            format!("Unsupported value: {t:?}: supported values: \"Localhost\", \"RuntimeDefault\", \"Unconfined\""),
+        ),
+    }
+}
+
+fn validate_security_context(sc: &SecurityContext, path: &str, e: &mut Errors) {
+    id_range(e, &format!("{path}.runAsUser"), sc.run_as_user);
+    id_range(e, &format!("{path}.runAsGroup"), sc.run_as_group);
+    if let Some(p) = &sc.seccomp_profile {
+        validate_seccomp(p, &format!("{path}.seccompProfile"), e);
+    }
+    if sc.allow_privilege_escalation == Some(false) {
+        if sc.privileged == Some(true) {
+            e.add(
+                path,
+                "Invalid value: cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+            );
+        }
+        let adds_sys_admin = sc.capabilities.as_ref().is_some_and(|c| {
+            c.add
+                .iter()
+                .any(|a| a == "SYS_ADMIN" || a == "CAP_SYS_ADMIN")
+        });
+        if adds_sys_admin {
+            e.add(
+                path,
+                "Invalid value: cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN",
+            );
+        }
+    }
+    if let Some(caps) = &sc.capabilities {
+        for (list, names) in [("add", &caps.add), ("drop", &caps.drop)] {
+            for (j, n) in names.iter().enumerate() {
+                let ok = !n.is_empty()
+                    && n.chars()
+                        .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_');
+                if !ok {
+                    e.add(
+                        format!("{path}.capabilities.{list}[{j}]"),
+                        format!("Invalid value: {n:?}: a capability name in capitals, like NET_ADMIN or ALL"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn validate_container(
+    c: &Container,
+    cp: &str,
+    path: &str,
+    volumes: &BTreeSet<&str>,
+    names: &mut BTreeSet<String>,
+    e: &mut Errors,
+) {
+    {
+        if let Some(sc) = &c.security_context {
+            validate_security_context(sc, &format!("{cp}.securityContext"), e);
+        }
         if !labels::is_dns_label(&c.name) {
             e.add(
                 format!("{cp}.name"),
@@ -449,10 +627,10 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
                     c.name
                 ),
             );
-        } else if !names.insert(c.name.as_str()) {
+        } else if !names.insert(c.name.clone()) {
             e.add(
                 format!("{cp}.name"),
-                format!("duplicate container name {:?}", c.name),
+                format!("Duplicate value: {:?}", c.name),
             );
         }
         if c.image.trim().is_empty() {
@@ -1132,6 +1310,79 @@ mod tests {
         let err = admit(Kind::Pod, pod("None")).unwrap_err();
         assert_eq!(err[0].field, "spec.dnsPolicy");
         assert!(err[0].message.contains("ClusterFirst"), "{:?}", err[0]);
+    }
+
+    #[test]
+    fn init_containers_are_defaulted_and_validated_like_containers() {
+        let v = json!({"metadata": {"name": "x"}, "spec": {
+            "initContainers": [{"name": "a", "image": "busybox"}],
+            "containers": [{"name": "b", "image": "busybox:1"}]}});
+        let out = admit(Kind::Pod, v).unwrap();
+        assert_eq!(
+            out["spec"]["initContainers"][0]["imagePullPolicy"],
+            "Always"
+        );
+        let v = json!({"metadata": {"name": "x"}, "spec": {
+            "initContainers": [{"name": "a", "image": "busybox:1",
+                "readinessProbe": {"exec": {"command": ["true"]}}}],
+            "containers": [{"name": "a", "image": "busybox:1"}]}});
+        let err = admit(Kind::Pod, v).unwrap_err();
+        let text: Vec<String> = err.iter().map(ToString::to_string).collect();
+        assert!(
+            text.contains(&"spec.initContainers[0].readinessProbe: Forbidden: may not be set for init containers without restartPolicy of Always".to_string()),
+            "{text:?}"
+        );
+        assert!(
+            text.contains(&"spec.containers[0].name: Duplicate value: \"a\"".to_string()),
+            "{text:?}"
+        );
+        // fields orkops does not run stay refused by path
+        let v = json!({"metadata": {"name": "x"}, "spec": {
+            "containers": [{"name": "b", "image": "busybox:1", "lifecycle": {}}]}});
+        let err = admit(Kind::Pod, v).unwrap_err();
+        assert!(err[0].message.contains("lifecycle"), "{:?}", err[0]);
+    }
+
+    #[test]
+    fn security_contexts_are_refused_as_kubernetes_words_it() {
+        let v = json!({"metadata": {"name": "x"}, "spec": {
+            "securityContext": {"runAsUser": -1, "supplementalGroups": [1, 3000000000i64],
+                "seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}},
+            "containers": [{"name": "b", "image": "busybox:1", "securityContext": {
+                "privileged": true, "allowPrivilegeEscalation": false,
+                "capabilities": {"drop": ["net admin"]},
+                "seccompProfile": {"type": "Bogus"}}}]}});
+        let err = admit(Kind::Pod, v).unwrap_err();
+        let text: Vec<String> = err.iter().map(ToString::to_string).collect();
+        for want in [
+            "spec.securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+            "spec.securityContext.supplementalGroups[1]: Invalid value: 3000000000: must be between 0 and 2147483647, inclusive",
+            "spec.containers[0].securityContext: Invalid value: cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+        ] {
+            assert!(text.iter().any(|t| t == want), "{want} not in {text:?}");
+        }
+        assert!(
+            text.iter().any(|t| t.starts_with(
+                "spec.securityContext.seccompProfile.type: Unsupported value: \"Localhost\""
+            ) && t.contains("hint")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.starts_with("spec.containers[0].securityContext.seccompProfile.type: Unsupported value: \"Bogus\"")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("spec.containers[0].securityContext.capabilities.drop[0]")),
+            "{text:?}"
+        );
+        let ok = json!({"metadata": {"name": "x"}, "spec": {
+            "securityContext": {"runAsUser": 1000, "runAsNonRoot": true, "fsGroup": 2000,
+                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "b", "image": "busybox:1", "securityContext": {
+                "readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
+                "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}}}]}});
+        admit(Kind::Pod, ok).unwrap();
     }
 
     #[test]
