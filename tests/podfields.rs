@@ -444,3 +444,90 @@ fn a_pod_naming_a_missing_service_account_is_forbidden() {
     let spec = m.orkops(&["get", "pod", "plain", "-o", "json"]).json()["spec"].clone();
     assert_eq!(spec["serviceAccountName"], "default", "{spec}");
 }
+
+#[test]
+fn a_node_taint_keeps_pods_off_unless_they_tolerate_it() {
+    let m = Master::start();
+    let a = Agent::start(&m);
+    // taint the node (what `kubectl taint nodes NODE dedicated=gpu:NoSchedule` writes)
+    let http = m.http();
+    let token = m.admin_token();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let path = format!("/api/v1/nodes/{}", a.name);
+    wait_until("the taint to be written", LONG, || {
+        let mut node = m.orkops(&["get", "node", &a.name, "-o", "json"]).json();
+        node["spec"]["taints"] =
+            serde_json::json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]);
+        let (code, _) =
+            rt.block_on(http.call(reqwest::Method::PUT, &path, Some(&token), Some(node)));
+        code == 200
+    });
+    let mut bad = m.orkops(&["get", "node", &a.name, "-o", "json"]).json();
+    bad["spec"]["taints"] = serde_json::json!([{"key": "dedicated", "effect": "Sometimes"}]);
+    let (code, st) = rt.block_on(http.call(reqwest::Method::PUT, &path, Some(&token), Some(bad)));
+    assert_eq!(code, 422, "{st}");
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("spec.taints[0].effect"),
+        "{st}"
+    );
+    // the tolerant pod first: once it runs, the scheduler has seen the taint for sure
+    apply(
+        &m,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: tolerant}}
+spec:
+  terminationGracePeriodSeconds: 1
+  tolerations: [{{key: dedicated, operator: Equal, value: gpu, effect: NoSchedule}}]
+  containers: [{{name: app, image: {TEST_IMAGE}, command: [sleep, "100000"]}}]
+"#
+        ),
+    );
+    wait_until("the tolerant pod to run on the tainted node", LONG, || {
+        status(&m, "tolerant")["phase"] == "Running"
+    });
+    let spec = m.orkops(&["get", "pod", "tolerant", "-o", "json"]).json()["spec"].clone();
+    assert_eq!(spec["nodeName"], a.name.as_str());
+    apply(
+        &m,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: plain}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers: [{{name: app, image: {TEST_IMAGE}, command: [sleep, \"100000\"]}}]\n"
+        ),
+    );
+    wait_until("the plain pod to be unschedulable", LONG, || {
+        let st = status(&m, "plain");
+        st["conditions"].as_array().into_iter().flatten().any(|c| {
+            c["type"] == "PodScheduled"
+                && c["status"] == "False"
+                && c["message"].as_str().is_some_and(|msg| {
+                    msg.contains("1 node(s) had untolerated taint {dedicated: gpu}")
+                })
+        })
+    });
+    let spec = m.orkops(&["get", "pod", "plain", "-o", "json"]).json()["spec"].clone();
+    assert!(spec["nodeName"].is_null(), "{spec}");
+    // a toleration Kubernetes refuses is refused by path
+    let err = m
+        .orkops_stdin(
+            &["apply", "-f", "-"],
+            Some(&format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: wrong}}\nspec:\n  tolerations: [{{operator: Equal, value: x}}]\n  containers: [{{name: app, image: {TEST_IMAGE}}}]\n")),
+        )
+        .failure();
+    assert!(
+        err.contains("spec.tolerations[0].operator")
+            && err.contains("operator must be Exists when `key` is empty"),
+        "{err}"
+    );
+    for p in ["plain", "tolerant"] {
+        m.orkops(&["delete", "pod", p, "--grace-period", "1"])
+            .success();
+    }
+    wait_until("the node's containers to be removed", LONG, || {
+        a.containers().is_empty()
+    });
+}

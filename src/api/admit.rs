@@ -78,7 +78,12 @@ macro_rules! impl_object {
 }
 
 impl_object!(Namespace, Kind::Namespace);
-impl_object!(Node, Kind::Node);
+impl_object!(
+    Node,
+    Kind::Node,
+    |_n: &mut Node| {},
+    |n: &Node, e: &mut Errors| { validate_taints(&n.spec.taints, e) }
+);
 impl_object!(
     Pod,
     Kind::Pod,
@@ -479,6 +484,9 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
             );
         }
     }
+    for (i, t) in s.tolerations.iter().enumerate() {
+        validate_toleration(t, &format!("{path}.tolerations[{i}]"), e);
+    }
     if s.automount_service_account_token == Some(true) {
         e.add(
             format!("{path}.automountServiceAccountToken"),
@@ -530,6 +538,83 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
     for (i, c) in s.containers.iter().enumerate() {
         let cp = format!("{path}.containers[{i}]");
         validate_container(c, &cp, path, &volumes, &mut names, e);
+    }
+}
+
+const TAINT_EFFECTS: [&str; 3] = ["NoSchedule", "PreferNoSchedule", "NoExecute"];
+
+/// Kubernetes' rules for a toleration (ValidateTolerations), in its words.
+fn validate_toleration(t: &Toleration, path: &str, e: &mut Errors) {
+    let key = t.key.as_deref().unwrap_or("");
+    let op = t.operator.as_deref().unwrap_or("Equal");
+    let value = t.value.as_deref().unwrap_or("");
+    if key.is_empty() && op != "Exists" {
+        e.add(
+            format!("{path}.operator"),
+            format!("Invalid value: {op:?}: operator must be Exists when `key` is empty, which means \"match all values and all keys\""),
+        );
+    }
+    if t.toleration_seconds.is_some() && t.effect.as_deref() != Some("NoExecute") {
+        e.add(
+            format!("{path}.effect"),
+            format!(
+                "Invalid value: {:?}: effect must be 'NoExecute' when `tolerationSeconds` is set",
+                t.effect.as_deref().unwrap_or("")
+            ),
+        );
+    }
+    match op {
+        "Equal" => {}
+        "Exists" if !value.is_empty() => e.add(
+            format!("{path}.operator"),
+            format!("Invalid value: {t:?}: value must be empty when `operator` is 'Exists'"),
+        ),
+        "Exists" => {}
+        other => e.add(
+            format!("{path}.operator"),
+            format!("Unsupported value: {other:?}: supported values: \"Equal\", \"Exists\""),
+        ),
+    }
+    if let Some(eff) = t.effect.as_deref().filter(|x| !x.is_empty()) {
+        if !TAINT_EFFECTS.contains(&eff) {
+            e.add(
+                format!("{path}.effect"),
+                format!("Unsupported value: {eff:?}: supported values: \"NoExecute\", \"NoSchedule\", \"PreferNoSchedule\""),
+            );
+        }
+    }
+}
+
+/// A node's taints: a key and one of the three effects, each (key, effect) once.
+fn validate_taints(taints: &[Taint], e: &mut Errors) {
+    let mut seen = BTreeSet::new();
+    for (i, t) in taints.iter().enumerate() {
+        let tp = format!("spec.taints[{i}]");
+        if t.key.is_empty() {
+            e.add(format!("{tp}.key"), "Required value");
+        }
+        if t.effect.is_empty() {
+            e.add(format!("{tp}.effect"), "Required value");
+        } else if t.effect == "NoExecute" {
+            e.add(
+                format!("{tp}.effect"),
+                "Unsupported value: \"NoExecute\": orkops does not evict running pods for a taint yet; hint: use NoSchedule (keeps new pods off) and drain the node's pods",
+            );
+        } else if !TAINT_EFFECTS.contains(&t.effect.as_str()) {
+            e.add(
+                format!("{tp}.effect"),
+                format!("Unsupported value: {:?}: supported values: \"NoExecute\", \"NoSchedule\", \"PreferNoSchedule\"", t.effect),
+            );
+        }
+        if !seen.insert((t.key.as_str(), t.effect.as_str())) {
+            e.add(
+                &tp,
+                format!(
+                    "Duplicate value: taints must be unique by key and effect pair ({}:{})",
+                    t.key, t.effect
+                ),
+            );
+        }
     }
 }
 
@@ -1383,6 +1468,47 @@ mod tests {
                 "readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
                 "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}}}]}});
         admit(Kind::Pod, ok).unwrap();
+    }
+
+    #[test]
+    fn tolerations_and_taints_are_refused_as_kubernetes_words_it() {
+        let v = json!({"metadata": {"name": "x"}, "spec": {
+            "tolerations": [
+                {"operator": "Equal", "value": "x"},
+                {"key": "k", "operator": "Exists", "value": "v"},
+                {"key": "k", "effect": "NoSchedule", "tolerationSeconds": 5},
+                {"key": "k", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}],
+            "containers": [{"name": "b", "image": "busybox:1"}]}});
+        let err = admit(Kind::Pod, v).unwrap_err();
+        let fields: Vec<&str> = err.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.tolerations[0].operator",
+                "spec.tolerations[1].operator",
+                "spec.tolerations[2].effect"
+            ],
+            "{err:?}"
+        );
+        assert!(err[2]
+            .message
+            .contains("effect must be 'NoExecute' when `tolerationSeconds` is set"));
+        let node = json!({"metadata": {"name": "n"}, "spec": {"taints": [
+            {"key": "a", "effect": "NoSchedule"}, {"key": "a", "effect": "NoSchedule"},
+            {"key": "b", "effect": "NoExecute"}, {"key": "", "effect": "Never"}]}});
+        let err = admit(Kind::Node, node).unwrap_err();
+        let fields: Vec<&str> = err.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.taints[1]",
+                "spec.taints[2].effect",
+                "spec.taints[3].key",
+                "spec.taints[3].effect"
+            ],
+            "{err:?}"
+        );
+        assert!(err[1].message.contains("hint"), "{err:?}");
     }
 
     #[test]

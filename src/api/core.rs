@@ -72,6 +72,49 @@ pub struct NodeSpec {
     pub provider_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unschedulable: Option<bool>,
+    /// If specified, the node's taints: pods that do not tolerate them are kept off the node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub taints: Vec<Taint>,
+}
+
+/// A taint keeps every pod that does not tolerate it off the node it is on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Taint {
+    /// Required. The taint key to be applied to a node.
+    #[serde(default)]
+    pub key: String,
+    /// The taint value corresponding to the taint key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Required. The effect of the taint on pods that do not tolerate the taint. Valid effects are NoSchedule, PreferNoSchedule and NoExecute.
+    #[serde(default)]
+    pub effect: String,
+    /// TimeAdded represents the time at which the taint was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_added: Option<Time>,
+}
+
+/// The pod this Toleration is attached to tolerates any taint that matches the triple <key,value,effect> using the matching operator.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Toleration {
+    /// Key is the taint key that the toleration applies to. Empty means match all taint keys (operator must be Exists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Operator represents a key's relationship to the value: Exists or Equal. Defaults to Equal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    /// Value is the taint value the toleration matches to. If the operator is Exists, the value should be empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Effect indicates the taint effect to match. Empty means match all taint effects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
+    /// The period of time the toleration tolerates a NoExecute taint (orkops does not evict for NoExecute yet: a pod on a node stays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toleration_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -184,6 +227,10 @@ pub struct PodSpec {
     /// NodeSelector is a selector which must be true for the pod to fit on a node: the node's labels must match.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
+    /// If specified, the pod's tolerations of node taints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub tolerations: Vec<Toleration>,
     /// NodeName is the node the pod is bound to. Set by the scheduler, or by the user to bypass it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,

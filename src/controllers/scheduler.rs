@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::api::core::{Node, Pod};
+use crate::api::core::{Node, Pod, Taint, Toleration};
 use crate::api::meta::Quantity;
 
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
@@ -38,22 +38,72 @@ struct Slot {
     owners: HashMap<String, u32>,
     ready: bool,
     schedulable: bool,
+    taints: Vec<Taint>,
 }
 
 fn q(m: &BTreeMap<String, Quantity>, k: &str) -> Option<i128> {
     m.get(k).and_then(|q| q.millis().ok())
 }
 
-/// CPU (millicores) and memory (milli-bytes) a pod asks for: its requests, or its limits.
+fn container_requests(ct: &crate::api::core::Container) -> (i128, i128) {
+    let r = ct.resources.clone().unwrap_or_default();
+    let cpu = q(&r.requests, "cpu").or(q(&r.limits, "cpu")).unwrap_or(0);
+    let mem = q(&r.requests, "memory")
+        .or(q(&r.limits, "memory"))
+        .unwrap_or(0);
+    (cpu, mem)
+}
+
+/// CPU (millicores) and memory (milli-bytes) a pod asks for: its requests, or its limits; as
+/// in Kubernetes, the larger of the app containers' sum and the largest init container's.
 pub fn requests(p: &Pod) -> (i128, i128) {
-    p.spec.containers.iter().fold((0, 0), |(c, m), ct| {
-        let r = ct.resources.clone().unwrap_or_default();
-        let cpu = q(&r.requests, "cpu").or(q(&r.limits, "cpu")).unwrap_or(0);
-        let mem = q(&r.requests, "memory")
-            .or(q(&r.limits, "memory"))
-            .unwrap_or(0);
+    let (cpu, mem) = p.spec.containers.iter().fold((0, 0), |(c, m), ct| {
+        let (cpu, mem) = container_requests(ct);
         (c + cpu, m + mem)
-    })
+    });
+    p.spec
+        .init_containers
+        .iter()
+        .fold((cpu, mem), |(c, m), ct| {
+            let (cpu, mem) = container_requests(ct);
+            (c.max(cpu), m.max(mem))
+        })
+}
+
+/// Whether `t` tolerates `taint` (Kubernetes' ToleratesTaint): an empty effect matches every
+/// effect, an empty key with `Exists` every taint; `Equal` (the default) compares the values.
+pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
+    let effect = t.effect.as_deref().unwrap_or("");
+    if !effect.is_empty() && effect != taint.effect {
+        return false;
+    }
+    let key = t.key.as_deref().unwrap_or("");
+    if !key.is_empty() && key != taint.key {
+        return false;
+    }
+    match t.operator.as_deref().unwrap_or("Equal") {
+        "Exists" => true,
+        "Equal" => t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+        _ => false,
+    }
+}
+
+/// The first of `taints` with a NoSchedule or NoExecute effect that none of `tolerations`
+/// tolerates: such a taint keeps the pod off the node.
+pub fn untolerated<'a>(taints: &'a [Taint], tolerations: &[Toleration]) -> Option<&'a Taint> {
+    taints
+        .iter()
+        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+        .find(|taint| !tolerations.iter().any(|t| tolerates(t, taint)))
+}
+
+/// How many PreferNoSchedule taints of a node the pod does not tolerate (the fewer the better).
+pub fn intolerable_preferences(taints: &[Taint], tolerations: &[Toleration]) -> u32 {
+    taints
+        .iter()
+        .filter(|t| t.effect == "PreferNoSchedule")
+        .filter(|taint| !tolerations.iter().any(|t| tolerates(t, taint)))
+        .count() as u32
 }
 
 /// The uid of the pod's controlling owner (what replicas are spread by).
@@ -121,6 +171,7 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
                 owners: HashMap::new(),
                 ready: node_ready(n),
                 schedulable: n.spec.unschedulable != Some(true),
+                taints: n.spec.taints.clone(),
             }
         })
         .collect();
@@ -191,28 +242,36 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
             continue;
         }
         let required = pinned.first().map(|(c, n)| ((*c).clone(), n.clone()));
-        let mut why: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut best: Option<(usize, (u32, u32, i128))> = None;
+        let mut why: BTreeMap<String, usize> = BTreeMap::new();
+        let mut best: Option<(usize, (u32, u32, u32, i128))> = None;
         for (i, s) in slots.iter().enumerate() {
+            let taint = untolerated(&s.taints, &p.spec.tolerations);
             let reason = if required.as_ref().is_some_and(|(_, n)| *n != s.name) {
-                Some("node(s) didn't hold the pod's volume")
+                Some("node(s) didn't hold the pod's volume".to_string())
             } else if !s.ready {
-                Some("node(s) were not Ready")
+                Some("node(s) were not Ready".to_string())
             } else if !s.schedulable {
-                Some("node(s) were unschedulable")
+                Some("node(s) were unschedulable".to_string())
+            } else if let Some(t) = taint {
+                // Kubernetes' wording: "node(s) had untolerated taint {key: value}"
+                Some(format!(
+                    "node(s) had untolerated taint {{{}: {}}}",
+                    t.key,
+                    t.value.as_deref().unwrap_or("")
+                ))
             } else if p
                 .spec
                 .node_selector
                 .iter()
                 .any(|(k, v)| s.labels.get(k) != Some(v))
             {
-                Some("node(s) didn't match the pod's nodeSelector")
+                Some("node(s) didn't match the pod's nodeSelector".to_string())
             } else if s.free_pods < 1 {
-                Some("Too many pods")
+                Some("Too many pods".to_string())
             } else if s.free_cpu < cpu {
-                Some("Insufficient cpu")
+                Some("Insufficient cpu".to_string())
             } else if s.free_mem < mem {
-                Some("Insufficient memory")
+                Some("Insufficient memory".to_string())
             } else {
                 None
             };
@@ -232,8 +291,10 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
                     .unwrap_or(0),
                 _ => 0,
             };
-            // fewer siblings in the zone, then on the node, then the most free CPU+memory share
+            // fewer PreferNoSchedule taints not tolerated, fewer siblings in the zone, then on
+            // the node, then the most free CPU+memory share
             let key = (
+                intolerable_preferences(&s.taints, &p.spec.tolerations),
                 same_zone,
                 same_node,
                 -(s.free_cpu / 10 + s.free_mem / (1 << 30)),
@@ -366,6 +427,103 @@ mod tests {
                 Outcome::Unschedulable { message, .. } => format!("none: {message}"),
             })
             .collect()
+    }
+
+    fn taint(key: &str, value: &str, effect: &str) -> Taint {
+        Taint {
+            key: key.into(),
+            value: (!value.is_empty()).then(|| value.into()),
+            effect: effect.into(),
+            time_added: None,
+        }
+    }
+
+    fn toleration(key: &str, op: &str, value: &str, effect: &str) -> Toleration {
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        Toleration {
+            key: opt(key),
+            operator: opt(op),
+            value: opt(value),
+            effect: opt(effect),
+            toleration_seconds: None,
+        }
+    }
+
+    #[test]
+    fn tolerations_match_taints_as_kubernetes_does() {
+        let t = taint("dedicated", "gpu", "NoSchedule");
+        assert!(tolerates(
+            &toleration("dedicated", "Equal", "gpu", "NoSchedule"),
+            &t
+        ));
+        assert!(tolerates(&toleration("dedicated", "", "gpu", ""), &t));
+        assert!(tolerates(&toleration("dedicated", "Exists", "", ""), &t));
+        assert!(tolerates(&toleration("", "Exists", "", ""), &t));
+        assert!(!tolerates(&toleration("dedicated", "Equal", "cpu", ""), &t));
+        assert!(!tolerates(
+            &toleration("dedicated", "Exists", "", "NoExecute"),
+            &t
+        ));
+        assert!(!tolerates(&toleration("other", "Exists", "", ""), &t));
+        let taints = [taint("soft", "", "PreferNoSchedule"), t.clone()];
+        assert_eq!(untolerated(&taints, &[]), Some(&t));
+        assert_eq!(intolerable_preferences(&taints, &[]), 1);
+        let all = [toleration("", "Exists", "", "")];
+        assert_eq!(untolerated(&taints, &all), None);
+        assert_eq!(intolerable_preferences(&taints, &all), 0);
+    }
+
+    #[test]
+    fn taints_keep_pods_off_a_node_unless_tolerated() {
+        let mut tainted = node("a", "4", "8Gi", None);
+        tainted.spec.taints = vec![taint("dedicated", "gpu", "NoSchedule")];
+        let mut soft = node("b", "4", "8Gi", None);
+        soft.spec.taints = vec![taint("spare", "", "PreferNoSchedule")];
+        let plain = pod("plain", "100m", None);
+        let out = nodes_of(&schedule(
+            &[&plain],
+            &[tainted.clone()],
+            &[],
+            &Claims::new(),
+        ));
+        assert_eq!(
+            out,
+            vec!["none: 0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}"]
+        );
+        // PreferNoSchedule only: used when nothing else fits, avoided otherwise
+        let out = nodes_of(&schedule(
+            &[&plain],
+            &[tainted.clone(), soft.clone()],
+            &[],
+            &Claims::new(),
+        ));
+        assert_eq!(out, vec!["b"]);
+        let mut tolerant = pod("tolerant", "100m", None);
+        tolerant.spec.tolerations = vec![toleration("dedicated", "Equal", "gpu", "NoSchedule")];
+        let out = nodes_of(&schedule(
+            &[&tolerant],
+            &[tainted, soft],
+            &[],
+            &Claims::new(),
+        ));
+        assert_eq!(
+            out,
+            vec!["a"],
+            "the tolerated node has no PreferNoSchedule taint"
+        );
+    }
+
+    #[test]
+    fn init_containers_count_by_the_largest_not_the_sum() {
+        let mut p = pod("p", "100m", None);
+        let mut big = p.spec.containers[0].clone();
+        big.name = "init".into();
+        big.resources = Some(ResourceRequirements {
+            requests: BTreeMap::from([("cpu".to_string(), Quantity("2".into()))]),
+            ..Default::default()
+        });
+        p.spec.init_containers = vec![big.clone(), big];
+        assert_eq!(requests(&p).0, 2000);
     }
 
     #[test]
