@@ -531,3 +531,74 @@ spec:
         a.containers().is_empty()
     });
 }
+
+#[test]
+fn pod_anti_affinity_spreads_replicas_over_two_nodes() {
+    let m = Master::start();
+    let a = Agent::start(&m);
+    let b = Agent::start(&m);
+    apply(
+        &m,
+        &format!(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: spread}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: spread}}}}
+  template:
+    metadata: {{labels: {{app: spread}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - labelSelector: {{matchLabels: {{app: spread}}}}
+            topologyKey: kubernetes.io/hostname
+      containers: [{{name: app, image: {TEST_IMAGE}, command: [sleep, "100000"]}}]
+"#
+        ),
+    );
+    let nodes = || -> Vec<String> {
+        let list = m
+            .orkops(&["get", "pods", "-l", "app=spread", "-o", "json"])
+            .json();
+        let mut n: Vec<String> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["spec"]["nodeName"].as_str().map(str::to_string))
+            .collect();
+        n.sort();
+        n
+    };
+    wait_until("both replicas to be placed", LONG, || nodes().len() == 2);
+    let mut want = vec![a.name.clone(), b.name.clone()];
+    want.sort();
+    assert_eq!(nodes(), want, "one replica per node");
+    // a third replica has nowhere to go
+    m.orkops(&["scale", "deployment", "spread", "--replicas", "3"])
+        .success();
+    wait_until("the third replica to be unschedulable", LONG, || {
+        let list = m
+            .orkops(&["get", "pods", "-l", "app=spread", "-o", "json"])
+            .json();
+        list["items"].as_array().into_iter().flatten().any(|p| {
+            p["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| {
+                    c["type"] == "PodScheduled"
+                        && c["message"].as_str().is_some_and(|msg| {
+                            msg.contains("2 node(s) didn't match pod anti-affinity rules")
+                        })
+                })
+        })
+    });
+    m.orkops(&["delete", "deployment", "spread"]).success();
+    wait_until("the nodes' containers to be removed", LONG, || {
+        a.containers().is_empty() && b.containers().is_empty()
+    });
+}

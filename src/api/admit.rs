@@ -487,6 +487,9 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
     for (i, t) in s.tolerations.iter().enumerate() {
         validate_toleration(t, &format!("{path}.tolerations[{i}]"), e);
     }
+    if let Some(a) = &s.affinity {
+        validate_affinity(a, &format!("{path}.affinity"), e);
+    }
     if s.automount_service_account_token == Some(true) {
         e.add(
             format!("{path}.automountServiceAccountToken"),
@@ -538,6 +541,117 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
     for (i, c) in s.containers.iter().enumerate() {
         let cp = format!("{path}.containers[{i}]");
         validate_container(c, &cp, path, &volumes, &mut names, e);
+    }
+}
+
+const REQUIRED: &str = "requiredDuringSchedulingIgnoredDuringExecution";
+const PREFERRED: &str = "preferredDuringSchedulingIgnoredDuringExecution";
+
+fn weight(e: &mut Errors, path: &str, w: i64) {
+    if !(1..=100).contains(&w) {
+        e.add(
+            path,
+            format!("Invalid value: {w}: must be in the range 1-100"),
+        );
+    }
+}
+
+fn validate_node_term(t: &NodeSelectorTerm, path: &str, e: &mut Errors) {
+    for (list, reqs) in [
+        ("matchExpressions", &t.match_expressions),
+        ("matchFields", &t.match_fields),
+    ] {
+        for (j, r) in reqs.iter().enumerate() {
+            let rp = format!("{path}.{list}[{j}]");
+            if list == "matchFields" && r.key != "metadata.name" {
+                e.add(
+                    format!("{rp}.key"),
+                    format!("Invalid value: {:?}: not a valid field selector key", r.key),
+                );
+            }
+            match r.operator.as_str() {
+                "In" | "NotIn" if r.values.is_empty() => e.add(
+                    format!("{rp}.values"),
+                    "Required value: must be specified when `operator` is 'In' or 'NotIn'",
+                ),
+                "Exists" | "DoesNotExist" if !r.values.is_empty() => e.add(
+                    format!("{rp}.values"),
+                    "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                ),
+                "Gt" | "Lt" if r.values.len() != 1 || r.values[0].parse::<i64>().is_err() => e.add(
+                    format!("{rp}.values"),
+                    "Required value: must be specified single value when `operator` is 'Lt' or 'Gt'",
+                ),
+                "In" | "NotIn" | "Exists" | "DoesNotExist" | "Gt" | "Lt" => {}
+                op => e.add(
+                    format!("{rp}.operator"),
+                    format!("Invalid value: {op:?}: not a valid selector operator"),
+                ),
+            }
+        }
+    }
+}
+
+fn validate_pod_term(t: &PodAffinityTerm, path: &str, e: &mut Errors) {
+    if t.topology_key.is_empty() {
+        e.add(
+            format!("{path}.topologyKey"),
+            "Required value: can not be empty",
+        );
+    }
+    if let Some(ls) = &t.label_selector {
+        selector_of(ls, &format!("{path}.labelSelector"), e);
+    }
+}
+
+/// Kubernetes' rules for node affinity and pod (anti-)affinity, in its words.
+fn validate_affinity(a: &Affinity, path: &str, e: &mut Errors) {
+    if let Some(n) = &a.node_affinity {
+        let np = format!("{path}.nodeAffinity");
+        if let Some(sel) = &n.required_during_scheduling_ignored_during_execution {
+            let rp = format!("{np}.{REQUIRED}.nodeSelectorTerms");
+            if sel.node_selector_terms.is_empty() {
+                e.add(
+                    &rp,
+                    "Required value: must have at least one node selector term",
+                );
+            }
+            for (i, t) in sel.node_selector_terms.iter().enumerate() {
+                validate_node_term(t, &format!("{rp}[{i}]"), e);
+            }
+        }
+        for (i, t) in n
+            .preferred_during_scheduling_ignored_during_execution
+            .iter()
+            .enumerate()
+        {
+            let tp = format!("{np}.{PREFERRED}[{i}]");
+            weight(e, &format!("{tp}.weight"), t.weight);
+            validate_node_term(&t.preference, &format!("{tp}.preference"), e);
+        }
+    }
+    for (name, pa) in [
+        ("podAffinity", &a.pod_affinity),
+        ("podAntiAffinity", &a.pod_anti_affinity),
+    ] {
+        let Some(pa) = pa else { continue };
+        let pp = format!("{path}.{name}");
+        for (i, t) in pa
+            .required_during_scheduling_ignored_during_execution
+            .iter()
+            .enumerate()
+        {
+            validate_pod_term(t, &format!("{pp}.{REQUIRED}[{i}]"), e);
+        }
+        for (i, t) in pa
+            .preferred_during_scheduling_ignored_during_execution
+            .iter()
+            .enumerate()
+        {
+            let tp = format!("{pp}.{PREFERRED}[{i}]");
+            weight(e, &format!("{tp}.weight"), t.weight);
+            validate_pod_term(&t.pod_affinity_term, &format!("{tp}.podAffinityTerm"), e);
+        }
     }
 }
 

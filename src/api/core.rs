@@ -78,6 +78,124 @@ pub struct NodeSpec {
     pub taints: Vec<Taint>,
 }
 
+/// Scheduling constraints of a pod (the `IgnoredDuringExecution` kinds: checked when placing).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Affinity {
+    /// Describes node affinity scheduling rules for the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_affinity: Option<NodeAffinity>,
+    /// Describes pod affinity scheduling rules (e.g. co-locate this pod in the same node, zone, etc. as some other pod(s)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_affinity: Option<PodAffinity>,
+    /// Describes pod anti-affinity scheduling rules (e.g. avoid putting this pod in the same node, zone, etc. as some other pod(s)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_anti_affinity: Option<PodAffinity>,
+}
+
+/// Node affinity: the nodes a pod must (or would rather) run on, by their labels and name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeAffinity {
+    /// If the affinity requirements specified by this field are not met at scheduling time, the pod will not be scheduled onto the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_during_scheduling_ignored_during_execution: Option<NodeSelector>,
+    /// The scheduler will prefer to schedule pods to nodes that satisfy the affinity expressions specified by this field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub preferred_during_scheduling_ignored_during_execution: Vec<PreferredSchedulingTerm>,
+}
+
+/// A node selector: the terms are ORed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeSelector {
+    /// Required. A list of node selector terms. The terms are ORed.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub node_selector_terms: Vec<NodeSelectorTerm>,
+}
+
+/// The requirements of one term are ANDed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeSelectorTerm {
+    /// A list of node selector requirements by node's labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub match_expressions: Vec<NodeSelectorRequirement>,
+    /// A list of node selector requirements by node's fields (only metadata.name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub match_fields: Vec<NodeSelectorRequirement>,
+}
+
+/// A key, an operator (In, NotIn, Exists, DoesNotExist, Gt, Lt) and values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeSelectorRequirement {
+    /// The label key that the selector applies to.
+    pub key: String,
+    /// Represents a key's relationship to a set of values. Valid operators are In, NotIn, Exists, DoesNotExist. Gt, and Lt.
+    pub operator: String,
+    /// An array of string values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub values: Vec<String>,
+}
+
+/// A node selector term with a weight (1-100) added to the score of the nodes it matches.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PreferredSchedulingTerm {
+    /// Weight associated with matching the corresponding nodeSelectorTerm, in the range 1-100.
+    pub weight: i64,
+    /// A node selector term, associated with the corresponding weight.
+    #[serde(default)]
+    pub preference: NodeSelectorTerm,
+}
+
+/// Pod affinity or anti-affinity: where the pods a selector picks run, by topology domain.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodAffinity {
+    /// If the requirements specified by this field are not met at scheduling time, the pod will not be scheduled onto the node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub required_during_scheduling_ignored_during_execution: Vec<PodAffinityTerm>,
+    /// The scheduler will prefer nodes that satisfy these terms, by the sum of their weights.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub preferred_during_scheduling_ignored_during_execution: Vec<WeightedPodAffinityTerm>,
+}
+
+/// The pods `labelSelector` picks (in `namespaces`, the pod's own if empty), co-located by `topologyKey`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodAffinityTerm {
+    /// A label query over a set of resources, in this case pods. If it's null, this PodAffinityTerm matches with no Pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<super::meta::LabelSelector>,
+    /// namespaces specifies a static list of namespace names that the term applies to; null or empty means this pod's namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub namespaces: Vec<String>,
+    /// The node label whose value is the topology domain (kubernetes.io/hostname, topology.kubernetes.io/zone). Empty topologyKey is not allowed.
+    #[serde(default)]
+    pub topology_key: String,
+}
+
+/// A pod affinity term with a weight (1-100).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WeightedPodAffinityTerm {
+    /// weight associated with matching the corresponding podAffinityTerm, in the range 1-100.
+    pub weight: i64,
+    /// Required. A pod affinity term, associated with the corresponding weight.
+    #[serde(default)]
+    pub pod_affinity_term: PodAffinityTerm,
+}
+
 /// A taint keeps every pod that does not tolerate it off the node it is on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -227,6 +345,9 @@ pub struct PodSpec {
     /// NodeSelector is a selector which must be true for the pod to fit on a node: the node's labels must match.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
+    /// If specified, the pod's scheduling constraints: nodeAffinity, podAffinity, podAntiAffinity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
     /// If specified, the pod's tolerations of node taints.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]

@@ -1,11 +1,15 @@
 //! The scheduler's decision, as a pure function: each pending pod goes to a Ready node that
-//! fits its CPU/memory requests, pod count and nodeSelector, preferring the node (and zone)
-//! with the fewest pods of the same owner, then the least loaded one. A pod that fits nowhere
+//! fits its CPU/memory requests, pod count, nodeSelector, taints (tolerations), node affinity
+//! and pod (anti-)affinity, preferring fewer untolerated PreferNoSchedule taints, then the
+//! pod's preferred affinities, then the node (and zone) with the fewest pods of the same
+//! owner, then the least loaded one. A pod that fits nowhere
 //! gets a message saying why, node by node.
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::api::core::{Node, Pod, Taint, Toleration};
+use crate::api::core::{
+    Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, Taint, Toleration,
+};
 use crate::api::meta::Quantity;
 
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
@@ -97,6 +101,206 @@ pub fn untolerated<'a>(taints: &'a [Taint], tolerations: &[Toleration]) -> Optio
         .find(|taint| !tolerations.iter().any(|t| tolerates(t, taint)))
 }
 
+fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
+    let num = |v: &str| v.parse::<i64>().ok();
+    match (r.operator.as_str(), value) {
+        ("In", Some(v)) => r.values.iter().any(|x| x == v),
+        ("NotIn", v) => v.is_none_or(|v| !r.values.iter().any(|x| x == v)),
+        ("Exists", v) => v.is_some(),
+        ("DoesNotExist", v) => v.is_none(),
+        ("Gt", Some(v)) => {
+            matches!((num(v), r.values.first().and_then(|x| num(x))), (Some(a), Some(b)) if a > b)
+        }
+        ("Lt", Some(v)) => {
+            matches!((num(v), r.values.first().and_then(|x| num(x))), (Some(a), Some(b)) if a < b)
+        }
+        _ => false,
+    }
+}
+
+/// Whether a node (its labels and name) matches a node selector term: every expression on
+/// the labels and every field (`metadata.name`) requirement. An empty term matches nothing.
+pub fn term_matches(t: &NodeSelectorTerm, labels: &BTreeMap<String, String>, name: &str) -> bool {
+    if t.match_expressions.is_empty() && t.match_fields.is_empty() {
+        return false;
+    }
+    t.match_expressions
+        .iter()
+        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
+        && t.match_fields
+            .iter()
+            .all(|r| requirement_matches(r, (r.key == "metadata.name").then_some(name)))
+}
+
+/// Whether the pod's required node affinity admits the node (any of its terms matches).
+pub fn node_affinity_fits(p: &Pod, labels: &BTreeMap<String, String>, name: &str) -> bool {
+    let required = p
+        .spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
+    required.is_none_or(|sel| {
+        sel.node_selector_terms
+            .iter()
+            .any(|t| term_matches(t, labels, name))
+    })
+}
+
+/// The sum of the weights of the pod's preferred node affinity terms the node matches.
+pub fn node_affinity_score(p: &Pod, labels: &BTreeMap<String, String>, name: &str) -> i64 {
+    p.spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .map_or(0, |n| {
+            n.preferred_during_scheduling_ignored_during_execution
+                .iter()
+                .filter(|t| term_matches(&t.preference, labels, name))
+                .map(|t| t.weight)
+                .sum()
+        })
+}
+
+/// A pod on a node (bound before, or placed earlier in this pass), as pod affinity sees it.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    /// The labels of the node it is on.
+    pub node_labels: BTreeMap<String, String>,
+    /// Its own required anti-affinity terms (they keep other pods away from it too).
+    pub anti: Vec<PodAffinityTerm>,
+}
+
+impl Placed {
+    pub fn of(p: &Pod, node_labels: &BTreeMap<String, String>) -> Placed {
+        Placed {
+            namespace: p.metadata.namespace().to_string(),
+            labels: p.metadata.labels.clone(),
+            node_labels: node_labels.clone(),
+            anti: p
+                .spec
+                .affinity
+                .as_ref()
+                .and_then(|a| a.pod_anti_affinity.as_ref())
+                .map(|a| {
+                    a.required_during_scheduling_ignored_during_execution
+                        .clone()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Whether a term of a pod in namespace `own_ns` picks the pod (`ns`, `labels`): its
+/// namespaces (the owner's if none) and its label selector (none: no pod).
+pub fn pod_term_picks(
+    term: &PodAffinityTerm,
+    own_ns: &str,
+    ns: &str,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    let in_ns = if term.namespaces.is_empty() {
+        ns == own_ns
+    } else {
+        term.namespaces.iter().any(|n| n == ns)
+    };
+    in_ns
+        && term
+            .label_selector
+            .as_ref()
+            .and_then(|ls| crate::api::labels::Selector::from_label_selector(ls).ok())
+            .is_some_and(|sel| sel.matches(labels))
+}
+
+/// Whether two nodes are in the same domain of `key` (both have the label, same value).
+fn same_domain(key: &str, a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> bool {
+    matches!((a.get(key), b.get(key)), (Some(x), Some(y)) if x == y)
+}
+
+/// Why the pod's required pod affinity / anti-affinity (or an existing pod's anti-affinity)
+/// keeps it off a node with `labels`, in Kubernetes' words; `None` when it may go there.
+pub fn pod_affinity_misfit(
+    p: &Pod,
+    labels: &BTreeMap<String, String>,
+    placed: &[Placed],
+) -> Option<&'static str> {
+    let ns = p.metadata.namespace();
+    let aff = p.spec.affinity.as_ref();
+    let required = |a: Option<&crate::api::core::PodAffinity>| {
+        a.map(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .clone()
+        })
+        .unwrap_or_default()
+    };
+    let affinity = required(aff.and_then(|a| a.pod_affinity.as_ref()));
+    for t in &affinity {
+        let matching: Vec<&Placed> = placed
+            .iter()
+            .filter(|o| pod_term_picks(t, ns, &o.namespace, &o.labels))
+            .collect();
+        // the first pod of a group that picks itself may go anywhere the key exists
+        let alone = matching.is_empty()
+            && pod_term_picks(t, ns, ns, &p.metadata.labels)
+            && labels.contains_key(&t.topology_key);
+        if !alone
+            && !matching
+                .iter()
+                .any(|o| same_domain(&t.topology_key, labels, &o.node_labels))
+        {
+            return Some("node(s) didn't match pod affinity rules");
+        }
+    }
+    let anti = required(aff.and_then(|a| a.pod_anti_affinity.as_ref()));
+    for t in &anti {
+        if placed.iter().any(|o| {
+            pod_term_picks(t, ns, &o.namespace, &o.labels)
+                && same_domain(&t.topology_key, labels, &o.node_labels)
+        }) {
+            return Some("node(s) didn't match pod anti-affinity rules");
+        }
+    }
+    let existing = placed.iter().any(|o| {
+        o.anti.iter().any(|t| {
+            pod_term_picks(t, &o.namespace, ns, &p.metadata.labels)
+                && same_domain(&t.topology_key, labels, &o.node_labels)
+        })
+    });
+    existing.then_some("node(s) didn't satisfy existing pods anti-affinity rules")
+}
+
+/// The preferred pod affinity score of a node: for each preferred term, its weight times the
+/// pods it picks in the node's domain (added for affinity, taken off for anti-affinity).
+pub fn pod_affinity_score(p: &Pod, labels: &BTreeMap<String, String>, placed: &[Placed]) -> i64 {
+    let ns = p.metadata.namespace();
+    let Some(aff) = p.spec.affinity.as_ref() else {
+        return 0;
+    };
+    let mut score = 0;
+    for (sign, a) in [(1, &aff.pod_affinity), (-1, &aff.pod_anti_affinity)] {
+        for w in a
+            .iter()
+            .flat_map(|a| &a.preferred_during_scheduling_ignored_during_execution)
+        {
+            let t = &w.pod_affinity_term;
+            let n = placed
+                .iter()
+                .filter(|o| {
+                    pod_term_picks(t, ns, &o.namespace, &o.labels)
+                        && same_domain(&t.topology_key, labels, &o.node_labels)
+                })
+                .count() as i64;
+            score += sign * w.weight * n;
+        }
+    }
+    score
+}
+
 /// How many PreferNoSchedule taints of a node the pod does not tolerate (the fewer the better).
 pub fn intolerable_preferences(taints: &[Taint], tolerations: &[Toleration]) -> u32 {
     taints
@@ -142,6 +346,10 @@ fn claims_of(p: &Pod) -> Vec<String> {
         .collect()
 }
 
+/// How a node ranks for a pod, the smallest first: untolerated PreferNoSchedule taints, minus
+/// the pod's affinity weights, siblings in the zone, siblings on the node, minus free share.
+type Rank = (u32, i64, u32, u32, i128);
+
 /// Decides for every pod of `pending` (unbound), given the nodes, the pods already bound and
 /// where claims live (a claim's volume is local to one node, so its pods must follow it).
 pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claims) -> Vec<Outcome> {
@@ -181,10 +389,12 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
         .map(|(i, s)| (s.name.clone(), i))
         .collect();
     let mut zone_owners: HashMap<(String, String), u32> = HashMap::new();
+    let mut placed: Vec<Placed> = Vec::new();
     for p in bound.iter().filter(|p| !is_terminal(p)) {
         let Some(&i) = p.spec.node_name.as_ref().and_then(|n| index.get(n)) else {
             continue;
         };
+        placed.push(Placed::of(p, &slots[i].labels));
         let (cpu, mem) = requests(p);
         let s = &mut slots[i];
         s.free_cpu -= cpu;
@@ -243,7 +453,7 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
         }
         let required = pinned.first().map(|(c, n)| ((*c).clone(), n.clone()));
         let mut why: BTreeMap<String, usize> = BTreeMap::new();
-        let mut best: Option<(usize, (u32, u32, u32, i128))> = None;
+        let mut best: Option<(usize, Rank)> = None;
         for (i, s) in slots.iter().enumerate() {
             let taint = untolerated(&s.taints, &p.spec.tolerations);
             let reason = if required.as_ref().is_some_and(|(_, n)| *n != s.name) {
@@ -266,6 +476,10 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
                 .any(|(k, v)| s.labels.get(k) != Some(v))
             {
                 Some("node(s) didn't match the pod's nodeSelector".to_string())
+            } else if !node_affinity_fits(p, &s.labels, &s.name) {
+                Some("node(s) didn't match Pod's node affinity/selector".to_string())
+            } else if let Some(why) = pod_affinity_misfit(p, &s.labels, &placed) {
+                Some(why.to_string())
             } else if s.free_pods < 1 {
                 Some("Too many pods".to_string())
             } else if s.free_cpu < cpu {
@@ -295,6 +509,9 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
             // the node, then the most free CPU+memory share
             let key = (
                 intolerable_preferences(&s.taints, &p.spec.tolerations),
+                // then the pod's own preferences (node and pod affinity weights)
+                -(node_affinity_score(p, &s.labels, &s.name)
+                    + pod_affinity_score(p, &s.labels, &placed)),
                 same_zone,
                 same_node,
                 -(s.free_cpu / 10 + s.free_mem / (1 << 30)),
@@ -305,6 +522,7 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
         }
         match best {
             Some((i, _)) => {
+                placed.push(Placed::of(p, &slots[i].labels));
                 let s = &mut slots[i];
                 s.free_cpu -= cpu;
                 s.free_mem -= mem;
@@ -511,6 +729,168 @@ mod tests {
             vec!["a"],
             "the tolerated node has no PreferNoSchedule taint"
         );
+    }
+
+    fn hosts(names: &[(&str, &str)]) -> Vec<Node> {
+        names
+            .iter()
+            .map(|(n, z)| {
+                let mut node = node(n, "4", "8Gi", Some(z));
+                node.metadata
+                    .labels
+                    .insert("kubernetes.io/hostname".into(), n.to_string());
+                node
+            })
+            .collect()
+    }
+
+    fn term(key: &str, app: &str) -> crate::api::core::PodAffinityTerm {
+        crate::api::core::PodAffinityTerm {
+            label_selector: Some(crate::api::meta::LabelSelector {
+                match_labels: BTreeMap::from([("app".to_string(), app.to_string())]),
+                ..Default::default()
+            }),
+            topology_key: key.into(),
+            ..Default::default()
+        }
+    }
+
+    fn labelled(name: &str, app: &str) -> Pod {
+        let mut p = pod(name, "100m", None);
+        p.metadata.labels.insert("app".into(), app.into());
+        p
+    }
+
+    #[test]
+    fn pod_anti_affinity_spreads_replicas_and_refuses_a_third() {
+        use crate::api::core::{Affinity, PodAffinity};
+        let nodes = hosts(&[("a", "z1"), ("b", "z1")]);
+        let pods: Vec<Pod> = (0..3)
+            .map(|i| {
+                let mut p = labelled(&format!("web{i}"), "web");
+                p.spec.affinity = Some(Affinity {
+                    pod_anti_affinity: Some(PodAffinity {
+                        required_during_scheduling_ignored_during_execution: vec![term(
+                            "kubernetes.io/hostname",
+                            "web",
+                        )],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+                p
+            })
+            .collect();
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let out = nodes_of(&schedule(&refs, &nodes, &[], &Claims::new()));
+        assert_eq!(out[0..2].iter().filter(|n| *n == "a").count(), 1, "{out:?}");
+        assert_eq!(
+            out[2],
+            "none: 0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules"
+        );
+        // a pod without anti-affinity of its own is still kept off by theirs
+        let mut placed = pods[0].clone();
+        placed.spec.node_name = Some("a".into());
+        let other = labelled("other", "web");
+        let out = nodes_of(&schedule(
+            &[&other],
+            &nodes[..1],
+            &[&placed],
+            &Claims::new(),
+        ));
+        assert!(
+            out[0].contains("didn't satisfy existing pods anti-affinity rules"),
+            "{out:?}"
+        );
+        // by zone: both nodes are one domain
+        let mut zonal = pods[1].clone();
+        zonal.spec.affinity.as_mut().unwrap().pod_anti_affinity = Some(PodAffinity {
+            required_during_scheduling_ignored_during_execution: vec![term(ZONE_LABEL, "web")],
+            ..Default::default()
+        });
+        let out = nodes_of(&schedule(&[&zonal], &nodes, &[&placed], &Claims::new()));
+        assert!(out[0].starts_with("none"), "{out:?}");
+    }
+
+    #[test]
+    fn pod_affinity_follows_the_pods_it_picks() {
+        use crate::api::core::{Affinity, PodAffinity};
+        let nodes = hosts(&[("a", "z1"), ("b", "z2")]);
+        let mut db = labelled("db", "db");
+        db.spec.node_name = Some("b".into());
+        let mut web = labelled("web", "web");
+        web.spec.affinity = Some(Affinity {
+            pod_affinity: Some(PodAffinity {
+                required_during_scheduling_ignored_during_execution: vec![term(ZONE_LABEL, "db")],
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let out = nodes_of(&schedule(&[&web], &nodes, &[&db], &Claims::new()));
+        assert_eq!(out, vec!["b"]);
+        let out = nodes_of(&schedule(&[&web], &nodes, &[], &Claims::new()));
+        assert!(
+            out[0].contains("didn't match pod affinity rules"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn node_affinity_requires_and_prefers_labels() {
+        use crate::api::core::{
+            Affinity, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+            PreferredSchedulingTerm,
+        };
+        let nodes = hosts(&[("a", "z1"), ("b", "z2"), ("c", "z2")]);
+        let zone = |op: &str, v: &[&str]| NodeSelectorTerm {
+            match_expressions: vec![NodeSelectorRequirement {
+                key: ZONE_LABEL.into(),
+                operator: op.into(),
+                values: v.iter().map(|s| s.to_string()).collect(),
+            }],
+            ..Default::default()
+        };
+        let mut p = pod("p", "100m", None);
+        p.spec.affinity = Some(Affinity {
+            node_affinity: Some(NodeAffinity {
+                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                    node_selector_terms: vec![zone("In", &["z2"])],
+                }),
+                preferred_during_scheduling_ignored_during_execution: vec![
+                    PreferredSchedulingTerm {
+                        weight: 10,
+                        preference: NodeSelectorTerm {
+                            match_fields: vec![NodeSelectorRequirement {
+                                key: "metadata.name".into(),
+                                operator: "In".into(),
+                                values: vec!["c".into()],
+                            }],
+                            ..Default::default()
+                        },
+                    },
+                ],
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            nodes_of(&schedule(&[&p], &nodes, &[], &Claims::new())),
+            vec!["c"]
+        );
+        let out = nodes_of(&schedule(&[&p], &nodes[..1], &[], &Claims::new()));
+        assert_eq!(
+            out,
+            vec!["none: 0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector"]
+        );
+        assert!(term_matches(
+            &zone("NotIn", &["z1"]),
+            &nodes[1].metadata.labels,
+            "b"
+        ));
+        assert!(!term_matches(
+            &zone("DoesNotExist", &[]),
+            &nodes[1].metadata.labels,
+            "b"
+        ));
     }
 
     #[test]
