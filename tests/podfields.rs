@@ -602,3 +602,62 @@ spec:
         a.containers().is_empty() && b.containers().is_empty()
     });
 }
+
+#[test]
+fn post_start_runs_at_start_and_pre_stop_before_sigterm() {
+    let m = Master::start();
+    let a = Agent::start(&m);
+    let node = &a.name;
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().display();
+    apply(
+        &m,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: hooked}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 20
+  volumes: [{{name: host, hostPath: {{path: "{dir}"}}}}]
+  containers:
+  - name: app
+    image: {TEST_IMAGE}
+    command: [sh, -c, 'trap "echo sigterm >> /host/order; exit 0" TERM; while true; do sleep 1; done']
+    volumeMounts: [{{name: host, mountPath: /host}}]
+    lifecycle:
+      postStart: {{exec: {{command: [sh, -c, 'echo started > /host/started']}}}}
+      preStop: {{exec: {{command: [sh, -c, 'echo prestop >> /host/order']}}}}
+"#
+        ),
+    );
+    wait_until("the hooked pod to run", LONG, || {
+        status(&m, "hooked")["phase"] == "Running"
+    });
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("started")).unwrap_or_default(),
+        "started\n",
+        "postStart ran"
+    );
+    m.orkops(&["delete", "pod", "hooked"]).success();
+    wait_until("the node's containers to be removed", LONG, || {
+        a.containers().is_empty()
+    });
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("order")).unwrap_or_default(),
+        "prestop\nsigterm\n",
+        "preStop ran before SIGTERM"
+    );
+    // a handler Kubernetes refuses is refused by path
+    let err = m
+        .orkops_stdin(
+            &["apply", "-f", "-"],
+            Some(&format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: wrong}}\nspec:\n  containers:\n  - name: app\n    image: {TEST_IMAGE}\n    lifecycle: {{preStop: {{sleep: {{seconds: 0}}}}}}\n")),
+        )
+        .failure();
+    assert!(
+        err.contains("spec.containers[0].lifecycle.preStop.sleep.seconds"),
+        "{err}"
+    );
+}

@@ -526,6 +526,7 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
         validate_container(c, &cp, path, &volumes, &mut names, e);
         // what Kubernetes says of an init container without restartPolicy: Always
         for (name, set) in [
+            ("lifecycle", c.lifecycle.is_some()),
             ("livenessProbe", c.liveness_probe.is_some()),
             ("readinessProbe", c.readiness_probe.is_some()),
             ("startupProbe", c.startup_probe.is_some()),
@@ -732,6 +733,43 @@ fn validate_taints(taints: &[Taint], e: &mut Errors) {
     }
 }
 
+/// A lifecycle hook: exactly one handler, as Kubernetes words it.
+fn validate_handler(h: &LifecycleHandler, path: &str, e: &mut Errors) {
+    let n = [h.exec.is_some(), h.http_get.is_some(), h.sleep.is_some()]
+        .iter()
+        .filter(|x| **x)
+        .count();
+    match n {
+        0 => e.add(path, "Required value: must specify a handler type"),
+        1 => {}
+        _ => e.add(path, "Forbidden: may not specify more than 1 handler type"),
+    }
+    if let Some(x) = &h.exec {
+        if x.command.is_empty() {
+            e.add(format!("{path}.exec.command"), "Required value");
+        }
+    }
+    if let Some(g) = &h.http_get {
+        if let IntOrString::Int(p) = g.port {
+            port_range(e, &format!("{path}.httpGet.port"), p);
+        }
+        one_of(
+            e,
+            &format!("{path}.httpGet.scheme"),
+            &g.scheme,
+            &["HTTP", "HTTPS"],
+        );
+    }
+    if let Some(s) = &h.sleep {
+        if s.seconds <= 0 {
+            e.add(
+                format!("{path}.sleep.seconds"),
+                format!("Invalid value: {}: must be greater than 0", s.seconds),
+            );
+        }
+    }
+}
+
 /// A user or group id, as Kubernetes' ValidateUserID / ValidateGroupID word it.
 fn id_range(e: &mut Errors, path: &str, id: Option<i64>) {
     if let Some(v) = id.filter(|v| !(0..=i64::from(i32::MAX)).contains(v)) {
@@ -817,6 +855,13 @@ fn validate_container(
     {
         if let Some(sc) = &c.security_context {
             validate_security_context(sc, &format!("{cp}.securityContext"), e);
+        }
+        if let Some(l) = &c.lifecycle {
+            for (name, h) in [("postStart", &l.post_start), ("preStop", &l.pre_stop)] {
+                if let Some(h) = h {
+                    validate_handler(h, &format!("{cp}.lifecycle.{name}"), e);
+                }
+            }
         }
         if !labels::is_dns_label(&c.name) {
             e.add(
@@ -1537,9 +1582,9 @@ mod tests {
         );
         // fields orkops does not run stay refused by path
         let v = json!({"metadata": {"name": "x"}, "spec": {
-            "containers": [{"name": "b", "image": "busybox:1", "lifecycle": {}}]}});
+            "containers": [{"name": "b", "image": "busybox:1", "resizePolicy": []}]}});
         let err = admit(Kind::Pod, v).unwrap_err();
-        assert!(err[0].message.contains("lifecycle"), "{:?}", err[0]);
+        assert!(err[0].message.contains("resizePolicy"), "{:?}", err[0]);
     }
 
     #[test]

@@ -687,7 +687,7 @@ mod tests {
     fn fields_orkops_does_not_serve_are_absent_and_types_are_upstream() {
         let container = "io.k8s.api.core.v1.Container";
         let d = &definitions()[container];
-        assert!(d["properties"].get("lifecycle").is_none());
+        assert!(d["properties"].get("resizePolicy").is_none());
         assert!(d["properties"].get("securityContext").is_some());
         assert!(d["properties"].get("env").is_some());
         let replicas = prop("io.k8s.api.apps.v1.DeploymentSpec", "replicas");
