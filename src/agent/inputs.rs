@@ -76,7 +76,7 @@ async fn config_map(
     Ok(Some(out))
 }
 
-async fn secret(
+pub async fn secret(
     api: &ApiClient,
     ns: &str,
     name: &str,
@@ -251,12 +251,53 @@ pub async fn prepare_volumes(
             .await
             .map_err(docker)?;
             Source::Volume(name)
+        } else if let Some(h) = &v.host_path {
+            check_host_path(&h.path, h.type_.as_deref().unwrap_or("")).map_err(|m| {
+                ConfigError(format!(
+                    "MountVolume.SetUp failed for volume {:?} : hostPath type check failed: {m}",
+                    v.name
+                ))
+            })?;
+            Source::Dir(PathBuf::from(&h.path))
         } else {
             return Err(ConfigError(format!("volume {:?} has no source", v.name)));
         };
         out.insert(v.name.clone(), src);
     }
     Ok(out)
+}
+
+/// A hostPath's `type`, checked (and for the `...OrCreate` types made) as the kubelet does.
+pub fn check_host_path(path: &str, type_: &str) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    let p = Path::new(path);
+    let meta = std::fs::metadata(p);
+    let is = |f: fn(&std::fs::FileType) -> bool| meta.as_ref().is_ok_and(|m| f(&m.file_type()));
+    let (ok, what) = match type_ {
+        "" => return Ok(()),
+        "DirectoryOrCreate" if meta.is_err() => {
+            return std::fs::create_dir_all(p).map_err(|e| format!("cannot create {path}: {e}"))
+        }
+        "FileOrCreate" if meta.is_err() => {
+            return std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map(drop)
+                .map_err(|e| format!("cannot create {path}: {e}"))
+        }
+        "Directory" | "DirectoryOrCreate" => (is(std::fs::FileType::is_dir), "a directory"),
+        "File" | "FileOrCreate" => (is(std::fs::FileType::is_file), "a file"),
+        "Socket" => (is(std::fs::FileType::is_socket), "a socket file"),
+        "CharDevice" => (is(std::fs::FileType::is_char_device), "a character device"),
+        "BlockDevice" => (is(std::fs::FileType::is_block_device), "a block device"),
+        t => return Err(format!("unknown hostPath type {t:?}")),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{path} is not {what}"))
+    }
 }
 
 /// The Docker mounts of one container.
@@ -483,7 +524,29 @@ pub async fn cleanup(rt: &Runtime, data_dir: &Path, uid: &str) -> Result<(), Str
 
 #[cfg(test)]
 mod tests {
-    use super::expand;
+    use super::{check_host_path, expand};
+
+    #[test]
+    fn host_path_types_are_checked_and_made_as_the_kubelet_does() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("made");
+        let dir = dir.to_str().unwrap();
+        assert_eq!(
+            check_host_path(dir, "Directory"),
+            Err(format!("{dir} is not a directory"))
+        );
+        check_host_path(dir, "DirectoryOrCreate").unwrap();
+        check_host_path(dir, "Directory").unwrap();
+        assert_eq!(
+            check_host_path(dir, "File"),
+            Err(format!("{dir} is not a file"))
+        );
+        let file = format!("{dir}/f");
+        check_host_path(&file, "FileOrCreate").unwrap();
+        check_host_path(&file, "File").unwrap();
+        assert!(check_host_path(&file, "Socket").is_err());
+        check_host_path("/nowhere/at/all", "").unwrap();
+    }
 
     #[test]
     fn variable_references_expand_like_kubernetes() {

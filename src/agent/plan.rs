@@ -141,6 +141,83 @@ fn deadline_exceeded(pod: &Pod, now: DateTime<Utc>) -> bool {
     }
 }
 
+/// Where a pod's init containers stand: they run one at a time, in spec order, and the app
+/// containers start only when each has exited 0.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Init {
+    /// Every init container completed (or there are none).
+    Done,
+    /// Init container `index` has not completed yet.
+    Waiting { index: usize },
+    /// Init container `index` failed and the pod's restartPolicy is Never: the pod failed.
+    Failed { index: usize },
+}
+
+pub fn init_progress(pod: &Pod, observed: &[Observed]) -> Init {
+    for (index, c) in pod.spec.init_containers.iter().enumerate() {
+        match latest(observed, &c.name) {
+            Some(o) if o.state == RunState::Exited && exit_code(o) == 0 => continue,
+            Some(o) if o.state == RunState::Exited && restart_policy(pod) == "Never" => {
+                return Init::Failed { index }
+            }
+            _ => return Init::Waiting { index },
+        }
+    }
+    Init::Done
+}
+
+/// The next step of init container `index`: start it, restart it after its back-off (init
+/// containers restart on failure under `Always` and `OnFailure`), or wait for it.
+fn plan_init(
+    pod: &Pod,
+    index: usize,
+    observed: &[Observed],
+    mem: &Memory,
+    now: DateTime<Utc>,
+    p: &mut Plan,
+) {
+    let c = &pod.spec.init_containers[index];
+    let failure = mem.failures.get(&c.name).filter(|f| f.retry_at > now);
+    let wake = |p: &mut Plan, t: DateTime<Utc>| {
+        p.wake_at = Some(p.wake_at.map_or(t, |w| w.min(t)));
+    };
+    match latest(observed, &c.name) {
+        None => match failure {
+            Some(f) => wake(p, f.retry_at),
+            None => p.actions.push(Action::Start {
+                name: c.name.clone(),
+                attempt: 0,
+                backoff_level: 0,
+            }),
+        },
+        Some(o) if o.state == RunState::Created => {
+            p.actions.push(Action::Remove { id: o.id.clone() });
+            p.actions.push(Action::Start {
+                name: c.name.clone(),
+                attempt: o.attempt,
+                backoff_level: mem.backoff.get(&c.name).copied().unwrap_or(0),
+            });
+        }
+        Some(o) if o.state == RunState::Running => {}
+        Some(o) => {
+            if let Some(f) = failure {
+                wake(p, f.retry_at);
+                return;
+            }
+            let (level, not_before) = restart_at(o, mem, now);
+            if now >= not_before {
+                p.actions.push(Action::Start {
+                    name: c.name.clone(),
+                    attempt: o.attempt + 1,
+                    backoff_level: level + 1,
+                });
+            } else {
+                wake(p, not_before);
+            }
+        }
+    }
+}
+
 /// What to do next for a live (not deleted) pod.
 pub fn plan(pod: &Pod, observed: &[Observed], mem: &Memory, now: DateTime<Utc>) -> Plan {
     let mut p = Plan::default();
@@ -195,6 +272,14 @@ pub fn plan(pod: &Pod, observed: &[Observed], mem: &Memory, now: DateTime<Utc>) 
         }
         p.actions.push(Action::CreateSandbox);
         return p;
+    }
+    match init_progress(pod, observed) {
+        Init::Done => {}
+        Init::Waiting { index } => {
+            plan_init(pod, index, observed, mem, now, &mut p);
+            return p;
+        }
+        Init::Failed { .. } => return p,
     }
     for c in &pod.spec.containers {
         let failure = mem.failures.get(&c.name).filter(|f| f.retry_at > now);
@@ -316,6 +401,80 @@ fn condition(prev: Option<&PodStatus>, type_: &str, ok: bool, now: DateTime<Utc>
     }
 }
 
+/// The status of one init container: `Completed` ones are ready, a failed one waits in
+/// `CrashLoopBackOff` during its back-off, the ones not reached wait in `PodInitializing`.
+fn init_status(
+    pod: &Pod,
+    c: &crate::api::core::Container,
+    observed: &[Observed],
+    mem: &Memory,
+    now: DateTime<Utc>,
+) -> ContainerStatus {
+    let cur = latest(observed, &c.name);
+    let failure = mem.failures.get(&c.name);
+    let mut cs = ContainerStatus {
+        name: c.name.clone(),
+        image: c.image.clone(),
+        restart_count: cur.map_or(0, |o| o.attempt as i64),
+        started: Some(false),
+        ..Default::default()
+    };
+    let Some(o) = cur else {
+        cs.state = match failure {
+            Some(f) => waiting(&f.reason, Some(f.message.clone())),
+            None => waiting(POD_INITIALIZING, None),
+        };
+        return cs;
+    };
+    cs.container_id = Some(format!("docker://{}", o.id));
+    cs.image_id = (!o.image_id.is_empty()).then(|| format!("docker://{}", o.image_id));
+    cs.last_state = previous(observed, o).map(terminated);
+    match o.state {
+        RunState::Created => cs.state = waiting(POD_INITIALIZING, None),
+        RunState::Running => {
+            cs.started = Some(true);
+            cs.state = ContainerState {
+                running: Some(ContainerStateRunning {
+                    started_at: o.started_at,
+                }),
+                ..Default::default()
+            };
+        }
+        RunState::Exited if exit_code(o) == 0 => {
+            cs.ready = true;
+            cs.state = terminated(o);
+        }
+        RunState::Exited if restart_policy(pod) == "Never" || is_terminal(pod) => {
+            cs.state = terminated(o)
+        }
+        RunState::Exited => {
+            let (level, at) = restart_at(o, mem, now);
+            if let Some(f) = failure {
+                cs.last_state = Some(terminated(o));
+                cs.state = waiting(&f.reason, Some(f.message.clone()));
+            } else if at > now {
+                cs.last_state = Some(terminated(o));
+                cs.state = waiting(
+                    "CrashLoopBackOff",
+                    Some(format!(
+                        "back-off {}s restarting failed container={} pod={}_{}",
+                        backoff_delay(level).as_secs(),
+                        c.name,
+                        pod.metadata.name(),
+                        pod.metadata.namespace()
+                    )),
+                );
+            } else {
+                cs.state = terminated(o);
+            }
+        }
+    }
+    cs
+}
+
+/// The waiting reason of a pod's containers while its init containers run.
+const POD_INITIALIZING: &str = "PodInitializing";
+
 /// The pod's status as observed now.
 pub fn status(
     pod: &Pod,
@@ -331,6 +490,18 @@ pub fn status(
     let mut all_ok = true;
     let mut statuses = Vec::new();
     let pod_ref = format!("{}_{}", pod.metadata.name(), pod.metadata.namespace());
+    let init = init_progress(pod, observed);
+    let init_statuses: Vec<ContainerStatus> = pod
+        .spec
+        .init_containers
+        .iter()
+        .map(|c| init_status(pod, c, observed, mem, now))
+        .collect();
+    let creating = if pod.spec.init_containers.is_empty() {
+        "ContainerCreating"
+    } else {
+        POD_INITIALIZING
+    };
     for c in &pod.spec.containers {
         let cur = latest(observed, &c.name);
         let failure = mem.failures.get(&c.name);
@@ -346,7 +517,7 @@ pub fn status(
                 all_final = false;
                 cs.state = match failure {
                     Some(f) => waiting(&f.reason, Some(f.message.clone())),
-                    None => waiting("ContainerCreating", None),
+                    None => waiting(creating, None),
                 };
             }
             Some(o) => {
@@ -418,9 +589,9 @@ pub fn status(
     let deadline = deadline_exceeded(pod, now);
     let phase = if matches!(prev_phase.as_deref(), Some("Succeeded" | "Failed")) {
         prev_phase.unwrap_or_default()
-    } else if deadline {
+    } else if deadline || matches!(init, Init::Failed { .. }) {
         "Failed".to_string()
-    } else if pending {
+    } else if pending || init != Init::Done {
         "Pending".into()
     } else if all_final {
         if all_ok { "Succeeded" } else { "Failed" }.into()
@@ -447,11 +618,24 @@ pub fn status(
     } else {
         (None, None)
     };
+    let mut initialized = condition(prev, "Initialized", init == Init::Done, now);
+    if init != Init::Done {
+        let incomplete: Vec<&str> = init_statuses
+            .iter()
+            .filter(|s| !s.ready)
+            .map(|s| s.name.as_str())
+            .collect();
+        initialized.reason = Some("ContainersNotInitialized".into());
+        initialized.message = Some(format!(
+            "containers with incomplete status: [{}]",
+            incomplete.join(" ")
+        ));
+    }
     PodStatus {
         phase: Some(phase),
         conditions: vec![
             condition(prev, "PodScheduled", true, now),
-            condition(prev, "Initialized", true, now),
+            initialized,
             condition(prev, "ContainersReady", all_ready, now),
             condition(prev, "Ready", all_ready, now),
         ],
@@ -463,6 +647,7 @@ pub fn status(
             .or_else(|| prev.and_then(|s| s.pod_ip.clone()).filter(|_| terminal)),
         start_time: prev.and_then(|s| s.start_time).or(Some(now)),
         container_statuses: statuses,
+        init_container_statuses: init_statuses,
     }
 }
 
@@ -739,6 +924,102 @@ mod tests {
             })
             .collect();
         assert_eq!(removed, vec!["POD-0", "a-0"]);
+    }
+
+    fn with_init(policy: &str) -> Pod {
+        let mut p = pod(policy, &["a"]);
+        p.spec.init_containers = pod(policy, &["i1", "i2"]).spec.containers;
+        p
+    }
+
+    fn init_state(st: &PodStatus, i: usize) -> (Option<&str>, Option<&str>) {
+        let s = &st.init_container_statuses[i].state;
+        (
+            s.waiting.as_ref().and_then(|w| w.reason.as_deref()),
+            s.terminated.as_ref().and_then(|t| t.reason.as_deref()),
+        )
+    }
+
+    #[test]
+    fn init_containers_run_one_by_one_before_the_app_containers() {
+        let p = with_init("Always");
+        let mem = Memory::default();
+        let sb = obs(SANDBOX, 0, RunState::Running, 0, 0, 0);
+        let start = |name: &str, attempt: u32, backoff_level: u32| Action::Start {
+            name: name.into(),
+            attempt,
+            backoff_level,
+        };
+        let pl = plan(&p, std::slice::from_ref(&sb), &mem, t(1));
+        assert_eq!(pl.actions, vec![start("i1", 0, 0)]);
+        let st = status(&p, std::slice::from_ref(&sb), &mem, "h", t(1));
+        assert_eq!(st.phase.as_deref(), Some("Pending"));
+        assert_eq!(init_state(&st, 0), (Some("PodInitializing"), None));
+        let app = &st.container_statuses[0].state.waiting;
+        assert_eq!(
+            app.as_ref().unwrap().reason.as_deref(),
+            Some("PodInitializing")
+        );
+        let init = &st.conditions[1];
+        assert_eq!(
+            (init.type_.as_str(), init.status.as_str()),
+            ("Initialized", "False")
+        );
+        assert_eq!(init.reason.as_deref(), Some("ContainersNotInitialized"));
+        assert_eq!(
+            init.message.as_deref(),
+            Some("containers with incomplete status: [i1 i2]")
+        );
+        // the first is running: nothing else starts
+        let i1 = obs("i1", 0, RunState::Running, 0, 1, 0);
+        assert!(plan(&p, &[sb.clone(), i1], &mem, t(2)).actions.is_empty());
+        // the first completed: the second starts, then the app container
+        let i1 = obs("i1", 0, RunState::Exited, 0, 1, 2);
+        let pl = plan(&p, &[sb.clone(), i1.clone()], &mem, t(3));
+        assert_eq!(pl.actions, vec![start("i2", 0, 0)]);
+        let i2 = obs("i2", 0, RunState::Exited, 0, 3, 4);
+        let all = [sb.clone(), i1.clone(), i2];
+        assert_eq!(plan(&p, &all, &mem, t(5)).actions, vec![start("a", 0, 0)]);
+        let st = status(&p, &all, &mem, "h", t(5));
+        assert_eq!(init_state(&st, 1), (None, Some("Completed")));
+        assert!(st.init_container_statuses[1].ready);
+        assert_eq!(st.conditions[1].status, "True");
+        assert_eq!(st.conditions[1].reason, None);
+    }
+
+    #[test]
+    fn a_failed_init_container_restarts_with_back_off_or_fails_the_pod() {
+        let sb = obs(SANDBOX, 0, RunState::Running, 0, 0, 0);
+        let i1 = obs("i1", 0, RunState::Exited, 0, 1, 2);
+        let bad = obs("i2", 0, RunState::Exited, 1, 3, 4);
+        let all = [sb.clone(), i1.clone(), bad.clone()];
+        // Always (and OnFailure): restarted, in CrashLoopBackOff from the second failure on
+        let p = with_init("Always");
+        let mut mem = Memory::default();
+        let pl = plan(&p, &all, &mem, t(5));
+        assert!(
+            matches!(&pl.actions[..], [Action::Start { name, attempt: 1, .. }] if name == "i2")
+        );
+        assert_eq!(
+            init_state(&status(&p, &all, &mem, "h", t(5)), 1),
+            (None, Some("Error"))
+        );
+        mem.backoff.insert("i2".into(), 1);
+        let bad1 = obs("i2", 1, RunState::Exited, 1, 5, 6);
+        let all1 = [sb.clone(), i1.clone(), bad, bad1];
+        let pl = plan(&p, &all1, &mem, t(7));
+        assert!(pl.actions.is_empty());
+        assert_eq!(pl.wake_at, Some(t(16)));
+        let st = status(&p, &all1, &mem, "h", t(7));
+        assert_eq!(init_state(&st, 1), (Some("CrashLoopBackOff"), None));
+        assert_eq!(st.init_container_statuses[1].restart_count, 1);
+        assert_eq!(st.phase.as_deref(), Some("Pending"));
+        // Never: the pod failed, the app container never starts
+        let p = with_init("Never");
+        assert!(plan(&p, &all, &Memory::default(), t(5)).actions.is_empty());
+        let st = status(&p, &all, &Memory::default(), "h", t(5));
+        assert_eq!(st.phase.as_deref(), Some("Failed"));
+        assert_eq!(init_state(&st, 1), (None, Some("Error")));
     }
 
     #[test]

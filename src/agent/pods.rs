@@ -26,6 +26,8 @@ use crate::client::ApiClient;
 const RESYNC: Duration = Duration::from_secs(10);
 /// How long to wait before retrying an image, configuration or sandbox failure.
 const RETRY: Duration = Duration::from_secs(10);
+/// How long a postStart hook may run before it counts as failed.
+const POST_START_LIMIT: Duration = Duration::from_secs(120);
 
 pub struct Ctx {
     pub api: Arc<ApiClient>,
@@ -600,11 +602,11 @@ impl Worker {
                 attempt,
                 backoff_level,
             } => {
-                let Some(c) = self
-                    .pod
-                    .spec
-                    .containers
+                let spec = &self.pod.spec;
+                let Some(c) = spec
+                    .init_containers
                     .iter()
+                    .chain(&spec.containers)
                     .find(|c| c.name == name)
                     .cloned()
                 else {
@@ -645,7 +647,11 @@ impl Worker {
                         "Killing",
                         format!("Stopping container {container:?}: {reason}"),
                     );
-                    self.ctx.rt.stop(&id, grace).await.map_err(|e| e.0)?;
+                    let left = match observed.iter().find(|o| o.id == id) {
+                        Some(o) => self.pre_stop(o, observed, grace).await,
+                        None => grace,
+                    };
+                    self.ctx.rt.stop(&id, left).await.map_err(|e| e.0)?;
                     self.mem.liveness_failed.remove(&id);
                     Ok(())
                 }
@@ -848,6 +854,80 @@ impl Worker {
         Ok(())
     }
 
+    fn hook_target(&self, container_id: &str, c: &Container, ip: Option<String>) -> probe::Target {
+        probe::Target {
+            rt: self.ctx.rt.clone(),
+            http: self.ctx.http.clone(),
+            ip: ip.unwrap_or_else(|| "127.0.0.1".into()),
+            container_id: container_id.to_string(),
+            container: c.clone(),
+        }
+    }
+
+    /// Runs the preStop hook of the running container `o` (if its spec has one) within
+    /// `grace`, and returns what is left of the grace period for SIGTERM.
+    async fn pre_stop(&self, o: &Observed, observed: &[Observed], grace: Duration) -> Duration {
+        let spec = &self.pod.spec;
+        let Some(c) = spec
+            .init_containers
+            .iter()
+            .chain(&spec.containers)
+            .find(|c| c.name == o.container)
+        else {
+            return grace;
+        };
+        let Some(h) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) else {
+            return grace;
+        };
+        let ip = plan::latest(observed, SANDBOX).and_then(|s| s.ip.clone());
+        let target = self.hook_target(&o.id, c, ip);
+        let began = std::time::Instant::now();
+        if let Err(why) = probe::run_hook(&target, h, grace).await {
+            self.ctx.event(
+                &self.pod,
+                "Warning",
+                "FailedPreStopHook",
+                format!("PreStopHook failed for container {:?}: {why}", c.name),
+            );
+        }
+        grace.saturating_sub(began.elapsed())
+    }
+
+    /// The registry credentials the pod's `imagePullSecrets` hold for `image`. A secret that
+    /// cannot be read is a warning and the pull goes on without it, as the kubelet does.
+    async fn pull_credentials(&self, image: &str) -> Option<bollard::auth::DockerCredentials> {
+        let ns = self.pod.metadata.namespace().to_string();
+        let mut missing = Vec::new();
+        let mut found = None;
+        for r in &self.pod.spec.image_pull_secrets {
+            match inputs::secret(&self.ctx.api, &ns, &r.name).await {
+                Ok(Some(data)) => {
+                    let config = data
+                        .get(".dockerconfigjson")
+                        .or_else(|| data.get(".dockercfg"));
+                    found = config.and_then(|c| super::runtime::credentials_for(image, c));
+                    if found.is_some() {
+                        break;
+                    }
+                }
+                Ok(None) => missing.push(r.name.clone()),
+                Err(e) => missing.push(format!("{} ({})", r.name, e.0)),
+            }
+        }
+        if !missing.is_empty() {
+            self.ctx.event(
+                &self.pod,
+                "Warning",
+                "FailedToRetrieveImagePullSecret",
+                format!(
+                    "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.",
+                    missing.join(", ")
+                ),
+            );
+        }
+        found
+    }
+
     /// Creates and starts one container. `No` when an input or the image is missing (the
     /// failure is recorded for the status); `Failed` when the engine could not start it.
     async fn start(
@@ -883,7 +963,8 @@ impl Worker {
                 return Ok(Started::No);
             }
             ("Always", _) | (_, false) if policy != "Never" => {
-                if let Err(e) = ctx.rt.pull(&c.image).await {
+                let credentials = self.pull_credentials(&c.image).await;
+                if let Err(e) = ctx.rt.pull(&c.image, credentials).await {
                     self.fail(
                         &c.name,
                         "ErrImagePull",
@@ -897,6 +978,12 @@ impl Worker {
                 }
             }
             _ => {}
+        }
+        // securityContext: runAsNonRoot is checked against the image's user, as the kubelet does
+        let image_user = ctx.rt.image_user(&c.image).await.map_err(|e| e.0)?;
+        if let Some(message) = super::runtime::non_root_violation(&self.pod, c, &image_user) {
+            self.fail(&c.name, "CreateContainerConfigError", message, RETRY);
+            return Ok(Started::No);
         }
         // volumes and environment
         if self.volumes.is_none() {
@@ -973,8 +1060,10 @@ impl Worker {
         host.mounts = Some(mounts);
         host.memory = memory;
         host.nano_cpus = nano_cpus;
+        super::runtime::apply_security(&mut host, &self.pod, c);
         let body = ContainerCreateBody {
             image: Some(c.image.clone()),
+            user: super::runtime::user_of(&self.pod, c, &image_user),
             entrypoint: (!c.command.is_empty()).then(|| {
                 c.command
                     .iter()
@@ -1021,6 +1110,23 @@ impl Worker {
             );
             return Ok(Started::Failed);
         }
+        if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+            // as the kubelet: a failed postStart hook kills the container, which then restarts
+            // per the restart policy
+            let target = self.hook_target(&id, c, sandbox.ip.clone());
+            if let Err(why) = probe::run_hook(&target, h, POST_START_LIMIT).await {
+                self.ctx.event(
+                    &self.pod,
+                    "Warning",
+                    "FailedPostStartHook",
+                    format!("PostStartHook failed for container {:?}: {why}", c.name),
+                );
+                ctx.rt
+                    .stop(&id, plan::grace(&self.pod))
+                    .await
+                    .map_err(|e| e.0)?;
+            }
+        }
         Ok(Started::Yes)
     }
 
@@ -1043,17 +1149,23 @@ impl Worker {
                 return;
             }
         };
+        let this = &*self;
         let stops = observed
             .iter()
             .filter(|o| o.container != SANDBOX && o.state == RunState::Running)
             .map(|o| {
-                self.ctx.event(
-                    &self.pod,
+                this.ctx.event(
+                    &this.pod,
                     "Normal",
                     "Killing",
                     format!("Stopping container {:?}", o.container),
                 );
-                ctx.rt.stop(&o.id, grace)
+                // preStop first, within the grace period; SIGTERM gets what is left of it
+                let (ctx, observed) = (&ctx, &observed);
+                async move {
+                    let left = this.pre_stop(o, observed, grace).await;
+                    ctx.rt.stop(&o.id, left).await
+                }
             });
         for r in futures::future::join_all(stops).await {
             if let Err(e) = r {

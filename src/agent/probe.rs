@@ -9,7 +9,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::runtime::Runtime;
-use crate::api::core::{Container, Probe};
+use crate::api::core::{Container, LifecycleHandler, Probe};
 use crate::api::meta::IntOrString;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,6 +51,25 @@ fn port(c: &Container, p: &IntOrString) -> Result<u16, String> {
             .find(|cp| cp.name.as_deref() == Some(name.as_str()))
             .and_then(|cp| u16::try_from(cp.container_port).ok())
             .ok_or_else(|| format!("container {:?} has no port named {name:?}", c.name)),
+    }
+}
+
+/// Runs a lifecycle hook (postStart, preStop) to its end within `limit`: exec and httpGet as
+/// a probe runs them (an exec hook's exit code other than 0, an HTTP status of 400 or more
+/// fail it), sleep by sleeping.
+pub async fn run_hook(t: &Target, h: &LifecycleHandler, limit: Duration) -> Result<(), String> {
+    if let Some(s) = &h.sleep {
+        tokio::time::sleep(Duration::from_secs(s.seconds.max(0) as u64).min(limit)).await;
+        return Ok(());
+    }
+    let p = Probe {
+        exec: h.exec.clone(),
+        http_get: h.http_get.clone(),
+        ..Default::default()
+    };
+    match tokio::time::timeout(limit, check(t, &p, limit)).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("the hook did not end within {}s", limit.as_secs())),
     }
 }
 

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bollard::auth::DockerCredentials;
 use bollard::models::{ContainerCreateBody, ContainerInspectResponse, HostConfig};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
@@ -13,6 +14,8 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+
+use crate::api::core::{Container, Pod};
 
 pub const LABEL_NODE: &str = "orkops.io/node";
 pub const LABEL_POD_UID: &str = "orkops.io/pod-uid";
@@ -266,8 +269,19 @@ impl Runtime {
         }
     }
 
-    /// Pulls `image` from its registry; the engine's message when that fails.
-    pub async fn pull(&self, image: &str) -> Result<(), RuntimeError> {
+    /// The user an image's processes run as (`USER` of its Dockerfile; empty: root).
+    pub async fn image_user(&self, image: &str) -> Result<String, RuntimeError> {
+        let i = self.docker.inspect_image(image).await?;
+        Ok(i.config.and_then(|c| c.user).unwrap_or_default())
+    }
+
+    /// Pulls `image` from its registry (with `credentials` when the pod has pull secrets for
+    /// it); the engine's message when that fails.
+    pub async fn pull(
+        &self,
+        image: &str,
+        credentials: Option<DockerCredentials>,
+    ) -> Result<(), RuntimeError> {
         let (repo, tag) = split_image(image);
         let mut s = self.docker.create_image(
             Some(CreateImageOptions {
@@ -276,7 +290,7 @@ impl Runtime {
                 ..Default::default()
             }),
             None,
-            None,
+            credentials,
         );
         while let Some(item) = s.next().await {
             item?;
@@ -544,9 +558,263 @@ pub fn join_sandbox(sandbox_id: &str) -> HostConfig {
     }
 }
 
+/// The registry an image comes from, as the keys of a docker config name it: the first path
+/// part when it looks like a host (`reg.example.com/app`, `localhost:5000/app`), Docker Hub
+/// otherwise.
+pub fn registry_of(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((host, _)) if host.contains('.') || host.contains(':') || host == "localhost" => host,
+        _ => "docker.io",
+    }
+}
+
+/// The credentials for `image` in a `.dockerconfigjson` (`{"auths": {...}}`) or `.dockercfg`
+/// (the map itself) secret value; `None` when it has none for the image's registry.
+pub fn credentials_for(image: &str, config: &[u8]) -> Option<DockerCredentials> {
+    let v: serde_json::Value = serde_json::from_slice(config).ok()?;
+    let auths = v.get("auths").unwrap_or(&v).as_object()?;
+    let registry = registry_of(image);
+    let hub = registry == "docker.io";
+    let (key, entry) = auths.iter().find(|(k, _)| {
+        let host = k
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or("");
+        host == registry || (hub && matches!(host, "index.docker.io" | "registry-1.docker.io"))
+    })?;
+    let text = |f: &str| entry.get(f).and_then(|x| x.as_str()).map(str::to_string);
+    let (mut username, mut password) = (text("username"), text("password"));
+    if let (None, Some(auth)) = (&username, text("auth")) {
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth)
+            .ok()?;
+        let pair = String::from_utf8(decoded).ok()?;
+        let (u, p) = pair.split_once(':')?;
+        (username, password) = (Some(u.to_string()), Some(p.to_string()));
+    }
+    Some(DockerCredentials {
+        username,
+        password,
+        serveraddress: Some(key.clone()),
+        ..Default::default()
+    })
+}
+
+/// The user, group and non-root demand that apply to container `c`: its own securityContext
+/// first, the pod's otherwise.
+struct Identity {
+    user: Option<i64>,
+    group: Option<i64>,
+    non_root: bool,
+}
+
+fn identity(pod: &Pod, c: &Container) -> Identity {
+    let ps = pod.spec.security_context.as_ref();
+    let cs = c.security_context.as_ref();
+    Identity {
+        user: cs
+            .and_then(|s| s.run_as_user)
+            .or(ps.and_then(|s| s.run_as_user)),
+        group: cs
+            .and_then(|s| s.run_as_group)
+            .or(ps.and_then(|s| s.run_as_group)),
+        non_root: cs
+            .and_then(|s| s.run_as_non_root)
+            .or(ps.and_then(|s| s.run_as_non_root))
+            .unwrap_or(false),
+    }
+}
+
+/// The engine's `User` for container `c` ("uid", "uid:gid"), `None` to keep the image's;
+/// `image_user` is the image's own USER (for a runAsGroup without a runAsUser).
+pub fn user_of(pod: &Pod, c: &Container, image_user: &str) -> Option<String> {
+    let id = identity(pod, c);
+    match (id.user, id.group) {
+        (Some(u), Some(g)) => Some(format!("{u}:{g}")),
+        (Some(u), None) => Some(u.to_string()),
+        (None, Some(g)) => {
+            let u = image_user.split(':').next().filter(|u| !u.is_empty());
+            Some(format!("{}:{g}", u.unwrap_or("0")))
+        }
+        (None, None) => None,
+    }
+}
+
+/// Why runAsNonRoot forbids starting container `c` (the kubelet's words), given the image's
+/// USER; `None` when it may start.
+pub fn non_root_violation(pod: &Pod, c: &Container, image_user: &str) -> Option<String> {
+    let id = identity(pod, c);
+    if !id.non_root {
+        return None;
+    }
+    let who = format!(
+        "pod: \"{}_{}({})\", container: {}",
+        pod.metadata.name(),
+        pod.metadata.namespace(),
+        pod.metadata.uid.as_deref().unwrap_or(""),
+        c.name
+    );
+    if let Some(u) = id.user {
+        return (u == 0).then(|| format!("container's runAsUser breaks non-root policy ({who})"));
+    }
+    let user = image_user.split(':').next().unwrap_or("");
+    match user.parse::<i64>() {
+        Ok(0) => Some(format!(
+            "container has runAsNonRoot and image will run as root ({who})"
+        )),
+        Ok(_) => None,
+        Err(_) if user.is_empty() => Some(format!(
+            "container has runAsNonRoot and image will run as root ({who})"
+        )),
+        Err(_) => Some(format!(
+            "container has runAsNonRoot and image has non-numeric user ({user}), cannot verify user is non-root ({who})"
+        )),
+    }
+}
+
+/// Maps the pod's and the container's securityContext onto the engine's HostConfig: groups
+/// (fsGroup, supplementalGroups), read-only root, privileged, no-new-privileges,
+/// capabilities, seccomp (RuntimeDefault is the engine's default profile).
+pub fn apply_security(host: &mut HostConfig, pod: &Pod, c: &Container) {
+    let ps = pod.spec.security_context.as_ref();
+    let cs = c.security_context.as_ref();
+    let groups: Vec<String> = ps
+        .into_iter()
+        .flat_map(|s| s.fs_group.iter().chain(&s.supplemental_groups))
+        .map(|g| g.to_string())
+        .collect();
+    if !groups.is_empty() {
+        host.group_add = Some(groups);
+    }
+    let mut opts = Vec::new();
+    if let Some(s) = cs {
+        host.readonly_rootfs = s.read_only_root_filesystem;
+        host.privileged = s.privileged;
+        if s.allow_privilege_escalation == Some(false) {
+            opts.push("no-new-privileges".to_string());
+        }
+        if let Some(caps) = &s.capabilities {
+            let strip = |v: &Vec<String>| -> Vec<String> {
+                v.iter()
+                    .map(|n| n.strip_prefix("CAP_").unwrap_or(n).to_string())
+                    .collect()
+            };
+            if !caps.add.is_empty() {
+                host.cap_add = Some(strip(&caps.add));
+            }
+            if !caps.drop.is_empty() {
+                host.cap_drop = Some(strip(&caps.drop));
+            }
+        }
+    }
+    let seccomp = cs
+        .and_then(|s| s.seccomp_profile.as_ref())
+        .or(ps.and_then(|s| s.seccomp_profile.as_ref()));
+    if seccomp.is_some_and(|p| p.type_ == "Unconfined") {
+        opts.push("seccomp=unconfined".into());
+    }
+    if !opts.is_empty() {
+        host.security_opt = Some(opts);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::core::{Capabilities, PodSecurityContext, SeccompProfile, SecurityContext};
+
+    #[test]
+    fn pull_secrets_give_the_credentials_of_the_image_registry() {
+        assert_eq!(registry_of("busybox:1"), "docker.io");
+        assert_eq!(registry_of("library/busybox"), "docker.io");
+        assert_eq!(
+            registry_of("reg.example.com/team/app:v1"),
+            "reg.example.com"
+        );
+        assert_eq!(registry_of("localhost:5000/app"), "localhost:5000");
+        let cfg = br#"{"auths": {"reg.example.com": {"auth": "dXNlcjpwYXNz"},
+            "https://index.docker.io/v1/": {"username": "hub", "password": "pw"}}}"#;
+        let c = credentials_for("reg.example.com/app", cfg).unwrap();
+        assert_eq!(c.username.as_deref(), Some("user"));
+        assert_eq!(c.password.as_deref(), Some("pass"));
+        assert_eq!(c.serveraddress.as_deref(), Some("reg.example.com"));
+        let c = credentials_for("nginx", cfg).unwrap();
+        assert_eq!(c.username.as_deref(), Some("hub"));
+        assert!(credentials_for("other.example.com/app", cfg).is_none());
+    }
+
+    #[test]
+    fn security_contexts_map_onto_the_host_config_container_first() {
+        let mut pod = Pod::default();
+        pod.metadata.name = Some("p".into());
+        pod.metadata.namespace = Some("ns".into());
+        pod.metadata.uid = Some("u1".into());
+        pod.spec.security_context = Some(PodSecurityContext {
+            run_as_user: Some(1000),
+            run_as_group: Some(3000),
+            fs_group: Some(2000),
+            supplemental_groups: vec![4000],
+            seccomp_profile: Some(SeccompProfile {
+                type_: "Unconfined".into(),
+                localhost_profile: None,
+            }),
+            ..Default::default()
+        });
+        let mut c = Container {
+            name: "app".into(),
+            security_context: Some(SecurityContext {
+                run_as_user: Some(1001),
+                read_only_root_filesystem: Some(true),
+                allow_privilege_escalation: Some(false),
+                capabilities: Some(Capabilities {
+                    add: vec!["CAP_NET_ADMIN".into()],
+                    drop: vec!["ALL".into()],
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(user_of(&pod, &c, "").as_deref(), Some("1001:3000"));
+        let mut host = HostConfig::default();
+        apply_security(&mut host, &pod, &c);
+        assert_eq!(host.group_add, Some(vec!["2000".into(), "4000".into()]));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.cap_add, Some(vec!["NET_ADMIN".into()]));
+        assert_eq!(host.cap_drop, Some(vec!["ALL".into()]));
+        assert_eq!(
+            host.security_opt,
+            Some(vec![
+                "no-new-privileges".into(),
+                "seccomp=unconfined".into()
+            ])
+        );
+        assert_eq!(non_root_violation(&pod, &c, ""), None);
+        // runAsNonRoot against the image's user when no runAsUser says otherwise
+        pod.spec.security_context = Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            ..Default::default()
+        });
+        c.security_context = None;
+        assert_eq!(user_of(&pod, &c, "nobody"), None);
+        assert_eq!(
+            non_root_violation(&pod, &c, "").as_deref(),
+            Some("container has runAsNonRoot and image will run as root (pod: \"p_ns(u1)\", container: app)")
+        );
+        assert!(non_root_violation(&pod, &c, "nobody")
+            .unwrap()
+            .contains("image has non-numeric user (nobody), cannot verify user is non-root"));
+        assert_eq!(non_root_violation(&pod, &c, "65534:65534"), None);
+        c.security_context = Some(SecurityContext {
+            run_as_user: Some(0),
+            ..Default::default()
+        });
+        assert!(non_root_violation(&pod, &c, "65534")
+            .unwrap()
+            .starts_with("container's runAsUser breaks non-root policy"));
+    }
 
     #[test]
     fn image_names_split_into_repo_and_tag() {

@@ -78,7 +78,12 @@ macro_rules! impl_object {
 }
 
 impl_object!(Namespace, Kind::Namespace);
-impl_object!(Node, Kind::Node);
+impl_object!(
+    Node,
+    Kind::Node,
+    |_n: &mut Node| {},
+    |n: &Node, e: &mut Errors| { validate_taints(&n.spec.taints, e) }
+);
 impl_object!(
     Pod,
     Kind::Pod,
@@ -293,7 +298,12 @@ fn quantity(e: &mut Errors, path: &str, q: &Quantity) {
 pub fn default_pod_spec(s: &mut PodSpec) {
     s.restart_policy.get_or_insert_with(|| "Always".into());
     s.termination_grace_period_seconds.get_or_insert(30);
-    for c in &mut s.containers {
+    // serviceAccount is the deprecated alias of serviceAccountName: both say the same
+    if s.service_account_name.as_deref().is_none_or(str::is_empty) {
+        s.service_account_name = s.service_account.clone().filter(|n| !n.is_empty());
+    }
+    s.service_account.clone_from(&s.service_account_name);
+    for c in s.init_containers.iter_mut().chain(s.containers.iter_mut()) {
         if c.image_pull_policy.is_none() {
             let tag = c.image.rsplit_once(':');
             let latest = match tag {
@@ -412,12 +422,13 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
             v.config_map.is_some(),
             v.secret.is_some(),
             v.persistent_volume_claim.is_some(),
+            v.host_path.is_some(),
         ];
         match sources.iter().filter(|x| **x).count() {
             1 => {}
             0 => e.add(
                 &vp,
-                "a volume needs one source: emptyDir, configMap, secret or persistentVolumeClaim",
+                "a volume needs one source: emptyDir, configMap, secret, persistentVolumeClaim or hostPath",
             ),
             _ => e.add(&vp, "a volume may have only one source"),
         }
@@ -426,6 +437,33 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
                 e.add(
                     format!("{vp}.emptyDir.medium"),
                     format!("unsupported value {m:?}: must be \"\" or \"Memory\""),
+                );
+            }
+        }
+        if let Some(h) = &v.host_path {
+            let hp = format!("{vp}.hostPath");
+            if h.path.is_empty() {
+                e.add(format!("{hp}.path"), "Required value");
+            } else if h.path.split('/').any(|part| part == "..") {
+                e.add(
+                    format!("{hp}.path"),
+                    format!("Invalid value: {:?}: must not contain '..'", h.path),
+                );
+            }
+            const TYPES: [&str; 8] = [
+                "",
+                "DirectoryOrCreate",
+                "Directory",
+                "FileOrCreate",
+                "File",
+                "Socket",
+                "CharDevice",
+                "BlockDevice",
+            ];
+            if let Some(t) = h.type_.as_deref().filter(|t| !TYPES.contains(t)) {
+                e.add(
+                    format!("{hp}.type"),
+                    format!("Unsupported value: {t:?}: supported values: \"\", \"BlockDevice\", \"CharDevice\", \"Directory\", \"DirectoryOrCreate\", \"File\", \"FileOrCreate\", \"Socket\""),
                 );
             }
         }
@@ -438,9 +476,393 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
             }
         }
     }
+    if let Some(n) = s.service_account_name.as_deref().filter(|n| !n.is_empty()) {
+        if !labels::is_dns_subdomain(n) {
+            e.add(
+                format!("{path}.serviceAccountName"),
+                format!("Invalid value: {n:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
+            );
+        }
+    }
+    for (i, t) in s.tolerations.iter().enumerate() {
+        validate_toleration(t, &format!("{path}.tolerations[{i}]"), e);
+    }
+    if let Some(a) = &s.affinity {
+        validate_affinity(a, &format!("{path}.affinity"), e);
+    }
+    if s.automount_service_account_token == Some(true) {
+        e.add(
+            format!("{path}.automountServiceAccountToken"),
+            "Unsupported value: true: orkops issues no service account tokens yet (issue 20); hint: leave it unset or set it to false",
+        );
+    }
+    for (i, r) in s.image_pull_secrets.iter().enumerate() {
+        if r.name.is_empty() {
+            e.add(
+                format!("{path}.imagePullSecrets[{i}].name"),
+                "Required value",
+            );
+        }
+    }
+    if let Some(sc) = &s.security_context {
+        let sp = format!("{path}.securityContext");
+        for (field, id) in [
+            ("runAsUser", sc.run_as_user),
+            ("runAsGroup", sc.run_as_group),
+            ("fsGroup", sc.fs_group),
+        ] {
+            id_range(e, &format!("{sp}.{field}"), id);
+        }
+        for (j, g) in sc.supplemental_groups.iter().enumerate() {
+            id_range(e, &format!("{sp}.supplementalGroups[{j}]"), Some(*g));
+        }
+        if let Some(p) = &sc.seccomp_profile {
+            validate_seccomp(p, &format!("{sp}.seccompProfile"), e);
+        }
+    }
     let mut names = BTreeSet::new();
+    for (i, c) in s.init_containers.iter().enumerate() {
+        let cp = format!("{path}.initContainers[{i}]");
+        validate_container(c, &cp, path, &volumes, &mut names, e);
+        // what Kubernetes says of an init container without restartPolicy: Always
+        for (name, set) in [
+            ("lifecycle", c.lifecycle.is_some()),
+            ("livenessProbe", c.liveness_probe.is_some()),
+            ("readinessProbe", c.readiness_probe.is_some()),
+            ("startupProbe", c.startup_probe.is_some()),
+        ] {
+            if set {
+                e.add(
+                    format!("{cp}.{name}"),
+                    "Forbidden: may not be set for init containers without restartPolicy of Always",
+                );
+            }
+        }
+    }
     for (i, c) in s.containers.iter().enumerate() {
         let cp = format!("{path}.containers[{i}]");
+        validate_container(c, &cp, path, &volumes, &mut names, e);
+    }
+}
+
+const REQUIRED: &str = "requiredDuringSchedulingIgnoredDuringExecution";
+const PREFERRED: &str = "preferredDuringSchedulingIgnoredDuringExecution";
+
+fn weight(e: &mut Errors, path: &str, w: i64) {
+    if !(1..=100).contains(&w) {
+        e.add(
+            path,
+            format!("Invalid value: {w}: must be in the range 1-100"),
+        );
+    }
+}
+
+fn validate_node_term(t: &NodeSelectorTerm, path: &str, e: &mut Errors) {
+    for (list, reqs) in [
+        ("matchExpressions", &t.match_expressions),
+        ("matchFields", &t.match_fields),
+    ] {
+        for (j, r) in reqs.iter().enumerate() {
+            let rp = format!("{path}.{list}[{j}]");
+            if list == "matchFields" && r.key != "metadata.name" {
+                e.add(
+                    format!("{rp}.key"),
+                    format!("Invalid value: {:?}: not a valid field selector key", r.key),
+                );
+            }
+            match r.operator.as_str() {
+                "In" | "NotIn" if r.values.is_empty() => e.add(
+                    format!("{rp}.values"),
+                    "Required value: must be specified when `operator` is 'In' or 'NotIn'",
+                ),
+                "Exists" | "DoesNotExist" if !r.values.is_empty() => e.add(
+                    format!("{rp}.values"),
+                    "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                ),
+                "Gt" | "Lt" if r.values.len() != 1 || r.values[0].parse::<i64>().is_err() => e.add(
+                    format!("{rp}.values"),
+                    "Required value: must be specified single value when `operator` is 'Lt' or 'Gt'",
+                ),
+                "In" | "NotIn" | "Exists" | "DoesNotExist" | "Gt" | "Lt" => {}
+                op => e.add(
+                    format!("{rp}.operator"),
+                    format!("Invalid value: {op:?}: not a valid selector operator"),
+                ),
+            }
+        }
+    }
+}
+
+fn validate_pod_term(t: &PodAffinityTerm, path: &str, e: &mut Errors) {
+    if t.topology_key.is_empty() {
+        e.add(
+            format!("{path}.topologyKey"),
+            "Required value: can not be empty",
+        );
+    }
+    if let Some(ls) = &t.label_selector {
+        selector_of(ls, &format!("{path}.labelSelector"), e);
+    }
+}
+
+/// Kubernetes' rules for node affinity and pod (anti-)affinity, in its words.
+fn validate_affinity(a: &Affinity, path: &str, e: &mut Errors) {
+    if let Some(n) = &a.node_affinity {
+        let np = format!("{path}.nodeAffinity");
+        if let Some(sel) = &n.required_during_scheduling_ignored_during_execution {
+            let rp = format!("{np}.{REQUIRED}.nodeSelectorTerms");
+            if sel.node_selector_terms.is_empty() {
+                e.add(
+                    &rp,
+                    "Required value: must have at least one node selector term",
+                );
+            }
+            for (i, t) in sel.node_selector_terms.iter().enumerate() {
+                validate_node_term(t, &format!("{rp}[{i}]"), e);
+            }
+        }
+        for (i, t) in n
+            .preferred_during_scheduling_ignored_during_execution
+            .iter()
+            .enumerate()
+        {
+            let tp = format!("{np}.{PREFERRED}[{i}]");
+            weight(e, &format!("{tp}.weight"), t.weight);
+            validate_node_term(&t.preference, &format!("{tp}.preference"), e);
+        }
+    }
+    for (name, pa) in [
+        ("podAffinity", &a.pod_affinity),
+        ("podAntiAffinity", &a.pod_anti_affinity),
+    ] {
+        let Some(pa) = pa else { continue };
+        let pp = format!("{path}.{name}");
+        for (i, t) in pa
+            .required_during_scheduling_ignored_during_execution
+            .iter()
+            .enumerate()
+        {
+            validate_pod_term(t, &format!("{pp}.{REQUIRED}[{i}]"), e);
+        }
+        for (i, t) in pa
+            .preferred_during_scheduling_ignored_during_execution
+            .iter()
+            .enumerate()
+        {
+            let tp = format!("{pp}.{PREFERRED}[{i}]");
+            weight(e, &format!("{tp}.weight"), t.weight);
+            validate_pod_term(&t.pod_affinity_term, &format!("{tp}.podAffinityTerm"), e);
+        }
+    }
+}
+
+const TAINT_EFFECTS: [&str; 3] = ["NoSchedule", "PreferNoSchedule", "NoExecute"];
+
+/// Kubernetes' rules for a toleration (ValidateTolerations), in its words.
+fn validate_toleration(t: &Toleration, path: &str, e: &mut Errors) {
+    let key = t.key.as_deref().unwrap_or("");
+    let op = t.operator.as_deref().unwrap_or("Equal");
+    let value = t.value.as_deref().unwrap_or("");
+    if key.is_empty() && op != "Exists" {
+        e.add(
+            format!("{path}.operator"),
+            format!("Invalid value: {op:?}: operator must be Exists when `key` is empty, which means \"match all values and all keys\""),
+        );
+    }
+    if t.toleration_seconds.is_some() && t.effect.as_deref() != Some("NoExecute") {
+        e.add(
+            format!("{path}.effect"),
+            format!(
+                "Invalid value: {:?}: effect must be 'NoExecute' when `tolerationSeconds` is set",
+                t.effect.as_deref().unwrap_or("")
+            ),
+        );
+    }
+    match op {
+        "Equal" => {}
+        "Exists" if !value.is_empty() => e.add(
+            format!("{path}.operator"),
+            format!("Invalid value: {t:?}: value must be empty when `operator` is 'Exists'"),
+        ),
+        "Exists" => {}
+        other => e.add(
+            format!("{path}.operator"),
+            format!("Unsupported value: {other:?}: supported values: \"Equal\", \"Exists\""),
+        ),
+    }
+    if let Some(eff) = t.effect.as_deref().filter(|x| !x.is_empty()) {
+        if !TAINT_EFFECTS.contains(&eff) {
+            e.add(
+                format!("{path}.effect"),
+                format!("Unsupported value: {eff:?}: supported values: \"NoExecute\", \"NoSchedule\", \"PreferNoSchedule\""),
+            );
+        }
+    }
+}
+
+/// A node's taints: a key and one of the three effects, each (key, effect) once.
+fn validate_taints(taints: &[Taint], e: &mut Errors) {
+    let mut seen = BTreeSet::new();
+    for (i, t) in taints.iter().enumerate() {
+        let tp = format!("spec.taints[{i}]");
+        if t.key.is_empty() {
+            e.add(format!("{tp}.key"), "Required value");
+        }
+        if t.effect.is_empty() {
+            e.add(format!("{tp}.effect"), "Required value");
+        } else if t.effect == "NoExecute" {
+            e.add(
+                format!("{tp}.effect"),
+                "Unsupported value: \"NoExecute\": orkops does not evict running pods for a taint yet; hint: use NoSchedule (keeps new pods off) and drain the node's pods",
+            );
+        } else if !TAINT_EFFECTS.contains(&t.effect.as_str()) {
+            e.add(
+                format!("{tp}.effect"),
+                format!("Unsupported value: {:?}: supported values: \"NoExecute\", \"NoSchedule\", \"PreferNoSchedule\"", t.effect),
+            );
+        }
+        if !seen.insert((t.key.as_str(), t.effect.as_str())) {
+            e.add(
+                &tp,
+                format!(
+                    "Duplicate value: taints must be unique by key and effect pair ({}:{})",
+                    t.key, t.effect
+                ),
+            );
+        }
+    }
+}
+
+/// A lifecycle hook: exactly one handler, as Kubernetes words it.
+fn validate_handler(h: &LifecycleHandler, path: &str, e: &mut Errors) {
+    let n = [h.exec.is_some(), h.http_get.is_some(), h.sleep.is_some()]
+        .iter()
+        .filter(|x| **x)
+        .count();
+    match n {
+        0 => e.add(path, "Required value: must specify a handler type"),
+        1 => {}
+        _ => e.add(path, "Forbidden: may not specify more than 1 handler type"),
+    }
+    if let Some(x) = &h.exec {
+        if x.command.is_empty() {
+            e.add(format!("{path}.exec.command"), "Required value");
+        }
+    }
+    if let Some(g) = &h.http_get {
+        if let IntOrString::Int(p) = g.port {
+            port_range(e, &format!("{path}.httpGet.port"), p);
+        }
+        one_of(
+            e,
+            &format!("{path}.httpGet.scheme"),
+            &g.scheme,
+            &["HTTP", "HTTPS"],
+        );
+    }
+    if let Some(s) = &h.sleep {
+        if s.seconds <= 0 {
+            e.add(
+                format!("{path}.sleep.seconds"),
+                format!("Invalid value: {}: must be greater than 0", s.seconds),
+            );
+        }
+    }
+}
+
+/// A user or group id, as Kubernetes' ValidateUserID / ValidateGroupID word it.
+fn id_range(e: &mut Errors, path: &str, id: Option<i64>) {
+    if let Some(v) = id.filter(|v| !(0..=i64::from(i32::MAX)).contains(v)) {
+        e.add(
+            path,
+            format!("Invalid value: {v}: must be between 0 and 2147483647, inclusive"),
+        );
+    }
+}
+
+fn validate_seccomp(p: &SeccompProfile, path: &str, e: &mut Errors) {
+    match p.type_.as_str() {
+        "RuntimeDefault" | "Unconfined" => {
+            if p.localhost_profile.is_some() {
+                e.add(
+                    format!("{path}.localhostProfile"),
+                    "Invalid value: can only be set if seccomp type is Localhost",
+                );
+            }
+        }
+        "Localhost" => e.add(
+            format!("{path}.type"),
+            "Unsupported value: \"Localhost\": orkops does not load seccomp profiles from the node's files; hint: use RuntimeDefault (the engine's default profile) or Unconfined",
+        ),
+        "" => e.add(format!("{path}.type"), "Required value"),
+        t => e.add(
+            format!("{path}.type"),
+            format!("Unsupported value: {t:?}: supported values: \"Localhost\", \"RuntimeDefault\", \"Unconfined\""),
+        ),
+    }
+}
+
+fn validate_security_context(sc: &SecurityContext, path: &str, e: &mut Errors) {
+    id_range(e, &format!("{path}.runAsUser"), sc.run_as_user);
+    id_range(e, &format!("{path}.runAsGroup"), sc.run_as_group);
+    if let Some(p) = &sc.seccomp_profile {
+        validate_seccomp(p, &format!("{path}.seccompProfile"), e);
+    }
+    if sc.allow_privilege_escalation == Some(false) {
+        if sc.privileged == Some(true) {
+            e.add(
+                path,
+                "Invalid value: cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+            );
+        }
+        let adds_sys_admin = sc.capabilities.as_ref().is_some_and(|c| {
+            c.add
+                .iter()
+                .any(|a| a == "SYS_ADMIN" || a == "CAP_SYS_ADMIN")
+        });
+        if adds_sys_admin {
+            e.add(
+                path,
+                "Invalid value: cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN",
+            );
+        }
+    }
+    if let Some(caps) = &sc.capabilities {
+        for (list, names) in [("add", &caps.add), ("drop", &caps.drop)] {
+            for (j, n) in names.iter().enumerate() {
+                let ok = !n.is_empty()
+                    && n.chars()
+                        .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_');
+                if !ok {
+                    e.add(
+                        format!("{path}.capabilities.{list}[{j}]"),
+                        format!("Invalid value: {n:?}: a capability name in capitals, like NET_ADMIN or ALL"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn validate_container(
+    c: &Container,
+    cp: &str,
+    path: &str,
+    volumes: &BTreeSet<&str>,
+    names: &mut BTreeSet<String>,
+    e: &mut Errors,
+) {
+    {
+        if let Some(sc) = &c.security_context {
+            validate_security_context(sc, &format!("{cp}.securityContext"), e);
+        }
+        if let Some(l) = &c.lifecycle {
+            for (name, h) in [("postStart", &l.post_start), ("preStop", &l.pre_stop)] {
+                if let Some(h) = h {
+                    validate_handler(h, &format!("{cp}.lifecycle.{name}"), e);
+                }
+            }
+        }
         if !labels::is_dns_label(&c.name) {
             e.add(
                 format!("{cp}.name"),
@@ -449,10 +871,10 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
                     c.name
                 ),
             );
-        } else if !names.insert(c.name.as_str()) {
+        } else if !names.insert(c.name.clone()) {
             e.add(
                 format!("{cp}.name"),
-                format!("duplicate container name {:?}", c.name),
+                format!("Duplicate value: {:?}", c.name),
             );
         }
         if c.image.trim().is_empty() {
@@ -1132,6 +1554,120 @@ mod tests {
         let err = admit(Kind::Pod, pod("None")).unwrap_err();
         assert_eq!(err[0].field, "spec.dnsPolicy");
         assert!(err[0].message.contains("ClusterFirst"), "{:?}", err[0]);
+    }
+
+    #[test]
+    fn init_containers_are_defaulted_and_validated_like_containers() {
+        let v = json!({"metadata": {"name": "x"}, "spec": {
+            "initContainers": [{"name": "a", "image": "busybox"}],
+            "containers": [{"name": "b", "image": "busybox:1"}]}});
+        let out = admit(Kind::Pod, v).unwrap();
+        assert_eq!(
+            out["spec"]["initContainers"][0]["imagePullPolicy"],
+            "Always"
+        );
+        let v = json!({"metadata": {"name": "x"}, "spec": {
+            "initContainers": [{"name": "a", "image": "busybox:1",
+                "readinessProbe": {"exec": {"command": ["true"]}}}],
+            "containers": [{"name": "a", "image": "busybox:1"}]}});
+        let err = admit(Kind::Pod, v).unwrap_err();
+        let text: Vec<String> = err.iter().map(ToString::to_string).collect();
+        assert!(
+            text.contains(&"spec.initContainers[0].readinessProbe: Forbidden: may not be set for init containers without restartPolicy of Always".to_string()),
+            "{text:?}"
+        );
+        assert!(
+            text.contains(&"spec.containers[0].name: Duplicate value: \"a\"".to_string()),
+            "{text:?}"
+        );
+        // fields orkops does not run stay refused by path
+        let v = json!({"metadata": {"name": "x"}, "spec": {
+            "containers": [{"name": "b", "image": "busybox:1", "resizePolicy": []}]}});
+        let err = admit(Kind::Pod, v).unwrap_err();
+        assert!(err[0].message.contains("resizePolicy"), "{:?}", err[0]);
+    }
+
+    #[test]
+    fn security_contexts_are_refused_as_kubernetes_words_it() {
+        let v = json!({"metadata": {"name": "x"}, "spec": {
+            "securityContext": {"runAsUser": -1, "supplementalGroups": [1, 3000000000i64],
+                "seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}},
+            "containers": [{"name": "b", "image": "busybox:1", "securityContext": {
+                "privileged": true, "allowPrivilegeEscalation": false,
+                "capabilities": {"drop": ["net admin"]},
+                "seccompProfile": {"type": "Bogus"}}}]}});
+        let err = admit(Kind::Pod, v).unwrap_err();
+        let text: Vec<String> = err.iter().map(ToString::to_string).collect();
+        for want in [
+            "spec.securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+            "spec.securityContext.supplementalGroups[1]: Invalid value: 3000000000: must be between 0 and 2147483647, inclusive",
+            "spec.containers[0].securityContext: Invalid value: cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+        ] {
+            assert!(text.iter().any(|t| t == want), "{want} not in {text:?}");
+        }
+        assert!(
+            text.iter().any(|t| t.starts_with(
+                "spec.securityContext.seccompProfile.type: Unsupported value: \"Localhost\""
+            ) && t.contains("hint")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.starts_with("spec.containers[0].securityContext.seccompProfile.type: Unsupported value: \"Bogus\"")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("spec.containers[0].securityContext.capabilities.drop[0]")),
+            "{text:?}"
+        );
+        let ok = json!({"metadata": {"name": "x"}, "spec": {
+            "securityContext": {"runAsUser": 1000, "runAsNonRoot": true, "fsGroup": 2000,
+                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "b", "image": "busybox:1", "securityContext": {
+                "readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
+                "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}}}]}});
+        admit(Kind::Pod, ok).unwrap();
+    }
+
+    #[test]
+    fn tolerations_and_taints_are_refused_as_kubernetes_words_it() {
+        let v = json!({"metadata": {"name": "x"}, "spec": {
+            "tolerations": [
+                {"operator": "Equal", "value": "x"},
+                {"key": "k", "operator": "Exists", "value": "v"},
+                {"key": "k", "effect": "NoSchedule", "tolerationSeconds": 5},
+                {"key": "k", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}],
+            "containers": [{"name": "b", "image": "busybox:1"}]}});
+        let err = admit(Kind::Pod, v).unwrap_err();
+        let fields: Vec<&str> = err.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.tolerations[0].operator",
+                "spec.tolerations[1].operator",
+                "spec.tolerations[2].effect"
+            ],
+            "{err:?}"
+        );
+        assert!(err[2]
+            .message
+            .contains("effect must be 'NoExecute' when `tolerationSeconds` is set"));
+        let node = json!({"metadata": {"name": "n"}, "spec": {"taints": [
+            {"key": "a", "effect": "NoSchedule"}, {"key": "a", "effect": "NoSchedule"},
+            {"key": "b", "effect": "NoExecute"}, {"key": "", "effect": "Never"}]}});
+        let err = admit(Kind::Node, node).unwrap_err();
+        let fields: Vec<&str> = err.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.taints[1]",
+                "spec.taints[2].effect",
+                "spec.taints[3].key",
+                "spec.taints[3].effect"
+            ],
+            "{err:?}"
+        );
+        assert!(err[1].message.contains("hint"), "{err:?}");
     }
 
     #[test]

@@ -361,8 +361,13 @@ fn pod_cells(obj: &Value, name: Cell, created: Cell) -> Vec<Cell> {
         .flatten()
         .filter(|c| c["ready"] == Value::Bool(true))
         .count();
+    let init = obj
+        .pointer("/status/initContainerStatuses")
+        .and_then(Value::as_array);
+    // kubectl counts the init containers' restarts too
     let restarts: i64 = cs
         .into_iter()
+        .chain(init)
         .flatten()
         .map(|c| i(c, "/restartCount"))
         .fold(0, i64::saturating_add);
@@ -494,6 +499,9 @@ pub fn pod_status(p: &Value) -> String {
     if p.pointer("/metadata/deletionTimestamp").is_some() {
         return "Terminating".into();
     }
+    if let Some(init) = init_status(p) {
+        return init;
+    }
     let statuses = p
         .pointer("/status/containerStatuses")
         .and_then(Value::as_array);
@@ -515,6 +523,39 @@ pub fn pod_status(p: &Value) -> String {
         return reason.into();
     }
     or_none(s(p, "/status/phase"))
+}
+
+/// `Init:N/M`, `Init:Error`, `Init:CrashLoopBackOff`...: what kubectl shows while the first
+/// init container that has not completed holds the pod back; `None` once all completed.
+fn init_status(p: &Value) -> Option<String> {
+    let statuses = p
+        .pointer("/status/initContainerStatuses")
+        .and_then(Value::as_array)?;
+    let total = p
+        .pointer("/spec/initContainers")
+        .and_then(Value::as_array)
+        .map_or(statuses.len(), Vec::len);
+    for (i, c) in statuses.iter().enumerate() {
+        if let Some(t) = c.pointer("/state/terminated") {
+            let code = t.get("exitCode").and_then(Value::as_i64).unwrap_or(0);
+            if code == 0 {
+                continue;
+            }
+            let reason = t.get("reason").and_then(Value::as_str).unwrap_or("");
+            let signal = t.get("signal").and_then(Value::as_i64).unwrap_or(0);
+            return Some(match (reason, signal) {
+                ("", 0) => format!("Init:ExitCode:{code}"),
+                ("", s) => format!("Init:Signal:{s}"),
+                (r, _) => format!("Init:{r}"),
+            });
+        }
+        let waiting = c.pointer("/state/waiting/reason").and_then(Value::as_str);
+        return Some(match waiting {
+            Some(r) if !r.is_empty() && r != "PodInitializing" => format!("Init:{r}"),
+            _ => format!("Init:{i}/{total}"),
+        });
+    }
+    None
 }
 
 fn external_ips(obj: &Value) -> String {

@@ -152,6 +152,8 @@ const INT32: &[(&str, &[&str])] = &[
     ("core.v1.ContainerStatus", &["restartCount"]),
     ("core.v1.ContainerStateTerminated", &["exitCode", "signal"]),
     ("core.v1.Event", &["count"]),
+    ("core.v1.PreferredSchedulingTerm", &["weight"]),
+    ("core.v1.WeightedPodAffinityTerm", &["weight"]),
     (
         "core.v1.Probe",
         &[
@@ -685,7 +687,8 @@ mod tests {
     fn fields_orkops_does_not_serve_are_absent_and_types_are_upstream() {
         let container = "io.k8s.api.core.v1.Container";
         let d = &definitions()[container];
-        assert!(d["properties"].get("securityContext").is_none());
+        assert!(d["properties"].get("resizePolicy").is_none());
+        assert!(d["properties"].get("securityContext").is_some());
         assert!(d["properties"].get("env").is_some());
         let replicas = prop("io.k8s.api.apps.v1.DeploymentSpec", "replicas");
         assert_eq!(replicas["type"], "integer");

@@ -59,6 +59,60 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Kubernetes' ServiceAccount admission for a pod being created: `serviceAccountName`
+    /// (and its alias `serviceAccount`) default to `default`; a pod naming a ServiceAccount that
+    /// does not exist is forbidden; a pod without `imagePullSecrets` takes its account's.
+    /// (A missing `default` account is not refused: it is being made with its namespace.)
+    pub async fn admit_pod_service_account(
+        &self,
+        ns: &str,
+        pod: &mut Value,
+    ) -> Result<(), ApiError> {
+        let spec = pod.get("spec").cloned().unwrap_or_default();
+        let named = spec
+            .get("serviceAccountName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .unwrap_or(DEFAULT_SERVICE_ACCOUNT)
+            .to_string();
+        if let Some(s) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+            s.insert("serviceAccountName".into(), json!(named));
+            s.insert("serviceAccount".into(), json!(named));
+        }
+        let get = Command::Get {
+            kind: Kind::ServiceAccount,
+            namespace: Some(ns.to_string()),
+            name: named.clone(),
+        };
+        let account = match Box::pin(self.handle(&Caller::Master, get)).await {
+            Ok(Reply::Ok(v)) => v,
+            Ok(_) => return Err(ApiError::Internal("a get replies with an object".into())),
+            Err(ApiError::NotFound { .. }) if named == DEFAULT_SERVICE_ACCOUNT => return Ok(()),
+            Err(ApiError::NotFound { .. }) => {
+                let pod_name = crate::api::name_of(pod).to_string();
+                return Err(ApiError::Forbidden(format!(
+                    "pods {pod_name:?} is forbidden: error looking up service account {ns}/{named}: serviceaccount {named:?} not found"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        let has_own = spec
+            .get("imagePullSecrets")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+        let inherited = account
+            .get("imagePullSecrets")
+            .filter(|a| a.as_array().is_some_and(|a| !a.is_empty()));
+        if let (false, Some(secrets)) = (has_own, inherited) {
+            if let Some(s) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+                s.insert("imagePullSecrets".into(), secrets.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Makes the `default` ServiceAccount again whenever one is deleted from a namespace that is not
 /// being deleted, until `stop` turns true. Every master runs it; a second create is harmless.
 pub async fn keep_default_service_accounts(

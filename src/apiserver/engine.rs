@@ -495,6 +495,9 @@ impl Engine {
         })?;
         if let Some(ns) = &ns {
             self.require_namespace(ns).await?;
+            if kind == Kind::Pod {
+                self.admit_pod_service_account(ns, &mut obj).await?;
+            }
         }
         record(kind, None, &mut obj, opts);
         if opts.dry_run {
@@ -1829,9 +1832,18 @@ fn merge_update(
     }
     match kind {
         Kind::Pod => {
-            if new.pointer("/spec/nodeName").is_none() {
-                if let Some(n) = current.pointer("/spec/nodeName") {
-                    new["spec"]["nodeName"] = n.clone();
+            // what the scheduler and the ServiceAccount admission set stays when a whole pod
+            // is sent again without it
+            for f in [
+                "nodeName",
+                "serviceAccountName",
+                "serviceAccount",
+                "imagePullSecrets",
+            ] {
+                if new["spec"].get(f).is_none() {
+                    if let Some(n) = current["spec"].get(f) {
+                        new["spec"][f] = n.clone();
+                    }
                 }
             }
             let strip_images = |v: &Value| {

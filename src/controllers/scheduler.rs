@@ -1,11 +1,15 @@
 //! The scheduler's decision, as a pure function: each pending pod goes to a Ready node that
-//! fits its CPU/memory requests, pod count and nodeSelector, preferring the node (and zone)
-//! with the fewest pods of the same owner, then the least loaded one. A pod that fits nowhere
+//! fits its CPU/memory requests, pod count, nodeSelector, taints (tolerations), node affinity
+//! and pod (anti-)affinity, preferring fewer untolerated PreferNoSchedule taints, then the
+//! pod's preferred affinities, then the node (and zone) with the fewest pods of the same
+//! owner, then the least loaded one. A pod that fits nowhere
 //! gets a message saying why, node by node.
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::api::core::{Node, Pod};
+use crate::api::core::{
+    Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, Taint, Toleration,
+};
 use crate::api::meta::Quantity;
 
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
@@ -38,22 +42,272 @@ struct Slot {
     owners: HashMap<String, u32>,
     ready: bool,
     schedulable: bool,
+    taints: Vec<Taint>,
 }
 
 fn q(m: &BTreeMap<String, Quantity>, k: &str) -> Option<i128> {
     m.get(k).and_then(|q| q.millis().ok())
 }
 
-/// CPU (millicores) and memory (milli-bytes) a pod asks for: its requests, or its limits.
+fn container_requests(ct: &crate::api::core::Container) -> (i128, i128) {
+    let r = ct.resources.clone().unwrap_or_default();
+    let cpu = q(&r.requests, "cpu").or(q(&r.limits, "cpu")).unwrap_or(0);
+    let mem = q(&r.requests, "memory")
+        .or(q(&r.limits, "memory"))
+        .unwrap_or(0);
+    (cpu, mem)
+}
+
+/// CPU (millicores) and memory (milli-bytes) a pod asks for: its requests, or its limits; as
+/// in Kubernetes, the larger of the app containers' sum and the largest init container's.
 pub fn requests(p: &Pod) -> (i128, i128) {
-    p.spec.containers.iter().fold((0, 0), |(c, m), ct| {
-        let r = ct.resources.clone().unwrap_or_default();
-        let cpu = q(&r.requests, "cpu").or(q(&r.limits, "cpu")).unwrap_or(0);
-        let mem = q(&r.requests, "memory")
-            .or(q(&r.limits, "memory"))
-            .unwrap_or(0);
+    let (cpu, mem) = p.spec.containers.iter().fold((0, 0), |(c, m), ct| {
+        let (cpu, mem) = container_requests(ct);
         (c + cpu, m + mem)
+    });
+    p.spec
+        .init_containers
+        .iter()
+        .fold((cpu, mem), |(c, m), ct| {
+            let (cpu, mem) = container_requests(ct);
+            (c.max(cpu), m.max(mem))
+        })
+}
+
+/// Whether `t` tolerates `taint` (Kubernetes' ToleratesTaint): an empty effect matches every
+/// effect, an empty key with `Exists` every taint; `Equal` (the default) compares the values.
+pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
+    let effect = t.effect.as_deref().unwrap_or("");
+    if !effect.is_empty() && effect != taint.effect {
+        return false;
+    }
+    let key = t.key.as_deref().unwrap_or("");
+    if !key.is_empty() && key != taint.key {
+        return false;
+    }
+    match t.operator.as_deref().unwrap_or("Equal") {
+        "Exists" => true,
+        "Equal" => t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+        _ => false,
+    }
+}
+
+/// The first of `taints` with a NoSchedule or NoExecute effect that none of `tolerations`
+/// tolerates: such a taint keeps the pod off the node.
+pub fn untolerated<'a>(taints: &'a [Taint], tolerations: &[Toleration]) -> Option<&'a Taint> {
+    taints
+        .iter()
+        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+        .find(|taint| !tolerations.iter().any(|t| tolerates(t, taint)))
+}
+
+fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
+    let num = |v: &str| v.parse::<i64>().ok();
+    match (r.operator.as_str(), value) {
+        ("In", Some(v)) => r.values.iter().any(|x| x == v),
+        ("NotIn", v) => v.is_none_or(|v| !r.values.iter().any(|x| x == v)),
+        ("Exists", v) => v.is_some(),
+        ("DoesNotExist", v) => v.is_none(),
+        ("Gt", Some(v)) => {
+            matches!((num(v), r.values.first().and_then(|x| num(x))), (Some(a), Some(b)) if a > b)
+        }
+        ("Lt", Some(v)) => {
+            matches!((num(v), r.values.first().and_then(|x| num(x))), (Some(a), Some(b)) if a < b)
+        }
+        _ => false,
+    }
+}
+
+/// Whether a node (its labels and name) matches a node selector term: every expression on
+/// the labels and every field (`metadata.name`) requirement. An empty term matches nothing.
+pub fn term_matches(t: &NodeSelectorTerm, labels: &BTreeMap<String, String>, name: &str) -> bool {
+    if t.match_expressions.is_empty() && t.match_fields.is_empty() {
+        return false;
+    }
+    t.match_expressions
+        .iter()
+        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
+        && t.match_fields
+            .iter()
+            .all(|r| requirement_matches(r, (r.key == "metadata.name").then_some(name)))
+}
+
+/// Whether the pod's required node affinity admits the node (any of its terms matches).
+pub fn node_affinity_fits(p: &Pod, labels: &BTreeMap<String, String>, name: &str) -> bool {
+    let required = p
+        .spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
+    required.is_none_or(|sel| {
+        sel.node_selector_terms
+            .iter()
+            .any(|t| term_matches(t, labels, name))
     })
+}
+
+/// The sum of the weights of the pod's preferred node affinity terms the node matches.
+pub fn node_affinity_score(p: &Pod, labels: &BTreeMap<String, String>, name: &str) -> i64 {
+    p.spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .map_or(0, |n| {
+            n.preferred_during_scheduling_ignored_during_execution
+                .iter()
+                .filter(|t| term_matches(&t.preference, labels, name))
+                .map(|t| t.weight)
+                .sum()
+        })
+}
+
+/// A pod on a node (bound before, or placed earlier in this pass), as pod affinity sees it.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    /// The labels of the node it is on.
+    pub node_labels: BTreeMap<String, String>,
+    /// Its own required anti-affinity terms (they keep other pods away from it too).
+    pub anti: Vec<PodAffinityTerm>,
+}
+
+impl Placed {
+    pub fn of(p: &Pod, node_labels: &BTreeMap<String, String>) -> Placed {
+        Placed {
+            namespace: p.metadata.namespace().to_string(),
+            labels: p.metadata.labels.clone(),
+            node_labels: node_labels.clone(),
+            anti: p
+                .spec
+                .affinity
+                .as_ref()
+                .and_then(|a| a.pod_anti_affinity.as_ref())
+                .map(|a| {
+                    a.required_during_scheduling_ignored_during_execution
+                        .clone()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Whether a term of a pod in namespace `own_ns` picks the pod (`ns`, `labels`): its
+/// namespaces (the owner's if none) and its label selector (none: no pod).
+pub fn pod_term_picks(
+    term: &PodAffinityTerm,
+    own_ns: &str,
+    ns: &str,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    let in_ns = if term.namespaces.is_empty() {
+        ns == own_ns
+    } else {
+        term.namespaces.iter().any(|n| n == ns)
+    };
+    in_ns
+        && term
+            .label_selector
+            .as_ref()
+            .and_then(|ls| crate::api::labels::Selector::from_label_selector(ls).ok())
+            .is_some_and(|sel| sel.matches(labels))
+}
+
+/// Whether two nodes are in the same domain of `key` (both have the label, same value).
+fn same_domain(key: &str, a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> bool {
+    matches!((a.get(key), b.get(key)), (Some(x), Some(y)) if x == y)
+}
+
+/// Why the pod's required pod affinity / anti-affinity (or an existing pod's anti-affinity)
+/// keeps it off a node with `labels`, in Kubernetes' words; `None` when it may go there.
+pub fn pod_affinity_misfit(
+    p: &Pod,
+    labels: &BTreeMap<String, String>,
+    placed: &[Placed],
+) -> Option<&'static str> {
+    let ns = p.metadata.namespace();
+    let aff = p.spec.affinity.as_ref();
+    let required = |a: Option<&crate::api::core::PodAffinity>| {
+        a.map(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .clone()
+        })
+        .unwrap_or_default()
+    };
+    let affinity = required(aff.and_then(|a| a.pod_affinity.as_ref()));
+    for t in &affinity {
+        let matching: Vec<&Placed> = placed
+            .iter()
+            .filter(|o| pod_term_picks(t, ns, &o.namespace, &o.labels))
+            .collect();
+        // the first pod of a group that picks itself may go anywhere the key exists
+        let alone = matching.is_empty()
+            && pod_term_picks(t, ns, ns, &p.metadata.labels)
+            && labels.contains_key(&t.topology_key);
+        if !alone
+            && !matching
+                .iter()
+                .any(|o| same_domain(&t.topology_key, labels, &o.node_labels))
+        {
+            return Some("node(s) didn't match pod affinity rules");
+        }
+    }
+    let anti = required(aff.and_then(|a| a.pod_anti_affinity.as_ref()));
+    for t in &anti {
+        if placed.iter().any(|o| {
+            pod_term_picks(t, ns, &o.namespace, &o.labels)
+                && same_domain(&t.topology_key, labels, &o.node_labels)
+        }) {
+            return Some("node(s) didn't match pod anti-affinity rules");
+        }
+    }
+    let existing = placed.iter().any(|o| {
+        o.anti.iter().any(|t| {
+            pod_term_picks(t, &o.namespace, ns, &p.metadata.labels)
+                && same_domain(&t.topology_key, labels, &o.node_labels)
+        })
+    });
+    existing.then_some("node(s) didn't satisfy existing pods anti-affinity rules")
+}
+
+/// The preferred pod affinity score of a node: for each preferred term, its weight times the
+/// pods it picks in the node's domain (added for affinity, taken off for anti-affinity).
+pub fn pod_affinity_score(p: &Pod, labels: &BTreeMap<String, String>, placed: &[Placed]) -> i64 {
+    let ns = p.metadata.namespace();
+    let Some(aff) = p.spec.affinity.as_ref() else {
+        return 0;
+    };
+    let mut score = 0;
+    for (sign, a) in [(1, &aff.pod_affinity), (-1, &aff.pod_anti_affinity)] {
+        for w in a
+            .iter()
+            .flat_map(|a| &a.preferred_during_scheduling_ignored_during_execution)
+        {
+            let t = &w.pod_affinity_term;
+            let n = placed
+                .iter()
+                .filter(|o| {
+                    pod_term_picks(t, ns, &o.namespace, &o.labels)
+                        && same_domain(&t.topology_key, labels, &o.node_labels)
+                })
+                .count() as i64;
+            score += sign * w.weight * n;
+        }
+    }
+    score
+}
+
+/// How many PreferNoSchedule taints of a node the pod does not tolerate (the fewer the better).
+pub fn intolerable_preferences(taints: &[Taint], tolerations: &[Toleration]) -> u32 {
+    taints
+        .iter()
+        .filter(|t| t.effect == "PreferNoSchedule")
+        .filter(|taint| !tolerations.iter().any(|t| tolerates(t, taint)))
+        .count() as u32
 }
 
 /// The uid of the pod's controlling owner (what replicas are spread by).
@@ -92,6 +346,10 @@ fn claims_of(p: &Pod) -> Vec<String> {
         .collect()
 }
 
+/// How a node ranks for a pod, the smallest first: untolerated PreferNoSchedule taints, minus
+/// the pod's affinity weights, siblings in the zone, siblings on the node, minus free share.
+type Rank = (u32, i64, u32, u32, i128);
+
 /// Decides for every pod of `pending` (unbound), given the nodes, the pods already bound and
 /// where claims live (a claim's volume is local to one node, so its pods must follow it).
 pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claims) -> Vec<Outcome> {
@@ -121,6 +379,7 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
                 owners: HashMap::new(),
                 ready: node_ready(n),
                 schedulable: n.spec.unschedulable != Some(true),
+                taints: n.spec.taints.clone(),
             }
         })
         .collect();
@@ -130,10 +389,12 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
         .map(|(i, s)| (s.name.clone(), i))
         .collect();
     let mut zone_owners: HashMap<(String, String), u32> = HashMap::new();
+    let mut placed: Vec<Placed> = Vec::new();
     for p in bound.iter().filter(|p| !is_terminal(p)) {
         let Some(&i) = p.spec.node_name.as_ref().and_then(|n| index.get(n)) else {
             continue;
         };
+        placed.push(Placed::of(p, &slots[i].labels));
         let (cpu, mem) = requests(p);
         let s = &mut slots[i];
         s.free_cpu -= cpu;
@@ -191,28 +452,40 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
             continue;
         }
         let required = pinned.first().map(|(c, n)| ((*c).clone(), n.clone()));
-        let mut why: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut best: Option<(usize, (u32, u32, i128))> = None;
+        let mut why: BTreeMap<String, usize> = BTreeMap::new();
+        let mut best: Option<(usize, Rank)> = None;
         for (i, s) in slots.iter().enumerate() {
+            let taint = untolerated(&s.taints, &p.spec.tolerations);
             let reason = if required.as_ref().is_some_and(|(_, n)| *n != s.name) {
-                Some("node(s) didn't hold the pod's volume")
+                Some("node(s) didn't hold the pod's volume".to_string())
             } else if !s.ready {
-                Some("node(s) were not Ready")
+                Some("node(s) were not Ready".to_string())
             } else if !s.schedulable {
-                Some("node(s) were unschedulable")
+                Some("node(s) were unschedulable".to_string())
+            } else if let Some(t) = taint {
+                // Kubernetes' wording: "node(s) had untolerated taint {key: value}"
+                Some(format!(
+                    "node(s) had untolerated taint {{{}: {}}}",
+                    t.key,
+                    t.value.as_deref().unwrap_or("")
+                ))
             } else if p
                 .spec
                 .node_selector
                 .iter()
                 .any(|(k, v)| s.labels.get(k) != Some(v))
             {
-                Some("node(s) didn't match the pod's nodeSelector")
+                Some("node(s) didn't match the pod's nodeSelector".to_string())
+            } else if !node_affinity_fits(p, &s.labels, &s.name) {
+                Some("node(s) didn't match Pod's node affinity/selector".to_string())
+            } else if let Some(why) = pod_affinity_misfit(p, &s.labels, &placed) {
+                Some(why.to_string())
             } else if s.free_pods < 1 {
-                Some("Too many pods")
+                Some("Too many pods".to_string())
             } else if s.free_cpu < cpu {
-                Some("Insufficient cpu")
+                Some("Insufficient cpu".to_string())
             } else if s.free_mem < mem {
-                Some("Insufficient memory")
+                Some("Insufficient memory".to_string())
             } else {
                 None
             };
@@ -232,8 +505,13 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
                     .unwrap_or(0),
                 _ => 0,
             };
-            // fewer siblings in the zone, then on the node, then the most free CPU+memory share
+            // fewer PreferNoSchedule taints not tolerated, fewer siblings in the zone, then on
+            // the node, then the most free CPU+memory share
             let key = (
+                intolerable_preferences(&s.taints, &p.spec.tolerations),
+                // then the pod's own preferences (node and pod affinity weights)
+                -(node_affinity_score(p, &s.labels, &s.name)
+                    + pod_affinity_score(p, &s.labels, &placed)),
                 same_zone,
                 same_node,
                 -(s.free_cpu / 10 + s.free_mem / (1 << 30)),
@@ -244,6 +522,7 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
         }
         match best {
             Some((i, _)) => {
+                placed.push(Placed::of(p, &slots[i].labels));
                 let s = &mut slots[i];
                 s.free_cpu -= cpu;
                 s.free_mem -= mem;
@@ -366,6 +645,265 @@ mod tests {
                 Outcome::Unschedulable { message, .. } => format!("none: {message}"),
             })
             .collect()
+    }
+
+    fn taint(key: &str, value: &str, effect: &str) -> Taint {
+        Taint {
+            key: key.into(),
+            value: (!value.is_empty()).then(|| value.into()),
+            effect: effect.into(),
+            time_added: None,
+        }
+    }
+
+    fn toleration(key: &str, op: &str, value: &str, effect: &str) -> Toleration {
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        Toleration {
+            key: opt(key),
+            operator: opt(op),
+            value: opt(value),
+            effect: opt(effect),
+            toleration_seconds: None,
+        }
+    }
+
+    #[test]
+    fn tolerations_match_taints_as_kubernetes_does() {
+        let t = taint("dedicated", "gpu", "NoSchedule");
+        assert!(tolerates(
+            &toleration("dedicated", "Equal", "gpu", "NoSchedule"),
+            &t
+        ));
+        assert!(tolerates(&toleration("dedicated", "", "gpu", ""), &t));
+        assert!(tolerates(&toleration("dedicated", "Exists", "", ""), &t));
+        assert!(tolerates(&toleration("", "Exists", "", ""), &t));
+        assert!(!tolerates(&toleration("dedicated", "Equal", "cpu", ""), &t));
+        assert!(!tolerates(
+            &toleration("dedicated", "Exists", "", "NoExecute"),
+            &t
+        ));
+        assert!(!tolerates(&toleration("other", "Exists", "", ""), &t));
+        let taints = [taint("soft", "", "PreferNoSchedule"), t.clone()];
+        assert_eq!(untolerated(&taints, &[]), Some(&t));
+        assert_eq!(intolerable_preferences(&taints, &[]), 1);
+        let all = [toleration("", "Exists", "", "")];
+        assert_eq!(untolerated(&taints, &all), None);
+        assert_eq!(intolerable_preferences(&taints, &all), 0);
+    }
+
+    #[test]
+    fn taints_keep_pods_off_a_node_unless_tolerated() {
+        let mut tainted = node("a", "4", "8Gi", None);
+        tainted.spec.taints = vec![taint("dedicated", "gpu", "NoSchedule")];
+        let mut soft = node("b", "4", "8Gi", None);
+        soft.spec.taints = vec![taint("spare", "", "PreferNoSchedule")];
+        let plain = pod("plain", "100m", None);
+        let out = nodes_of(&schedule(
+            &[&plain],
+            &[tainted.clone()],
+            &[],
+            &Claims::new(),
+        ));
+        assert_eq!(
+            out,
+            vec!["none: 0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}"]
+        );
+        // PreferNoSchedule only: used when nothing else fits, avoided otherwise
+        let out = nodes_of(&schedule(
+            &[&plain],
+            &[tainted.clone(), soft.clone()],
+            &[],
+            &Claims::new(),
+        ));
+        assert_eq!(out, vec!["b"]);
+        let mut tolerant = pod("tolerant", "100m", None);
+        tolerant.spec.tolerations = vec![toleration("dedicated", "Equal", "gpu", "NoSchedule")];
+        let out = nodes_of(&schedule(
+            &[&tolerant],
+            &[tainted, soft],
+            &[],
+            &Claims::new(),
+        ));
+        assert_eq!(
+            out,
+            vec!["a"],
+            "the tolerated node has no PreferNoSchedule taint"
+        );
+    }
+
+    fn hosts(names: &[(&str, &str)]) -> Vec<Node> {
+        names
+            .iter()
+            .map(|(n, z)| {
+                let mut node = node(n, "4", "8Gi", Some(z));
+                node.metadata
+                    .labels
+                    .insert("kubernetes.io/hostname".into(), n.to_string());
+                node
+            })
+            .collect()
+    }
+
+    fn term(key: &str, app: &str) -> crate::api::core::PodAffinityTerm {
+        crate::api::core::PodAffinityTerm {
+            label_selector: Some(crate::api::meta::LabelSelector {
+                match_labels: BTreeMap::from([("app".to_string(), app.to_string())]),
+                ..Default::default()
+            }),
+            topology_key: key.into(),
+            ..Default::default()
+        }
+    }
+
+    fn labelled(name: &str, app: &str) -> Pod {
+        let mut p = pod(name, "100m", None);
+        p.metadata.labels.insert("app".into(), app.into());
+        p
+    }
+
+    #[test]
+    fn pod_anti_affinity_spreads_replicas_and_refuses_a_third() {
+        use crate::api::core::{Affinity, PodAffinity};
+        let nodes = hosts(&[("a", "z1"), ("b", "z1")]);
+        let pods: Vec<Pod> = (0..3)
+            .map(|i| {
+                let mut p = labelled(&format!("web{i}"), "web");
+                p.spec.affinity = Some(Affinity {
+                    pod_anti_affinity: Some(PodAffinity {
+                        required_during_scheduling_ignored_during_execution: vec![term(
+                            "kubernetes.io/hostname",
+                            "web",
+                        )],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+                p
+            })
+            .collect();
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let out = nodes_of(&schedule(&refs, &nodes, &[], &Claims::new()));
+        assert_eq!(out[0..2].iter().filter(|n| *n == "a").count(), 1, "{out:?}");
+        assert_eq!(
+            out[2],
+            "none: 0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules"
+        );
+        // a pod without anti-affinity of its own is still kept off by theirs
+        let mut placed = pods[0].clone();
+        placed.spec.node_name = Some("a".into());
+        let other = labelled("other", "web");
+        let out = nodes_of(&schedule(
+            &[&other],
+            &nodes[..1],
+            &[&placed],
+            &Claims::new(),
+        ));
+        assert!(
+            out[0].contains("didn't satisfy existing pods anti-affinity rules"),
+            "{out:?}"
+        );
+        // by zone: both nodes are one domain
+        let mut zonal = pods[1].clone();
+        zonal.spec.affinity.as_mut().unwrap().pod_anti_affinity = Some(PodAffinity {
+            required_during_scheduling_ignored_during_execution: vec![term(ZONE_LABEL, "web")],
+            ..Default::default()
+        });
+        let out = nodes_of(&schedule(&[&zonal], &nodes, &[&placed], &Claims::new()));
+        assert!(out[0].starts_with("none"), "{out:?}");
+    }
+
+    #[test]
+    fn pod_affinity_follows_the_pods_it_picks() {
+        use crate::api::core::{Affinity, PodAffinity};
+        let nodes = hosts(&[("a", "z1"), ("b", "z2")]);
+        let mut db = labelled("db", "db");
+        db.spec.node_name = Some("b".into());
+        let mut web = labelled("web", "web");
+        web.spec.affinity = Some(Affinity {
+            pod_affinity: Some(PodAffinity {
+                required_during_scheduling_ignored_during_execution: vec![term(ZONE_LABEL, "db")],
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let out = nodes_of(&schedule(&[&web], &nodes, &[&db], &Claims::new()));
+        assert_eq!(out, vec!["b"]);
+        let out = nodes_of(&schedule(&[&web], &nodes, &[], &Claims::new()));
+        assert!(
+            out[0].contains("didn't match pod affinity rules"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn node_affinity_requires_and_prefers_labels() {
+        use crate::api::core::{
+            Affinity, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+            PreferredSchedulingTerm,
+        };
+        let nodes = hosts(&[("a", "z1"), ("b", "z2"), ("c", "z2")]);
+        let zone = |op: &str, v: &[&str]| NodeSelectorTerm {
+            match_expressions: vec![NodeSelectorRequirement {
+                key: ZONE_LABEL.into(),
+                operator: op.into(),
+                values: v.iter().map(|s| s.to_string()).collect(),
+            }],
+            ..Default::default()
+        };
+        let mut p = pod("p", "100m", None);
+        p.spec.affinity = Some(Affinity {
+            node_affinity: Some(NodeAffinity {
+                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                    node_selector_terms: vec![zone("In", &["z2"])],
+                }),
+                preferred_during_scheduling_ignored_during_execution: vec![
+                    PreferredSchedulingTerm {
+                        weight: 10,
+                        preference: NodeSelectorTerm {
+                            match_fields: vec![NodeSelectorRequirement {
+                                key: "metadata.name".into(),
+                                operator: "In".into(),
+                                values: vec!["c".into()],
+                            }],
+                            ..Default::default()
+                        },
+                    },
+                ],
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            nodes_of(&schedule(&[&p], &nodes, &[], &Claims::new())),
+            vec!["c"]
+        );
+        let out = nodes_of(&schedule(&[&p], &nodes[..1], &[], &Claims::new()));
+        assert_eq!(
+            out,
+            vec!["none: 0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector"]
+        );
+        assert!(term_matches(
+            &zone("NotIn", &["z1"]),
+            &nodes[1].metadata.labels,
+            "b"
+        ));
+        assert!(!term_matches(
+            &zone("DoesNotExist", &[]),
+            &nodes[1].metadata.labels,
+            "b"
+        ));
+    }
+
+    #[test]
+    fn init_containers_count_by_the_largest_not_the_sum() {
+        let mut p = pod("p", "100m", None);
+        let mut big = p.spec.containers[0].clone();
+        big.name = "init".into();
+        big.resources = Some(ResourceRequirements {
+            requests: BTreeMap::from([("cpu".to_string(), Quantity("2".into()))]),
+            ..Default::default()
+        });
+        p.spec.init_containers = vec![big.clone(), big];
+        assert_eq!(requests(&p).0, 2000);
     }
 
     #[test]
