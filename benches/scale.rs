@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{pct, report, rss_mb};
+use common::{report, rss_mb};
 use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -157,6 +157,7 @@ async fn follow_pods(
     let mut bound: HashMap<String, Duration> = HashMap::new();
     let mut running: HashMap<String, Duration> = HashMap::new();
     let mut rv = rv.to_string();
+    let mut shown = Instant::now();
     while running.len() < want {
         let url = format!(
             "{}/api/v1/pods?watch=true&labelSelector=bench%3Dscale&resourceVersion={rv}",
@@ -197,6 +198,15 @@ async fn follow_pods(
                 if p["status"]["phase"] == "Running" {
                     running.entry(uid).or_insert_with(|| t0.elapsed());
                 }
+                if shown.elapsed() > Duration::from_secs(30) {
+                    shown = Instant::now();
+                    println!(
+                        "  after {:.0} s: {} pods bound, {} Running",
+                        t0.elapsed().as_secs_f64(),
+                        bound.len(),
+                        running.len()
+                    );
+                }
             }
         }
     }
@@ -229,7 +239,7 @@ fn main() {
     let deployments = pods.div_ceil(per);
     let m = common::Master::start_with(&[
         "--cluster-cidr",
-        "10.0.0.0/8",
+        "10.128.0.0/10",
         "--node-cidr-mask-size",
         "24",
     ]);
@@ -340,23 +350,22 @@ fn main() {
         let url = format!("{}/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}", http.base);
         let resp = http.client.get(&url).bearer_auth(&token).send().await.unwrap();
         let mut stream = resp.bytes_stream();
-        timed("watch event after a write", 100, |i| {
-            let (http, token) = (&http, &token);
-            let stream = &mut stream;
-            async move {
-                let body = json!({"metadata": {"name": format!("w{i}")}});
-                let (code, _) = http.call(Method::POST, "/api/v1/namespaces/default/configmaps", Some(token), Some(body)).await;
-                assert_eq!(code, 201);
-                let mut seen = false;
-                while !seen {
-                    match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
-                        Ok(Some(Ok(chunk))) => seen = chunk.contains(&b'\n'),
-                        _ => panic!("the watch ended"),
-                    }
+        let mut samples = Vec::new();
+        for i in 0..100 {
+            let t = Instant::now();
+            let body = json!({"metadata": {"name": format!("w{i}")}});
+            let (code, _) = http.call(Method::POST, "/api/v1/namespaces/default/configmaps", Some(&token), Some(body)).await;
+            assert_eq!(code, 201);
+            let mut seen = false;
+            while !seen {
+                match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
+                    Ok(Some(Ok(chunk))) => seen = chunk.contains(&b'\n'),
+                    _ => panic!("the watch ended"),
                 }
             }
-        })
-        .await;
+            samples.push(t.elapsed());
+        }
+        report("write + its watch event", &mut samples, None);
         println!(
             "master RSS after the API figures: {:.1} MB, peak {:.1} MB",
             rss_mb(pid),
