@@ -4,7 +4,8 @@
 //! `cargo bench --bench scale --profile dev` (1,000 nodes, 30,000 pods in 30 Deployments of
 //! 1,000). Sizes from the environment: ORKOPS_SCALE_NODES, ORKOPS_SCALE_PODS,
 //! ORKOPS_SCALE_PER_DEPLOYMENT (replicas of each Deployment), ORKOPS_SCALE_IDLE_SECONDS (each
-//! idle and steady-state window, default 60). A quick run:
+//! idle and steady-state window, default 60), ORKOPS_SCALE_DELETE=0 (skip timing the deletion
+//! of every pod at the end). A quick run:
 //! `ORKOPS_SCALE_NODES=50 ORKOPS_SCALE_PODS=1000 ORKOPS_SCALE_PER_DEPLOYMENT=500 ORKOPS_SCALE_IDLE_SECONDS=10`.
 
 #[path = "../tests/common/mod.rs"]
@@ -264,8 +265,8 @@ fn main() {
         quiet_window("idle, nodes only", pid, window, &http, &token).await;
         let (_, l) = http.call(Method::GET, "/api/v1/pods?limit=1", Some(&token), None).await;
         let rv = l["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
-        // the first third of the Deployments in their own namespace: a list of 10,000 pods
-        let third = deployments.div_ceil(3);
+        // the first 10,000 pods in a namespace of their own (the list of 10,000 pods)
+        let third = 10_000usize.div_ceil(per).min(deployments);
         for ns in ["scale-a", "scale-b"] {
             let (code, st) = http
                 .call(Method::POST, "/api/v1/namespaces", Some(&token), Some(json!({"metadata": {"name": ns}})))
@@ -306,11 +307,11 @@ fn main() {
         );
         quiet_window("steady state, all pods Running", pid, window, &http, &token).await;
 
-        let (_, some) = http.call(Method::GET, "/api/v1/namespaces/scale-b/pods?limit=500", Some(&token), None).await;
+        let (_, some) = http.call(Method::GET, "/api/v1/pods?limit=500", Some(&token), None).await;
         let names: Vec<String> = some["items"].as_array().into_iter().flatten()
-            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string)).collect();
+            .map(|p| format!("{}/pods/{}", p["metadata"]["namespace"].as_str().unwrap_or(""), p["metadata"]["name"].as_str().unwrap_or(""))).collect();
         timed(&format!("get pod ({pods} stored)"), 500, |i| {
-            let path = format!("/api/v1/namespaces/scale-b/pods/{}", names[i % names.len()]);
+            let path = format!("/api/v1/namespaces/{}", names[i % names.len()]);
             let (http, token) = (&http, &token);
             async move {
                 let (code, _) = http.call(Method::GET, &path, Some(token), None).await;
@@ -371,7 +372,10 @@ fn main() {
             rss_mb(pid),
             peak_mb(pid)
         );
-        // clean up: the Deployments' pods go through the hollow nodes
+        if env("ORKOPS_SCALE_DELETE", 1) == 0 {
+            return;
+        }
+        // the Deployments' pods go through the hollow nodes
         let t = Instant::now();
         for i in 0..deployments {
             let ns = if i < third { "scale-a" } else { "scale-b" };
