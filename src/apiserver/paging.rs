@@ -304,9 +304,11 @@ pub async fn list(
         ),
         Output::Table { version, .. } => table::list_head(kind, version, &meta),
     };
-    let mut buf = Vec::with_capacity(head.len() + items.len() + 2);
-    buf.extend_from_slice(head.as_bytes());
-    buf.extend_from_slice(&items);
+    // the head goes in front of the items in their own buffer: a second buffer the size of the
+    // whole list would double the peak memory of every large list
+    let mut buf = items;
+    buf.reserve_exact(head.len() + 2);
+    buf.splice(0..0, head.bytes());
     buf.extend_from_slice(b"]}");
     Ok(Bytes::from(buf))
 }
