@@ -153,6 +153,12 @@ fn deployment_runs_on_hollow_nodes(nodes_n: usize, replicas: usize, watch: &str)
             )
         })
         .collect();
+    let distinct: std::collections::HashSet<_> = cidrs.values().collect();
+    assert_eq!(
+        distinct.len(),
+        nodes_n,
+        "every node has its own pod CIDR: {cidrs:?}"
+    );
     let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "web"},
         "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
@@ -182,17 +188,16 @@ fn deployment_runs_on_hollow_nodes(nodes_n: usize, replicas: usize, watch: &str)
                         && matches!((cidrs.get(node), ip), (Some(c), Some(ip)) if c.contains(&ip))
                 })
                 .count();
-            last = format!("{ok} of {} pods", ps.len());
-            ok == replicas && ps.len() == replicas
+            // every pod has its own address
+            let ips: std::collections::HashSet<&str> = ps
+                .iter()
+                .filter_map(|p| p["status"]["podIP"].as_str())
+                .collect();
+            last = format!("{ok} of {} pods, {} addresses", ps.len(), ips.len());
+            ok == replicas && ps.len() == replicas && ips.len() == replicas
         },
     );
-    // every pod has its own address
     let ps = items(&api.get(pods));
-    let ips: std::collections::HashSet<&str> = ps
-        .iter()
-        .filter_map(|p| p["status"]["podIP"].as_str())
-        .collect();
-    assert_eq!(ips.len(), replicas, "pod addresses are unique ({last})");
     let used: std::collections::HashSet<&str> = ps
         .iter()
         .filter_map(|p| p["spec"]["nodeName"].as_str())
@@ -253,4 +258,38 @@ fn a_bad_flag_is_refused_before_anything_joins() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--prefix"), "{err}");
     assert!(nodes(&Api::new(&m), "Not_A_Name").is_empty());
+}
+
+#[test]
+fn metrics_count_the_lists_that_reach_the_store_for_the_admin_only() {
+    let m = Master::start();
+    let api = Api::new(&m);
+    let count = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("apiserver_storage_list_total{resource=\"configmaps\"} "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let metrics = |token: Option<&str>| {
+        api.rt.block_on(async {
+            let mut req = api.http.client.get(format!("{}/metrics", api.http.base));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    let (code, before) = metrics(Some(&api.token));
+    assert_eq!(code, 200, "{before}");
+    for _ in 0..3 {
+        api.get("/api/v1/namespaces/default/configmaps");
+    }
+    let (_, after) = metrics(Some(&api.token));
+    assert!(
+        count(&after) >= count(&before) + 3,
+        "three lists counted: {before} -> {after}"
+    );
+    let (code, _) = metrics(None);
+    assert_eq!(code, 401, "/metrics needs credentials");
 }
