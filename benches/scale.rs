@@ -5,7 +5,7 @@
 //! 1,000). Sizes from the environment: ORKOPS_SCALE_NODES, ORKOPS_SCALE_PODS,
 //! ORKOPS_SCALE_PER_DEPLOYMENT (replicas of each Deployment), ORKOPS_SCALE_IDLE_SECONDS (each
 //! idle and steady-state window, default 60), ORKOPS_SCALE_DELETE=0 (skip timing the deletion
-//! of every pod at the end). A quick run:
+//! of every pod at the end), ORKOPS_SCALE_WATCH=per-node (a watch per hollow node). A quick run:
 //! `ORKOPS_SCALE_NODES=50 ORKOPS_SCALE_PODS=1000 ORKOPS_SCALE_PER_DEPLOYMENT=500 ORKOPS_SCALE_IDLE_SECONDS=10`.
 
 #[path = "../tests/common/mod.rs"]
@@ -121,6 +121,10 @@ fn start_hollow(m: &common::Master, nodes: usize) -> (Child, Duration) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_orkops-hollow"));
     cmd.args(["--config", m.config.to_str().unwrap()])
         .args(["--nodes", &nodes.to_string(), "--prefix", "hollow"])
+        .args([
+            "--watch",
+            &std::env::var("ORKOPS_SCALE_WATCH").unwrap_or_else(|_| "shared".into()),
+        ])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
