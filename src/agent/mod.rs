@@ -4,6 +4,7 @@
 //! exec and image loading to the master.
 
 pub mod dns;
+pub mod hollow;
 pub mod inputs;
 pub mod network;
 pub mod node;

@@ -458,35 +458,11 @@ impl Worker {
     }
 
     async fn write_status(&mut self, status: crate::api::core::PodStatus) -> Result<(), String> {
-        let body = json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": self.pod.metadata.name(), "namespace": self.pod.metadata.namespace()},
-            "status": status,
-        });
-        match self
-            .ctx
-            .api
-            .replace_status(
-                Kind::Pod,
-                Some(self.pod.metadata.namespace()),
-                self.pod.metadata.name(),
-                &body,
-            )
-            .await
-        {
-            Ok(v) => {
-                if v.pointer("/metadata/uid").and_then(Value::as_str)
-                    != self.pod.metadata.uid.as_deref()
-                {
-                    return Err("the pod was replaced by another with the same name".into());
-                }
-                self.pod.status = Some(status);
-                self.written = crate::api::resource_version_of(&v);
-                Ok(())
-            }
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(format!("cannot write the pod status: {e}")),
+        if let Some(rv) = write_status(&self.ctx.api, &self.pod, &status).await? {
+            self.pod.status = Some(status);
+            self.written = Some(rv);
         }
+        Ok(())
     }
 
     fn manage_probes(&mut self, observed: &[Observed]) {
@@ -1183,28 +1159,62 @@ impl Worker {
         tracing::info!(pod = %self.name(), "pod stopped and removed");
     }
 
-    /// Removes the pod object now that its containers are gone (only this pod: a new pod with
-    /// the same name has another uid, and the precondition protects it).
     async fn finalize(&self) {
-        let body = json!({
-            "apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
-            "preconditions": {"uid": self.pod.metadata.uid},
-        });
-        let path = Kind::Pod.path(
-            Some(self.pod.metadata.namespace()),
-            Some(self.pod.metadata.name()),
-        );
-        match self
-            .ctx
-            .api
-            .request(reqwest::Method::DELETE, &path, &[], Some(&body))
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() || e.code() == Some(409) => {}
-            Err(e) => {
-                tracing::warn!(pod = %self.name(), error = %e, "cannot remove the pod object")
+        finalize(&self.ctx.api, &self.pod).await
+    }
+}
+
+/// Writes `status` as the status of `pod` (the agent's only write of a pod); the revision
+/// written, or None when the pod is gone. A pod replaced by another of the same name is an
+/// error. Shared with the hollow nodes.
+pub async fn write_status(
+    api: &ApiClient,
+    pod: &Pod,
+    status: &crate::api::core::PodStatus,
+) -> Result<Option<i64>, String> {
+    let body = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": pod.metadata.name(), "namespace": pod.metadata.namespace()},
+        "status": status,
+    });
+    match api
+        .replace_status(
+            Kind::Pod,
+            Some(pod.metadata.namespace()),
+            pod.metadata.name(),
+            &body,
+        )
+        .await
+    {
+        Ok(v) => {
+            if v.pointer("/metadata/uid").and_then(Value::as_str) != pod.metadata.uid.as_deref() {
+                return Err("the pod was replaced by another with the same name".into());
             }
+            Ok(Some(crate::api::resource_version_of(&v).unwrap_or(0)))
         }
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(format!("cannot write the pod status: {e}")),
+    }
+}
+
+/// Removes the pod object once its containers are gone (only this pod: a new pod with the same
+/// name has another uid, and the precondition protects it). Shared with the hollow nodes.
+pub async fn finalize(api: &ApiClient, pod: &Pod) {
+    let body = json!({
+        "apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
+        "preconditions": {"uid": pod.metadata.uid},
+    });
+    let path = Kind::Pod.path(Some(pod.metadata.namespace()), Some(pod.metadata.name()));
+    match api
+        .request(reqwest::Method::DELETE, &path, &[], Some(&body))
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.is_not_found() || e.code() == Some(409) => {}
+        Err(e) => tracing::warn!(
+            pod = %format!("{}/{}", pod.metadata.namespace(), pod.metadata.name()),
+            error = %e,
+            "cannot remove the pod object"
+        ),
     }
 }

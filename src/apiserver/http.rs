@@ -34,6 +34,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     use super::proxy;
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(proxy::logs))
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/exec",
@@ -66,6 +67,36 @@ async fn healthz(State(st): State<Arc<AppState>>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// Prometheus text for the admin, as kube-apiserver's `/metrics` (only the store list counter
+/// so far: how often a full or paged list reached etcd, per resource).
+async fn metrics(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    match st.credentials.authenticate(auth, Utc::now()) {
+        Ok(super::auth::Caller::Admin | super::auth::Caller::Master) => {}
+        Ok(c) => {
+            return ApiError::Forbidden(format!("{c:?} may not read /metrics; only the admin may"))
+                .into_response()
+        }
+        Err(e) => return e.into_response(),
+    }
+    let mut out = String::from(
+        "# HELP apiserver_storage_list_total Number of LIST requests served from storage\n# TYPE apiserver_storage_list_total counter\n",
+    );
+    for (resource, n) in super::paging::storage_lists() {
+        out.push_str(&format!(
+            "apiserver_storage_list_total{{resource=\"{resource}\"}} {n}\n"
+        ));
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        out,
+    )
+        .into_response()
 }
 
 async fn dispatch(

@@ -31,6 +31,22 @@ pub const BOOKMARK_EVERY: Duration = Duration::from_secs(30);
 pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 const TOKEN_VERSION: &str = "orkops/v1";
 
+/// Lists read from the store, per resource (plural name), since the process started: what
+/// kube-apiserver's `apiserver_storage_list_total` counts, served on `/metrics`.
+static STORAGE_LISTS: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn count_list(kind: Kind) {
+    let mut m = STORAGE_LISTS.lock().unwrap_or_else(|e| e.into_inner());
+    *m.entry(kind.plural()).or_default() += 1;
+}
+
+/// The store lists counted so far, by resource.
+pub fn storage_lists() -> Vec<(&'static str, u64)> {
+    let m = STORAGE_LISTS.lock().unwrap_or_else(|e| e.into_inner());
+    m.iter().map(|(k, v)| (*k, *v)).collect()
+}
+
 /// `resourceVersionMatch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RvMatch {
@@ -219,6 +235,7 @@ pub async fn list(
     kind: Kind,
     q: &ListQuery,
 ) -> Result<Bytes, ApiError> {
+    count_list(kind);
     let (mut revision, start, continued) = read_point(store, kind, q).await?;
     let limit = q
         .paging
@@ -287,9 +304,11 @@ pub async fn list(
         ),
         Output::Table { version, .. } => table::list_head(kind, version, &meta),
     };
-    let mut buf = Vec::with_capacity(head.len() + items.len() + 2);
-    buf.extend_from_slice(head.as_bytes());
-    buf.extend_from_slice(&items);
+    // the head goes in front of the items in their own buffer: a second buffer the size of the
+    // whole list would double the peak memory of every large list
+    let mut buf = items;
+    buf.reserve_exact(head.len() + 2);
+    buf.splice(0..0, head.bytes());
     buf.extend_from_slice(b"]}");
     Ok(Bytes::from(buf))
 }
@@ -305,6 +324,7 @@ pub async fn initial_events(
     kind: Kind,
     q: ListQuery,
 ) -> Result<(BoxStream<'static, Bytes>, i64), ApiError> {
+    count_list(kind);
     let first = store
         .list_page(&prefix, &prefix, CHUNK, 0)
         .await
