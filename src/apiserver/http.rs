@@ -103,7 +103,7 @@ async fn dispatch(
     State(st): State<Arc<AppState>>,
     method: Method,
     uri: Uri,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     body: Body,
 ) -> Response {
@@ -131,9 +131,15 @@ async fn dispatch(
         Ok(_) if discovery.is_some() => Ok(Reply::Ok(discovery.unwrap_or_default())),
         Ok(caller) => {
             let kind = parse_path(uri.path()).ok().map(|t| t.kind);
-            let prepared = super::fieldvalidation::prepare(&method, kind, &query, &headers, body);
+            // YAML and protobuf bodies become JSON first: everything past here reads JSON
+            let json = super::fieldvalidation::directive(&query)
+                .and_then(|d| super::body::to_json(&method, &mut headers, d, body));
+            let prepared = json.and_then(|(body, unknown)| {
+                warnings = unknown;
+                super::fieldvalidation::prepare(&method, kind, &query, &headers, body)
+            });
             let decoded = prepared.and_then(|(body, dropped)| {
-                warnings = dropped;
+                warnings.extend(dropped);
                 let cmd = decode(&method, uri.path(), &query, &headers, &body)?;
                 Ok((cmd, super::write::options(&query, &headers)?))
             });
