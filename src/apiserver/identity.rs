@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::auth::{Caller, NodeIdentity};
 use super::error::ApiError;
 use crate::api::Kind;
-use crate::controllers::loadbalancer::controller::LABEL_INSTANCE_ID;
+use crate::names::LABEL_INSTANCE_ID;
 use crate::store::{Store, StoreError};
 
 /// The key of a node name's revocation record.

@@ -125,11 +125,11 @@ pub async fn run(input: &Input, report: &dyn Reporter) -> Result<Vec<Timing>, Ss
     for r in results {
         match r {
             Ok(t) => timings.push(t),
-            Err(e) => failed.push(e.to_string()),
+            Err(e) => failed.push(e),
         }
     }
     if !failed.is_empty() {
-        return Err(SshError(failed.join("\n")));
+        return Err(SshError::Several(failed));
     }
     Ok(timings)
 }
@@ -145,7 +145,7 @@ async fn one(input: &Input, m: &Machine, report: &dyn Reporter) -> Result<Timing
         user: input.user.clone(),
     };
     if m.arch != input.binaries.arch {
-        return Err(SshError(format!(
+        return Err(SshError::Other(format!(
             "{target}: the instance is {} but the binaries in {} are built for {}; hint: pass --binaries-dir with {} builds",
             m.arch,
             input.binaries.dir.display(),
@@ -195,14 +195,14 @@ async fn provision(
         .until_ok(&format!("test -f {USER_DATA_DONE}"), input.ssh_deadline)
         .await?
     {
-        return Err(SshError(format!(
+        return Err(SshError::Other(format!(
             "{t}: the user data did not finish within {} s ({USER_DATA_DONE} is missing); hint: see the instance's console output or /var/log/cloud-init-output.log",
             input.ssh_deadline.as_secs()
         )));
     }
     let ssh_done = start.elapsed();
     if !s.run("command -v systemctl >/dev/null", None).await?.ok() {
-        return Err(SshError(format!(
+        return Err(SshError::Other(format!(
             "{t}: no systemctl: orkops runs its services as systemd units; hint: use an image with systemd (Debian's have it)"
         )));
     }
@@ -211,12 +211,12 @@ async fn provision(
         Role::Master => render::master_files(&input.facts, m, &input.secrets),
         Role::Node => {
             let join = input.join_configs.get(&m.name).ok_or_else(|| {
-                SshError(format!("{t}: no join config was made for node {}", m.name))
+                SshError::Other(format!("{t}: no join config was made for node {}", m.name))
             })?;
             render::node_files(&input.facts, m, join)
         }
     }
-    .map_err(|e| SshError(format!("{t}: {e}")))?;
+    .map_err(|e| SshError::Other(format!("{t}: {e}")))?;
     if m.role == Role::Node && joined(s).await? {
         // its agent holds its node token: no join token goes back on the node
         files.retain(|f| f.path != render::join_config_path());
@@ -274,7 +274,7 @@ async fn provision(
             .until_ok("docker info >/dev/null 2>&1", input.ssh_deadline)
             .await?
         {
-            return Err(SshError(format!(
+            return Err(SshError::Other(format!(
                 "{t}: the Docker engine does not answer (docker info); hint: the node's image must have Docker (the user data installs docker.io)"
             )));
         }
