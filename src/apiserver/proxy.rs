@@ -78,6 +78,9 @@ impl AgentAccess {
             .with_custom_certificate_verifier(verifier)
             .with_client_auth_cert(certs, key)
             .map_err(|e| format!("the master's client certificate: {e}"))?;
+        // a resumed TLS session skips the certificate check: every connection verifies anew
+        let mut tls = tls;
+        tls.resumption = rustls::client::Resumption::disabled();
         let nodes = Arc::new(NodeAddresses::default());
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
@@ -103,7 +106,8 @@ impl AgentAccess {
         store: Arc<dyn crate::store::Store>,
         prefix: &str,
     ) -> AgentAccess {
-        self.records = Some((store, prefix.to_string()));
+        // (the engine's keys: its prefix without a trailing '/')
+        self.records = Some((store, prefix.trim_end_matches('/').to_string()));
         self
     }
 
