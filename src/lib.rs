@@ -15,6 +15,8 @@
 //! - `bootstrap`: the bootstrap of a cluster's instances over SSH (russh, tera templates);
 //! - `cloud`: cluster infrastructure on AWS (the spec, the reconciler, teardown);
 //! - `progress`: progress events of long operations;
+//! - `names`: the tags, labels, annotations and well-known objects several modules name;
+//! - `provision`: create, update, validate and delete a cluster, as functions of checked settings;
 //! - `cli`: the `orkops` command line.
 
 pub mod addons;
@@ -28,8 +30,10 @@ pub mod cloud;
 pub mod controllers;
 pub mod execproto;
 pub mod master;
+pub mod names;
 pub mod pki;
 pub mod progress;
+pub mod provision;
 pub mod serve;
 pub mod store;
 

@@ -245,7 +245,8 @@ pub async fn run(
         &secrets.key_pem,
         config.data_dir.join("spool"),
     )
-    .map_err(|e| anyhow::anyhow!("cannot prepare the connection to agents: {e}"))?;
+    .map_err(|e| anyhow::anyhow!("cannot prepare the connection to agents: {e}"))?
+    .with_revocations(engine.store().clone(), &config.etcd_prefix);
     engine
         .ensure_system_namespaces()
         .await

@@ -573,3 +573,110 @@ fn an_unreachable_endpoint_and_bad_flags_are_clear_errors() {
     c.ok(&["delete", "cluster", "x", "--yes"]);
     assert_eq!(c.everything(), fresh);
 }
+
+/// Every flag is parsed and checked before the first AWS call: a bad `--ssh-timeout` (or
+/// another bad value) is refused naming the flag and the value, even with `--yes`, and
+/// nothing is made. Run twice: against the emulator (which then holds nothing of the
+/// cluster), and against an endpoint that does not answer (so any AWS call would have failed
+/// with "cannot reach" instead of the flag's error).
+#[test]
+fn bad_flags_are_refused_before_any_aws_call() {
+    let c = LocalCloud::start();
+    let fresh = c.everything();
+    let name = "badflags";
+    let create = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["create", "cluster", name, "--zones", "us-east-1a"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.push("--yes".into());
+        a
+    };
+    let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
+        (
+            create(&["--ssh-timeout", "5"]),
+            vec!["--ssh-timeout", "'5'", "unit"],
+        ),
+        (
+            create(&["--ssh-timeout", "5mins"]),
+            vec!["--ssh-timeout", "'5mins'", "\"mins\""],
+        ),
+        (
+            create(&["--ssh-timeout", "0s"]),
+            vec!["--ssh-timeout", "more than zero"],
+        ),
+        (create(&["--wait", "1h30"]), vec!["--wait", "'1h30'"]),
+        (
+            create(&["--node-size", "t3"]),
+            vec!["--node-size", "'t3'", "instance type"],
+        ),
+        (create(&["--nodes", "501"]), vec!["--nodes", "501"]),
+        (
+            create(&["--api-cidrs", "10.0.0.0/33"]),
+            vec!["--api-cidrs", "10.0.0.0/33"],
+        ),
+        (
+            create(&["--network-cidr", "10.0.0.1/16"]),
+            vec!["--network-cidr", "10.0.0.0/16"],
+        ),
+        (
+            create(&["--image", "ami-xyz"]),
+            vec!["--image", "'ami-xyz'"],
+        ),
+        (
+            create(&["--zones", "us-east-1"]),
+            vec!["--zones", "'us-east-1'", "availability zone"],
+        ),
+        (
+            create(&["--addons", "no-such-addon"]),
+            vec!["--addons", "no-such-addon"],
+        ),
+        (
+            create(&["--binaries-dir", "/nonexistent"]),
+            vec!["--binaries-dir", "/nonexistent/orkops-master"],
+        ),
+        (
+            vec![
+                "update".into(),
+                "cluster".into(),
+                name.into(),
+                "--ssh-timeout".into(),
+                "1x".into(),
+                "--yes".into(),
+            ],
+            vec!["--ssh-timeout", "'1x'"],
+        ),
+        (
+            vec![
+                "create".into(),
+                "cluster".into(),
+                "Bad_Name".into(),
+                "--zones".into(),
+                "us-east-1a".into(),
+            ],
+            vec!["Bad_Name", "cluster name"],
+        ),
+    ];
+    for endpoint in [None, Some("http://127.0.0.1:9")] {
+        for (args, wants) in &cases {
+            let mut cmd = c.command(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            if let Some(e) = endpoint {
+                cmd.env("AWS_ENDPOINT_URL", e);
+            }
+            let o = cmd.output().unwrap();
+            let e = String::from_utf8_lossy(&o.stderr);
+            assert!(!o.status.success(), "{args:?} should fail: {e}");
+            for want in wants {
+                assert!(e.contains(want), "{args:?}: {want:?} in {e}");
+            }
+            assert!(
+                !e.contains("cannot reach the AWS endpoint"),
+                "{args:?} called AWS before refusing the flag: {e}"
+            );
+        }
+    }
+    let o = c.observe(name);
+    assert!(o.is_empty(), "the refused creates made {:?}", o.lines());
+    assert_eq!(c.everything(), fresh, "the refused creates made something");
+}

@@ -277,3 +277,250 @@ fn the_signer_refuses_requests_for_names_it_did_not_derive() {
         );
     });
 }
+
+/// A key and a certificate request for `names`, named after `node`.
+fn key_and_csr(node: &str, names: &[&str]) -> (String, String) {
+    let kp = rcgen::KeyPair::generate().unwrap();
+    let mut p =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    p.distinguished_name.push(rcgen::DnType::CommonName, node);
+    (
+        kp.serialize_pem(),
+        p.serialize_request(&kp).unwrap().pem().unwrap(),
+    )
+}
+
+/// What an attacker holding a node's certificate runs: an "agent" presenting it, answering
+/// every request with a forged log line. Returns its port; it stops with the runtime.
+async fn fake_agent(cert_pem: &str, key_pem: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cfg = orkops::pki::server_config(cert_pem, key_pem, std::path::Path::new("fake")).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = "forged log line\n";
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(resp.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+/// A deleted node's serving certificate stays CA-signed and unexpired; the machine that holds
+/// it (the old instance) must not pass for the node once it is revoked, even when it answers
+/// at the address the node (joined again) reports. A certificate issued after the revocation
+/// is accepted.
+#[test]
+fn the_master_refuses_an_agent_certificate_issued_before_its_nodes_revocation() {
+    let m = Master::start();
+    let http = m.http();
+    let admin = m.admin_token();
+    let node = "node-9";
+    let ns = "/api/v1/namespaces/default";
+    runtime().block_on(async {
+        // node-9 joins with a join token recorded for 127.0.0.1 and gets its certificate
+        let (code, j) = http
+            .call(
+                Method::POST,
+                &format!("/orkops/v1/nodes/{node}/join-token"),
+                Some(&admin),
+                Some(json!({"address": "127.0.0.1"})),
+            )
+            .await;
+        assert_eq!(code, 201, "{j}");
+        let (code, t) = http
+            .call(
+                Method::POST,
+                &format!("/orkops/v1/nodes/{node}/token"),
+                j["token"].as_str(),
+                None,
+            )
+            .await;
+        assert_eq!(code, 201, "{t}");
+        let tok = t["token"].as_str().unwrap().to_string();
+        let (code, n) = http
+            .call(
+                Method::POST,
+                "/api/v1/nodes",
+                Some(&tok),
+                Some(json!({"metadata": {"name": node}})),
+            )
+            .await;
+        assert_eq!(code, 201, "{n}");
+        let (old_key, old_csr) = key_and_csr(node, &[node]);
+        let (code, c) = http
+            .call(
+                Method::POST,
+                &format!("/orkops/v1/nodes/{node}/certificate"),
+                Some(&tok),
+                Some(json!({"csr": old_csr})),
+            )
+            .await;
+        assert_eq!(code, 201, "{c}");
+        let old_cert = c["certificate"].as_str().unwrap().to_string();
+        let old_agent = fake_agent(&old_cert, &old_key).await;
+        let http_ref = &http;
+        let report = move |tok: String, port: u16| {
+            let http = http_ref;
+            async move {
+                let status = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node},
+                    "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                        "daemonEndpoints": {"agentEndpoint": {"Port": port}}}});
+                let (code, st) = http
+                    .call(
+                        Method::PUT,
+                        &format!("/api/v1/nodes/{node}/status"),
+                        Some(&tok),
+                        Some(status),
+                    )
+                    .await;
+                assert_eq!(code, 200, "{st}");
+            }
+        };
+        report(tok.clone(), old_agent).await;
+        let pod = |name: &str| {
+            json!({"metadata": {"name": name}, "spec": {"nodeName": node,
+            "containers": [{"name": "c", "image": common::TEST_IMAGE}]}})
+        };
+        let (code, st) = http
+            .call(
+                Method::POST,
+                &format!("{ns}/pods"),
+                Some(&admin),
+                Some(pod("p9")),
+            )
+            .await;
+        assert_eq!(code, 201, "{st}");
+        // while node-9 is not revoked, its certificate is its agent's
+        let (code, log) = http
+            .call(
+                Method::GET,
+                &format!("{ns}/pods/p9/log"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (code, log.as_str()),
+            (200, Some("forged log line\n")),
+            "{log}"
+        );
+
+        // node-9 is deleted (revoked), then joins again; the old machine still answers at the
+        // address the node reports, with the old certificate
+        let (code, st) = http
+            .call(
+                Method::DELETE,
+                &format!("/api/v1/nodes/{node}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(code, 200, "{st}");
+        let deleted = chrono::Utc::now();
+        let (code, j) = http
+            .call(
+                Method::POST,
+                &format!("/orkops/v1/nodes/{node}/join-token"),
+                Some(&admin),
+                Some(json!({"address": "127.0.0.1"})),
+            )
+            .await;
+        assert_eq!(code, 201, "{j}");
+        let (code, t) = http
+            .call(
+                Method::POST,
+                &format!("/orkops/v1/nodes/{node}/token"),
+                j["token"].as_str(),
+                None,
+            )
+            .await;
+        assert_eq!(code, 201, "{t}");
+        let tok2 = t["token"].as_str().unwrap().to_string();
+        let (code, n) = http
+            .call(
+                Method::POST,
+                "/api/v1/nodes",
+                Some(&tok2),
+                Some(json!({"metadata": {"name": node}})),
+            )
+            .await;
+        assert_eq!(code, 201, "{n}");
+        report(tok2.clone(), old_agent).await;
+        let (code, st) = http
+            .call(
+                Method::POST,
+                &format!("{ns}/pods"),
+                Some(&admin),
+                Some(pod("p9b")),
+            )
+            .await;
+        assert_eq!(code, 201, "{st}");
+        for sub in ["log", "log?follow=true"] {
+            let (code, st) = http
+                .call(
+                    Method::GET,
+                    &format!("{ns}/pods/p9b/{sub}"),
+                    Some(&admin),
+                    None,
+                )
+                .await;
+            assert_eq!(code, 502, "the revoked certificate was accepted: {st}");
+            let msg = st["message"].as_str().unwrap_or_default();
+            assert!(msg.contains("revoked") && msg.contains(node), "{st}");
+            assert!(!st.to_string().contains("forged"), "{st}");
+        }
+
+        // the node's new certificate (issued after the revocation) is accepted
+        common::wait_until(
+            "the second after the delete",
+            Duration::from_secs(5),
+            || chrono::Utc::now().timestamp() > deleted.timestamp(),
+        );
+        let (new_key, new_csr) = key_and_csr(node, &[node]);
+        let (code, c) = http
+            .call(
+                Method::POST,
+                &format!("/orkops/v1/nodes/{node}/certificate"),
+                Some(&tok2),
+                Some(json!({"csr": new_csr})),
+            )
+            .await;
+        assert_eq!(code, 201, "{c}");
+        let new_agent = fake_agent(c["certificate"].as_str().unwrap(), &new_key).await;
+        report(tok2.clone(), new_agent).await;
+        let (code, log) = http
+            .call(
+                Method::GET,
+                &format!("{ns}/pods/p9b/log"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(
+            code, 200,
+            "the replacement's certificate was refused: {log}"
+        );
+    });
+}

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::auth::{Caller, NodeIdentity};
 use super::error::ApiError;
 use crate::api::Kind;
-use crate::controllers::loadbalancer::controller::LABEL_INSTANCE_ID;
+use crate::names::LABEL_INSTANCE_ID;
 use crate::store::{Store, StoreError};
 
 /// The key of a node name's revocation record.
@@ -27,7 +27,11 @@ fn store_err(e: StoreError) -> ApiError {
 }
 
 /// When tokens of `node` issued at or before this instant (ms) were revoked, if ever.
-async fn revoked_at(store: &dyn Store, prefix: &str, node: &str) -> Result<Option<i64>, ApiError> {
+pub async fn revoked_at(
+    store: &dyn Store,
+    prefix: &str,
+    node: &str,
+) -> Result<Option<i64>, ApiError> {
     let Some(v) = store
         .get(&revocation_key(prefix, node))
         .await
@@ -61,6 +65,26 @@ pub async fn revoke(store: &dyn Store, prefix: &str, node: &str) -> Result<(), A
     Err(ApiError::Conflict(format!(
         "the revocation record of node {node:?} is changing too fast; retry the delete"
     )))
+}
+
+/// How far the node certificate signer (`pki::sign_node_csr`) backdates `notBefore`, for
+/// clocks a little behind: the certificate was issued this long after its `notBefore`.
+pub const NOT_BEFORE_BACKDATE_MS: i64 = 5 * 60 * 1000;
+
+/// When a node's serving certificate (DER) was issued (ms since the epoch): its `notBefore`
+/// plus the signer's backdating.
+pub fn certificate_issued_ms(der: &[u8]) -> Result<i64, String> {
+    let der = rustls_pki_types::CertificateDer::from(der.to_vec());
+    let p = rcgen::CertificateParams::from_ca_cert_der(&der)
+        .map_err(|e| format!("cannot read its certificate: {e}"))?;
+    Ok(p.not_before.unix_timestamp() * 1000 + NOT_BEFORE_BACKDATE_MS)
+}
+
+/// Whether a certificate issued at `issued_ms` came after a revocation at `revoked_ms`.
+/// Certificate times have a resolution of one second: one issued in the very second of the
+/// revocation counts as before it (refused; the node joins again for a new one).
+pub fn issued_after_revocation(issued_ms: i64, revoked_ms: i64) -> bool {
+    issued_ms.div_euclid(1000) > revoked_ms.div_euclid(1000)
 }
 
 /// Refuses (401) a scoped token issued at or before its node's revocation.
@@ -155,6 +179,32 @@ pub fn certificate_names(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_certificate_tells_when_it_was_issued() {
+        let ca = crate::pki::Ca::generate("test-ca").unwrap();
+        let kp = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["node-1".to_string()]).unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "node-1");
+        let csr = p.serialize_request(&kp).unwrap().pem().unwrap();
+        let before = Utc::now().timestamp_millis();
+        let pem = crate::pki::sign_node_csr(&ca, "node-1", &["node-1".into()], &csr).unwrap();
+        let after = Utc::now().timestamp_millis();
+        let der = crate::pki::parse_certs(&pem, std::path::Path::new("test")).unwrap();
+        let issued = certificate_issued_ms(&der[0]).unwrap();
+        assert!(
+            issued >= before - 1000 && issued <= after,
+            "issued {issued}, signed between {before} and {after}: the signer's backdating changed?"
+        );
+        assert!(issued_after_revocation(5_000, 4_999));
+        assert!(
+            !issued_after_revocation(4_000, 4_999),
+            "the same second is before"
+        );
+        assert!(!issued_after_revocation(3_999, 4_000));
+        assert!(certificate_issued_ms(b"not a certificate").is_err());
+    }
 
     fn id(address: &str) -> NodeIdentity {
         NodeIdentity {

@@ -31,9 +31,14 @@ pub struct AgentAccess {
     /// HTTPS client trusting the cluster CA and presenting the master's client certificate.
     /// It connects to `https://NODE:PORT` and checks that the agent's certificate names the
     /// node: node names resolve only through `nodes` (never DNS), so a node's certificate need
-    /// not carry an address that may also be a master's.
+    /// not carry an address that may also be a master's. A certificate issued before its
+    /// node's credentials were revoked (the Node deleted) is refused (`AgentVerifier`), and no
+    /// connection is kept idle, so each request is checked against the current revocation.
     pub client: reqwest::Client,
     nodes: Arc<NodeAddresses>,
+    revoked: Arc<Revocations>,
+    /// Where the revocation records are (the store and the cluster's key prefix).
+    records: Option<(Arc<dyn crate::store::Store>, String)>,
     /// Where image archives are spooled while they are sent to the nodes.
     pub spool_dir: PathBuf,
 }
@@ -45,37 +50,177 @@ impl AgentAccess {
         key_pem: &str,
         spool_dir: PathBuf,
     ) -> Result<AgentAccess, String> {
-        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())
-            .map_err(|e| format!("the CA: {e}"))?;
-        let id = reqwest::Identity::from_pem(format!("{cert_pem}\n{key_pem}").as_bytes())
+        let origin = std::path::Path::new("the master's agent client");
+        let mut roots = rustls::RootCertStore::empty();
+        for c in crate::pki::parse_certs(ca_pem, std::path::Path::new("the CA"))
+            .map_err(|e| e.to_string())?
+        {
+            roots.add(c).map_err(|e| format!("the CA: {e}"))?;
+        }
+        let provider = crate::pki::crypto_provider();
+        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| format!("the CA: {e}"))?;
+        let revoked = Arc::new(Revocations::default());
+        let verifier = Arc::new(AgentVerifier {
+            webpki,
+            revoked: revoked.clone(),
+        });
+        let certs = crate::pki::parse_certs(cert_pem, origin).map_err(|e| e.to_string())?;
+        let key = crate::pki::parse_key(key_pem, origin).map_err(|e| e.to_string())?;
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS versions: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_auth_cert(certs, key)
             .map_err(|e| format!("the master's client certificate: {e}"))?;
+        // a resumed TLS session skips the certificate check: every connection verifies anew
+        let mut tls = tls;
+        tls.resumption = rustls::client::Resumption::disabled();
         let nodes = Arc::new(NodeAddresses::default());
         let client = reqwest::Client::builder()
-            .use_rustls_tls()
+            .use_preconfigured_tls(tls)
             .dns_resolver(nodes.clone())
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(ca)
-            .identity(id)
             .connect_timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(0)
             .http1_only()
             .build()
             .map_err(|e| format!("cannot set up the agent client: {e}"))?;
         Ok(AgentAccess {
             client,
             nodes,
+            revoked,
+            records: None,
             spool_dir,
         })
     }
 
-    /// `https://NODE:PORT` of a node's agent, with NODE resolving to its reported address.
-    fn url(&self, node: &Value) -> Result<String, ApiError> {
+    /// Reads the nodes' revocation records from `store` (under the cluster's `prefix`) before
+    /// each connection; without them no agent certificate is refused as revoked.
+    pub fn with_revocations(
+        mut self,
+        store: Arc<dyn crate::store::Store>,
+        prefix: &str,
+    ) -> AgentAccess {
+        // (the engine's keys: its prefix without a trailing '/')
+        self.records = Some((store, prefix.trim_end_matches('/').to_string()));
+        self
+    }
+
+    /// `https://NODE:PORT` of a node's agent, with NODE resolving to its reported address and
+    /// the node's latest revocation known to the certificate check.
+    async fn url(&self, node: &Value) -> Result<String, ApiError> {
         let (name, addr) = agent_address(node)?;
+        if let Some((store, prefix)) = &self.records {
+            let at = super::identity::revoked_at(store.as_ref(), prefix, &name).await?;
+            self.revoked.set(&name, at);
+        }
         self.nodes
             .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(name.clone(), addr);
         Ok(format!("https://{name}:{}", addr.port()))
+    }
+}
+
+/// When each node's credentials were last revoked (ms since the epoch), as last read.
+#[derive(Debug, Default)]
+struct Revocations(std::sync::Mutex<std::collections::HashMap<String, i64>>);
+
+impl Revocations {
+    fn set(&self, node: &str, at: Option<i64>) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match at {
+            Some(at) => m.insert(node.to_string(), at),
+            None => m.remove(node),
+        };
+    }
+
+    fn get(&self, node: &str) -> Option<i64> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(node)
+            .copied()
+    }
+}
+
+/// The agents' certificate check: the cluster CA's (webpki: chain, names, validity), then
+/// the node's revocation: a certificate issued before it is refused.
+#[derive(Debug)]
+struct AgentVerifier {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    revoked: Arc<Revocations>,
+}
+
+/// Why an agent's certificate is refused although the CA signed it.
+#[derive(Debug, thiserror::Error)]
+#[error("the serving certificate of node {node:?} was issued before the node's credentials were revoked (its Node was deleted); refusing the agent. hint: a node that joined again has a new certificate: the machine answering at the node's address is not it")]
+struct IssuedBeforeRevocation {
+    node: String,
+}
+
+impl rustls::client::danger::ServerCertVerifier for AgentVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let ok = self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        let rustls::pki_types::ServerName::DnsName(name) = server_name else {
+            return Ok(ok);
+        };
+        let node = name.as_ref();
+        let Some(revoked) = self.revoked.get(node) else {
+            return Ok(ok);
+        };
+        let issued = super::identity::certificate_issued_ms(end_entity)
+            .map_err(|e| rustls::Error::General(format!("node {node:?}: {e}")))?;
+        if super::identity::issued_after_revocation(issued, revoked) {
+            return Ok(ok);
+        }
+        // (`Error::Other` shows the reason; a `CertificateError` would show only its debug form)
+        Err(rustls::Error::Other(rustls::OtherError(Arc::new(
+            IssuedBeforeRevocation {
+                node: node.to_string(),
+            },
+        ))))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.webpki.supported_verify_schemes()
     }
 }
 
@@ -188,7 +333,7 @@ pub(super) async fn pod_target(
         .unwrap_or_default();
     Ok((
         pod.clone(),
-        format!("{}/pods/{ns}/{name}/{uid}", access.url(&node_obj)?),
+        format!("{}/pods/{ns}/{name}/{uid}", access.url(&node_obj).await?),
     ))
 }
 
@@ -549,7 +694,7 @@ pub async fn load_image(
                 let r = async {
                     let url = format!(
                         "{}/images/load",
-                        access.url(node).map_err(|e| e.to_string())?
+                        access.url(node).await.map_err(|e| e.to_string())?
                     );
                     let f = tokio::fs::File::open(&spool)
                         .await

@@ -116,8 +116,11 @@ fn sha256(data: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
 }
 
-/// Bootstraps every machine at once; the error names every instance that failed.
+/// Bootstraps every machine at once; the error names every instance that failed. A cluster
+/// of several masters whose etcd still talks to its peers over http is refused before any
+/// instance is changed (`check_etcd_peers`).
 pub async fn run(input: &Input, report: &dyn Reporter) -> Result<Vec<Timing>, SshError> {
+    check_etcd_peers(input, report).await?;
     let results =
         futures::future::join_all(input.machines.iter().map(|m| one(input, m, report))).await;
     let mut timings = Vec::new();
@@ -125,27 +128,103 @@ pub async fn run(input: &Input, report: &dyn Reporter) -> Result<Vec<Timing>, Ss
     for r in results {
         match r {
             Ok(t) => timings.push(t),
-            Err(e) => failed.push(e.to_string()),
+            Err(e) => failed.push(e),
         }
     }
     if !failed.is_empty() {
-        return Err(SshError(failed.join("\n")));
+        return Err(SshError::Several(failed));
     }
     Ok(timings)
 }
 
-async fn one(input: &Input, m: &Machine, report: &dyn Reporter) -> Result<Timing, SshError> {
-    let say = |msg: String| report.report(Event::of(PHASE, &m.name, msg));
-    let start = Instant::now();
-    let target = Target {
+/// Whether an installed etcd unit has etcd listen for its peers over plain http (a master
+/// set up before etcd TLS).
+pub fn http_peers(unit: &str) -> bool {
+    unit.split_whitespace()
+        .skip_while(|w| *w != "--listen-peer-urls")
+        .nth(1)
+        .is_some_and(|urls| urls.split(',').any(|u| u.starts_with("http://")))
+}
+
+/// The refusal of a cluster of several masters with http etcd peers: installing the https
+/// units would restart every member at once with peer URLs the others do not have recorded,
+/// and the cluster would lose quorum. README.md ("Moving an older cluster's etcd peers to
+/// TLS") has the procedure, one member at a time.
+pub fn refuse_http_peers(cluster: &str, old: &[String]) -> Result<(), SshError> {
+    if old.is_empty() {
+        return Ok(());
+    }
+    Err(SshError::Other(format!(
+        "cluster {cluster}: etcd on {} still talks to its peers over plain http (set up before etcd TLS); restarting the members with https peers at once would lose etcd's quorum, so nothing was changed. hint: move the members to https peers one at a time as README.md (\"Moving an older cluster's etcd peers to TLS\") describes, then run `orkops update cluster {cluster} --yes` again",
+        old.join(", ")
+    )))
+}
+
+/// With several masters: reads each master's installed etcd unit (none on a new cluster) and
+/// refuses, before anything is changed, when one has http peers.
+async fn check_etcd_peers(input: &Input, report: &dyn Reporter) -> Result<(), SshError> {
+    let masters: Vec<&Machine> = input
+        .machines
+        .iter()
+        .filter(|m| m.role == Role::Master)
+        .collect();
+    if masters.len() < 2 {
+        return Ok(());
+    }
+    let unit = render::unit_path(render::ETCD);
+    let reads = masters.iter().map(|m| {
+        let unit = unit.clone();
+        async move {
+            let t = target(input, m);
+            report.report(Event::of(PHASE, &m.name, "checking etcd's peer URLs"));
+            let s = ssh::connect(
+                &t,
+                input.key.clone(),
+                input.known.clone(),
+                input.ssh_deadline,
+            )
+            .await?;
+            let text = s
+                .root(
+                    "reading the installed etcd unit",
+                    &format!("cat {} 2>/dev/null; true", ssh::quote(&unit)),
+                )
+                .await;
+            s.close().await;
+            Ok::<_, SshError>((m.name.clone(), http_peers(&text?)))
+        }
+    });
+    let mut old = Vec::new();
+    let mut failed = Vec::new();
+    for r in futures::future::join_all(reads).await {
+        match r {
+            Ok((name, true)) => old.push(name),
+            Ok(_) => {}
+            Err(e) => failed.push(e),
+        }
+    }
+    if !failed.is_empty() {
+        return Err(SshError::Several(failed));
+    }
+    refuse_http_peers(&input.facts.name, &old)
+}
+
+fn target(input: &Input, m: &Machine) -> Target {
+    Target {
         name: m.name.clone(),
         instance_id: m.instance_id.clone(),
         address: m.address().to_string(),
         port: input.ssh_port,
         user: input.user.clone(),
-    };
+    }
+}
+
+async fn one(input: &Input, m: &Machine, report: &dyn Reporter) -> Result<Timing, SshError> {
+    let say = |msg: String| report.report(Event::of(PHASE, &m.name, msg));
+    let start = Instant::now();
+    let target = target(input, m);
     if m.arch != input.binaries.arch {
-        return Err(SshError(format!(
+        return Err(SshError::Other(format!(
             "{target}: the instance is {} but the binaries in {} are built for {}; hint: pass --binaries-dir with {} builds",
             m.arch,
             input.binaries.dir.display(),
@@ -195,14 +274,14 @@ async fn provision(
         .until_ok(&format!("test -f {USER_DATA_DONE}"), input.ssh_deadline)
         .await?
     {
-        return Err(SshError(format!(
+        return Err(SshError::Other(format!(
             "{t}: the user data did not finish within {} s ({USER_DATA_DONE} is missing); hint: see the instance's console output or /var/log/cloud-init-output.log",
             input.ssh_deadline.as_secs()
         )));
     }
     let ssh_done = start.elapsed();
     if !s.run("command -v systemctl >/dev/null", None).await?.ok() {
-        return Err(SshError(format!(
+        return Err(SshError::Other(format!(
             "{t}: no systemctl: orkops runs its services as systemd units; hint: use an image with systemd (Debian's have it)"
         )));
     }
@@ -211,12 +290,12 @@ async fn provision(
         Role::Master => render::master_files(&input.facts, m, &input.secrets),
         Role::Node => {
             let join = input.join_configs.get(&m.name).ok_or_else(|| {
-                SshError(format!("{t}: no join config was made for node {}", m.name))
+                SshError::Other(format!("{t}: no join config was made for node {}", m.name))
             })?;
             render::node_files(&input.facts, m, join)
         }
     }
-    .map_err(|e| SshError(format!("{t}: {e}")))?;
+    .map_err(|e| SshError::Other(format!("{t}: {e}")))?;
     if m.role == Role::Node && joined(s).await? {
         // its agent holds its node token: no join token goes back on the node
         files.retain(|f| f.path != render::join_config_path());
@@ -274,7 +353,7 @@ async fn provision(
             .until_ok("docker info >/dev/null 2>&1", input.ssh_deadline)
             .await?
         {
-            return Err(SshError(format!(
+            return Err(SshError::Other(format!(
                 "{t}: the Docker engine does not answer (docker info); hint: the node's image must have Docker (the user data installs docker.io)"
             )));
         }
@@ -316,6 +395,26 @@ async fn joined(s: &Session) -> Result<bool, SshError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn etcd_units_with_http_peers_are_found_and_refused() {
+        let old = "ExecStart=/usr/bin/etcd --name master-1 --listen-client-urls http://127.0.0.1:2379 --listen-peer-urls http://10.0.0.4:2380 --initial-cluster master-1=http://10.0.0.4:2380";
+        let new = "ExecStart=/usr/bin/etcd --name master-1 --listen-peer-urls https://10.0.0.4:2380 --initial-cluster master-1=https://10.0.0.4:2380";
+        assert!(super::http_peers(old));
+        assert!(!super::http_peers(new));
+        assert!(!super::http_peers(""), "no unit: a new master");
+        assert!(super::refuse_http_peers("dev", &[]).is_ok());
+        let e = super::refuse_http_peers("dev", &["master-1".into(), "master-3".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("master-1, master-3")
+                && e.contains("quorum")
+                && e.contains("nothing was changed")
+                && e.contains("Moving an older cluster's etcd peers to TLS"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn elf_headers_tell_the_architecture() {
         let mut x86 = b"\x7fELF".to_vec();

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use crate::cloud::model::Role;
+use crate::names;
 
 /// What every instance's files are rendered from.
 #[derive(Debug, Clone)]
@@ -245,13 +246,9 @@ pub fn join_config_path() -> String {
 pub fn node_files(c: &ClusterFacts, m: &Machine, join_config: &str) -> Result<Vec<File>, String> {
     let mut ctx = base(c, m);
     let labels = [
-        format!("topology.kubernetes.io/zone={}", m.zone),
-        format!("node.kubernetes.io/instance-type={}", m.size),
-        format!(
-            "{}={}",
-            crate::controllers::loadbalancer::controller::LABEL_INSTANCE_ID,
-            m.instance_id
-        ),
+        format!("{}={}", names::LABEL_ZONE, m.zone),
+        format!("{}={}", names::LABEL_INSTANCE_TYPE, m.size),
+        format!("{}={}", names::LABEL_INSTANCE_ID, m.instance_id),
     ];
     ctx.insert("labels", &labels.join(","));
     Ok(vec![

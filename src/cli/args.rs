@@ -2,8 +2,12 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::cloud::MAX_NODES;
+use crate::provision::settings;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -140,12 +144,12 @@ pub struct ApplyPlanArgs {
     /// Where `orkops-master` and `orkops-agent` are (default: next to this `orkops`).
     #[arg(long, value_name = "DIR", env = "ORKOPS_BINARIES_DIR")]
     pub binaries_dir: Option<PathBuf>,
-    /// How long an instance's SSH (and its user data) may take to be ready.
-    #[arg(long, value_name = "DURATION", default_value = "5m")]
-    pub ssh_timeout: String,
+    /// How long an instance's SSH (and its user data) may take to be ready (90s, 5m, 1h30m).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = settings::positive_duration)]
+    pub ssh_timeout: Duration,
     /// How long to wait, after the bootstrap, for every node to be Ready.
-    #[arg(long, value_name = "DURATION", default_value = "10m")]
-    pub wait: String,
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = settings::parse_duration)]
+    pub wait: Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -158,10 +162,11 @@ pub enum ValidateCommand {
 pub struct ValidateArgs {
     /// The cluster (default: the client config's); with a name, the expected instances are read
     /// from AWS.
+    #[arg(value_parser = settings::cluster_name)]
     pub name: Option<String>,
     /// Keep checking until the cluster is valid, for at most this long (e.g. 5m).
-    #[arg(long, value_name = "DURATION")]
-    pub wait: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = settings::parse_duration)]
+    pub wait: Option<Duration>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -200,33 +205,35 @@ pub struct SshArgs {
 
 #[derive(Args, Debug)]
 pub struct CreateClusterArgs {
+    #[arg(value_parser = settings::cluster_name)]
     pub name: String,
     /// Availability zones, comma-separated; one subnet each (all in one region).
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required = true, value_parser = settings::zone)]
     pub zones: Vec<String>,
     /// 1, or 3 for high availability.
     #[arg(long, default_value_t = 1, value_parser = masters)]
     pub masters: u32,
-    #[arg(long, default_value_t = 2)]
+    /// Nodes (0 to 500).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=MAX_NODES as i64))]
     pub nodes: u32,
     /// Instance type of the masters (default: the provider profile's).
-    #[arg(long)]
+    #[arg(long, value_parser = settings::instance_type)]
     pub master_size: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_parser = settings::instance_type)]
     pub node_size: Option<String>,
     /// Machine image id (default: looked up as the provider profile says).
-    #[arg(long)]
+    #[arg(long, value_parser = settings::image_id)]
     pub image: Option<String>,
     /// OpenSSH public key file for the instances (default: a key generated for the cluster).
     #[arg(long, value_name = "FILE")]
     pub ssh_public_key: Option<PathBuf>,
     /// CIDRs that may reach the API and SSH ports, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "0.0.0.0/0")]
-    pub api_cidrs: Vec<String>,
+    #[arg(long, value_delimiter = ',', default_value = "0.0.0.0/0", value_parser = settings::ipv4_cidr)]
+    pub api_cidrs: Vec<ipnet::Ipv4Net>,
     /// The VPC's address range (default: the provider profile's, 10.0.0.0/16); each zone gets
     /// a subnet of it.
-    #[arg(long, value_name = "CIDR")]
-    pub network_cidr: Option<String>,
+    #[arg(long, value_name = "CIDR", value_parser = settings::ipv4_cidr)]
+    pub network_cidr: Option<ipnet::Ipv4Net>,
     /// Add-ons to enable once the nodes are Ready, comma-separated (`orkops addons list`).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     pub addons: Vec<String>,
@@ -241,18 +248,19 @@ pub struct CreateClusterArgs {
 
 #[derive(Args, Debug)]
 pub struct UpdateClusterArgs {
+    #[arg(value_parser = settings::cluster_name)]
     pub name: String,
-    /// A new number of nodes (default: the recorded spec's).
-    #[arg(long)]
+    /// A new number of nodes (default: the recorded spec's; 0 to 500).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=MAX_NODES as i64))]
     pub nodes: Option<u32>,
     /// Instance type of nodes started from now on.
-    #[arg(long)]
+    #[arg(long, value_parser = settings::instance_type)]
     pub node_size: Option<String>,
     /// Instance type of masters started from now on.
-    #[arg(long)]
+    #[arg(long, value_parser = settings::instance_type)]
     pub master_size: Option<String>,
     /// Machine image of instances started from now on.
-    #[arg(long)]
+    #[arg(long, value_parser = settings::image_id)]
     pub image: Option<String>,
     #[command(flatten)]
     pub plan: ApplyPlanArgs,
@@ -516,8 +524,8 @@ pub struct DeleteArgs {
     #[arg(long)]
     pub all: bool,
     /// With `--all`: 90s, 30m, 2h, 1d.
-    #[arg(long, value_name = "DURATION")]
-    pub older_than: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = settings::parse_duration)]
+    pub older_than: Option<Duration>,
     /// Wait until objects that stop gracefully (pods on a node) are gone.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub wait: bool,

@@ -11,13 +11,13 @@ use anyhow::Context;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::progress::Progress;
 use crate::api::Kind;
 use crate::apiserver::auth::{mint_join_token, NodeIdentity};
 use crate::bootstrap::render::Machine;
 use crate::client::{ApiClient, ClientConfig};
 use crate::cloud::model::Role;
-use crate::controllers::loadbalancer::controller::LABEL_INSTANCE_ID;
+use crate::names::LABEL_INSTANCE_ID;
+use crate::provision::Progress;
 
 /// An admin client of the cluster if its API answers within a few seconds.
 pub async fn reachable(admin: &ClientConfig) -> Option<ApiClient> {
@@ -57,7 +57,7 @@ fn stale(nodes: &Value, machines: &[Machine]) -> Vec<String> {
 pub async fn retire_stale(
     api: &ApiClient,
     machines: &[Machine],
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> anyhow::Result<()> {
     let nodes = api
         .list(Kind::Node, None, &[])
@@ -65,7 +65,7 @@ pub async fn retire_stale(
         .context("cannot list the cluster's nodes")?;
     for name in stale(&nodes, machines) {
         match api.delete(Kind::Node, None, &name, &[]).await {
-            Ok(_) => progress.println(&format!(
+            Ok(_) => progress.say(&format!(
                 "deleted node {name}: its instance is gone or was replaced (its credentials are revoked)"
             )),
             Err(e) if e.is_not_found() => {}

@@ -115,3 +115,13 @@ impl Reporter for Progress {
         }
     }
 }
+
+impl crate::provision::Progress for Progress {
+    fn say(&self, line: &str) {
+        self.println(line)
+    }
+
+    fn events(&self) -> &dyn Reporter {
+        self
+    }
+}

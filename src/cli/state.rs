@@ -3,9 +3,9 @@
 //! (`known_hosts`), the cluster secrets for its masters (`pki/`) and the last summary
 //! (`cluster.json`). Everything else is found in AWS by tag.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 pub struct ClusterDir {
     pub name: String,
@@ -85,42 +85,13 @@ impl ClusterDir {
         Ok(line)
     }
 
-    /// Uses the user's key pair instead: `FILE` is the public key, `FILE` without `.pub` the
-    /// private key the bootstrap needs; both are copied into the cluster's directory.
-    pub fn adopt_key(&self, public: &Path) -> anyhow::Result<String> {
-        let line = std::fs::read_to_string(public)
-            .with_context(|| format!("--ssh-public-key {}: cannot read it", public.display()))?;
-        let line = line.trim().to_string();
-        russh::keys::PublicKey::from_openssh(&line).map_err(|e| {
-            anyhow::anyhow!(
-                "--ssh-public-key {}: not an OpenSSH public key line: {e}",
-                public.display()
-            )
-        })?;
-        let private = public.with_extension("");
-        if private == public {
-            bail!(
-                "--ssh-public-key {}: name the .pub file; its private key (the same name without .pub) is needed to bootstrap the instances",
-                public.display()
-            );
-        }
-        let pem = std::fs::read_to_string(&private).with_context(|| {
-            format!(
-                "--ssh-public-key {}: the private key {} is needed to bootstrap the instances",
-                public.display(),
-                private.display()
-            )
-        })?;
-        russh::keys::decode_secret_key(&pem, None).map_err(|e| {
-            anyhow::anyhow!(
-                "{}: cannot read the private key (a passphrase-protected key is not supported): {e}",
-                private.display()
-            )
-        })?;
+    /// Uses the user's key pair instead (read and checked by `settings::KeyPair::read`): both
+    /// halves are copied into the cluster's directory. Returns the public key line.
+    pub fn adopt_key(&self, key: &crate::provision::settings::KeyPair) -> anyhow::Result<String> {
         self.create()?;
-        crate::pki::write_private(&self.ssh_key_path(), pem.as_bytes())?;
-        std::fs::write(self.file("id_ed25519.pub"), format!("{line}\n"))?;
-        Ok(line)
+        crate::pki::write_private(&self.ssh_key_path(), key.private_pem.as_bytes())?;
+        std::fs::write(self.file("id_ed25519.pub"), format!("{}\n", key.public))?;
+        Ok(key.public.clone())
     }
 
     /// The cluster's CA, tokens and signing key, generated once (files of 0600 under `pki/`);

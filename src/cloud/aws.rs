@@ -18,7 +18,8 @@ use aws_sdk_elasticloadbalancingv2 as elb;
 use super::model::*;
 use super::plan::{Cloud, Desired};
 pub use super::CloudError;
-use super::{Profile, TAG_CLUSTER, TAG_CREATED, TAG_ROLE};
+use super::Profile;
+use crate::names::{TAG_CLUSTER, TAG_CREATED, TAG_ROLE};
 use crate::progress::{Event, Reporter};
 
 fn fail<E>(
@@ -29,23 +30,30 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     use aws_smithy_runtime_api::client::result::SdkError;
-    let msg = match &e {
-        SdkError::DispatchFailure(d) => format!(
-            "cannot reach the AWS endpoint ({}); hint: is the endpoint up (`localstack/status`) and AWS_ENDPOINT_URL right?",
-            d.as_connector_error().map(|c| c.to_string()).unwrap_or_else(|| "connection failed".into())
-        ),
-        SdkError::TimeoutError(_) => "the AWS endpoint did not answer in time".into(),
-        SdkError::ServiceError(s) => format!(
-            "{}: {}",
+    match &e {
+        SdkError::DispatchFailure(d) => CloudError::Unreachable {
+            what: what.to_string(),
+            detail: d
+                .as_connector_error()
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "connection failed".into()),
+        },
+        SdkError::TimeoutError(_) => CloudError::Timeout {
+            what: what.to_string(),
+        },
+        SdkError::ServiceError(s) => CloudError::from_code(
+            what,
             s.err().code().unwrap_or("error"),
-            s.err().message().unwrap_or("")
+            s.err().message().unwrap_or(""),
         ),
         other => match (other.code(), other.message()) {
-            (Some(c), m) => format!("{c}: {}", m.unwrap_or("")),
-            _ => format!("{}", aws_smithy_types::error::display::DisplayErrorContext(other)),
+            (Some(c), m) => CloudError::from_code(what, c, m.unwrap_or("")),
+            _ => CloudError::Failed(format!(
+                "{what}: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(other)
+            )),
         },
-    };
-    CloudError(format!("{what}: {msg}"))
+    }
 }
 
 fn code_of<E: ProvideErrorMetadata>(
@@ -124,21 +132,21 @@ pub async fn connect_with(conf: &aws_config::SdkConfig) -> Result<Aws, CloudErro
     match conf.credentials_provider() {
         Some(p) => {
             p.provide_credentials().await.map_err(|e| {
-                CloudError(format!(
+                CloudError::Credentials(format!(
                     "no AWS credentials: {e}; hint: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE (the local cloud takes test/test)"
                 ))
             })?;
         }
         None => {
-            return Err(CloudError(
-                "no AWS credentials provider is configured".into(),
+            return Err(CloudError::Credentials(
+                "no AWS credentials provider is configured; hint: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE".into(),
             ))
         }
     }
     let region = conf
         .region()
         .map(|r| r.to_string())
-        .ok_or_else(|| CloudError("no AWS region: set AWS_REGION".into()))?;
+        .ok_or_else(|| CloudError::Credentials("no AWS region: set AWS_REGION".into()))?;
     let calls = std::sync::Arc::new(CallCounter::default());
     let ec2 = aws_sdk_ec2::config::Builder::from(conf)
         .interceptor(Counting(calls.clone()))
@@ -200,7 +208,7 @@ pub async fn find_image(aws: &Aws, p: &Profile) -> Result<String, CloudError> {
         .last()
         .and_then(|i| i.image_id().map(str::to_string))
         .ok_or_else(|| {
-            CloudError(format!(
+            CloudError::Invalid(format!(
                 "no image named {:?} owned by {} in {}; hint: pass --image ami-... (the local cloud seeds one with localstack/up)",
                 p.image.name, p.image.owner, aws.region
             ))
@@ -223,7 +231,9 @@ pub async fn image_arch(aws: &Aws, image: &str) -> Result<String, CloudError> {
                 .map(|a| a.as_str().to_string())
                 .unwrap_or_else(|| "x86_64".into())
         })
-        .ok_or_else(|| CloudError(format!("--image {image}: no such image in {}", aws.region)))
+        .ok_or_else(|| {
+            CloudError::Invalid(format!("--image {image}: no such image in {}", aws.region))
+        })
 }
 
 /// Checks the instance types exist in the region (before anything is created).
@@ -238,13 +248,13 @@ pub async fn check_sizes(aws: &Aws, sizes: &[(&str, &str)]) -> Result<(), CloudE
         match r {
             Ok(out) if !out.instance_types().is_empty() => {}
             Ok(_) => {
-                return Err(CloudError(format!(
+                return Err(CloudError::Invalid(format!(
                     "{flag} {size}: no such instance type in {}",
                     aws.region
                 )))
             }
             Err(e) if code_of(&e).is_some_and(|c| c.starts_with("InvalidInstanceType")) => {
-                return Err(CloudError(format!(
+                return Err(CloudError::Invalid(format!(
                     "{flag} {size}: no such instance type in {}",
                     aws.region
                 )))
@@ -270,7 +280,7 @@ pub async fn check_zones(aws: &Aws, zones: &[String]) -> Result<(), CloudError> 
         .collect();
     for z in zones {
         if !known.contains(&z.as_str()) {
-            return Err(CloudError(format!(
+            return Err(CloudError::Invalid(format!(
                 "--zones: {z} is not a zone of region {} (zones: {})",
                 aws.region,
                 known.join(", ")
@@ -443,7 +453,7 @@ pub async fn observe(aws: &Aws, cluster: &str) -> Result<Observed, CloudError> {
         o.instances.push(Instance {
             id: i.instance_id().unwrap_or_default().to_string(),
             name: tags
-                .get(super::TAG_NAME)
+                .get(crate::names::TAG_NAME)
                 .cloned()
                 .unwrap_or_else(|| i.instance_id().unwrap_or_default().to_string()),
             role,
@@ -743,7 +753,7 @@ async fn elb_tags_of(
 }
 
 fn first_id<'a>(id: Option<&'a str>, what: &str) -> Result<&'a str, CloudError> {
-    id.ok_or_else(|| CloudError(format!("{what}: AWS answered without an id")))
+    id.ok_or_else(|| CloudError::Failed(format!("{what}: AWS answered without an id")))
 }
 
 #[async_trait::async_trait]
@@ -899,7 +909,7 @@ impl Cloud for Aws {
                 match r {
                     Ok(_) => format!("imported key pair {key}"),
                     Err(e) if code_of(&e).as_deref() == Some("InvalidKeyPair.Duplicate") => {
-                        return Err(CloudError(format!(
+                        return Err(CloudError::Failed(format!(
                             "key pair {key} exists in {} but is not tagged {TAG_CLUSTER}={name}; hint: delete it (aws ec2 delete-key-pair --key-name {key}) or pick another cluster name",
                             self.region
                         )))
@@ -919,7 +929,12 @@ impl Cloud for Aws {
                     Role::Node => &d.spec.node_size,
                 };
                 let mut it = t(role.as_str(), iname);
-                it.push(Tag::builder().key(super::TAG_NAME).value(iname).build());
+                it.push(
+                    Tag::builder()
+                        .key(crate::names::TAG_NAME)
+                        .value(iname)
+                        .build(),
+                );
                 let mut req = ec2
                     .run_instances()
                     .image_id(d.spec.image.clone().unwrap_or_default())
@@ -1086,7 +1101,7 @@ async fn wait_for(
                 .filter(|(_, s)| s.as_ref() != Some(&state))
                 .map(|(id, s)| format!("{id} ({})", s.as_ref().map(|s| s.as_str()).unwrap_or("?")))
                 .collect();
-            return Err(CloudError(format!(
+            return Err(CloudError::Failed(format!(
                 "instances not {} after {} s: {}",
                 state.as_str(),
                 deadline.as_secs(),
@@ -1256,7 +1271,7 @@ pub async fn teardown(aws: &Aws, o: &Observed, report: &dyn Reporter) -> Result<
 }
 
 /// Runs `call` until it succeeds, backing off on dependency errors (AWS lets go of a resource's
-/// dependents a little after they were deleted) for up to two minutes; a resource already gone
+/// dependents a little after they were deleted) and on throttling for up to two minutes; a resource already gone
 /// counts as deleted.
 async fn retry<T, E, F, Fut>(what: &str, call: F) -> Result<(), CloudError>
 where
@@ -1275,18 +1290,16 @@ where
     let start = Instant::now();
     let mut delay = Duration::from_millis(250);
     loop {
-        match call().await {
+        match call().await.map_err(|e| fail(what, e)) {
             Ok(_) => return Ok(()),
+            Err(e) if e.is_not_found() => return Ok(()),
             Err(e) => {
-                let code = code_of(&e).unwrap_or_default();
-                if code.contains("NotFound") {
-                    return Ok(());
-                }
-                let busy = code == "DependencyViolation"
-                    || code == "ResourceInUse"
-                    || code.contains("InUse");
+                let busy = e.is_throttled()
+                    || e.code().is_some_and(|c| {
+                        c == "DependencyViolation" || c == "ResourceInUse" || c.contains("InUse")
+                    });
                 if !busy || start.elapsed() > Duration::from_secs(120) {
-                    return Err(fail(what, e));
+                    return Err(e);
                 }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
@@ -1392,35 +1405,6 @@ pub async fn clusters(aws: &Aws) -> Result<Vec<Seen>, CloudError> {
         note(k.tags(), None, None);
     }
     Ok(seen.into_values().collect())
-}
-
-/// `90s`, `30m`, `2h`, `1d`.
-pub fn parse_age(s: &str) -> Result<chrono::Duration, String> {
-    let bad = || format!("--older-than {s:?}: a number with s, m, h or d (e.g. 2h)");
-    let (n, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = n.parse().map_err(|_| bad())?;
-    match unit {
-        "s" => Ok(chrono::Duration::seconds(n)),
-        "m" => Ok(chrono::Duration::minutes(n)),
-        "h" => Ok(chrono::Duration::hours(n)),
-        "d" => Ok(chrono::Duration::days(n)),
-        _ => Err(bad()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ages_parse() {
-        assert_eq!(super::parse_age("2h").unwrap(), chrono::Duration::hours(2));
-        assert_eq!(
-            super::parse_age("90s").unwrap(),
-            chrono::Duration::seconds(90)
-        );
-        assert!(super::parse_age("2").is_err());
-        assert!(super::parse_age("h").is_err());
-        assert!(super::parse_age("2w").is_err());
-    }
 }
 
 /// The ELBv2 and security group calls of the API load balancer and of the services' ones.
@@ -1666,7 +1650,7 @@ pub mod routes {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if code_of(&e).as_deref() == Some("RouteAlreadyExists") => Err(CloudError(
+            Err(e) if code_of(&e).as_deref() == Some("RouteAlreadyExists") => Err(CloudError::Failed(
                 format!(
                     "routing {destination} of {table} to {instance}: the table has another route for {destination}; hint: remove it if orkops should route the pod CIDR (aws ec2 delete-route --route-table-id {table} --destination-cidr-block {destination})"
                 ),

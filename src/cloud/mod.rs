@@ -12,21 +12,113 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-/// An error from the cloud, with the AWS error code when there is one.
+/// An error from the cloud. The kinds the provisioning flow acts on are variants: a resource
+/// that is gone (`NotFound`, often success for a delete), throttling (`Throttled`, retried
+/// with back-off), an endpoint that does not answer, missing credentials; each says what the
+/// user can do.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct CloudError(pub String);
+pub enum CloudError {
+    /// No connection to the endpoint.
+    #[error("{what}: cannot reach the AWS endpoint ({detail}); hint: is the endpoint up (`localstack/status`) and AWS_ENDPOINT_URL right?")]
+    Unreachable { what: String, detail: String },
+    /// The endpoint took the request but did not answer in time.
+    #[error("{what}: the AWS endpoint did not answer in time; hint: check the network (and AWS_ENDPOINT_URL), then run the command again")]
+    Timeout { what: String },
+    /// AWS refused the request rate (`Throttling`, `RequestLimitExceeded`, ...).
+    #[error("{what}: {code}: {message}; hint: AWS is throttling this account's requests: wait a minute, then run the command again")]
+    Throttled {
+        what: String,
+        code: String,
+        message: String,
+    },
+    /// The resource the request is about does not exist (AWS's `...NotFound` codes).
+    #[error("{what}: {code}: {message}")]
+    NotFound {
+        what: String,
+        code: String,
+        message: String,
+    },
+    /// Any other error code AWS answered with.
+    #[error("{what}: {code}: {message}")]
+    Service {
+        what: String,
+        code: String,
+        message: String,
+    },
+    /// No credentials (or no region) to call AWS with.
+    #[error("{0}")]
+    Credentials(String),
+    /// A value the cloud does not have: a zone, instance type or image the user named.
+    #[error("{0}")]
+    Invalid(String),
+    /// The infrastructure did not converge, or another failure with its own explanation.
+    #[error("{0}")]
+    Failed(String),
+}
 
-/// Tag naming the cluster a resource belongs to.
-pub const TAG_CLUSTER: &str = "orkops.io/cluster";
-/// Tag naming the resource's role (`master`, `node`, `api`, `network`, ...).
-pub const TAG_ROLE: &str = "orkops.io/role";
-/// Tag holding the resource's creation time (RFC 3339), for `--older-than` clean-ups.
-pub const TAG_CREATED: &str = "orkops.io/created";
-/// Tag naming an instance within its cluster (`master-1`, `node-2`).
-pub const TAG_NAME: &str = "orkops.io/name";
-/// Prefix of the spec tags on a cluster's VPC (`orkops.io/spec-nodes`, ...).
-pub const TAG_SPEC: &str = "orkops.io/spec-";
+impl CloudError {
+    /// The error code AWS answered with, if it answered.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            CloudError::Throttled { code, .. }
+            | CloudError::NotFound { code, .. }
+            | CloudError::Service { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, CloudError::NotFound { .. })
+    }
+
+    pub fn is_throttled(&self) -> bool {
+        matches!(self, CloudError::Throttled { .. })
+    }
+
+    /// The error of an AWS answer with `code`, classified.
+    pub fn from_code(what: &str, code: &str, message: &str) -> CloudError {
+        let (what, c, message) = (what.to_string(), code.to_string(), message.to_string());
+        if is_throttling_code(code) {
+            CloudError::Throttled {
+                what,
+                code: c,
+                message,
+            }
+        } else if code.contains("NotFound") {
+            CloudError::NotFound {
+                what,
+                code: c,
+                message,
+            }
+        } else {
+            CloudError::Service {
+                what,
+                code: c,
+                message,
+            }
+        }
+    }
+}
+
+/// AWS's codes for "too many requests" (EC2, ELBv2 and the SDK's own).
+fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
+            | "SlowDown"
+    )
+}
+
+/// The most nodes a cluster has (`--nodes`).
+pub const MAX_NODES: u32 = 500;
+
+pub use crate::names::{TAG_CLUSTER, TAG_CREATED, TAG_NAME, TAG_ROLE, TAG_SPEC};
 
 /// The provider profile: image lookup, sizes and ports, as data.
 #[derive(Debug, Clone, Deserialize)]
@@ -195,8 +287,8 @@ impl ClusterSpec {
                 self.masters
             ));
         }
-        if self.nodes > 500 {
-            return Err(format!("--nodes {}: at most 500", self.nodes));
+        if self.nodes > MAX_NODES {
+            return Err(format!("--nodes {}: at most {MAX_NODES}", self.nodes));
         }
         let p = self.network_cidr.prefix_len();
         if !(16..=24).contains(&p) {
@@ -244,6 +336,20 @@ pub fn check_name(name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cloud_errors_are_classified_by_code() {
+        let e = CloudError::from_code("creating a VPC", "RequestLimitExceeded", "slow down");
+        assert!(
+            e.is_throttled() && e.to_string().contains("hint: AWS is throttling"),
+            "{e}"
+        );
+        let e = CloudError::from_code("deleting subnet-1", "InvalidSubnetID.NotFound", "gone");
+        assert!(e.is_not_found() && e.code() == Some("InvalidSubnetID.NotFound"));
+        let e = CloudError::from_code("x", "DependencyViolation", "in use");
+        assert!(!e.is_not_found() && !e.is_throttled());
+        assert_eq!(e.to_string(), "x: DependencyViolation: in use");
+    }
 
     #[test]
     fn the_aws_profile_parses() {

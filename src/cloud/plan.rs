@@ -66,11 +66,13 @@ impl Desired {
         let net = self.spec.network_cidr;
         let prefix = net.prefix_len() + self.subnet_bits;
         net.subnets(prefix)
-            .map_err(|e| CloudError(format!("--network-cidr {net}: no /{prefix} subnets: {e}")))?
+            .map_err(|e| {
+                CloudError::Failed(format!("--network-cidr {net}: no /{prefix} subnets: {e}"))
+            })?
             .nth(i)
             .map(|s| s.to_string())
             .ok_or_else(|| {
-                CloudError(format!(
+                CloudError::Failed(format!(
                     "--network-cidr {net} has no room for zone number {}",
                     i + 1
                 ))
@@ -379,6 +381,7 @@ pub async fn converge(
     let start = Instant::now();
     let mut last: Vec<Action> = Vec::new();
     let mut repeats = 0;
+    let mut throttled = 0u32;
     loop {
         let o = cloud.observe(&d.spec.name).await?;
         let actions = plan(d, &o);
@@ -390,7 +393,7 @@ pub async fn converge(
             .partition(|a| matches!(a, Action::Wait { .. }));
         if start.elapsed() > deadline {
             let todo: Vec<String> = act.iter().chain(&wait).map(Action::describe).collect();
-            return Err(CloudError(format!(
+            return Err(CloudError::Failed(format!(
                 "cluster {}: not converged after {} s; still to do: {}",
                 d.spec.name,
                 deadline.as_secs(),
@@ -404,7 +407,7 @@ pub async fn converge(
         if act == last {
             repeats += 1;
             if repeats >= 3 {
-                return Err(CloudError(format!(
+                return Err(CloudError::Failed(format!(
                     "cluster {}: the cloud does not take these changes (tried 3 times): {}",
                     d.spec.name,
                     act.iter()
@@ -429,8 +432,16 @@ pub async fn converge(
             r
         }))
         .await;
-        if let Some(e) = results.into_iter().find_map(Result::err) {
-            return Err(e);
+        match results.into_iter().find_map(Result::err) {
+            // AWS limits the request rate: the next pass takes what is left, a little later
+            Some(e) if e.is_throttled() && start.elapsed() < deadline => {
+                throttled += 1;
+                tracing::warn!("{e} (pass {throttled}; backing off)");
+                tokio::time::sleep(Duration::from_millis(500 << throttled.min(5))).await;
+                continue;
+            }
+            Some(e) => return Err(e),
+            None => throttled = 0,
         }
         last = act;
     }
@@ -458,7 +469,7 @@ pub fn simulate_to(d: &Desired, start: &Observed) -> Result<(Observed, Vec<Actio
             }
         }
     }
-    Err(CloudError(format!(
+    Err(CloudError::Failed(format!(
         "cluster {}: the plan does not settle (a bug): {:?}",
         d.spec.name,
         plan(d, &o)
@@ -684,6 +695,61 @@ mod tests {
         ] {
             assert!(actions.iter().position(needed).unwrap() < first_run);
         }
+    }
+
+    /// A cloud that is the model, refusing the first `throttle` actions with AWS's throttling.
+    struct Throttling {
+        model: std::sync::Mutex<Observed>,
+        throttle: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Cloud for Throttling {
+        async fn observe(&self, _: &str) -> Result<Observed, CloudError> {
+            Ok(self.model.lock().unwrap().clone())
+        }
+        async fn apply(&self, d: &Desired, a: &Action) -> Result<String, CloudError> {
+            use std::sync::atomic::Ordering;
+            if self
+                .throttle
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(CloudError::from_code(
+                    "creating things",
+                    "RequestLimitExceeded",
+                    "Request limit exceeded.",
+                ));
+            }
+            apply_to_model(d, &mut self.model.lock().unwrap(), a);
+            Ok(a.describe())
+        }
+    }
+
+    #[tokio::test]
+    async fn throttling_is_backed_off_and_the_cluster_still_converges() {
+        let d = desired(1, 1, &["us-east-1a"]);
+        let cloud = Throttling {
+            model: Default::default(),
+            throttle: 2.into(),
+        };
+        let o = converge(&cloud, &d, Duration::from_secs(60), &crate::progress::Quiet)
+            .await
+            .unwrap();
+        assert_eq!(o.instances.len(), 2);
+        assert_eq!(cloud.throttle.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // other errors still end it at once
+        let refusing = Throttling {
+            model: Default::default(),
+            throttle: usize::MAX.into(),
+        };
+        let e = converge(&refusing, &d, Duration::ZERO, &crate::progress::Quiet)
+            .await
+            .unwrap_err();
+        assert!(
+            e.is_throttled() || e.to_string().contains("not converged"),
+            "{e}"
+        );
     }
 
     #[test]
