@@ -1181,9 +1181,20 @@ impl Engine {
             super::identity::revoke(self.store.as_ref(), &self.prefix, &name).await?;
         }
         let key = self.key(kind, ns.as_deref(), &name);
+        // Orphaning leaves the owner's controller without its dependents, and it reacts at once
+        // (a new ReplicaSet, a status write), so a delete guarded by the revision read before the
+        // orphaning loses every retry; without a precondition from the caller, kube-apiserver
+        // deletes whatever version is current, and so does this.
+        let guard = if opts.propagation == Propagation::Orphan
+            && opts.precondition_resource_version.is_none()
+        {
+            None
+        } else {
+            Some(rev)
+        };
         let (prev, _) = self
             .store
-            .delete(&key, Some(rev))
+            .delete(&key, guard)
             .await
             .map_err(|e| ApiError::from_store(e, kind, ns.as_deref(), &name))?;
         if kind == Kind::Namespace {
