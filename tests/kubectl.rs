@@ -4,27 +4,10 @@
 
 mod common;
 
-use common::kube::{have_kubectl, kubeconfig};
-
-use std::process::Command;
+use common::kube::{have_kubectl, kubeconfig, kubectl};
 
 use common::Master;
 use serde_json::Value;
-
-fn kubectl(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(config)
-        .args(args)
-        .env("HOME", config.parent().unwrap())
-        .output()
-        .expect("kubectl runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn kubectl_discovers_the_api_and_lists_objects() {

@@ -5,30 +5,13 @@
 
 mod common;
 
-use common::kube::{have_kubectl, kubeconfig};
+use common::kube::{have_kubectl, kubeconfig, kubectl};
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{wait_until, Master};
 use serde_json::Value;
-
-/// Runs kubectl with its own HOME (so its discovery and OpenAPI caches are this test's).
-fn kubectl(config: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(config)
-        .args(args)
-        .env("HOME", config.parent().unwrap())
-        .output()
-        .expect("kubectl runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 struct Cluster {
     _m: Master,

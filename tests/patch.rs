@@ -9,7 +9,6 @@ mod common;
 use common::kube::{have_kubectl, kubeconfig, python};
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use common::{wait_until, Master};
@@ -22,11 +21,7 @@ struct Kubectl {
 
 impl Kubectl {
     fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-        let out = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.config)
-            .args(args)
-            .env("HOME", self.config.parent().unwrap())
+        let out = common::kube::kubectl_command(&self.config, args)
             .envs(env.iter().copied())
             .output()
             .expect("kubectl runs");

@@ -7,9 +7,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::kube::{have_kubectl, kubeconfig};
+use common::kube::{have_kubectl, kubeconfig, kubectl};
 use common::Master;
 use k8s_pb::api::autoscaling::v1 as autoscaling;
 use k8s_pb::api::core::v1 as core;
@@ -19,21 +18,6 @@ use prost::Message;
 use serde_json::{json, Value};
 
 const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
-
-fn kubectl(config: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(config)
-        .args(args)
-        .env("HOME", config.parent().unwrap())
-        .output()
-        .expect("kubectl runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn ok(config: &Path, args: &[&str]) -> String {
     let (ok, out, err) = kubectl(config, args);

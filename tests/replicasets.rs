@@ -10,7 +10,6 @@ mod common;
 
 use common::kube::{have_kubectl, kubeconfig, python};
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,18 +133,7 @@ struct Kubectl(std::path::PathBuf);
 
 impl Kubectl {
     fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.0)
-            .args(args)
-            .env("HOME", self.0.parent().unwrap())
-            .output()
-            .expect("kubectl runs");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        common::kube::kubectl(&self.0, args)
     }
 
     /// Runs kubectl, asserts success, returns stdout.

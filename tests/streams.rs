@@ -34,11 +34,7 @@ impl std::fmt::Debug for Out {
 }
 
 fn kubectl_command(config: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new("kubectl");
-    cmd.arg("--kubeconfig")
-        .arg(config)
-        .args(args)
-        .env("HOME", config.parent().unwrap());
+    let mut cmd = common::kube::kubectl_command(config, args);
     die_with_parent(&mut cmd);
     cmd
 }

@@ -7,10 +7,10 @@
 
 mod common;
 
-use common::kube::{have_kubectl, python};
+use common::kube::{have_kubectl, kubectl_command, python};
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::{wait_until, Agent, Master, OwnEtcd, TEST_IMAGE};
@@ -32,16 +32,6 @@ fn kubeconfig(m: &Master, dir: &std::path::Path) -> std::path::PathBuf {
     ])
     .success();
     path
-}
-
-fn kubectl_command(config: &std::path::Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new("kubectl");
-    cmd.arg("--kubeconfig")
-        .arg(config)
-        .args(args)
-        .env("HOME", config.parent().unwrap())
-        .env_remove("KUBECONFIG");
-    cmd
 }
 
 #[track_caller]

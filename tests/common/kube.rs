@@ -21,6 +21,30 @@ pub fn have_kubectl() -> bool {
     found
 }
 
+/// kubectl with `config` and a HOME of its own (its directory), so that its discovery and
+/// OpenAPI caches are this test's, and no KUBECONFIG from the environment in play.
+pub fn kubectl_command(config: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new("kubectl");
+    cmd.arg("--kubeconfig")
+        .arg(config)
+        .args(args)
+        .env("HOME", config.parent().unwrap())
+        .env_remove("KUBECONFIG");
+    cmd
+}
+
+/// Runs kubectl (see [`kubectl_command`]): whether it succeeded, its stdout and its stderr.
+pub fn kubectl(config: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = kubectl_command(config, args)
+        .output()
+        .expect("kubectl runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A kubeconfig for the master's admin: its first endpoint, the cluster CA and the admin token,
 /// in namespace `default`.
 pub fn kubeconfig(m: &Master, dir: &Path) -> PathBuf {
