@@ -166,6 +166,68 @@ pub fn init_progress(pod: &Pod, observed: &[Observed]) -> Init {
     Init::Done
 }
 
+/// Moves the plan's wake time to `t` unless an earlier one is set.
+fn wake(p: &mut Plan, t: DateTime<Utc>) {
+    p.wake_at = Some(p.wake_at.map_or(t, |w| w.min(t)));
+}
+
+/// The steps of a container that has not run: its first start (or, after a failed start, a
+/// wake at the retry time), or, when it was created but never started (the agent stopped in
+/// between), its removal and a start again. The container when it has run: the caller decides.
+fn start_unstarted<'a>(
+    p: &mut Plan,
+    name: &str,
+    cur: Option<&'a Observed>,
+    mem: &Memory,
+    failure: Option<&Failure>,
+) -> Option<&'a Observed> {
+    match cur {
+        None => match failure {
+            Some(f) => wake(p, f.retry_at),
+            None => p.actions.push(Action::Start {
+                name: name.to_string(),
+                attempt: 0,
+                backoff_level: 0,
+            }),
+        },
+        Some(o) if o.state == RunState::Created => {
+            p.actions.push(Action::Remove { id: o.id.clone() });
+            p.actions.push(Action::Start {
+                name: name.to_string(),
+                attempt: o.attempt,
+                backoff_level: mem.backoff.get(name).copied().unwrap_or(0),
+            });
+        }
+        Some(o) => return Some(o),
+    }
+    None
+}
+
+/// The restart of a container that has ended: at its back-off time (or, after a failed start,
+/// a wake at the retry time).
+fn restart_after_backoff(
+    p: &mut Plan,
+    name: &str,
+    o: &Observed,
+    mem: &Memory,
+    now: DateTime<Utc>,
+    failure: Option<&Failure>,
+) {
+    if let Some(f) = failure {
+        return wake(p, f.retry_at);
+    }
+    let (level, not_before) = restart_at(o, mem, now);
+    if now >= not_before {
+        p.actions.push(Action::Start {
+            name: name.to_string(),
+            attempt: o.attempt + 1,
+            backoff_level: level + 1,
+        });
+    } else {
+        wake(p, not_before);
+    }
+}
+
 /// The next step of init container `index`: start it, restart it after its back-off (init
 /// containers restart on failure under `Always` and `OnFailure`), or wait for it.
 fn plan_init(
@@ -178,52 +240,18 @@ fn plan_init(
 ) {
     let c = &pod.spec.init_containers[index];
     let failure = mem.failures.get(&c.name).filter(|f| f.retry_at > now);
-    let wake = |p: &mut Plan, t: DateTime<Utc>| {
-        p.wake_at = Some(p.wake_at.map_or(t, |w| w.min(t)));
+    let cur = latest(observed, &c.name);
+    let Some(o) = start_unstarted(p, &c.name, cur, mem, failure) else {
+        return;
     };
-    match latest(observed, &c.name) {
-        None => match failure {
-            Some(f) => wake(p, f.retry_at),
-            None => p.actions.push(Action::Start {
-                name: c.name.clone(),
-                attempt: 0,
-                backoff_level: 0,
-            }),
-        },
-        Some(o) if o.state == RunState::Created => {
-            p.actions.push(Action::Remove { id: o.id.clone() });
-            p.actions.push(Action::Start {
-                name: c.name.clone(),
-                attempt: o.attempt,
-                backoff_level: mem.backoff.get(&c.name).copied().unwrap_or(0),
-            });
-        }
-        Some(o) if o.state == RunState::Running => {}
-        Some(o) => {
-            if let Some(f) = failure {
-                wake(p, f.retry_at);
-                return;
-            }
-            let (level, not_before) = restart_at(o, mem, now);
-            if now >= not_before {
-                p.actions.push(Action::Start {
-                    name: c.name.clone(),
-                    attempt: o.attempt + 1,
-                    backoff_level: level + 1,
-                });
-            } else {
-                wake(p, not_before);
-            }
-        }
+    if o.state != RunState::Running {
+        restart_after_backoff(p, &c.name, o, mem, now, failure);
     }
 }
 
 /// What to do next for a live (not deleted) pod.
 pub fn plan(pod: &Pod, observed: &[Observed], mem: &Memory, now: DateTime<Utc>) -> Plan {
     let mut p = Plan::default();
-    let wake = |p: &mut Plan, t: DateTime<Utc>| {
-        p.wake_at = Some(p.wake_at.map_or(t, |w| w.min(t)));
-    };
     let running: Vec<&Observed> = observed
         .iter()
         .filter(|o| o.state == RunState::Running)
@@ -284,53 +312,20 @@ pub fn plan(pod: &Pod, observed: &[Observed], mem: &Memory, now: DateTime<Utc>) 
     for c in &pod.spec.containers {
         let failure = mem.failures.get(&c.name).filter(|f| f.retry_at > now);
         let cur = latest(observed, &c.name);
-        match cur {
-            None => match failure {
-                Some(f) => wake(&mut p, f.retry_at),
-                None => p.actions.push(Action::Start {
-                    name: c.name.clone(),
-                    attempt: 0,
-                    backoff_level: 0,
-                }),
-            },
-            Some(o) if o.state == RunState::Created => {
-                // created but never started (the agent stopped in between): do it again
-                p.actions.push(Action::Remove { id: o.id.clone() });
-                p.actions.push(Action::Start {
-                    name: c.name.clone(),
-                    attempt: o.attempt,
-                    backoff_level: mem.backoff.get(&c.name).copied().unwrap_or(0),
+        let Some(o) = start_unstarted(&mut p, &c.name, cur, mem, failure) else {
+            continue;
+        };
+        if o.state == RunState::Running {
+            if mem.liveness_failed.contains(&o.id) {
+                p.actions.push(Action::Kill {
+                    id: o.id.clone(),
+                    container: c.name.clone(),
+                    grace: grace(pod),
+                    reason: "its liveness (or startup) probe failed".into(),
                 });
             }
-            Some(o) if o.state == RunState::Running => {
-                if mem.liveness_failed.contains(&o.id) {
-                    p.actions.push(Action::Kill {
-                        id: o.id.clone(),
-                        container: c.name.clone(),
-                        grace: grace(pod),
-                        reason: "its liveness (or startup) probe failed".into(),
-                    });
-                }
-            }
-            Some(o) => {
-                if !will_restart(pod, o) {
-                    continue;
-                }
-                if let Some(f) = failure {
-                    wake(&mut p, f.retry_at);
-                    continue;
-                }
-                let (level, not_before) = restart_at(o, mem, now);
-                if now >= not_before {
-                    p.actions.push(Action::Start {
-                        name: c.name.clone(),
-                        attempt: o.attempt + 1,
-                        backoff_level: level + 1,
-                    });
-                } else {
-                    wake(&mut p, not_before);
-                }
-            }
+        } else if will_restart(pod, o) {
+            restart_after_backoff(&mut p, &c.name, o, mem, now, failure);
         }
     }
     p
