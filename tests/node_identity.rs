@@ -331,6 +331,40 @@ async fn fake_agent(cert_pem: &str, key_pem: &str) -> u16 {
 /// it (the old instance) must not pass for the node once it is revoked, even when it answers
 /// at the address the node (joined again) reports. A certificate issued after the revocation
 /// is accepted.
+/// What a joining agent does: a join token recorded for 127.0.0.1 (from the admin), traded for
+/// the node's token, which registers the Node. Returns the node token.
+async fn join_at_loopback(http: &common::Http, admin: &str, node: &str) -> String {
+    let (code, j) = http
+        .call(
+            Method::POST,
+            &format!("/orkops/v1/nodes/{node}/join-token"),
+            Some(admin),
+            Some(json!({"address": "127.0.0.1"})),
+        )
+        .await;
+    assert_eq!(code, 201, "{j}");
+    let (code, t) = http
+        .call(
+            Method::POST,
+            &format!("/orkops/v1/nodes/{node}/token"),
+            j["token"].as_str(),
+            None,
+        )
+        .await;
+    assert_eq!(code, 201, "{t}");
+    let tok = t["token"].as_str().unwrap().to_string();
+    let (code, n) = http
+        .call(
+            Method::POST,
+            "/api/v1/nodes",
+            Some(&tok),
+            Some(json!({"metadata": {"name": node}})),
+        )
+        .await;
+    assert_eq!(code, 201, "{n}");
+    tok
+}
+
 #[test]
 fn the_master_refuses_an_agent_certificate_issued_before_its_nodes_revocation() {
     let m = Master::start();
@@ -340,34 +374,7 @@ fn the_master_refuses_an_agent_certificate_issued_before_its_nodes_revocation() 
     let ns = "/api/v1/namespaces/default";
     runtime().block_on(async {
         // node-9 joins with a join token recorded for 127.0.0.1 and gets its certificate
-        let (code, j) = http
-            .call(
-                Method::POST,
-                &format!("/orkops/v1/nodes/{node}/join-token"),
-                Some(&admin),
-                Some(json!({"address": "127.0.0.1"})),
-            )
-            .await;
-        assert_eq!(code, 201, "{j}");
-        let (code, t) = http
-            .call(
-                Method::POST,
-                &format!("/orkops/v1/nodes/{node}/token"),
-                j["token"].as_str(),
-                None,
-            )
-            .await;
-        assert_eq!(code, 201, "{t}");
-        let tok = t["token"].as_str().unwrap().to_string();
-        let (code, n) = http
-            .call(
-                Method::POST,
-                "/api/v1/nodes",
-                Some(&tok),
-                Some(json!({"metadata": {"name": node}})),
-            )
-            .await;
-        assert_eq!(code, 201, "{n}");
+        let tok = join_at_loopback(&http, &admin, node).await;
         let (old_key, old_csr) = key_and_csr(node, &[node]);
         let (code, c) = http
             .call(
@@ -439,34 +446,7 @@ fn the_master_refuses_an_agent_certificate_issued_before_its_nodes_revocation() 
             .await;
         assert_eq!(code, 200, "{st}");
         let deleted = chrono::Utc::now();
-        let (code, j) = http
-            .call(
-                Method::POST,
-                &format!("/orkops/v1/nodes/{node}/join-token"),
-                Some(&admin),
-                Some(json!({"address": "127.0.0.1"})),
-            )
-            .await;
-        assert_eq!(code, 201, "{j}");
-        let (code, t) = http
-            .call(
-                Method::POST,
-                &format!("/orkops/v1/nodes/{node}/token"),
-                j["token"].as_str(),
-                None,
-            )
-            .await;
-        assert_eq!(code, 201, "{t}");
-        let tok2 = t["token"].as_str().unwrap().to_string();
-        let (code, n) = http
-            .call(
-                Method::POST,
-                "/api/v1/nodes",
-                Some(&tok2),
-                Some(json!({"metadata": {"name": node}})),
-            )
-            .await;
-        assert_eq!(code, 201, "{n}");
+        let tok2 = join_at_loopback(&http, &admin, node).await;
         report(tok2.clone(), old_agent).await;
         let (code, st) = http
             .call(
