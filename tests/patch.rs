@@ -293,22 +293,11 @@ impl Rest {
         content_type: &str,
         body: String,
     ) -> (u16, Value) {
-        let resp = self
+        let (code, v, _) = self
             .http
-            .client
-            .request(method, format!("{}{path}", self.http.base))
-            .bearer_auth(&self.token)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let code = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            code,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+            .send(method, path, &self.token, content_type, None, body)
+            .await;
+        (code, v)
     }
 
     async fn apply(&self, path: &str, manager: &str, force: bool, yaml: &str) -> (u16, Value) {

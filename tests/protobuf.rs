@@ -233,27 +233,10 @@ impl Raw {
         content_type: &str,
         body: Vec<u8>,
     ) -> (u16, Value, Vec<String>) {
-        let resp = self
-            .http
-            .client
-            .request(method, format!("{}{path}", self.http.base))
-            .bearer_auth(&self.token)
-            .header("content-type", content_type)
-            .header("accept", format!("{PROTOBUF}, application/json"))
-            .body(body)
-            .send()
+        let accept = format!("{PROTOBUF}, application/json");
+        self.http
+            .send(method, path, &self.token, content_type, Some(&accept), body)
             .await
-            .unwrap();
-        let code = resp.status().as_u16();
-        let warnings = resp
-            .headers()
-            .get_all("warning")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_string())
-            .collect();
-        let text = resp.text().await.unwrap();
-        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (code, v, warnings)
     }
 }
 

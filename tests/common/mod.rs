@@ -493,6 +493,42 @@ impl Http {
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
     }
+
+    /// A request with a body of any media type (and optionally an Accept): the status, the
+    /// answer (JSON, else its text as a string) and the Warning headers.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        accept: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value, Vec<String>) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type);
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        let resp = req
+            .body(body)
+            .send()
+            .await
+            .expect("request reaches the master");
+        let code = resp.status().as_u16();
+        let warnings = resp
+            .headers()
+            .get_all("warning")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        let text = resp.text().await.unwrap();
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (code, v, warnings)
+    }
 }
 
 /// The image tests run (busybox-static from Debian, built locally once).
