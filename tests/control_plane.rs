@@ -396,7 +396,10 @@ fn bad_manifests_are_refused_with_file_document_and_field_and_change_nothing() {
             )
             .await;
         assert_eq!(code, 422, "{st}");
-        assert_eq!(st["causes"][0]["field"], "spec.containers[0].portz", "{st}");
+        assert_eq!(
+            st["details"]["causes"][0]["field"], "spec.containers[0].portz",
+            "{st}"
+        );
         assert!(st["message"].as_str().unwrap().contains("portz"), "{st}");
         let (code, st) = http
             .call(

@@ -748,7 +748,7 @@ fn the_scale_subresource_reads_and_writes_replicas_as_kube_apiserver_does() {
         )
         .await;
         assert_eq!(code, 422, "{st}");
-        assert_eq!(st["causes"][0]["field"], "spec.selector", "{st}");
+        assert_eq!(st["details"]["causes"][0]["field"], "spec.selector", "{st}");
 
         // the deployment made a replica set: it has a scale too
         let mut rs = String::new();

@@ -14,6 +14,7 @@ use super::core::*;
 use super::kinds::Kind;
 use super::labels::{self, Selector};
 use super::meta::{IntOrString, ObjectMeta, Quantity};
+use super::policy::PodDisruptionBudget;
 use super::workloads::*;
 
 /// One problem with one field, e.g. `spec.replicas: must be >= 0`.
@@ -132,6 +133,12 @@ impl_object!(
     |j: &Job, e: &mut Errors| validate_job_spec(&j.spec, "spec", e)
 );
 impl_object!(CronJob, Kind::CronJob, default_cron_job, validate_cron_job);
+impl_object!(
+    PodDisruptionBudget,
+    Kind::PodDisruptionBudget,
+    |_p: &mut PodDisruptionBudget| {},
+    validate_pdb
+);
 
 /// Decodes `value` as `T`, reporting the path of the first field that does not fit.
 pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, FieldError> {
@@ -218,6 +225,7 @@ macro_rules! with_kind_type {
             Kind::Job => $f::<Job>($($arg),*),
             Kind::CronJob => $f::<CronJob>($($arg),*),
             Kind::ServiceAccount => $f::<ServiceAccount>($($arg),*),
+            Kind::PodDisruptionBudget => $f::<$crate::api::policy::PodDisruptionBudget>($($arg),*),
         }
     }};
 }
@@ -1147,6 +1155,46 @@ fn validate_deployment(d: &Deployment, e: &mut Errors) {
             }
         }
     }
+}
+
+/// As kube-apiserver's ValidatePositiveIntOrPercent and IsNotMoreThan100Percent.
+fn int_or_percent(e: &mut Errors, path: &str, v: &Option<IntOrString>) {
+    match v {
+        None => {}
+        Some(IntOrString::Int(i)) => {
+            int32_at_least(e, path, Some(*i), 0);
+        }
+        Some(IntOrString::String(s)) => {
+            match s.strip_suffix('%').filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())) {
+                None => e.add(
+                    path,
+                    format!("invalid value {s:?}: a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%', or '93%')"),
+                ),
+                Some(d) if d.parse::<u64>().map_or(true, |p| p > 100) => {
+                    e.add(path, format!("invalid value {s:?}: must not be greater than 100%"))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+fn validate_pdb(p: &crate::api::policy::PodDisruptionBudget, e: &mut Errors) {
+    let s = &p.spec;
+    if s.min_available.is_some() && s.max_unavailable.is_some() {
+        e.add("spec", "minAvailable and maxUnavailable cannot be both set");
+    }
+    int_or_percent(e, "spec.minAvailable", &s.min_available);
+    int_or_percent(e, "spec.maxUnavailable", &s.max_unavailable);
+    if let Some(sel) = &s.selector {
+        selector_of(sel, "spec.selector", e);
+    }
+    one_of(
+        e,
+        "spec.unhealthyPodEvictionPolicy",
+        &s.unhealthy_pod_eviction_policy,
+        crate::api::policy::UNHEALTHY_POLICIES,
+    );
 }
 
 fn default_replica_set(r: &mut ReplicaSet) {

@@ -196,6 +196,13 @@ pub fn columns(kind: Kind) -> Vec<Column> {
             text("Message", "The event's message."),
         ],
         Kind::ServiceAccount => vec![NAME, int("Secrets", "The number of secrets listed."), AGE],
+        Kind::PodDisruptionBudget => vec![
+            NAME,
+            text("Min Available", "The minimum number of pods that must be available."),
+            text("Max Unavailable", "The maximum number of pods that may be unavailable."),
+            int("Allowed Disruptions", "Calculated number of pods that may be disrupted at this time."),
+            AGE,
+        ],
         _ => vec![NAME, AGE],
     }
 }
@@ -343,6 +350,20 @@ pub fn cells(kind: Kind, obj: &Value, now: DateTime<Utc>) -> Vec<Cell> {
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
             vec![name, Cell::Int(n as i64), created]
+        }
+        Kind::PodDisruptionBudget => {
+            let or_na = |p: &str| match obj.pointer(p) {
+                Some(Value::String(v)) => v.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => "N/A".into(),
+            };
+            vec![
+                name,
+                t(or_na("/spec/minAvailable")),
+                t(or_na("/spec/maxUnavailable")),
+                Cell::Int(i(obj, "/status/disruptionsAllowed")),
+                created,
+            ]
         }
         _ => vec![name, created],
     }

@@ -20,6 +20,7 @@ pub enum Kind {
     Job,
     CronJob,
     ServiceAccount,
+    PodDisruptionBudget,
 }
 
 struct Info {
@@ -49,6 +50,7 @@ const TABLE: &[Info] = &[
     Info { kind: Kind::Job, name: "Job", plural: "jobs", short: &[], api_version: "batch/v1", namespaced: true, has_status: true },
     Info { kind: Kind::CronJob, name: "CronJob", plural: "cronjobs", short: &["cj"], api_version: "batch/v1", namespaced: true, has_status: true },
     Info { kind: Kind::ServiceAccount, name: "ServiceAccount", plural: "serviceaccounts", short: &["sa"], api_version: "v1", namespaced: true, has_status: false },
+    Info { kind: Kind::PodDisruptionBudget, name: "PodDisruptionBudget", plural: "poddisruptionbudgets", short: &["pdb"], api_version: "policy/v1", namespaced: true, has_status: true },
 ];
 
 impl Kind {

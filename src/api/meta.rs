@@ -280,6 +280,30 @@ pub struct Condition {
     pub message: Option<String>,
 }
 
+/// `meta/v1` Condition, the condition of the newer kinds (a PodDisruptionBudget's): the
+/// generation it was set from, and no heartbeat or probe times.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetaCondition {
+    /// type of condition in CamelCase or in foo.example.com/CamelCase.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// status of the condition, one of True, False, Unknown.
+    pub status: String,
+    /// observedGeneration represents the .metadata.generation that the condition was set based upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// lastTransitionTime is the last time the condition transitioned from one status to another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<Time>,
+    /// reason contains a programmatic identifier indicating the reason for the condition's last transition.
+    #[serde(default)]
+    pub reason: String,
+    /// message is a human readable message indicating details about the transition.
+    #[serde(default)]
+    pub message: String,
+}
+
 /// A reference to another object, as in `Event.involvedObject` and `CronJob.status.active`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -10,6 +10,7 @@ pub mod labels;
 pub mod managed;
 pub mod meta;
 pub mod openapi;
+pub mod policy;
 pub mod protobuf;
 pub mod smp;
 pub mod workloads;

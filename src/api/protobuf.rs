@@ -135,7 +135,7 @@ pub enum DecodeError {
     #[error("the protobuf body is not valid: {0}")]
     Invalid(String),
     /// A well-formed body of a type orkops does not decode from protobuf.
-    #[error("the protobuf body holds a {kind} of {api_version}, which this server does not decode from protobuf (it decodes the kinds it serves, DeleteOptions and autoscaling/v1 Scale); send it as application/json")]
+    #[error("the protobuf body holds a {kind} of {api_version}, which this server does not decode from protobuf (it decodes the kinds it serves, DeleteOptions, autoscaling/v1 Scale and policy/v1 Eviction); send it as application/json")]
     UnsupportedType { api_version: String, kind: String },
 }
 
@@ -154,6 +154,9 @@ fn root_definition(api_version: &str, kind: &str) -> Option<String> {
     }
     if (api_version, kind) == ("autoscaling/v1", "Scale") {
         return Some("io.k8s.api.autoscaling.v1.Scale".into());
+    }
+    if matches!(api_version, "policy/v1" | "policy/v1beta1") && kind == "Eviction" {
+        return Some("io.k8s.api.policy.v1.Eviction".into());
     }
     Kind::all()
         .find(|k| k.name() == kind && k.api_version() == api_version)
@@ -1065,9 +1068,12 @@ mod tests {
     fn bad_bodies_are_refused_with_what_and_where() {
         let e = decode(b"{\"kind\":\"Pod\"}").unwrap_err().to_string();
         assert!(e.contains("k8s\\0"), "{e}");
-        let e = decode(&envelope("policy/v1", "Eviction", vec![])).unwrap_err();
+        let e = decode(&envelope("storage.k8s.io/v1", "StorageClass", vec![])).unwrap_err();
         assert!(matches!(e, DecodeError::UnsupportedType { .. }), "{e}");
-        assert!(e.to_string().contains("Eviction of policy/v1"), "{e}");
+        assert!(
+            e.to_string().contains("StorageClass of storage.k8s.io/v1"),
+            "{e}"
+        );
         // a length past the end
         let e = decode(&envelope("v1", "Pod", vec![0x0a, 0x7f, 0x01]))
             .unwrap_err()

@@ -74,6 +74,7 @@ fn subresources(kind: Kind) -> &'static [(&'static str, &'static [&'static str])
     match kind {
         Kind::Pod => &[
             ("binding", &["create"]),
+            ("eviction", &["create"]),
             ("log", &["get"]),
             ("exec", &["create", "get"]),
             ("attach", &["create", "get"]),
@@ -123,11 +124,22 @@ fn resources(group_version: &str) -> Value {
             }));
         }
         for (sub, verbs) in subresources(kind) {
-            list.push(json!({
+            let mut r = json!({
                 "name": format!("{plural}/{sub}"), "singularName": "",
-                "namespaced": kind.namespaced(), "kind": if *sub == "binding" { "Binding" } else { kind.name() },
+                "namespaced": kind.namespaced(), "kind": kind.name(),
                 "verbs": verbs,
-            }));
+            });
+            match *sub {
+                "binding" => r["kind"] = json!("Binding"),
+                // kubectl drain looks for exactly this entry before it evicts instead of deleting
+                "eviction" => {
+                    r["kind"] = json!("Eviction");
+                    r["group"] = json!("policy");
+                    r["version"] = json!("v1");
+                }
+                _ => {}
+            }
+            list.push(r);
         }
     }
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": list})
@@ -146,7 +158,7 @@ mod tests {
             .iter()
             .map(|g| g["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["apps", "batch"]);
+        assert_eq!(names, ["apps", "batch", "policy"]);
         for kind in Kind::all() {
             let path = match kind.api_version() {
                 "v1" => "/api/v1".to_string(),
@@ -162,7 +174,18 @@ mod tests {
             assert_eq!(found["kind"], kind.name());
             assert_eq!(found["namespaced"], kind.namespaced());
         }
-        assert!(document("/apis/policy/v1").is_none());
+        assert!(document("/apis/storage.k8s.io/v1").is_none());
+        let core = document("/api/v1").unwrap();
+        let eviction = core["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "pods/eviction")
+            .expect("pods/eviction is discoverable");
+        assert_eq!(
+            (&eviction["kind"], &eviction["group"], &eviction["version"]),
+            (&json!("Eviction"), &json!("policy"), &json!("v1"))
+        );
         assert!(document("/api/v1/pods").is_none());
         let v = document("/version").unwrap();
         assert!(v["gitVersion"].as_str().unwrap().starts_with("v1.32.0-"));

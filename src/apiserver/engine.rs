@@ -120,6 +120,12 @@ pub enum Command {
     },
     /// Sign the serving certificate of a node's agent (a PEM certificate request).
     SignNodeCertificate { node: String, csr: String },
+    /// Delete a pod as far as its PodDisruptionBudget allows (`pods/NAME/eviction`).
+    Evict {
+        namespace: String,
+        name: String,
+        options: DeleteOptions,
+    },
     /// Assign a pending pod to a node (the scheduler's write; `pods/NAME/binding`).
     Bind {
         namespace: String,
@@ -400,6 +406,14 @@ impl Engine {
                 node,
                 uid,
             } => self.bind(caller, namespace, name, node, uid).await,
+            Command::Evict {
+                namespace,
+                name,
+                mut options,
+            } => {
+                options.dry_run |= opts.dry_run;
+                super::eviction::handle(self, caller, namespace, name, options).await
+            }
         }
     }
 

@@ -293,7 +293,7 @@ pub(super) const QUERY_PARAMS: &[&str] = &[
 ];
 
 /// The POST-only endpoints outside the object paths: a node's token, join token and
-/// certificate, and a pod's binding. `None` for every other path.
+/// certificate, and a pod's binding and eviction. `None` for every other path.
 fn post_only_command(
     method: &Method,
     path: &str,
@@ -308,7 +308,15 @@ fn post_only_command(
             "nodes",
             _,
             "token" | "join-token" | "certificate"
-        ] | ["api", "v1", "namespaces", _, "pods", _, "binding"]
+        ] | [
+            "api",
+            "v1",
+            "namespaces",
+            _,
+            "pods",
+            _,
+            "binding" | "eviction"
+        ]
     );
     if !known {
         return Ok(None);
@@ -334,6 +342,9 @@ fn post_only_command(
                 node: node.to_string(),
                 csr: csr.to_string(),
             }
+        }
+        [_, _, _, ns, _, name, "eviction"] => {
+            return super::eviction::decode(ns, name, body).map(Some)
         }
         [_, _, _, ns, _, name, _] => {
             let v: Value = super::body::parse_json(body)?;

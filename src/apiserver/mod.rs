@@ -8,6 +8,7 @@ pub mod body;
 pub mod discovery;
 pub mod engine;
 pub mod error;
+pub mod eviction;
 pub mod fieldvalidation;
 pub mod http;
 pub mod identity;
@@ -26,4 +27,4 @@ pub mod write;
 
 pub use auth::{Caller, Credentials};
 pub use engine::{Command, Engine, Reply};
-pub use error::{ApiError, Status};
+pub use error::{ApiError, Status, StatusCause};

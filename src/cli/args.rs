@@ -56,6 +56,12 @@ pub enum Command {
     Image(ImageCommand),
     /// Set the number of replicas of a deployment.
     Scale(ScaleArgs),
+    /// Mark a node unschedulable: no new pod is placed on it.
+    Cordon(NodeArgs),
+    /// Mark a node schedulable again.
+    Uncordon(NodeArgs),
+    /// Cordon a node and evict its pods, honouring their PodDisruptionBudgets.
+    Drain(DrainArgs),
     /// Follow or restart the rollout of a deployment.
     #[command(subcommand)]
     Rollout(RolloutCommand),
@@ -346,6 +352,33 @@ pub struct AddonsDisableArgs {
 pub enum PluginCommand {
     /// The plugins on PATH, with warnings for those that can never run.
     List,
+}
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// The node's name (`orkops get nodes`).
+    pub node: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DrainArgs {
+    /// The node's name (`orkops get nodes`).
+    pub node: String,
+    /// Leave the pods of DaemonSets where they are (they would come back at once).
+    #[arg(long)]
+    pub ignore_daemonsets: bool,
+    /// Evict pods with emptyDir volumes too: their data is lost.
+    #[arg(long)]
+    pub delete_emptydir_data: bool,
+    /// Evict pods that no controller manages too: nothing recreates them.
+    #[arg(long)]
+    pub force: bool,
+    /// Seconds each pod gets to stop (default: the pod's own terminationGracePeriodSeconds).
+    #[arg(long, allow_negative_numbers = true, default_value_t = -1)]
+    pub grace_period: i64,
+    /// Give up after this long (e.g. 5m), naming the pods and budgets still in the way; 0 waits forever.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = crate::provision::settings::parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Args, Debug)]

@@ -4,6 +4,7 @@
 mod addons;
 pub mod args;
 pub mod cluster;
+mod drain;
 mod join;
 pub(crate) mod kubeconfig;
 pub mod manifest;
@@ -102,6 +103,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             stream::image_load(&Session::open(&cli)?, a).await
         }
         Command::Scale(a) => workloads::scale(&Session::open(&cli)?, a).await,
+        Command::Cordon(a) => drain::cordon(&Session::open(&cli)?, &a.node, true).await,
+        Command::Uncordon(a) => drain::cordon(&Session::open(&cli)?, &a.node, false).await,
+        Command::Drain(a) => drain::drain(&Session::open(&cli)?, a).await,
         Command::Rollout(args::RolloutCommand::Status(a)) => {
             workloads::rollout_status(&Session::open(&cli)?, a).await
         }

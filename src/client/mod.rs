@@ -368,7 +368,8 @@ async fn decode(resp: reqwest::Response) -> Result<Value, ClientError> {
             ),
             reason: code.canonical_reason().unwrap_or("Unknown").into(),
             code: code.as_u16(),
-            causes: Vec::new(),
+            metadata: Default::default(),
+            details: None,
         }))),
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod cronjobs;
 pub mod deployments;
+pub mod disruption;
 pub mod endpoints;
 pub mod jobs;
 pub mod lifecycle;
@@ -443,6 +444,25 @@ impl Api {
         .map(|_| ())
     }
 
+    /// Replaces the status of an object with `body`'s, at `body`'s resourceVersion (a
+    /// compare-and-swap: a writer that came between wins, and the caller reads again).
+    pub async fn replace_status_at(
+        &self,
+        kind: Kind,
+        ns: Option<&str>,
+        name: &str,
+        body: Value,
+    ) -> Result<(), ApiError> {
+        self.run(Command::ReplaceStatus {
+            kind,
+            namespace: ns.map(str::to_string),
+            name: name.into(),
+            body,
+        })
+        .await
+        .map(|_| ())
+    }
+
     pub async fn bind(&self, ns: &str, name: &str, uid: &str, node: &str) -> Result<(), ApiError> {
         self.run(Command::Bind {
             namespace: ns.into(),
@@ -541,19 +561,60 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
     c.jobs.subscribe(enqueue_self(&q));
     c.pods.subscribe(enqueue_owner(&q, "Job"));
 
+    let q = rt.controller("disruption", 2, |ctx, key| async move {
+        disruption::reconcile_key(&ctx, &key).await
+    });
+    c.pdbs.subscribe(enqueue_self(&q));
+    let (pdbs, queue) = (c.pdbs.clone(), q.clone());
+    // a pod that was, or is, selected by a budget; the controllers whose scale it counts
+    c.pods.subscribe(Arc::new(move |p: &Pod| {
+        for b in pdbs
+            .list()
+            .iter()
+            .filter(|b| crate::apiserver::eviction::selects(b, p))
+        {
+            queue.add(runtime::key_of(&b.metadata));
+        }
+    }));
+    let in_namespace =
+        |q: &Arc<runtime::Queue>,
+         pdbs: &runtime::Store<crate::api::policy::PodDisruptionBudget>| {
+            let (q, pdbs) = (q.clone(), pdbs.clone());
+            move |ns: &str| {
+                for b in pdbs.list().iter().filter(|b| b.metadata.namespace() == ns) {
+                    q.add(runtime::key_of(&b.metadata));
+                }
+            }
+        };
+    let wake = in_namespace(&q, &c.pdbs);
+    c.deployments
+        .subscribe(Arc::new(move |d: &crate::api::workloads::Deployment| {
+            wake(d.metadata.namespace())
+        }));
+    let wake = in_namespace(&q, &c.pdbs);
+    c.replica_sets
+        .subscribe(Arc::new(move |r: &crate::api::workloads::ReplicaSet| {
+            wake(r.metadata.namespace())
+        }));
+
     let q = rt.controller("cronjobs", 2, |ctx, key| async move {
         cronjob_reconcile(&ctx, &key).await
     });
     c.cron_jobs.subscribe(enqueue_self(&q));
     c.jobs.subscribe(enqueue_owner(&q, "CronJob"));
 
-    pass(
+    let q = pass(
         &mut rt,
         "scheduler",
-        &[Kind::Pod, Kind::Node, Kind::PersistentVolumeClaim],
+        &[Kind::Node, Kind::PersistentVolumeClaim],
         secs(10),
         |ctx| async move { scheduling::pass(&ctx.api).await },
     );
+    c.pods.subscribe_changes(Arc::new(move |old, new| {
+        if scheduling::pod_matters(old, new) {
+            q.add(runtime::PASS)
+        }
+    }));
     let lifecycle = config.clone();
     // also the clock of the heartbeat grace and the eviction timeout
     pass(
@@ -566,13 +627,19 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
             async move { lifecycle_pass(&ctx.api, &cfg).await }
         },
     );
-    pass(
+    let q = pass(
         &mut rt,
         "endpoints",
-        &[Kind::Service, Kind::Pod, Kind::Endpoints],
+        &[Kind::Service, Kind::Endpoints],
         secs(30),
         |ctx| async move { endpoints_pass(&ctx.api).await },
     );
+    let services = c.services.clone();
+    c.pods.subscribe_changes(Arc::new(move |old, new| {
+        if endpoints::pod_matters(&services.list(), old, new) {
+            q.add(runtime::PASS)
+        }
+    }));
     pass(
         &mut rt,
         "garbage-collector",
@@ -595,14 +662,16 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
 }
 
 /// Registers a whole-cluster controller: one key ([`runtime::PASS`]) queued by any change of
-/// `kinds` and at least every `resync`; a failed pass backs off like any key.
+/// `kinds` and at least every `resync`; a failed pass backs off like any key. Gives its queue,
+/// for the changes that wake it only through a filter.
 fn pass<F, Fut>(
     rt: &mut runtime::Runtime,
     name: &'static str,
     kinds: &[Kind],
     resync: Duration,
     pass: F,
-) where
+) -> Arc<runtime::Queue>
+where
     F: Fn(runtime::Ctx) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), ApiError>> + Send + 'static,
 {
@@ -616,6 +685,7 @@ fn pass<F, Fut>(
             .on_change(kind, Arc::new(move || q.add(runtime::PASS)));
     }
     q.add(runtime::PASS);
+    q
 }
 
 /// Keeps every selector service's Endpoints in step with its pods, and removes the
@@ -691,8 +761,12 @@ async fn lifecycle_pass(api: &Api, cfg: &ControllerConfig) -> Result<(), ApiErro
     if nodes.is_empty() {
         return Ok(());
     }
-    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
     let now = Utc::now();
+    let pods: Vec<Pod> = if lifecycle::needs_pods(&nodes, now, cfg.node_monitor_grace) {
+        api.list(Kind::Pod).await?
+    } else {
+        Vec::new()
+    };
     for a in lifecycle::nodes(
         &nodes,
         &pods,

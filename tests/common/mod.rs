@@ -17,6 +17,7 @@ use orkops::client::ClientConfig;
 use serde_json::Value;
 
 pub mod cloud;
+pub mod hollow;
 pub mod hosts;
 pub mod kube;
 
