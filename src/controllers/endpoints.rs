@@ -5,7 +5,6 @@
 //! ports, so pods that name the port differently land in different subsets.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use crate::api::core::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Pod, Service};
 use crate::api::meta::{IntOrString, ObjectReference};
@@ -28,25 +27,6 @@ pub fn pod_is_ready(p: &Pod) -> bool {
 
 /// The subsets of the Endpoints of `svc` given every pod of its namespace; `None` for a
 /// service without a selector (its Endpoints are the user's to write).
-/// Whether service `svc` selects pod `p` (a service without a selector selects none).
-pub fn selects(svc: &Service, p: &Pod) -> bool {
-    !svc.spec.selector.is_empty()
-        && svc.metadata.namespace() == p.metadata.namespace()
-        && svc
-            .spec
-            .selector
-            .iter()
-            .all(|(k, v)| p.metadata.labels.get(k) == Some(v))
-}
-
-/// Whether a Pod change can move an Endpoints object: the pod was, or is, selected by one of
-/// `services`. Pods that no service selects (most of a batch workload) wake nothing.
-pub fn pod_matters(services: &[Arc<Service>], old: Option<&Pod>, new: Option<&Pod>) -> bool {
-    old.into_iter()
-        .chain(new)
-        .any(|p| services.iter().any(|s| selects(s, p)))
-}
-
 pub fn desired(svc: &Service, pods: &[Pod]) -> Option<Vec<EndpointSubset>> {
     if svc.spec.selector.is_empty() {
         return None;
@@ -54,7 +34,13 @@ pub fn desired(svc: &Service, pods: &[Pod]) -> Option<Vec<EndpointSubset>> {
     // resolved ports -> subset
     let mut groups: BTreeMap<Vec<(Option<String>, i64, String)>, EndpointSubset> = BTreeMap::new();
     for p in pods {
-        if !selects(svc, p) {
+        let labels = &p.metadata.labels;
+        if !svc
+            .spec
+            .selector
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+        {
             continue;
         }
         let Some(ip) = p

@@ -47,26 +47,6 @@ fn pod_is_ready(p: &Pod) -> bool {
     })
 }
 
-/// How long ago the node's agent last posted its Ready condition (zero when it never said).
-fn silent_for(c: &crate::api::meta::Condition, now: DateTime<Utc>) -> Duration {
-    c.last_heartbeat_time
-        .or(c.last_transition_time)
-        .map(|b| (now - b).to_std().unwrap_or_default())
-        .unwrap_or_default()
-}
-
-/// Whether [`nodes`] needs the pods: only when some node is not Ready or fell silent. With
-/// every node well (the usual case) the pass reads no pod, so that its clock costs nothing
-/// with 30,000 pods.
-pub fn needs_pods(nodes: &[Node], now: DateTime<Utc>, grace: Duration) -> bool {
-    nodes
-        .iter()
-        .filter_map(ready_condition)
-        .any(|c| c.status != "True" || silent_for(c, now) > grace)
-}
-
-/// The actions the node lifecycle takes now: nodes to mark NotReady, their pods to mark not
-/// ready, and the pods of nodes NotReady past `eviction` to delete.
 pub fn nodes(
     nodes: &[Node],
     pods: &[Pod],
@@ -90,7 +70,10 @@ pub fn nodes(
             node: name.clone(),
         };
         if c.status == "True" {
-            let silent = silent_for(c, now);
+            let beat = c.last_heartbeat_time.or(c.last_transition_time);
+            let silent = beat
+                .map(|b| (now - b).to_std().unwrap_or_default())
+                .unwrap_or_default();
             if silent > grace {
                 out.push(NodeAction::MarkNotReady {
                     node: name.clone(),

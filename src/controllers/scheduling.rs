@@ -21,29 +21,6 @@ fn unbound(p: &Pod) -> bool {
         )
 }
 
-/// Whether a Pod change can change what the scheduler decides: a pod to place (added or
-/// changed while unbound), or one that takes or frees room or shapes (anti-)affinity (bound,
-/// removed, finished, deleted or relabelled). A bound pod's status updates (it started, became
-/// ready) move nothing the scheduler reads, and with 30,000 pods they are most changes.
-pub(super) fn pod_matters(old: Option<&Pod>, new: Option<&Pod>) -> bool {
-    let (Some(a), Some(b)) = (old, new) else {
-        // added or removed: removed frees room; added matters only unbound (a relist
-        // re-adds every bound pod, which the periodic pass covers)
-        return new.is_none_or(unbound);
-    };
-    let terminal = |p: &Pod| {
-        matches!(
-            p.status.as_ref().and_then(|s| s.phase.as_deref()),
-            Some("Succeeded" | "Failed")
-        )
-    };
-    unbound(b)
-        || a.spec.node_name != b.spec.node_name
-        || terminal(a) != terminal(b)
-        || a.metadata.deletion_timestamp.is_some() != b.metadata.deletion_timestamp.is_some()
-        || a.metadata.labels != b.metadata.labels
-}
-
 /// Records that claim `claim`'s volume lives on `node` (the annotation Kubernetes uses for
 /// late-bound local volumes) and marks the claim Bound.
 async fn pin_claim(api: &Api, ns: &str, claim: &str, node: &str) -> Result<(), ApiError> {

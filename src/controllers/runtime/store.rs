@@ -27,14 +27,6 @@ pub type ObjectKey = (String, String);
 /// modification calls it with the old one too, so that a changed owner wakes both).
 pub type Subscriber<T> = Arc<dyn Fn(&T) + Send + Sync>;
 
-/// Called once per change with the object before it (`None`: added) and after it (`None`:
-/// removed), for the subscribers that care only about some changes (a Node's heartbeat moves
-/// nothing a scheduler reads).
-pub type ChangeSubscriber<T> = Arc<dyn Fn(Option<&T>, Option<&T>) + Send + Sync>;
-
-/// One change as the subscribers are told of it: (before, after).
-type Change<T> = (Option<Arc<T>>, Option<Arc<T>>);
-
 struct Inner<T> {
     objects: HashMap<ObjectKey, (i64, Arc<T>)>,
     /// The keys of the objects whose controlling owner has a uid.
@@ -46,7 +38,7 @@ pub struct Store<T> {
     inner: Arc<RwLock<Inner<T>>>,
     /// The last revision applied; 0 until the first list is in (not synced).
     revision: watch::Sender<i64>,
-    subscribers: Arc<RwLock<Vec<ChangeSubscriber<T>>>>,
+    subscribers: Arc<RwLock<Vec<Subscriber<T>>>>,
 }
 
 impl<T> Clone for Store<T> {
@@ -162,31 +154,23 @@ impl<T: Object> Store<T> {
         matches!(waited, Ok(Ok(_)))
     }
 
-    /// Adds a subscriber; it sees the changes applied from now on, the new object first and
-    /// then the old one.
+    /// Adds a subscriber; it sees the changes applied from now on.
     pub fn subscribe(&self, s: Subscriber<T>) {
-        self.subscribe_changes(Arc::new(move |old: Option<&T>, new: Option<&T>| {
-            new.into_iter().chain(old).for_each(|o| s(o))
-        }));
-    }
-
-    /// Adds a subscriber that is told each change as (before, after).
-    pub fn subscribe_changes(&self, s: ChangeSubscriber<T>) {
         self.subscribers
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push(s);
     }
 
-    fn notify(&self, changes: &[Change<T>]) {
+    fn notify(&self, objects: &[Arc<T>]) {
         let subs = self
             .subscribers
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        for (old, new) in changes {
+        for o in objects {
             for s in &subs {
-                s(old.as_deref(), new.as_deref());
+                s(o);
             }
         }
     }
@@ -226,7 +210,9 @@ impl<T: Object> Store<T> {
             old
         };
         self.advance(rv);
-        self.notify(&[(old.map(|(_, o)| o), Some(new))]);
+        let mut changed = vec![new];
+        changed.extend(old.map(|(_, o)| o));
+        self.notify(&changed);
     }
 
     /// Applies a deletion at revision `rv`.
@@ -242,7 +228,7 @@ impl<T: Object> Store<T> {
         };
         self.advance(rv);
         if let Some((_, o)) = old {
-            self.notify(&[(Some(o), None)]);
+            self.notify(&[o]);
         }
     }
 
@@ -254,16 +240,19 @@ impl<T: Object> Store<T> {
             let mut inner = self.write();
             let mut fresh = HashMap::new();
             inner.by_owner.clear();
-            let mut old = std::mem::take(&mut inner.objects);
             for (orv, o) in items {
                 let key = key_of(o.metadata());
                 let o = Arc::new(o);
                 Self::index(&mut inner, &key, &o);
-                changed.push((old.remove(&key).map(|(_, b)| b), Some(o.clone())));
+                changed.push(o.clone());
                 fresh.insert(key, (orv, o));
             }
-            inner.objects = fresh;
-            changed.extend(old.into_values().map(|(_, o)| (Some(o), None)));
+            let old = std::mem::replace(&mut inner.objects, fresh);
+            for (k, (_, o)) in old {
+                if !inner.objects.contains_key(&k) {
+                    changed.push(o);
+                }
+            }
         }
         self.advance(rv.max(1));
         self.notify(&changed);
