@@ -603,18 +603,13 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
     c.cron_jobs.subscribe(enqueue_self(&q));
     c.jobs.subscribe(enqueue_owner(&q, "CronJob"));
 
-    let q = pass(
+    pass(
         &mut rt,
         "scheduler",
-        &[Kind::Node, Kind::PersistentVolumeClaim],
+        &[Kind::Pod, Kind::Node, Kind::PersistentVolumeClaim],
         secs(10),
         |ctx| async move { scheduling::pass(&ctx.api).await },
     );
-    c.pods.subscribe_changes(Arc::new(move |old, new| {
-        if scheduling::pod_matters(old, new) {
-            q.add(runtime::PASS)
-        }
-    }));
     let lifecycle = config.clone();
     // also the clock of the heartbeat grace and the eviction timeout
     pass(
@@ -627,19 +622,13 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
             async move { lifecycle_pass(&ctx.api, &cfg).await }
         },
     );
-    let q = pass(
+    pass(
         &mut rt,
         "endpoints",
-        &[Kind::Service, Kind::Endpoints],
+        &[Kind::Service, Kind::Pod, Kind::Endpoints],
         secs(30),
         |ctx| async move { endpoints_pass(&ctx.api).await },
     );
-    let services = c.services.clone();
-    c.pods.subscribe_changes(Arc::new(move |old, new| {
-        if endpoints::pod_matters(&services.list(), old, new) {
-            q.add(runtime::PASS)
-        }
-    }));
     pass(
         &mut rt,
         "garbage-collector",
@@ -761,12 +750,8 @@ async fn lifecycle_pass(api: &Api, cfg: &ControllerConfig) -> Result<(), ApiErro
     if nodes.is_empty() {
         return Ok(());
     }
+    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
     let now = Utc::now();
-    let pods: Vec<Pod> = if lifecycle::needs_pods(&nodes, now, cfg.node_monitor_grace) {
-        api.list(Kind::Pod).await?
-    } else {
-        Vec::new()
-    };
     for a in lifecycle::nodes(
         &nodes,
         &pods,

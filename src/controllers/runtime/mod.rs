@@ -53,36 +53,6 @@ pub struct Caches {
     pub pdbs: Store<PodDisruptionBudget>,
 }
 
-/// Whether a Node change is more than a heartbeat. Every agent posts its node's status every
-/// few seconds (100 changes a second with 1,000 nodes) and a heartbeat moves only the
-/// conditions' heartbeat times, which no pass needs to be woken for: the node lifecycle pass
-/// reads them on its own clock.
-pub fn node_moved(old: Option<&Node>, new: Option<&Node>) -> bool {
-    fn shape(n: &Node) -> serde_json::Value {
-        let mut v = serde_json::to_value(n).unwrap_or_default();
-        if let Some(m) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-            m.remove("resourceVersion");
-            m.remove("managedFields");
-        }
-        let conditions = v
-            .pointer_mut("/status/conditions")
-            .and_then(|c| c.as_array_mut());
-        for c in conditions
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c.as_object_mut())
-        {
-            c.remove("lastHeartbeatTime");
-            c.remove("lastProbeTime");
-        }
-        v
-    }
-    match (old, new) {
-        (Some(a), Some(b)) => shape(a) != shape(b),
-        _ => true,
-    }
-}
-
 /// A write a reconcile made, as the caches must show it before the key's next reconcile.
 #[derive(Debug, Clone)]
 pub struct Written {
@@ -147,23 +117,15 @@ impl Caches {
         all.downcast::<Vec<T>>().ok().map(|b| *b)
     }
 
-    /// Calls `f` on every change of `kind` (for the loops that are only woken by changes),
-    /// except a Node's heartbeat alone (see [`node_moved`]).
+    /// Calls `f` on every change of `kind` (for the loops that are only woken by changes).
     pub fn on_change(&self, kind: Kind, f: Arc<dyn Fn() + Send + Sync>) -> bool {
         fn sub<U: Object>(s: &Store<U>, f: Arc<dyn Fn() + Send + Sync>) -> bool {
-            s.subscribe_changes(Arc::new(move |_: Option<&U>, _: Option<&U>| f()));
+            s.subscribe(Arc::new(move |_: &U| f()));
             true
         }
         match kind {
             Kind::Pod => sub(&self.pods, f),
-            Kind::Node => {
-                self.nodes.subscribe_changes(Arc::new(move |old, new| {
-                    if node_moved(old, new) {
-                        f()
-                    }
-                }));
-                true
-            }
+            Kind::Node => sub(&self.nodes, f),
             Kind::Service => sub(&self.services, f),
             Kind::Endpoints => sub(&self.endpoints, f),
             Kind::PersistentVolumeClaim => sub(&self.claims, f),
