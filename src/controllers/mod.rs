@@ -434,14 +434,7 @@ impl Api {
             meta["namespace"] = json!(ns);
         }
         let body = json!({"apiVersion": kind.api_version(), "kind": kind.name(), "metadata": meta, "status": status});
-        self.run(Command::ReplaceStatus {
-            kind,
-            namespace: ns.map(str::to_string),
-            name: name.into(),
-            body,
-        })
-        .await
-        .map(|_| ())
+        self.replace_status_at(kind, ns, name, body).await
     }
 
     /// Replaces the status of an object with `body`'s, at `body`'s resourceVersion (a
@@ -651,16 +644,14 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
 }
 
 /// Registers a whole-cluster controller: one key ([`runtime::PASS`]) queued by any change of
-/// `kinds` and at least every `resync`; a failed pass backs off like any key. Gives its queue,
-/// for the changes that wake it only through a filter.
+/// `kinds` and at least every `resync`; a failed pass backs off like any key.
 fn pass<F, Fut>(
     rt: &mut runtime::Runtime,
     name: &'static str,
     kinds: &[Kind],
     resync: Duration,
     pass: F,
-) -> Arc<runtime::Queue>
-where
+) where
     F: Fn(runtime::Ctx) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), ApiError>> + Send + 'static,
 {
@@ -674,7 +665,6 @@ where
             .on_change(kind, Arc::new(move || q.add(runtime::PASS)));
     }
     q.add(runtime::PASS);
-    q
 }
 
 /// Keeps every selector service's Endpoints in step with its pods, and removes the
