@@ -3,14 +3,17 @@
 //!
 //! Every allocated value is a reservation key in the store (`PREFIX/_alloc/POOL/VALUE`) created
 //! with create-if-absent, so two API servers can never hand out the same value. A reservation
-//! names its owner (kind, namespace, name, uid); one whose owner no longer exists, or is now a
-//! different object, is stale and may be taken over. That makes releasing on delete an
-//! optimisation rather than a duty: a crash between reserving and writing the object, or a
-//! namespace deleted wholesale, leaks nothing for long.
+//! names its owner (kind, namespace, name, uid) and when it was made; one whose owner no longer
+//! exists, or is now a different object, is stale and may be taken over once it is older than
+//! a grace period. The grace matters: a value is reserved *before* its owner is written, so a
+//! young reservation whose owner is not there yet is a create still under way, not a leak.
+//! Releasing on delete is an optimisation rather than a duty: a crash between reserving and
+//! writing the object, or a namespace deleted wholesale, leaks nothing for long.
 
 use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipnet::Ipv4Net;
 use rand::Rng;
@@ -137,6 +140,27 @@ impl Owner {
     }
 }
 
+/// What a reservation key holds: its owner and when it was made (unix milliseconds; 0 in
+/// records written before reservations carried a time, which are old enough by definition).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Reservation {
+    #[serde(flatten)]
+    owner: Owner,
+    #[serde(default)]
+    reserved_at_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// How long a reservation whose owner is missing is taken for a create still under way: longer
+/// than any request may run (the API's request timeout is 60 s).
+pub const RESERVATION_GRACE: Duration = Duration::from_secs(90);
+
 #[derive(Debug, thiserror::Error)]
 pub enum AllocError {
     /// The value asked for is held by another object.
@@ -156,6 +180,7 @@ pub struct Allocator {
     /// The store prefix of the cluster (`/orkops`); object keys are `PREFIX/PLURAL/[NS/]NAME`.
     prefix: String,
     pub ranges: NetworkRanges,
+    grace: Duration,
 }
 
 impl Allocator {
@@ -164,7 +189,14 @@ impl Allocator {
             store,
             prefix: prefix.to_string(),
             ranges,
+            grace: RESERVATION_GRACE,
         }
+    }
+
+    /// The same allocator with another grace period for reservations whose owner is missing.
+    pub fn with_grace(mut self, grace: Duration) -> Allocator {
+        self.grace = grace;
+        self
     }
 
     fn key(&self, pool: Pool, value: &str) -> String {
@@ -179,8 +211,12 @@ impl Allocator {
     /// Reserves exactly `value` for `owner`. Reserving what the owner already holds succeeds.
     pub async fn reserve(&self, pool: Pool, value: &str, owner: &Owner) -> Result<(), AllocError> {
         let key = self.key(pool, value);
-        let body = serde_json::to_vec(owner).expect("an owner encodes");
         for _ in 0..5 {
+            let body = serde_json::to_vec(&Reservation {
+                owner: owner.clone(),
+                reserved_at_ms: now_ms(),
+            })
+            .expect("a reservation encodes");
             match self.store.create(&key, body.clone()).await {
                 Ok(_) => return Ok(()),
                 Err(StoreError::AlreadyExists(_)) => {}
@@ -189,25 +225,24 @@ impl Allocator {
             let Some(held) = self.store.get(&key).await? else {
                 continue; // released meanwhile
             };
-            let holder: Option<Owner> = serde_json::from_slice(&held.value).ok();
-            if holder.as_ref() == Some(owner) {
+            let holder: Option<Reservation> = serde_json::from_slice(&held.value).ok();
+            if holder.as_ref().map(|h| &h.owner) == Some(owner) {
                 return Ok(());
             }
-            match &holder {
-                Some(h) if self.holds(h).await? => {
+            if let Some(h) = &holder {
+                let age = Duration::from_millis(now_ms().saturating_sub(h.reserved_at_ms));
+                if age < self.grace || self.holds(&h.owner).await? {
                     return Err(AllocError::Taken {
                         value: value.to_string(),
-                        holder: h.describe(),
-                    })
+                        holder: h.owner.describe(),
+                    });
                 }
-                _ => {
-                    // stale: its owner is gone; take it over unless someone else is faster
-                    match self.store.update(&key, body.clone(), held.revision).await {
-                        Ok(_) => return Ok(()),
-                        Err(StoreError::Conflict { .. }) => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+            }
+            // stale: its owner is gone; take it over unless someone else is faster
+            match self.store.update(&key, body, held.revision).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
         Err(AllocError::Taken {
@@ -233,7 +268,8 @@ impl Allocator {
     pub async fn release(&self, pool: Pool, value: &str, owner: &Owner) {
         let key = self.key(pool, value);
         if let Ok(Some(held)) = self.store.get(&key).await {
-            if serde_json::from_slice::<Owner>(&held.value).ok().as_ref() == Some(owner) {
+            let holder = serde_json::from_slice::<Reservation>(&held.value).ok();
+            if holder.as_ref().map(|h| &h.owner) == Some(owner) {
                 let _ = self.store.delete(&key, Some(held.revision)).await;
             }
         }
@@ -400,13 +436,45 @@ mod tests {
                 .contains("10.96.0.7 is already allocated to services/default/web"),
             "{err}"
         );
-        // "ghost" never got written (a crashed create): its reservation is stale
+        // "ghost" is not written yet: while its reservation is young it is a create under way
         a.reserve(Pool::ClusterIp, "10.96.0.8", &owner("ghost"))
             .await
             .unwrap();
+        let err = a
+            .reserve(Pool::ClusterIp, "10.96.0.8", &owner("api"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("services/default/ghost"), "{err}");
+        // past the grace it never got written (a crashed create): the reservation is stale
+        let a = a.with_grace(Duration::ZERO);
         a.reserve(Pool::ClusterIp, "10.96.0.8", &owner("api"))
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_create_under_way_keeps_its_pod_cidr_from_a_second_node() {
+        // one /24 to hand out; node a has reserved it and is not written yet, as in the create
+        // path, when node b asks: b must not take it over as stale
+        let ranges = NetworkRanges {
+            cluster_cidr: "10.244.0.0/24".parse().unwrap(),
+            node_mask: 24,
+            ..Default::default()
+        };
+        let a = alloc(ranges);
+        let node = |n: &str| Owner::new(Kind::Node, None, n, &format!("uid-{n}"));
+        assert_eq!(
+            a.allocate_pod_cidr(&node("a")).await.unwrap().to_string(),
+            "10.244.0.0/24"
+        );
+        let err = a.allocate_pod_cidr(&node("b")).await.unwrap_err();
+        assert_eq!(err.to_string(), "no free pod CIDR is left");
+        // had a's create crashed, b gets the CIDR once the grace is over
+        let a = a.with_grace(Duration::ZERO);
+        assert_eq!(
+            a.allocate_pod_cidr(&node("b")).await.unwrap().to_string(),
+            "10.244.0.0/24"
+        );
     }
 
     #[tokio::test]
