@@ -614,7 +614,10 @@ fn replica_set_for(
 /// Pods a Deployment controls directly, as orkops made them before ReplicaSets: once the
 /// deployment's replica sets have rolled out completely, they are surplus (until then they
 /// serve, so an upgrade loses no availability).
-pub fn legacy_pods<'a>(pods: &'a [Pod], deployments: &[Deployment]) -> Vec<&'a Pod> {
+pub fn legacy_pods<'a, P: std::borrow::Borrow<Pod>>(
+    pods: &'a [P],
+    deployments: &[Deployment],
+) -> Vec<&'a Pod> {
     let complete: std::collections::HashSet<&str> = deployments
         .iter()
         .filter(|d| {
@@ -629,6 +632,7 @@ pub fn legacy_pods<'a>(pods: &'a [Pod], deployments: &[Deployment]) -> Vec<&'a P
         .filter_map(|d| d.metadata.uid.as_deref())
         .collect();
     pods.iter()
+        .map(|p| -> &Pod { p.borrow() })
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| {
             p.metadata.owner_references.iter().any(|o| {
@@ -676,7 +680,9 @@ pub(super) async fn reconcile_key(ctx: &Ctx, key: &str) -> Result<Next, ApiError
             return Ok(Next::await_change());
         }
         let uid = d.metadata.uid.as_deref().unwrap_or("");
-        let owned = ctx.caches.replica_sets.owned_by(uid);
+        let owned: Vec<ReplicaSet> = (ctx.caches.replica_sets.owned_by(uid).iter())
+            .map(|r| ReplicaSet::clone(r))
+            .collect();
         let (ns, name) = (d.metadata.namespace(), d.metadata.name());
         let about = || About {
             ns,

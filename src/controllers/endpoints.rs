@@ -3,8 +3,15 @@
 //! `addresses` (where service traffic goes), the rest — not ready, starting, terminating —
 //! under `notReadyAddresses`. A named `targetPort` is resolved per pod from its container
 //! ports, so pods that name the port differently land in different subsets.
+//!
+//! [`reconcile_key`] runs it per service on the controller runtime, as Kubernetes' endpoints
+//! controller does: a pod's change wakes only the services that select it.
 
 use std::collections::BTreeMap;
+
+use super::runtime::{split_key, Action as Next, Ctx};
+use super::ApiError;
+use crate::api::Kind;
 
 use crate::api::core::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Pod, Service};
 use crate::api::meta::{IntOrString, ObjectReference};
@@ -25,22 +32,71 @@ pub fn pod_is_ready(p: &Pod) -> bool {
             .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
+/// Whether service `svc` selects pod `p`: same namespace, and every label of its selector (a
+/// service without a selector selects no pod; its Endpoints are the user's).
+pub fn selects(svc: &Service, p: &Pod) -> bool {
+    !svc.spec.selector.is_empty()
+        && svc.metadata.namespace() == p.metadata.namespace()
+        && svc
+            .spec
+            .selector
+            .iter()
+            .all(|(k, v)| p.metadata.labels.get(k) == Some(v))
+}
+
+/// Keeps the Endpoints of service `key` (`namespace/name`) in step with the pods it selects,
+/// from the caches; removes the Endpoints this controller made once the service is gone or
+/// has no selector. A racing write (the cache lags) is tried again shortly.
+pub async fn reconcile_key(ctx: &Ctx, key: &str) -> Result<Next, ApiError> {
+    let (ns, name) = split_key(key);
+    let api = &ctx.api;
+    let want = ctx.caches.services.get(ns, name).and_then(|svc| {
+        let pods = ctx.caches.pods.filter(|p| selects(&svc, p));
+        desired(&svc, &pods).map(|subsets| object(&svc, subsets))
+    });
+    let have = ctx.caches.endpoints.get(ns, name);
+    let encode =
+        |e: &Endpoints| serde_json::to_value(e).map_err(|e| ApiError::Internal(e.to_string()));
+    let r = match (want, have) {
+        (Some(obj), Some(cur))
+            if cur.subsets == obj.subsets && cur.metadata.labels == obj.metadata.labels =>
+        {
+            Ok(())
+        }
+        (Some(obj), Some(_)) => {
+            api.replace(Kind::Endpoints, Some(ns), name, encode(&obj)?)
+                .await
+        }
+        (Some(obj), None) => api.create(Kind::Endpoints, ns, encode(&obj)?).await,
+        (None, Some(cur)) if cur.metadata.labels.contains_key(MANAGED_BY) => {
+            api.delete(Kind::Endpoints, Some(ns), name, None).await
+        }
+        (None, _) => Ok(()),
+    };
+    match r {
+        Ok(()) => Ok(Next::await_change()),
+        // the service or its namespace went away meanwhile, or a racing write
+        Err(ApiError::NotFound { .. } | ApiError::Conflict(_) | ApiError::AlreadyExists { .. }) => {
+            Ok(Next::requeue(std::time::Duration::from_secs(1)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The subsets of the Endpoints of `svc` given every pod of its namespace; `None` for a
 /// service without a selector (its Endpoints are the user's to write).
-pub fn desired(svc: &Service, pods: &[Pod]) -> Option<Vec<EndpointSubset>> {
+pub fn desired<P: std::borrow::Borrow<Pod>>(
+    svc: &Service,
+    pods: &[P],
+) -> Option<Vec<EndpointSubset>> {
     if svc.spec.selector.is_empty() {
         return None;
     }
     // resolved ports -> subset
     let mut groups: BTreeMap<Vec<(Option<String>, i64, String)>, EndpointSubset> = BTreeMap::new();
     for p in pods {
-        let labels = &p.metadata.labels;
-        if !svc
-            .spec
-            .selector
-            .iter()
-            .all(|(k, v)| labels.get(k) == Some(v))
-        {
+        let p: &Pod = p.borrow();
+        if !selects(svc, p) {
             continue;
         }
         let Some(ip) = p
@@ -229,7 +285,7 @@ mod tests {
     fn a_service_without_selector_is_left_alone() {
         let mut s = svc(IntOrString::Int(80));
         s.spec.selector.clear();
-        assert!(desired(&s, &[]).is_none());
+        assert!(desired::<Pod>(&s, &[]).is_none());
         let o = object(&svc(IntOrString::Int(80)), vec![]);
         assert_eq!(
             o.metadata.labels.get(MANAGED_BY).map(String::as_str),

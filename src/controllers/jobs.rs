@@ -42,7 +42,8 @@ pub fn finished(j: &Job) -> bool {
     })
 }
 
-pub fn reconcile(j: &Job, owned: &[Pod], now: DateTime<Utc>) -> Plan {
+pub fn reconcile<P: std::borrow::Borrow<Pod>>(j: &Job, owned: &[P], now: DateTime<Utc>) -> Plan {
+    let owned: Vec<&Pod> = owned.iter().map(|p| p.borrow()).collect();
     let prev = j.status.clone().unwrap_or_default();
     let completions = j.spec.completions.unwrap_or(1).max(0);
     let parallelism = j.spec.parallelism.unwrap_or(1).max(0);
@@ -51,6 +52,7 @@ pub fn reconcile(j: &Job, owned: &[Pod], now: DateTime<Utc>) -> Plan {
     let failed = owned.iter().filter(|p| phase(p) == "Failed").count() as i64;
     let active: Vec<&Pod> = owned
         .iter()
+        .copied()
         .filter(|p| {
             !matches!(phase(p), "Succeeded" | "Failed") && p.metadata.deletion_timestamp.is_none()
         })
@@ -197,7 +199,7 @@ mod tests {
     #[test]
     fn runs_parallelism_pods_until_completions_succeed() {
         let j = job(3, 2);
-        let plan = reconcile(&j, &[], Utc::now());
+        let plan = reconcile::<Pod>(&j, &[], Utc::now());
         assert_eq!(plan.actions.len(), 1);
         if let Action::Create { pod: p, count } = &plan.actions[0] {
             assert_eq!(*count, 2);
@@ -240,7 +242,7 @@ mod tests {
         );
         let mut j = job(1, 1);
         j.spec.active_deadline_seconds = Some(i64::MAX);
-        let plan = reconcile(&j, &[], Utc::now());
+        let plan = reconcile::<Pod>(&j, &[], Utc::now());
         assert!(
             plan.finished.is_none(),
             "a deadline past the year 9999 never passes"

@@ -18,7 +18,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod scheduling;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -278,6 +278,24 @@ impl Api {
             .1
             .into_iter()
             .map(|(_, o)| o)
+            .collect())
+    }
+
+    /// Every object of `kind`, shared with the cache when it is cached (no copy of each object,
+    /// unlike [`Api::list`]); listed through the engine otherwise.
+    pub async fn shared<T: DeserializeOwned + 'static>(
+        &self,
+        kind: Kind,
+    ) -> Result<Vec<Arc<T>>, ApiError> {
+        if let Some(items) = self.caches.as_ref().and_then(|c| c.shared_as::<T>(kind)) {
+            return Ok(items);
+        }
+        Ok(self
+            .list_at::<T>(kind)
+            .await?
+            .1
+            .into_iter()
+            .map(|(_, o)| Arc::new(o))
             .collect())
     }
 
@@ -615,20 +633,41 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
             async move { lifecycle_pass(&ctx.api, &cfg).await }
         },
     );
-    pass(
-        &mut rt,
-        "endpoints",
-        &[Kind::Service, Kind::Pod, Kind::Endpoints],
-        secs(30),
-        |ctx| async move { endpoints_pass(&ctx.api).await },
-    );
-    pass(
+    // per service, as Kubernetes' endpoints controller: a pod change wakes only the services
+    // that select it (before or after the change)
+    let q = rt.controller("endpoints", 2, |ctx, key| async move {
+        endpoints::reconcile_key(&ctx, &key).await
+    });
+    c.services.subscribe(enqueue_self(&q));
+    c.endpoints.subscribe(enqueue_self(&q));
+    let (services, queue) = (c.services.clone(), q.clone());
+    c.pods.subscribe(Arc::new(move |p: &Pod| {
+        for s in services.filter(|s| endpoints::selects(s, p)) {
+            queue.add(runtime::key_of(&s.metadata));
+        }
+    }));
+    // dependents become garbage when their owner goes: the collector is woken by removals
+    // (not by the status updates owners get on every change of their pods), by Deployments
+    // that still own pods directly (legacy pods go once the deployment rolled out), and
+    // every 20 s for dependents made after their owner went
+    let gc = pass(
         &mut rt,
         "garbage-collector",
-        &[Kind::Deployment, Kind::ReplicaSet, Kind::Job, Kind::CronJob],
+        &[],
         secs(20),
         |ctx| async move { gc_pass(&ctx.api).await },
     );
+    wake_on_removal(&c.replica_sets, &gc);
+    wake_on_removal(&c.jobs, &gc);
+    wake_on_removal(&c.cron_jobs, &gc);
+    let (deployments, pods, queue) = (c.deployments.clone(), c.pods.clone(), gc.clone());
+    c.deployments.subscribe(Arc::new(move |d: &Deployment| {
+        let m = &d.metadata;
+        let gone = deployments.get(m.namespace(), m.name()).is_none();
+        if gone || !pods.owned_by(m.uid.as_deref().unwrap_or("")).is_empty() {
+            queue.add(runtime::PASS);
+        }
+    }));
     // (more controllers register here, one line each)
 
     if let Some(cloud) = config.cloud {
@@ -643,15 +682,32 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
     rt
 }
 
+/// Queues `queue`'s pass when an object leaves `store` (a subscriber runs after the store
+/// applied the change, so a removed object is no longer in it).
+fn wake_on_removal<T: crate::api::admit::Object>(
+    store: &runtime::Store<T>,
+    queue: &Arc<runtime::Queue>,
+) {
+    let (s, q) = (store.clone(), queue.clone());
+    store.subscribe(Arc::new(move |o: &T| {
+        let m = o.metadata();
+        if s.get(m.namespace(), m.name()).is_none() {
+            q.add(runtime::PASS);
+        }
+    }));
+}
+
 /// Registers a whole-cluster controller: one key ([`runtime::PASS`]) queued by any change of
-/// `kinds` and at least every `resync`; a failed pass backs off like any key.
+/// `kinds` and at least every `resync`; a failed pass backs off like any key. Returns its
+/// queue, for wake-ups finer than "any change of a kind".
 fn pass<F, Fut>(
     rt: &mut runtime::Runtime,
     name: &'static str,
     kinds: &[Kind],
     resync: Duration,
     pass: F,
-) where
+) -> Arc<runtime::Queue>
+where
     F: Fn(runtime::Ctx) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), ApiError>> + Send + 'static,
 {
@@ -665,83 +721,19 @@ fn pass<F, Fut>(
             .on_change(kind, Arc::new(move || q.add(runtime::PASS)));
     }
     q.add(runtime::PASS);
-}
-
-/// Keeps every selector service's Endpoints in step with its pods, and removes the
-/// Endpoints this controller made for services that are gone.
-async fn endpoints_pass(api: &Api) -> Result<(), ApiError> {
-    use crate::api::core::{Endpoints, Service};
-    let services: Vec<Service> = api.list(Kind::Service).await?;
-    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
-    let existing: Vec<Endpoints> = api.list(Kind::Endpoints).await?;
-    let key = |m: &ObjectMeta| {
-        (
-            m.namespace.clone().unwrap_or_default(),
-            m.name().to_string(),
-        )
-    };
-    let existing: HashMap<_, _> = existing
-        .into_iter()
-        .map(|e| (key(&e.metadata), e))
-        .collect();
-    let mut by_ns: HashMap<&str, Vec<Pod>> = HashMap::new();
-    for p in &pods {
-        by_ns
-            .entry(p.metadata.namespace.as_deref().unwrap_or(""))
-            .or_default()
-            .push(p.clone());
-    }
-    let mut wanted = HashSet::new();
-    for svc in &services {
-        let ns = svc.metadata.namespace.as_deref().unwrap_or("");
-        let pods = by_ns.get(ns).map(Vec::as_slice).unwrap_or(&[]);
-        let Some(subsets) = endpoints::desired(svc, pods) else {
-            continue;
-        };
-        wanted.insert(key(&svc.metadata));
-        let obj = endpoints::object(svc, subsets);
-        let r = match existing.get(&key(&svc.metadata)) {
-            Some(cur)
-                if cur.subsets == obj.subsets && cur.metadata.labels == obj.metadata.labels =>
-            {
-                Ok(())
-            }
-            Some(_) => {
-                let body =
-                    serde_json::to_value(&obj).map_err(|e| ApiError::Internal(e.to_string()))?;
-                api.replace(Kind::Endpoints, Some(ns), svc.metadata.name(), body)
-                    .await
-            }
-            None => {
-                let body =
-                    serde_json::to_value(&obj).map_err(|e| ApiError::Internal(e.to_string()))?;
-                api.create(Kind::Endpoints, ns, body).await
-            }
-        };
-        match r {
-            // the service or its namespace went away meanwhile, or a racing write: next pass
-            Ok(())
-            | Err(
-                ApiError::NotFound { .. } | ApiError::Conflict(_) | ApiError::AlreadyExists { .. },
-            ) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    for (k, e) in &existing {
-        if !wanted.contains(k) && e.metadata.labels.contains_key(endpoints::MANAGED_BY) {
-            api.delete(Kind::Endpoints, Some(&k.0), &k.1, None).await?;
-        }
-    }
-    Ok(())
+    q
 }
 
 async fn lifecycle_pass(api: &Api, cfg: &ControllerConfig) -> Result<(), ApiError> {
-    let nodes: Vec<Node> = api.list(Kind::Node).await?;
+    let nodes: Vec<Arc<Node>> = api.shared(Kind::Node).await?;
     if nodes.is_empty() {
         return Ok(());
     }
-    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
     let now = Utc::now();
+    if !lifecycle::needs_pods(&nodes, now, cfg.node_monitor_grace) {
+        return Ok(());
+    }
+    let pods: Vec<Arc<Pod>> = api.shared(Kind::Pod).await?;
     for a in lifecycle::nodes(
         &nodes,
         &pods,
@@ -888,7 +880,7 @@ async fn owner_gone(api: &Api, m: &ObjectMeta) -> Result<bool, ApiError> {
 async fn gc_pass(api: &Api) -> Result<(), ApiError> {
     // dependents first, owners after: an owner listed later cannot be missing for a dependent
     // that was created (after its owner) before the dependents were listed
-    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
+    let pods: Vec<Arc<Pod>> = api.shared(Kind::Pod).await?;
     let revisions: Vec<crate::api::workloads::ControllerRevision> =
         api.list(Kind::ControllerRevision).await?;
     let jobs: Vec<crate::api::workloads::Job> = api.list(Kind::Job).await?;
@@ -1091,7 +1083,9 @@ async fn cronjob_reconcile(ctx: &runtime::Ctx, key: &str) -> Result<runtime::Act
             return Ok(runtime::Action::await_change());
         }
         let uid = c.metadata.uid.as_deref().unwrap_or("");
-        let owned = ctx.caches.jobs.owned_by(uid);
+        let owned: Vec<crate::api::workloads::Job> = (ctx.caches.jobs.owned_by(uid).iter())
+            .map(|j| (**j).clone())
+            .collect();
         let (ns, name) = (c.metadata.namespace(), c.metadata.name());
         let about = || About {
             ns,

@@ -85,11 +85,16 @@ fn removal_order(pods: &mut [&Pod]) {
 
 /// `owned`: the pods whose controller is this replica set (any state). Pods its selector no
 /// longer matches are not counted.
-pub fn reconcile(rs: &ReplicaSet, owned: &[Pod], now: DateTime<Utc>) -> Plan {
+pub fn reconcile<P: std::borrow::Borrow<Pod>>(
+    rs: &ReplicaSet,
+    owned: &[P],
+    now: DateTime<Utc>,
+) -> Plan {
     let replicas = rs.spec.replicas.unwrap_or(1).max(0);
     let selector = Selector::from_label_selector(&rs.spec.selector).unwrap_or_default();
     let mut live: Vec<&Pod> = owned
         .iter()
+        .map(|p| -> &Pod { p.borrow() })
         .filter(|p| active(p) && !selector.is_empty() && selector.matches(&p.metadata.labels))
         .collect();
     let have = live.len() as i64;
@@ -326,7 +331,7 @@ mod tests {
         assert_eq!(pod["metadata"]["labels"]["app"], "web");
         assert_eq!(plan.status.replicas, 1);
         assert_eq!(plan.status.observed_generation, Some(2));
-        let huge = reconcile(&replica_set(i64::from(i32::MAX)), &[], now);
+        let huge = reconcile::<Pod>(&replica_set(i64::from(i32::MAX)), &[], now);
         assert_eq!(counts(&huge.actions).0, BURST);
     }
 

@@ -6,6 +6,7 @@
 //! gets a message saying why, node by node.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::api::core::{
     Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, Taint, Toleration,
@@ -34,7 +35,7 @@ pub enum Outcome {
 
 struct Slot {
     name: String,
-    labels: BTreeMap<String, String>,
+    labels: Arc<BTreeMap<String, String>>,
     zone: Option<String>,
     free_cpu: i128,
     free_mem: i128,
@@ -170,14 +171,14 @@ pub fn node_affinity_score(p: &Pod, labels: &BTreeMap<String, String>, name: &st
 pub struct Placed {
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
-    /// The labels of the node it is on.
-    pub node_labels: BTreeMap<String, String>,
+    /// The labels of the node it is on (shared by every pod of the node).
+    pub node_labels: Arc<BTreeMap<String, String>>,
     /// Its own required anti-affinity terms (they keep other pods away from it too).
     pub anti: Vec<PodAffinityTerm>,
 }
 
 impl Placed {
-    pub fn of(p: &Pod, node_labels: &BTreeMap<String, String>) -> Placed {
+    pub fn of(p: &Pod, node_labels: &Arc<BTreeMap<String, String>>) -> Placed {
         Placed {
             namespace: p.metadata.namespace().to_string(),
             labels: p.metadata.labels.clone(),
@@ -193,6 +194,28 @@ impl Placed {
                 })
                 .unwrap_or_default(),
         }
+    }
+}
+
+/// The pods placed so far. The few that carry required anti-affinity terms are indexed apart:
+/// every candidate node of every pending pod is checked against those terms, so that check
+/// must not walk every placed pod (10,000 pending pods × 1,000 nodes × 10,000 placed pods).
+#[derive(Debug, Default)]
+pub struct Placements {
+    all: Vec<Placed>,
+    with_anti: Vec<usize>,
+}
+
+impl Placements {
+    pub fn push(&mut self, p: Placed) {
+        if !p.anti.is_empty() {
+            self.with_anti.push(self.all.len());
+        }
+        self.all.push(p);
+    }
+
+    fn with_anti(&self) -> impl Iterator<Item = &Placed> {
+        self.with_anti.iter().map(|&i| &self.all[i])
     }
 }
 
@@ -227,7 +250,7 @@ fn same_domain(key: &str, a: &BTreeMap<String, String>, b: &BTreeMap<String, Str
 pub fn pod_affinity_misfit(
     p: &Pod,
     labels: &BTreeMap<String, String>,
-    placed: &[Placed],
+    placed: &Placements,
 ) -> Option<&'static str> {
     let ns = p.metadata.namespace();
     let aff = p.spec.affinity.as_ref();
@@ -241,6 +264,7 @@ pub fn pod_affinity_misfit(
     let affinity = required(aff.and_then(|a| a.pod_affinity.as_ref()));
     for t in &affinity {
         let matching: Vec<&Placed> = placed
+            .all
             .iter()
             .filter(|o| pod_term_picks(t, ns, &o.namespace, &o.labels))
             .collect();
@@ -258,14 +282,14 @@ pub fn pod_affinity_misfit(
     }
     let anti = required(aff.and_then(|a| a.pod_anti_affinity.as_ref()));
     for t in &anti {
-        if placed.iter().any(|o| {
+        if placed.all.iter().any(|o| {
             pod_term_picks(t, ns, &o.namespace, &o.labels)
                 && same_domain(&t.topology_key, labels, &o.node_labels)
         }) {
             return Some("node(s) didn't match pod anti-affinity rules");
         }
     }
-    let existing = placed.iter().any(|o| {
+    let existing = placed.with_anti().any(|o| {
         o.anti.iter().any(|t| {
             pod_term_picks(t, &o.namespace, ns, &p.metadata.labels)
                 && same_domain(&t.topology_key, labels, &o.node_labels)
@@ -276,7 +300,7 @@ pub fn pod_affinity_misfit(
 
 /// The preferred pod affinity score of a node: for each preferred term, its weight times the
 /// pods it picks in the node's domain (added for affinity, taken off for anti-affinity).
-pub fn pod_affinity_score(p: &Pod, labels: &BTreeMap<String, String>, placed: &[Placed]) -> i64 {
+pub fn pod_affinity_score(p: &Pod, labels: &BTreeMap<String, String>, placed: &Placements) -> i64 {
     let ns = p.metadata.namespace();
     let Some(aff) = p.spec.affinity.as_ref() else {
         return 0;
@@ -289,6 +313,7 @@ pub fn pod_affinity_score(p: &Pod, labels: &BTreeMap<String, String>, placed: &[
         {
             let t = &w.pod_affinity_term;
             let n = placed
+                .all
                 .iter()
                 .filter(|o| {
                     pod_term_picks(t, ns, &o.namespace, &o.labels)
@@ -371,7 +396,7 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
                 .unwrap_or_default();
             Slot {
                 name: n.metadata.name().to_string(),
-                labels: n.metadata.labels.clone(),
+                labels: Arc::new(n.metadata.labels.clone()),
                 zone: n.metadata.labels.get(ZONE_LABEL).cloned(),
                 free_cpu: q(&alloc, "cpu").unwrap_or(0),
                 free_mem: q(&alloc, "memory").unwrap_or(0),
@@ -389,7 +414,7 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
         .map(|(i, s)| (s.name.clone(), i))
         .collect();
     let mut zone_owners: HashMap<(String, String), u32> = HashMap::new();
-    let mut placed: Vec<Placed> = Vec::new();
+    let mut placed = Placements::default();
     for p in bound.iter().filter(|p| !is_terminal(p)) {
         let Some(&i) = p.spec.node_name.as_ref().and_then(|n| index.get(n)) else {
             continue;

@@ -57,8 +57,9 @@ async fn pin_claim(api: &Api, ns: &str, claim: &str, node: &str) -> Result<(), A
 
 /// One pass of the scheduler over every pending pod, from the caches.
 pub(super) async fn pass(api: &Api) -> Result<(), ApiError> {
-    let pods: Vec<Pod> = api.list(Kind::Pod).await?;
-    let (pending, bound): (Vec<&Pod>, Vec<&Pod>) = pods.iter().partition(|p| unbound(p));
+    let pods: Vec<std::sync::Arc<Pod>> = api.shared(Kind::Pod).await?;
+    let (pending, bound): (Vec<&Pod>, Vec<&Pod>) =
+        pods.iter().map(|p| &**p).partition(|p| unbound(p));
     if pending.is_empty() {
         return Ok(());
     }

@@ -106,6 +106,16 @@ impl<T: Object> Store<T> {
             .collect()
     }
 
+    /// The objects `keep` picks, shared with the cache (the others are not even counted).
+    pub fn filter(&self, keep: impl Fn(&T) -> bool) -> Vec<Arc<T>> {
+        self.read()
+            .objects
+            .values()
+            .filter(|(_, o)| keep(o))
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
+
     /// Every object, copied (for the pure reconcilers that take slices).
     pub fn cloned(&self) -> Vec<T> {
         self.read()
@@ -115,8 +125,9 @@ impl<T: Object> Store<T> {
             .collect()
     }
 
-    /// The objects whose controlling owner has `uid` (the "by owner" index).
-    pub fn owned_by(&self, uid: &str) -> Vec<T> {
+    /// The objects whose controlling owner has `uid` (the "by owner" index), shared with the
+    /// cache: a ReplicaSet of 1,000 pods reconciles on each of its pods' changes.
+    pub fn owned_by(&self, uid: &str) -> Vec<Arc<T>> {
         let inner = self.read();
         inner
             .by_owner
@@ -124,7 +135,7 @@ impl<T: Object> Store<T> {
             .into_iter()
             .flatten()
             .filter_map(|k| inner.objects.get(k))
-            .map(|(_, o)| T::clone(o))
+            .map(|(_, o)| o.clone())
             .collect()
     }
 
