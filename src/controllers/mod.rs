@@ -614,13 +614,21 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
     c.cron_jobs.subscribe(enqueue_self(&q));
     c.jobs.subscribe(enqueue_owner(&q, "CronJob"));
 
-    pass(
+    let scheduler = pass(
         &mut rt,
         "scheduler",
-        &[Kind::Pod, Kind::Node, Kind::PersistentVolumeClaim],
+        &[Kind::Pod, Kind::PersistentVolumeClaim],
         secs(10),
-        |ctx| async move { scheduling::pass(&ctx.api).await },
+        |ctx| async move { scheduling::pass(&ctx).await },
     );
+    // a Node change (100 heartbeats a second with 1,000 nodes) matters only while some pod
+    // waits to be placed; a pod turning pending wakes the scheduler itself
+    let pods = c.pods.clone();
+    c.nodes.subscribe(Arc::new(move |_: &Node| {
+        if pods.marked_len() > 0 {
+            scheduler.add(runtime::PASS);
+        }
+    }));
     let lifecycle = config.clone();
     // also the clock of the heartbeat grace and the eviction timeout
     pass(

@@ -12,7 +12,8 @@ use super::{scheduler, Api, ApiError};
 use crate::api::core::{Node, Pod};
 use crate::api::{About, Kind};
 
-fn unbound(p: &Pod) -> bool {
+/// Whether the scheduler is still to place `p`: no node, not being deleted, not finished.
+pub(super) fn unbound(p: &Pod) -> bool {
     p.spec.node_name.as_deref().unwrap_or("").is_empty()
         && p.metadata.deletion_timestamp.is_none()
         && !matches!(
@@ -56,7 +57,14 @@ async fn pin_claim(api: &Api, ns: &str, claim: &str, node: &str) -> Result<(), A
 }
 
 /// One pass of the scheduler over every pending pod, from the caches.
-pub(super) async fn pass(api: &Api) -> Result<(), ApiError> {
+pub(super) async fn pass(ctx: &super::runtime::Ctx) -> Result<(), ApiError> {
+    let api = &ctx.api;
+    // the pass runs on every heartbeat and pod change: with nothing to place it returns
+    // having touched no pod but the pending ones (a synced cache is exact; unsynced, the
+    // list below decides)
+    if ctx.caches.pods.revision() > 0 && ctx.caches.pods.marked_len() == 0 {
+        return Ok(());
+    }
     let pods: Vec<std::sync::Arc<Pod>> = api.shared(Kind::Pod).await?;
     let (pending, bound): (Vec<&Pod>, Vec<&Pod>) =
         pods.iter().map(|p| &**p).partition(|p| unbound(p));

@@ -38,7 +38,6 @@ pub use store::Store;
 use super::Api;
 
 /// The shared caches, one per kind the master's controllers read.
-#[derive(Default)]
 pub struct Caches {
     pub pods: Store<Pod>,
     pub nodes: Store<Node>,
@@ -51,6 +50,26 @@ pub struct Caches {
     pub jobs: Store<Job>,
     pub cron_jobs: Store<CronJob>,
     pub pdbs: Store<PodDisruptionBudget>,
+}
+
+impl Default for Caches {
+    fn default() -> Caches {
+        Caches {
+            // the pods still to schedule are kept apart: the scheduler looks for them on
+            // every change, among tens of thousands
+            pods: Store::marking(super::scheduling::unbound),
+            nodes: Store::default(),
+            services: Store::default(),
+            endpoints: Store::default(),
+            claims: Store::default(),
+            deployments: Store::default(),
+            replica_sets: Store::default(),
+            revisions: Store::default(),
+            jobs: Store::default(),
+            cron_jobs: Store::default(),
+            pdbs: Store::default(),
+        }
+    }
 }
 
 /// A write a reconcile made, as the caches must show it before the key's next reconcile.
@@ -437,8 +456,14 @@ mod tests {
         assert!(c.list_as::<Service>(Kind::Service).is_none());
         assert!(c.shared_as::<Service>(Kind::Service).is_none());
         c.services.replace(7, Vec::new());
-        assert_eq!(c.list_as::<Service>(Kind::Service).map(|v| v.len()), Some(0));
-        assert_eq!(c.shared_as::<Service>(Kind::Service).map(|v| v.len()), Some(0));
+        assert_eq!(
+            c.list_as::<Service>(Kind::Service).map(|v| v.len()),
+            Some(0)
+        );
+        assert_eq!(
+            c.shared_as::<Service>(Kind::Service).map(|v| v.len()),
+            Some(0)
+        );
         // a kind asked for as another type is not served either
         assert!(c.list_as::<Node>(Kind::Service).is_none());
     }

@@ -31,6 +31,9 @@ struct Inner<T> {
     objects: HashMap<ObjectKey, (i64, Arc<T>)>,
     /// The keys of the objects whose controlling owner has a uid.
     by_owner: HashMap<String, HashSet<ObjectKey>>,
+    /// The keys of the objects the store's mark picks (kept under the same lock as the
+    /// objects, so it is never out of step with them).
+    marked: HashSet<ObjectKey>,
 }
 
 /// The cache of one kind. Cloning it clones a handle to the same cache.
@@ -39,6 +42,7 @@ pub struct Store<T> {
     /// The last revision applied; 0 until the first list is in (not synced).
     revision: watch::Sender<i64>,
     subscribers: Arc<RwLock<Vec<Subscriber<T>>>>,
+    mark: Option<fn(&T) -> bool>,
 }
 
 impl<T> Clone for Store<T> {
@@ -47,6 +51,7 @@ impl<T> Clone for Store<T> {
             inner: self.inner.clone(),
             revision: self.revision.clone(),
             subscribers: self.subscribers.clone(),
+            mark: self.mark,
         }
     }
 }
@@ -67,10 +72,35 @@ impl<T: Object> Store<T> {
             inner: Arc::new(RwLock::new(Inner {
                 objects: HashMap::new(),
                 by_owner: HashMap::new(),
+                marked: HashSet::new(),
             })),
             revision: watch::Sender::new(0),
             subscribers: Arc::new(RwLock::new(Vec::new())),
+            mark: None,
         }
+    }
+
+    /// A store that also keeps the set of objects `mark` picks ([`Store::marked`]): the few
+    /// a controller looks for among many, such as the pods still to schedule.
+    pub fn marking(mark: fn(&T) -> bool) -> Store<T> {
+        Store {
+            mark: Some(mark),
+            ..Store::new()
+        }
+    }
+
+    /// The objects the store's mark picks, shared with the cache (none without a mark).
+    pub fn marked(&self) -> Vec<Arc<T>> {
+        let inner = self.read();
+        (inner.marked.iter())
+            .filter_map(|k| inner.objects.get(k))
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
+
+    /// How many objects the store's mark picks.
+    pub fn marked_len(&self) -> usize {
+        self.read().marked.len()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner<T>> {
@@ -187,6 +217,7 @@ impl<T: Object> Store<T> {
     }
 
     fn unindex(inner: &mut Inner<T>, key: &ObjectKey, old: &T) {
+        inner.marked.remove(key);
         if let Some(uid) = super::super::controller_of(old.metadata()) {
             if let Some(set) = inner.by_owner.get_mut(uid) {
                 set.remove(key);
@@ -197,7 +228,10 @@ impl<T: Object> Store<T> {
         }
     }
 
-    fn index(inner: &mut Inner<T>, key: &ObjectKey, new: &T) {
+    fn index(&self, inner: &mut Inner<T>, key: &ObjectKey, new: &T) {
+        if self.mark.is_some_and(|m| m(new)) {
+            inner.marked.insert(key.clone());
+        }
         if let Some(uid) = super::super::controller_of(new.metadata()) {
             inner
                 .by_owner
@@ -217,7 +251,7 @@ impl<T: Object> Store<T> {
             if let Some((_, o)) = &old {
                 Self::unindex(&mut inner, &key, o);
             }
-            Self::index(&mut inner, &key, &new);
+            self.index(&mut inner, &key, &new);
             old
         };
         self.advance(rv);
@@ -251,10 +285,11 @@ impl<T: Object> Store<T> {
             let mut inner = self.write();
             let mut fresh = HashMap::new();
             inner.by_owner.clear();
+            inner.marked.clear();
             for (orv, o) in items {
                 let key = key_of(o.metadata());
                 let o = Arc::new(o);
-                Self::index(&mut inner, &key, &o);
+                self.index(&mut inner, &key, &o);
                 changed.push(o.clone());
                 fresh.insert(key, (orv, o));
             }
@@ -461,6 +496,37 @@ mod tests {
         s.replace(9, vec![]);
         assert!(s.is_empty());
         assert_eq!(s.revision(), 9);
+    }
+
+    #[test]
+    fn the_marked_set_follows_changes_removals_and_relists() {
+        let s: Store<Pod> = Store::marking(|p| p.spec.node_name.is_none());
+        let bound = |name: &str| {
+            let mut p = pod(name, None);
+            p.spec.node_name = Some("n1".into());
+            p
+        };
+        s.replace(2, vec![(1, pod("a", None)), (2, bound("b"))]);
+        let names = |s: &Store<Pod>| {
+            let mut v: Vec<String> = (s.marked().iter())
+                .map(|p| p.metadata.name().to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&s), ["a"]);
+        s.apply(3, pod("c", None));
+        assert_eq!(names(&s), ["a", "c"]);
+        s.apply(4, bound("a"));
+        assert_eq!(names(&s), ["c"]);
+        s.remove(5, &pod("c", None));
+        assert_eq!(s.marked_len(), 0);
+        s.replace(6, vec![(6, pod("d", None)), (2, bound("b"))]);
+        assert_eq!(names(&s), ["d"]);
+        // a store without a mark keeps none
+        let plain: Store<Pod> = Store::new();
+        plain.apply(1, pod("a", None));
+        assert_eq!(plain.marked_len(), 0);
     }
 
     #[test]
