@@ -118,48 +118,43 @@ impl Caches {
     /// A cache that has not got its first list yet serves nothing (`None`): its emptiness is
     /// not the cluster's, and a loop acting on it would delete what exists.
     pub fn list_as<T: 'static>(&self, kind: Kind) -> Option<Vec<T>> {
-        fn boxed<U: Object>(s: &Store<U>) -> Option<Box<dyn Any>> {
-            (s.revision() > 0).then(|| Box::new(s.cloned()) as Box<dyn Any>)
-        }
-        let all: Option<Box<dyn Any>> = match kind {
-            Kind::Pod => boxed(&self.pods),
-            Kind::Node => boxed(&self.nodes),
-            Kind::Service => boxed(&self.services),
-            Kind::Endpoints => boxed(&self.endpoints),
-            Kind::PersistentVolumeClaim => boxed(&self.claims),
-            Kind::Deployment => boxed(&self.deployments),
-            Kind::ReplicaSet => boxed(&self.replica_sets),
-            Kind::ControllerRevision => boxed(&self.revisions),
-            Kind::Job => boxed(&self.jobs),
-            Kind::CronJob => boxed(&self.cron_jobs),
-            Kind::PodDisruptionBudget => boxed(&self.pdbs),
-            _ => return None,
-        };
-        all?.downcast::<Vec<T>>().ok().map(|b| *b)
+        let all = self.erased(kind, true)?;
+        all.downcast::<Vec<T>>().ok().map(|b| *b)
     }
 
     /// Every object of `kind`, shared with the cache (no copy), when `kind` is cached as `T`:
     /// what the whole-cluster passes read, since they run on every change and a copy of
-    /// 30,000 pods per pass is most of the master's work.
+    /// 30,000 pods per pass is most of the master's work. Unsynced, as [`Caches::list_as`].
     pub fn shared_as<T: 'static>(&self, kind: Kind) -> Option<Vec<Arc<T>>> {
-        fn boxed<U: Object>(s: &Store<U>) -> Option<Box<dyn Any>> {
-            (s.revision() > 0).then(|| Box::new(s.list()) as Box<dyn Any>)
+        let all = self.erased(kind, false)?;
+        all.downcast::<Vec<Arc<T>>>().ok().map(|b| *b)
+    }
+
+    /// The objects of a synced cache of `kind`, copied (`Vec<T>`) or shared (`Vec<Arc<T>>`).
+    fn erased(&self, kind: Kind, copy: bool) -> Option<Box<dyn Any>> {
+        fn boxed<U: Object>(s: &Store<U>, copy: bool) -> Option<Box<dyn Any>> {
+            (s.revision() > 0).then(|| -> Box<dyn Any> {
+                if copy {
+                    Box::new(s.cloned())
+                } else {
+                    Box::new(s.list())
+                }
+            })
         }
-        let all: Option<Box<dyn Any>> = match kind {
-            Kind::Pod => boxed(&self.pods),
-            Kind::Node => boxed(&self.nodes),
-            Kind::Service => boxed(&self.services),
-            Kind::Endpoints => boxed(&self.endpoints),
-            Kind::PersistentVolumeClaim => boxed(&self.claims),
-            Kind::Deployment => boxed(&self.deployments),
-            Kind::ReplicaSet => boxed(&self.replica_sets),
-            Kind::ControllerRevision => boxed(&self.revisions),
-            Kind::Job => boxed(&self.jobs),
-            Kind::CronJob => boxed(&self.cron_jobs),
-            Kind::PodDisruptionBudget => boxed(&self.pdbs),
-            _ => return None,
-        };
-        all?.downcast::<Vec<Arc<T>>>().ok().map(|b| *b)
+        match kind {
+            Kind::Pod => boxed(&self.pods, copy),
+            Kind::Node => boxed(&self.nodes, copy),
+            Kind::Service => boxed(&self.services, copy),
+            Kind::Endpoints => boxed(&self.endpoints, copy),
+            Kind::PersistentVolumeClaim => boxed(&self.claims, copy),
+            Kind::Deployment => boxed(&self.deployments, copy),
+            Kind::ReplicaSet => boxed(&self.replica_sets, copy),
+            Kind::ControllerRevision => boxed(&self.revisions, copy),
+            Kind::Job => boxed(&self.jobs, copy),
+            Kind::CronJob => boxed(&self.cron_jobs, copy),
+            Kind::PodDisruptionBudget => boxed(&self.pdbs, copy),
+            _ => None,
+        }
     }
 
     /// Calls `f` on every change of `kind` (for the loops that are only woken by changes).
