@@ -11,10 +11,9 @@ use std::collections::BTreeMap;
 
 use super::runtime::{split_key, Action as Next, Ctx};
 use super::ApiError;
-use crate::api::Kind;
-
 use crate::api::core::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Pod, Service};
 use crate::api::meta::{IntOrString, ObjectReference};
+use crate::api::Kind;
 
 /// The label that marks an `Endpoints` object as kept by this controller (and so removed with
 /// its service).

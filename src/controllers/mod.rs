@@ -665,14 +665,16 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
         secs(20),
         |ctx| async move { gc_pass(&ctx.api).await },
     );
+    wake_on_removal(&c.deployments, &gc);
     wake_on_removal(&c.replica_sets, &gc);
     wake_on_removal(&c.jobs, &gc);
     wake_on_removal(&c.cron_jobs, &gc);
-    let (deployments, pods, queue) = (c.deployments.clone(), c.pods.clone(), gc.clone());
+    let (pods, queue) = (c.pods.clone(), gc.clone());
     c.deployments.subscribe(Arc::new(move |d: &Deployment| {
-        let m = &d.metadata;
-        let gone = deployments.get(m.namespace(), m.name()).is_none();
-        if gone || !pods.owned_by(m.uid.as_deref().unwrap_or("")).is_empty() {
+        if !pods
+            .owned_by(d.metadata.uid.as_deref().unwrap_or(""))
+            .is_empty()
+        {
             queue.add(runtime::PASS);
         }
     }));

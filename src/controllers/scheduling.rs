@@ -59,9 +59,9 @@ async fn pin_claim(api: &Api, ns: &str, claim: &str, node: &str) -> Result<(), A
 /// One pass of the scheduler over every pending pod, from the caches.
 pub(super) async fn pass(ctx: &super::runtime::Ctx) -> Result<(), ApiError> {
     let api = &ctx.api;
-    // the pass runs on every heartbeat and pod change: with nothing to place it returns
-    // having touched no pod but the pending ones (a synced cache is exact; unsynced, the
-    // list below decides)
+    // the pass runs on every pod change: with nothing to place it returns without touching
+    // a pod (the pods cache keeps its unbound pods apart, exactly once synced; unsynced,
+    // the list below decides)
     if ctx.caches.pods.revision() > 0 && ctx.caches.pods.marked_len() == 0 {
         return Ok(());
     }

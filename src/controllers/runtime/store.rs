@@ -89,7 +89,9 @@ impl<T: Object> Store<T> {
         }
     }
 
-    /// The objects the store's mark picks, shared with the cache (none without a mark).
+    /// The objects the store's mark picks, shared with the cache (none without a mark); the
+    /// scheduler needs only [`Store::marked_len`], the tests see which objects are marked.
+    #[cfg(test)]
     pub fn marked(&self) -> Vec<Arc<T>> {
         let inner = self.read();
         (inner.marked.iter())
