@@ -60,10 +60,11 @@ fn delete_all_and_check_clean(m: &Master, a: &Agent, keep_claims: bool) {
 }
 
 #[test]
-fn the_node_registers_with_capacity_and_keeps_a_heartbeat() {
+fn the_node_registers_with_capacity_and_heartbeats_through_its_lease() {
     let m = Master::start();
     let a = Agent::start(&m);
-    let node = m.orkops(&["get", "node", &a.name, "-o", "json"]).json();
+    let get_node = || m.orkops(&["get", "node", &a.name, "-o", "json"]).json();
+    let node = get_node();
     let cap = &node["status"]["capacity"];
     assert!(cap["cpu"].as_str().unwrap().parse::<u32>().unwrap() >= 1);
     assert!(cap["memory"].as_str().unwrap().ends_with("Ki"));
@@ -72,21 +73,70 @@ fn the_node_registers_with_capacity_and_keeps_a_heartbeat() {
         node["metadata"]["labels"]["kubernetes.io/hostname"],
         a.name.as_str()
     );
-    let beat = |n: &Value| {
-        n["status"]["conditions"][0]["lastHeartbeatTime"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let first = beat(&node);
     assert_eq!(node["status"]["conditions"][0]["status"], "True");
-    wait_until("a newer heartbeat", Duration::from_secs(30), || {
-        beat(&m.orkops(&["get", "node", &a.name, "-o", "json"]).json()) != first
+    let beat = |n: &Value| n["status"]["conditions"][0]["lastHeartbeatTime"].clone();
+    let lease = || {
+        let out = m.orkops(&[
+            "get",
+            "lease",
+            &a.name,
+            "-n",
+            "kube-node-lease",
+            "-o",
+            "json",
+        ]);
+        out.ok().then(|| out.json())
+    };
+    // the agent (beating every 2 s) renews its Lease, owned by its Node, in kube-node-lease
+    wait_until("the node's lease", Duration::from_secs(30), || {
+        lease().is_some()
     });
+    let first = lease().unwrap();
+    assert_eq!(first["spec"]["holderIdentity"], a.name.as_str(), "{first}");
+    assert_eq!(first["spec"]["leaseDurationSeconds"], 40, "{first}");
+    let owner = &first["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (&owner["kind"], &owner["uid"]),
+        (&Value::from("Node"), &node["metadata"]["uid"]),
+        "{first}"
+    );
+    let renewed = |l: &Value| l["spec"]["renewTime"].as_str().unwrap().to_string();
+    let mut renewals = vec![renewed(&first)];
+    wait_until(
+        "three renewals of the lease",
+        Duration::from_secs(60),
+        || {
+            let r = renewed(&lease().unwrap());
+            if renewals.last() != Some(&r) {
+                renewals.push(r);
+            }
+            renewals.len() >= 4
+        },
+    );
+    // a MicroTime: six fractional digits
+    assert_eq!(
+        renewals[0].split('.').nth(1).map(str::len),
+        Some(7),
+        "{renewals:?}"
+    );
+    // while nothing in its status changes, the Node is not written on each beat
+    assert_eq!(
+        beat(&get_node()),
+        beat(&node),
+        "status posted again: {renewals:?}"
+    );
     let table = m.orkops(&["get", "nodes"]).success();
     assert!(
         table.contains(&a.name) && table.contains("Ready"),
         "{table}"
+    );
+
+    // deleting the Node (which revokes the node's tokens) takes its lease with it
+    m.orkops(&["delete", "node", &a.name]).success();
+    wait_until(
+        "the lease to go with its node",
+        Duration::from_secs(90),
+        || lease().is_none(),
     );
 }
 

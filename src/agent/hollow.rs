@@ -28,6 +28,7 @@ use tokio::task::JoinSet;
 use super::node::{self, Facts};
 use super::plan::{self, Action, Memory};
 use super::pods;
+use super::presence::Presence;
 use super::runtime::{Observed, RunState, PAUSE_IMAGE, SANDBOX};
 use crate::api::core::Pod;
 use crate::api::Kind;
@@ -55,6 +56,8 @@ pub struct HollowConfig {
     /// Node names are `PREFIX-0000`, `PREFIX-0001`, ...
     pub prefix: String,
     pub heartbeat: Duration,
+    /// How often a node posts its status when nothing in it changed.
+    pub status_report: Duration,
     pub max_pods: u32,
     /// The address every hollow node announces.
     pub address: IpAddr,
@@ -66,6 +69,8 @@ pub struct HollowConfig {
 /// One joined hollow node.
 struct Hollow {
     facts: Facts,
+    /// When it registered Ready.
+    ready_since: chrono::DateTime<Utc>,
     api: Arc<ApiClient>,
     cidr: Ipv4Net,
 }
@@ -124,7 +129,7 @@ pub async fn run(
     for n in nodes {
         let n = Arc::new(n);
         let (tx, rx) = mpsc::unbounded_channel();
-        tasks.spawn(heartbeat(n.clone(), cfg.heartbeat));
+        tasks.spawn(heartbeat(n.clone(), cfg.heartbeat, cfg.status_report));
         tasks.spawn(pod_loop(n.clone(), rx, tx.clone()));
         if cfg.watch == WatchMode::PerNode {
             let selector = vec![("fieldSelector", format!("spec.nodeName={}", n.facts.name))];
@@ -177,7 +182,8 @@ async fn join(admin: &ApiClient, cfg: &HollowConfig, name: String) -> anyhow::Re
         labels: [(LABEL_HOLLOW.to_string(), "true".to_string())].into(),
         runtime_version: "hollow".into(),
     };
-    node::register(&api, &facts, Utc::now())
+    let ready_since = Utc::now();
+    node::register(&api, &facts, ready_since)
         .await
         .with_context(|| format!("cannot register hollow node {name}"))?;
     let n = api
@@ -191,7 +197,12 @@ async fn join(admin: &ApiClient, cfg: &HollowConfig, name: String) -> anyhow::Re
     let cidr: Ipv4Net = cidr
         .parse()
         .with_context(|| format!("hollow node {name} has an invalid spec.podCIDR {cidr:?}"))?;
-    Ok(Hollow { facts, api, cidr })
+    Ok(Hollow {
+        facts,
+        ready_since,
+        api,
+        cidr,
+    })
 }
 
 /// Removes the Nodes (best effort: a failure is logged).
@@ -207,25 +218,17 @@ async fn remove_nodes(admin: &ApiClient, names: &[String]) {
         .await;
 }
 
-/// The agent's heartbeat with the node's own token, first after a random part of `every` so
-/// that a thousand nodes do not beat in step; re-registers a deleted Node.
-async fn heartbeat(n: Arc<Hollow>, every: Duration) {
-    let ready_since = Utc::now();
+/// The agent's heartbeat with the node's own token (Lease renewals, the status when it
+/// changed or is old: `presence`), first after a random part of `every` so that a thousand
+/// nodes do not beat in step; re-registers a deleted Node.
+async fn heartbeat(n: Arc<Hollow>, every: Duration, report: Duration) {
+    let mut presence = Presence::registered(n.facts.clone(), n.ready_since, report);
     let first = every.mul_f64(rand::random::<f64>());
     tokio::time::sleep(first).await;
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        let r = match node::heartbeat(&n.api, &n.facts, ready_since).await {
-            Err(e)
-                if e.downcast_ref::<ClientError>()
-                    .is_some_and(|c| c.is_not_found()) =>
-            {
-                node::register(&n.api, &n.facts, ready_since).await
-            }
-            r => r,
-        };
-        if let Err(e) = r {
+        if let Err(e) = presence.beat(&n.api, None).await {
             tracing::warn!(node = %n.facts.name, error = %format!("{e:#}"), "heartbeat failed");
         }
     }

@@ -10,6 +10,7 @@ pub mod network;
 pub mod node;
 pub mod plan;
 pub mod pods;
+pub mod presence;
 pub mod probe;
 pub mod proxy;
 pub mod runtime;
@@ -44,7 +45,10 @@ pub struct AgentConfig {
     pub listen: SocketAddr,
     /// The node address announced to the cluster; found from the route to the master if unset.
     pub address: Option<IpAddr>,
+    /// How often the node's Lease is renewed (and its status looked at).
     pub heartbeat: Duration,
+    /// How often the Node status is posted when nothing in it changed.
+    pub status_report: Duration,
     pub max_pods: u32,
     /// The Docker network pod sandboxes join.
     pub network: String,
@@ -129,7 +133,8 @@ pub async fn run(
         labels: config.labels.clone(),
         runtime_version: rt.version.clone(),
     };
-    node::register(&api, &facts, chrono::Utc::now()).await?;
+    let ready_since = chrono::Utc::now();
+    node::register(&api, &facts, ready_since).await?;
     let net = if config.network == network::MODE {
         Some(Arc::new(pod_network(&api, &node).await?))
     } else {
@@ -156,6 +161,7 @@ pub async fn run(
     });
     let workers = Workers::new(ctx);
     let mut tasks = vec![];
+    let node_cache = net.as_ref().map(|n| n.nodes.clone());
     if let Some(net) = net {
         tasks.push(tokio::spawn(network::serve(
             net,
@@ -164,10 +170,11 @@ pub async fn run(
         )));
     }
     tasks.extend([
-        tokio::spawn(node::keep_alive(
+        tokio::spawn(presence::keep_alive(
             api.clone(),
-            facts,
+            presence::Presence::registered(facts, ready_since, config.status_report),
             config.heartbeat,
+            node_cache,
             config.data_dir.clone(),
         )),
         tokio::spawn(docker_events(rt.clone(), workers.clone())),

@@ -1,12 +1,10 @@
 //! The node's identity and presence: trading the join token for a node token (kept in the
 //! data directory and renewed; the join token is removed from disk once it is used), the
 //! agent's serving certificate signed by the cluster CA, the
-//! Node object with capacity read from the machine, and the heartbeat.
+//! Node object with capacity read from the machine (its heartbeat is `presence`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -126,6 +124,7 @@ pub async fn serving_certificate(
 }
 
 /// What the Node object says about this machine.
+#[derive(Debug, Clone)]
 pub struct Facts {
     pub name: String,
     pub address: String,
@@ -193,7 +192,8 @@ fn system_uuid() -> String {
 }
 
 impl Facts {
-    fn status(&self, ready_since: DateTime<Utc>, now: DateTime<Utc>) -> Value {
+    /// The Node status the agent posts, its Ready condition beating at `now`.
+    pub(super) fn status(&self, ready_since: DateTime<Utc>, now: DateTime<Utc>) -> Value {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let capacity = json!({
             "cpu": cpus.to_string(),
@@ -280,62 +280,18 @@ pub async fn register(
         }
         Err(e) => return Err(e).context("cannot read the node"),
     }
-    heartbeat(api, facts, ready_since).await
+    post_status(api, &facts.name, facts.status(ready_since, Utc::now())).await
 }
 
-pub async fn heartbeat(
-    api: &ApiClient,
-    facts: &Facts,
-    ready_since: DateTime<Utc>,
-) -> anyhow::Result<()> {
+/// Posts `status` as the node's status.
+pub async fn post_status(api: &ApiClient, name: &str, status: Value) -> anyhow::Result<()> {
     let body = json!({
         "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": facts.name},
-        "status": facts.status(ready_since, Utc::now()),
+        "metadata": {"name": name},
+        "status": status,
     });
-    api.replace_status(Kind::Node, None, &facts.name, &body)
+    api.replace_status(Kind::Node, None, name, &body)
         .await
         .context("cannot post the node status")?;
     Ok(())
-}
-
-/// Posts the heartbeat every `every` (re-registering a node that was deleted) and renews the
-/// node token daily, until the task is aborted.
-pub async fn keep_alive(
-    api: Arc<ApiClient>,
-    facts: Facts,
-    every: Duration,
-    data_dir: std::path::PathBuf,
-) {
-    let ready_since = Utc::now();
-    let mut last_renewal = tokio::time::Instant::now();
-    loop {
-        tokio::time::sleep(every).await;
-        let r = match heartbeat(&api, &facts, ready_since).await {
-            Err(e)
-                if e.downcast_ref::<crate::client::ClientError>()
-                    .is_some_and(|c| c.is_not_found()) =>
-            {
-                register(&api, &facts, ready_since).await
-            }
-            r => r,
-        };
-        if let Err(e) = r {
-            tracing::warn!(error = %format!("{e:#}"), "heartbeat failed");
-        }
-        if last_renewal.elapsed() > Duration::from_secs(24 * 3600) {
-            match renew(&api, &facts.name).await {
-                Ok(token) => {
-                    api.set_token(&token);
-                    let path = data_dir.join("node.conf");
-                    if let Ok(mut cfg) = ClientConfig::load(&path) {
-                        cfg.token = token;
-                        let _ = cfg.save(&path);
-                    }
-                    last_renewal = tokio::time::Instant::now();
-                }
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot renew the node token"),
-            }
-        }
-    }
 }

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::coordination::Lease;
 use super::core::*;
 use super::kinds::Kind;
 use super::labels::{self, Selector};
@@ -139,6 +140,7 @@ impl_object!(
     |_p: &mut PodDisruptionBudget| {},
     validate_pdb
 );
+impl_object!(Lease, Kind::Lease, |_l: &mut Lease| {}, validate_lease);
 
 /// Decodes `value` as `T`, reporting the path of the first field that does not fit.
 pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, FieldError> {
@@ -226,6 +228,7 @@ macro_rules! with_kind_type {
             Kind::CronJob => $f::<CronJob>($($arg),*),
             Kind::ServiceAccount => $f::<ServiceAccount>($($arg),*),
             Kind::PodDisruptionBudget => $f::<$crate::api::policy::PodDisruptionBudget>($($arg),*),
+            Kind::Lease => $f::<$crate::api::coordination::Lease>($($arg),*),
         }
     }};
 }
@@ -1195,6 +1198,26 @@ fn validate_pdb(p: &crate::api::policy::PodDisruptionBudget, e: &mut Errors) {
         &s.unhealthy_pod_eviction_policy,
         crate::api::policy::UNHEALTHY_POLICIES,
     );
+}
+
+/// As kube-apiserver's ValidateLeaseSpec: a positive duration, no negative transition count,
+/// a known strategy, and a preferred holder only with a strategy.
+fn validate_lease(l: &Lease, e: &mut Errors) {
+    let s = &l.spec;
+    int32_at_least(e, "spec.leaseDurationSeconds", s.lease_duration_seconds, 1);
+    int32_at_least(e, "spec.leaseTransitions", s.lease_transitions, 0);
+    one_of(
+        e,
+        "spec.strategy",
+        &s.strategy,
+        crate::api::coordination::STRATEGIES,
+    );
+    if s.preferred_holder.is_some() && s.strategy.is_none() {
+        e.add(
+            "spec.preferredHolder",
+            "may only be specified if `strategy` is defined",
+        );
+    }
 }
 
 fn default_replica_set(r: &mut ReplicaSet) {

@@ -203,6 +203,7 @@ pub fn columns(kind: Kind) -> Vec<Column> {
             int("Allowed Disruptions", "Calculated number of pods that may be disrupted at this time."),
             AGE,
         ],
+        Kind::Lease => vec![NAME, text("Holder", "The holder of the lease."), AGE],
         _ => vec![NAME, AGE],
     }
 }
@@ -365,6 +366,7 @@ pub fn cells(kind: Kind, obj: &Value, now: DateTime<Utc>) -> Vec<Cell> {
                 created,
             ]
         }
+        Kind::Lease => vec![name, t(s(obj, "/spec/holderIdentity").into()), created],
         _ => vec![name, created],
     }
 }

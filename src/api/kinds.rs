@@ -21,6 +21,7 @@ pub enum Kind {
     CronJob,
     ServiceAccount,
     PodDisruptionBudget,
+    Lease,
 }
 
 struct Info {
@@ -51,6 +52,7 @@ const TABLE: &[Info] = &[
     Info { kind: Kind::CronJob, name: "CronJob", plural: "cronjobs", short: &["cj"], api_version: "batch/v1", namespaced: true, has_status: true },
     Info { kind: Kind::ServiceAccount, name: "ServiceAccount", plural: "serviceaccounts", short: &["sa"], api_version: "v1", namespaced: true, has_status: false },
     Info { kind: Kind::PodDisruptionBudget, name: "PodDisruptionBudget", plural: "poddisruptionbudgets", short: &["pdb"], api_version: "policy/v1", namespaced: true, has_status: true },
+    Info { kind: Kind::Lease, name: "Lease", plural: "leases", short: &[], api_version: "coordination.k8s.io/v1", namespaced: true, has_status: false },
 ];
 
 impl Kind {
@@ -76,7 +78,7 @@ impl Kind {
     pub fn short_names(self) -> &'static [&'static str] {
         self.info().short
     }
-    /// `v1`, `apps/v1` or `batch/v1`.
+    /// `v1`, or a named group's version: `apps/v1`, `coordination.k8s.io/v1`.
     pub fn api_version(self) -> &'static str {
         self.info().api_version
     }

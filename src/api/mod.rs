@@ -3,6 +3,7 @@
 
 pub mod admit;
 pub mod columns;
+pub mod coordination;
 pub mod core;
 pub mod cron;
 pub mod kinds;

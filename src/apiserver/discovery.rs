@@ -158,7 +158,7 @@ mod tests {
             .iter()
             .map(|g| g["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["apps", "batch", "policy"]);
+        assert_eq!(names, ["apps", "batch", "policy", "coordination.k8s.io"]);
         for kind in Kind::all() {
             let path = match kind.api_version() {
                 "v1" => "/api/v1".to_string(),

@@ -27,7 +27,15 @@ use crate::store::{Store, StoreError, StoreEvent, Versioned};
 /// Namespaces that always exist and cannot be deleted.
 /// The ConfigMap in `orkops-system` that carries the cluster's address ranges.
 pub const NETWORK_CONFIG_MAP: &str = "cluster-network";
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "orkops-system"];
+/// The namespaces every cluster has and nobody may delete: Kubernetes' four (`kube-node-lease`
+/// holds the nodes' Leases) and orkops' own add-ons'.
+pub const SYSTEM_NAMESPACES: &[&str] = &[
+    "default",
+    "kube-system",
+    "kube-public",
+    crate::api::coordination::NODE_LEASE_NAMESPACE,
+    "orkops-system",
+];
 
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
@@ -1506,7 +1514,7 @@ impl Engine {
         caller: &Caller,
         verb: Verb,
         kind: Kind,
-        _ns: Option<&str>,
+        ns: Option<&str>,
         name: &str,
         current: Option<&Value>,
     ) -> Result<(), ApiError> {
@@ -1523,6 +1531,10 @@ impl Engine {
                 let node = &id.name;
                 let allowed = match (kind, verb) {
                     (Kind::Node, _) => name == node,
+                    // its own heartbeat, as Kubernetes' NodeRestriction allows
+                    (Kind::Lease, _) => {
+                        ns == Some(crate::api::coordination::NODE_LEASE_NAMESPACE) && name == node
+                    }
                     (Kind::Event, Verb::Create) => true,
                     (Kind::Pod, Verb::WriteStatus | Verb::Delete) => {
                         current.and_then(|c| c.pointer("/spec/nodeName")).and_then(Value::as_str) == Some(node)
@@ -1533,7 +1545,7 @@ impl Engine {
                     Ok(())
                 } else {
                     Err(ApiError::Forbidden(format!(
-                        "node {node:?} may change only its own Node and the status of pods bound to it, not {kind} {name:?}"
+                        "node {node:?} may change only its own Node and Lease and the status of pods bound to it, not {kind} {name:?}"
                     )))
                 }
             }
@@ -1604,10 +1616,17 @@ fn list_scope(kind: Kind, namespace: Option<String>) -> Option<String> {
     namespace.filter(|_| kind.namespaced())
 }
 
+/// Whether `metadata.generation` counts the changes of the kind's spec (a Lease's spec is
+/// renewed every few seconds; Kubernetes gives it no generation either).
 fn has_spec(kind: Kind) -> bool {
     !matches!(
         kind,
-        Kind::ConfigMap | Kind::Secret | Kind::Event | Kind::Endpoints | Kind::ServiceAccount
+        Kind::ConfigMap
+            | Kind::Secret
+            | Kind::Event
+            | Kind::Endpoints
+            | Kind::ServiceAccount
+            | Kind::Lease
     )
 }
 

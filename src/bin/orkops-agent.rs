@@ -32,9 +32,13 @@ struct Args {
     /// The node address announced to the cluster (default: the one that routes to the master).
     #[arg(long)]
     address: Option<IpAddr>,
-    /// Seconds between heartbeats.
+    /// Seconds between heartbeats: renewals of the node's Lease in kube-node-lease.
     #[arg(long, default_value_t = 10)]
     heartbeat_seconds: u64,
+    /// Seconds between posts of the Node status when nothing in it changed (it is posted at
+    /// once when it changes).
+    #[arg(long, default_value_t = 300)]
+    status_report_seconds: u64,
     #[arg(long, default_value_t = 110)]
     max_pods: u32,
     /// `orkops`: the cluster pod network (a bridge for the node's pod CIDR, routes to the other
@@ -77,6 +81,7 @@ async fn main() -> ExitCode {
         listen: a.listen,
         address: a.address,
         heartbeat: Duration::from_secs(a.heartbeat_seconds.max(1)),
+        status_report: Duration::from_secs(a.status_report_seconds.max(1)),
         max_pods: a.max_pods,
         network: a.network,
         labels,

@@ -38,6 +38,10 @@ struct Args {
     /// Seconds between each node's heartbeats (the agent's default).
     #[arg(long, default_value_t = 10)]
     heartbeat_seconds: u64,
+    /// Seconds between each node's status posts when nothing in it changed (the agent's
+    /// default).
+    #[arg(long, default_value_t = 300)]
+    status_report_seconds: u64,
     #[arg(long, default_value_t = 110)]
     max_pods: u32,
     /// The address every hollow node announces.
@@ -64,6 +68,7 @@ async fn main() -> ExitCode {
         nodes: a.nodes,
         prefix: a.prefix,
         heartbeat: Duration::from_secs(a.heartbeat_seconds.max(1)),
+        status_report: Duration::from_secs(a.status_report_seconds.max(1)),
         max_pods: a.max_pods,
         address: a.address,
         watch: match a.watch {

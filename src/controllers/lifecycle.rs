@@ -1,18 +1,20 @@
-//! Node lifecycle and garbage collection, as pure functions. A node whose heartbeat is older
-//! than the grace period is marked NotReady (`Ready=Unknown`) and its pods' `Ready` condition is
+//! Node lifecycle and garbage collection, as pure functions. A node whose heartbeat (its
+//! Lease's renewal in `kube-node-lease`, or its Ready condition's `lastHeartbeatTime`, whichever
+//! is later) is older than the grace period is marked NotReady (`Ready=Unknown`) and its pods' `Ready` condition is
 //! set to False (Kubernetes' MarkPodsNotReady), so the endpoints controller withdraws them at
 //! once; once it has been NotReady for the eviction timeout, its pods are deleted so their
 //! controllers replace them elsewhere. An object whose controlling owner no longer exists is
 //! deleted.
 
 use std::borrow::Borrow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::api::coordination::{Lease, NODE_LEASE_NAMESPACE};
 use crate::api::core::{Node, Pod};
-use crate::api::meta::ObjectMeta;
+use crate::api::meta::{ObjectMeta, OwnerReference, Time};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeAction {
@@ -48,28 +50,47 @@ fn pod_is_ready(p: &Pod) -> bool {
     })
 }
 
-/// How long ago the node's agent last posted its Ready condition (zero when it never said).
-fn silent_for(c: &crate::api::meta::Condition, now: DateTime<Utc>) -> Duration {
-    c.last_heartbeat_time
-        .or(c.last_transition_time)
+/// When each node's agent last renewed its Lease, by node name.
+pub type Renewals = HashMap<String, Time>;
+
+/// How long ago the node's agent last said it is there: its Lease renewal or its Ready
+/// condition's heartbeat, whichever is later (zero when it never said).
+fn silent_for(
+    node: &str,
+    c: &crate::api::meta::Condition,
+    renewed: &Renewals,
+    now: DateTime<Utc>,
+) -> Duration {
+    let posted = c.last_heartbeat_time.or(c.last_transition_time);
+    posted
+        .into_iter()
+        .chain(renewed.get(node).copied())
+        .max()
         .map(|b| (now - b).to_std().unwrap_or_default())
         .unwrap_or_default()
 }
 
 /// Whether [`nodes`] needs the pods: only when some node is not Ready or fell silent past
-/// `grace`. With every node well (the usual case) the pass reads no pod: it runs on each
-/// heartbeat, 100 a second with 1,000 nodes.
-pub fn needs_pods<N: Borrow<Node>>(nodes: &[N], now: DateTime<Utc>, grace: Duration) -> bool {
-    nodes
-        .iter()
-        .filter_map(|n| ready_condition(n.borrow()))
-        .any(|c| c.status != "True" || silent_for(c, now) > grace)
+/// `grace`. With every node well (the usual case) the pass reads no pod.
+pub fn needs_pods<N: Borrow<Node>>(
+    nodes: &[N],
+    renewed: &Renewals,
+    now: DateTime<Utc>,
+    grace: Duration,
+) -> bool {
+    nodes.iter().any(|n| {
+        let n: &Node = n.borrow();
+        ready_condition(n).is_some_and(|c| {
+            c.status != "True" || silent_for(n.metadata.name(), c, renewed, now) > grace
+        })
+    })
 }
 
 /// The actions the node lifecycle takes now: nodes to mark NotReady, their pods to mark not
 /// ready, and the pods of nodes NotReady past `eviction` to delete.
 pub fn nodes<N: Borrow<Node>, P: Borrow<Pod>>(
     nodes: &[N],
+    renewed: &Renewals,
     pods: &[P],
     now: DateTime<Utc>,
     grace: Duration,
@@ -93,7 +114,7 @@ pub fn nodes<N: Borrow<Node>, P: Borrow<Pod>>(
             node: name.clone(),
         };
         if c.status == "True" {
-            let silent = silent_for(c, now);
+            let silent = silent_for(&name, c, renewed, now);
             if silent > grace {
                 out.push(NodeAction::MarkNotReady {
                     node: name.clone(),
@@ -120,6 +141,34 @@ pub fn nodes<N: Borrow<Node>, P: Borrow<Pod>>(
         }
     }
     out
+}
+
+/// When each node last renewed its Lease, from the Leases in `kube-node-lease`.
+pub fn renewals<L: Borrow<Lease>>(leases: &[L]) -> Renewals {
+    leases
+        .iter()
+        .map(|l| l.borrow())
+        .filter(|l| l.metadata.namespace() == NODE_LEASE_NAMESPACE)
+        .filter_map(|l| Some((l.metadata.name().to_string(), l.renewed()?)))
+        .collect()
+}
+
+/// The Leases in `kube-node-lease` (by metadata) owned by a Node whose uid is not among
+/// `nodes`, with that owner reference.
+pub fn leases_of_gone_nodes<'a>(
+    leases: impl Iterator<Item = &'a ObjectMeta>,
+    nodes: &HashSet<&str>,
+) -> Vec<(&'a ObjectMeta, &'a OwnerReference)> {
+    leases
+        .filter(|m| m.namespace() == NODE_LEASE_NAMESPACE && m.deletion_timestamp.is_none())
+        .filter_map(|m| {
+            let owner = m
+                .owner_references
+                .iter()
+                .find(|o| o.kind == "Node" && o.api_version == "v1")?;
+            (!nodes.contains(owner.uid.as_str())).then_some((m, owner))
+        })
+        .collect()
 }
 
 /// The objects (by metadata) whose controlling owner's uid is not among `existing`.
@@ -169,6 +218,7 @@ mod tests {
     fn a_silent_node_is_marked_then_its_pods_evicted() {
         let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let (g, e) = (Duration::from_secs(40), Duration::from_secs(60));
+        let none = Renewals::new();
         let mut p = Pod::default();
         p.metadata.name = Some("p".into());
         p.metadata.namespace = Some("default".into());
@@ -176,6 +226,7 @@ mod tests {
         let fresh = node("a", "True", t0);
         assert!(nodes(
             std::slice::from_ref(&fresh),
+            &none,
             &[p.clone()],
             t0 + chrono::Duration::seconds(30),
             g,
@@ -184,6 +235,7 @@ mod tests {
         .is_empty());
         let acts = nodes(
             std::slice::from_ref(&fresh),
+            &none,
             &[p.clone()],
             t0 + chrono::Duration::seconds(41),
             g,
@@ -198,7 +250,7 @@ mod tests {
         elsewhere.status = Some(ready_status("True"));
         let pods = [ready.clone(), elsewhere.clone()];
         let later = t0 + chrono::Duration::seconds(41);
-        let acts = nodes(&[fresh], &pods, later, g, e);
+        let acts = nodes(&[fresh], &none, &pods, later, g, e);
         assert!(
             matches!(&acts[..], [
             NodeAction::MarkNotReady { .. },
@@ -207,11 +259,12 @@ mod tests {
             "{acts:?}"
         );
         let down = node("a", "Unknown", t0);
-        let acts = nodes(std::slice::from_ref(&down), &pods, later, g, e);
+        let acts = nodes(std::slice::from_ref(&down), &none, &pods, later, g, e);
         assert!(matches!(&acts[..], [NodeAction::MarkPodNotReady { name, .. }] if name == "p"));
         ready.status = Some(ready_status("False"));
         let acts = nodes(
             std::slice::from_ref(&down),
+            &none,
             &[ready, elsewhere],
             later,
             g,
@@ -223,13 +276,21 @@ mod tests {
         );
         assert!(nodes(
             std::slice::from_ref(&down),
+            &none,
             &[p.clone()],
             t0 + chrono::Duration::seconds(59),
             g,
             e
         )
         .is_empty());
-        let acts = nodes(&[down], &[p], t0 + chrono::Duration::seconds(61), g, e);
+        let acts = nodes(
+            &[down],
+            &none,
+            &[p],
+            t0 + chrono::Duration::seconds(61),
+            g,
+            e,
+        );
         assert!(matches!(&acts[..], [NodeAction::Evict { name, .. }] if name == "p"));
     }
 
@@ -237,21 +298,78 @@ mod tests {
     fn pods_are_read_only_when_a_node_is_unwell() {
         let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let g = Duration::from_secs(40);
+        let none = Renewals::new();
         let at = |s| t0 + chrono::Duration::seconds(s);
         let well = [node("a", "True", t0), node("b", "True", t0)];
-        assert!(!needs_pods(&well, at(40), g));
-        assert!(needs_pods(&well, at(41), g), "silent past the grace");
+        assert!(!needs_pods(&well, &none, at(40), g));
+        assert!(needs_pods(&well, &none, at(41), g), "silent past the grace");
         let one_down = [node("a", "True", t0), node("b", "Unknown", t0)];
-        assert!(needs_pods(&one_down, at(1), g));
-        assert!(needs_pods(&[node("a", "False", t0)], at(1), g));
+        assert!(needs_pods(&one_down, &none, at(1), g));
+        assert!(needs_pods(&[node("a", "False", t0)], &none, at(1), g));
         // whenever it says no, the pass would have done nothing with any pods
         let mut p = Pod::default();
         p.metadata.name = Some("p".into());
         p.spec.node_name = Some("a".into());
         p.status = Some(ready_status("True"));
         for s in [0, 20, 40] {
-            assert!(nodes(&well, std::slice::from_ref(&p), at(s), g, g).is_empty());
+            assert!(nodes(&well, &none, std::slice::from_ref(&p), at(s), g, g).is_empty());
         }
+    }
+
+    #[test]
+    fn a_renewed_lease_keeps_a_node_whose_status_is_old() {
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let g = Duration::from_secs(40);
+        let at = |s| t0 + chrono::Duration::seconds(s);
+        // the status was posted five minutes ago; the lease renewed ten seconds ago
+        let well = [node("a", "True", t0)];
+        let renewed = Renewals::from([("a".to_string(), at(290))]);
+        assert!(!needs_pods(&well, &renewed, at(300), g));
+        assert!(nodes(&well, &renewed, &[] as &[Pod], at(300), g, g).is_empty());
+        // the lease stops being renewed: silent from its last renewal on
+        assert!(!needs_pods(&well, &renewed, at(330), g));
+        let acts = nodes(&well, &renewed, &[] as &[Pod], at(331), g, g);
+        assert!(
+            matches!(&acts[..], [NodeAction::MarkNotReady { node, silent_for }]
+                if node == "a" && silent_for.as_secs() == 41),
+            "{acts:?}"
+        );
+        // another node's lease says nothing of this one
+        let other = Renewals::from([("b".to_string(), at(290))]);
+        assert!(needs_pods(&well, &other, at(300), g));
+    }
+
+    #[test]
+    fn the_leases_of_gone_nodes_are_found() {
+        let lease = |ns: &str, name: &str, owner: Option<(&str, &str)>| {
+            let mut l = Lease::default();
+            l.metadata.namespace = Some(ns.into());
+            l.metadata.name = Some(name.into());
+            l.spec.renew_time = DateTime::from_timestamp(1_700_000_000, 0);
+            if let Some((kind, uid)) = owner {
+                l.metadata.owner_references.push(OwnerReference {
+                    api_version: "v1".into(),
+                    kind: kind.into(),
+                    name: name.into(),
+                    uid: uid.into(),
+                    ..Default::default()
+                });
+            }
+            l
+        };
+        let leases = [
+            lease(NODE_LEASE_NAMESPACE, "a", Some(("Node", "uid-a"))),
+            lease(NODE_LEASE_NAMESPACE, "b", Some(("Node", "uid-b-old"))),
+            lease(NODE_LEASE_NAMESPACE, "c", None),
+            lease("default", "election", Some(("Node", "uid-gone"))),
+            lease(NODE_LEASE_NAMESPACE, "d", Some(("Pod", "uid-gone"))),
+        ];
+        let nodes = HashSet::from(["uid-a", "uid-b-new"]);
+        let gone = leases_of_gone_nodes(leases.iter().map(|l| &l.metadata), &nodes);
+        let names: Vec<&str> = gone.iter().map(|(m, _)| m.name()).collect();
+        assert_eq!(names, ["b"], "only a node lease whose Node is gone");
+        let r = renewals(&leases);
+        assert!(r.contains_key("a") && r.contains_key("c") && !r.contains_key("election"));
     }
 
     #[test]

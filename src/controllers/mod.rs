@@ -669,6 +669,7 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
     wake_on_removal(&c.replica_sets, &gc);
     wake_on_removal(&c.jobs, &gc);
     wake_on_removal(&c.cron_jobs, &gc);
+    wake_on_removal(&c.nodes, &gc);
     let (pods, queue) = (c.pods.clone(), gc.clone());
     c.deployments.subscribe(Arc::new(move |d: &Deployment| {
         if !pods
@@ -739,13 +740,16 @@ async fn lifecycle_pass(api: &Api, cfg: &ControllerConfig) -> Result<(), ApiErro
     if nodes.is_empty() {
         return Ok(());
     }
+    let leases: Vec<Arc<crate::api::coordination::Lease>> = api.shared(Kind::Lease).await?;
+    let renewed = lifecycle::renewals(&leases);
     let now = Utc::now();
-    if !lifecycle::needs_pods(&nodes, now, cfg.node_monitor_grace) {
+    if !lifecycle::needs_pods(&nodes, &renewed, now, cfg.node_monitor_grace) {
         return Ok(());
     }
     let pods: Vec<Arc<Pod>> = api.shared(Kind::Pod).await?;
     for a in lifecycle::nodes(
         &nodes,
+        &renewed,
         &pods,
         now,
         cfg.node_monitor_grace,
@@ -869,22 +873,53 @@ async fn mark_pod_not_ready(
 /// other, so an owner missing from its cache is looked up in the store before its dependent
 /// is deleted (as Kubernetes' garbage collector does).
 async fn owner_gone(api: &Api, m: &ObjectMeta) -> Result<bool, ApiError> {
-    let Some(owner) = m
+    match m
         .owner_references
         .iter()
         .find(|o| o.controller == Some(true))
-    else {
-        return Ok(false);
-    };
+    {
+        Some(owner) => reference_gone(api, m.namespace(), owner).await,
+        None => Ok(false),
+    }
+}
+
+/// Whether the object `owner` refers to (from an object in `ns`) is gone from the store, or
+/// is another one of the same name.
+async fn reference_gone(api: &Api, ns: &str, owner: &OwnerReference) -> Result<bool, ApiError> {
     let Some(kind) = Kind::from_manifest(&owner.api_version, &owner.kind) else {
         return Ok(true);
     };
-    let ns = Some(m.namespace()).filter(|_| kind.namespaced());
+    let ns = Some(ns).filter(|_| kind.namespaced());
     match api.get(kind, ns, &owner.name).await {
         Ok(v) => Ok(v.pointer("/metadata/uid").and_then(Value::as_str) != Some(owner.uid.as_str())),
         Err(ApiError::NotFound { .. }) => Ok(true),
         Err(e) => Err(e),
     }
+}
+
+/// Deletes the Leases of Nodes that are gone (a Node's Lease is owned by it, as the kubelet
+/// makes it, without being its controller).
+async fn node_lease_gc(api: &Api) -> Result<(), ApiError> {
+    use crate::api::coordination::{Lease, NODE_LEASE_NAMESPACE};
+    let leases: Vec<Arc<Lease>> = api.shared(Kind::Lease).await?;
+    let nodes: Vec<Arc<Node>> = api.shared(Kind::Node).await?;
+    let uids: HashSet<&str> = nodes
+        .iter()
+        .filter_map(|n| n.metadata.uid.as_deref())
+        .collect();
+    for (m, owner) in lifecycle::leases_of_gone_nodes(leases.iter().map(|l| &l.metadata), &uids) {
+        if reference_gone(api, NODE_LEASE_NAMESPACE, owner).await? {
+            match api
+                .delete(Kind::Lease, Some(m.namespace()), m.name(), None)
+                .await
+            {
+                Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            tracing::info!(lease = %m.name(), "deleted the lease of a node that is gone");
+        }
+    }
+    Ok(())
 }
 
 async fn gc_pass(api: &Api) -> Result<(), ApiError> {
@@ -964,7 +999,7 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
             .await?;
         tracing::info!(pod = %format!("{}/{}", m.namespace(), m.name()), "deleted a pod whose owner is gone");
     }
-    Ok(())
+    node_lease_gc(api).await
 }
 
 /// Reconciles Job `key` (`namespace/name`) from the caches: creates and deletes its pods,

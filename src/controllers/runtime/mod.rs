@@ -26,6 +26,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::admit::Object;
+use crate::api::coordination::Lease;
 use crate::api::core::{Endpoints, Node, PersistentVolumeClaim, Pod, Service};
 use crate::api::policy::PodDisruptionBudget;
 use crate::api::workloads::{ControllerRevision, CronJob, Deployment, Job, ReplicaSet};
@@ -50,6 +51,8 @@ pub struct Caches {
     pub jobs: Store<Job>,
     pub cron_jobs: Store<CronJob>,
     pub pdbs: Store<PodDisruptionBudget>,
+    /// The nodes' heartbeats (and users' leader elections).
+    pub leases: Store<Lease>,
 }
 
 impl Default for Caches {
@@ -68,6 +71,7 @@ impl Default for Caches {
             jobs: Store::default(),
             cron_jobs: Store::default(),
             pdbs: Store::default(),
+            leases: Store::default(),
         }
     }
 }
@@ -109,6 +113,7 @@ impl Caches {
             Kind::Job => seen(&self.jobs, w),
             Kind::CronJob => seen(&self.cron_jobs, w),
             Kind::PodDisruptionBudget => seen(&self.pdbs, w),
+            Kind::Lease => seen(&self.leases, w),
             _ => true,
         }
     }
@@ -153,6 +158,7 @@ impl Caches {
             Kind::Job => boxed(&self.jobs, copy),
             Kind::CronJob => boxed(&self.cron_jobs, copy),
             Kind::PodDisruptionBudget => boxed(&self.pdbs, copy),
+            Kind::Lease => boxed(&self.leases, copy),
             _ => None,
         }
     }
@@ -175,6 +181,7 @@ impl Caches {
             Kind::Job => sub(&self.jobs, f),
             Kind::CronJob => sub(&self.cron_jobs, f),
             Kind::PodDisruptionBudget => sub(&self.pdbs, f),
+            Kind::Lease => sub(&self.leases, f),
             _ => false,
         }
     }
@@ -196,6 +203,7 @@ impl Caches {
         one(rt, api, &self.jobs);
         one(rt, api, &self.cron_jobs);
         one(rt, api, &self.pdbs);
+        one(rt, api, &self.leases);
     }
 
     /// Resolves once every cache holds its first list (client-go's `WaitForCacheSync`).
@@ -211,6 +219,7 @@ impl Caches {
         self.jobs.ready().await;
         self.cron_jobs.ready().await;
         self.pdbs.ready().await;
+        self.leases.ready().await;
     }
 }
 
