@@ -10,6 +10,8 @@ use reqwest::Method;
 use serde_json::json;
 use std::time::Duration;
 
+const MERGE: &str = "application/merge-patch+json";
+
 /// The node token an agent saved in its data directory.
 fn node_token(a: &Agent) -> String {
     orkops::client::ClientConfig::load(&a.dir.path().join("node.conf"))
@@ -100,6 +102,110 @@ fn a_nodes_credentials_cannot_become_another_node_or_reach_its_pods() {
         assert_eq!(code, 401);
         let (code, _) = http.call(Method::DELETE, &format!("{ns}/pods/b-pod?gracePeriodSeconds=0"), Some(&admin), None).await;
         assert_eq!(code, 200);
+    });
+}
+
+/// Node A, holding only its own credentials, tries to keep node B "alive" (or make it look dead)
+/// by writing B's Lease, to plant Leases under other names or namespaces, and to delete B's.
+#[test]
+fn a_node_may_renew_only_its_own_lease() {
+    let m = Master::start();
+    let (a, b) = (Agent::start(&m), Agent::start(&m));
+    let http = m.http();
+    let admin = m.admin_token();
+    let (node_a, join_a) = (node_token(&a), m.join_token(&a.name));
+    let leases = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases";
+    runtime().block_on(async {
+        let b_lease = format!("{leases}/{}", b.name);
+        let mut current = serde_json::Value::Null;
+        for _ in 0..120 {
+            let (code, l) = http.call(Method::GET, &b_lease, Some(&admin), None).await;
+            if code == 200 {
+                current = l;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert!(current.is_object(), "B's agent made its Lease");
+        let forged = |mut l: serde_json::Value| {
+            l["spec"]["holderIdentity"] = json!("forged-by-a");
+            l["spec"]["renewTime"] = json!("2099-01-01T00:00:00.000000Z");
+            l
+        };
+        let lease = |name: &str| {
+            json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                   "metadata": {"name": name},
+                   "spec": {"holderIdentity": "forged-by-a", "leaseDurationSeconds": 40}})
+        };
+        let merge = json!({"spec": {"holderIdentity": "forged-by-a"}});
+        for (what, tok) in [("node token", &node_a), ("join token", &join_a)] {
+            let (code, st) = http
+                .call(
+                    Method::PUT,
+                    &b_lease,
+                    Some(tok),
+                    Some(forged(current.clone())),
+                )
+                .await;
+            assert_eq!(code, 403, "{what} of A replaced B's Lease: {st}");
+            let (code, st, _) = http
+                .send(Method::PATCH, &b_lease, tok, MERGE, None, merge.to_string())
+                .await;
+            assert_eq!(code, 403, "{what} of A patched B's Lease: {st}");
+            let (code, st) = http.call(Method::DELETE, &b_lease, Some(tok), None).await;
+            assert_eq!(code, 403, "{what} of A deleted B's Lease: {st}");
+            for name in ["made-up-node", "master-1"] {
+                let (code, st) = http
+                    .call(Method::POST, leases, Some(tok), Some(lease(name)))
+                    .await;
+                assert_eq!(code, 403, "{what} of A created a Lease {name:?}: {st}");
+            }
+            let elsewhere = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
+            let (code, st) = http
+                .call(Method::POST, elsewhere, Some(tok), Some(lease(&a.name)))
+                .await;
+            assert_eq!(
+                code, 403,
+                "{what} of A created a Lease outside kube-node-lease: {st}"
+            );
+        }
+        let (code, l) = http.call(Method::GET, &b_lease, Some(&admin), None).await;
+        assert_eq!(code, 200, "B's Lease is still there: {l}");
+        assert_eq!(
+            l["spec"]["holderIdentity"],
+            json!(b.name),
+            "B's Lease holds B: {l}"
+        );
+        assert_ne!(
+            l["spec"]["renewTime"],
+            json!("2099-01-01T00:00:00.000000Z"),
+            "{l}"
+        );
+        for ns in ["default", "kube-node-lease"] {
+            let (code, _) = http
+                .call(
+                    Method::GET,
+                    &format!("/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/made-up-node"),
+                    Some(&admin),
+                    None,
+                )
+                .await;
+            assert_eq!(code, 404, "no Lease was planted in {ns}");
+        }
+        // the control: A renews its own Lease with the same request
+        let a_lease = format!("{leases}/{}", a.name);
+        let own = json!({"spec": {"holderIdentity": a.name}});
+        let (code, st, _) = http
+            .send(
+                Method::PATCH,
+                &a_lease,
+                &node_a,
+                MERGE,
+                None,
+                own.to_string(),
+            )
+            .await;
+        assert_eq!(code, 200, "A renews its own Lease: {st}");
     });
 }
 
