@@ -262,6 +262,14 @@ pub async fn list(
                 next = Some((v.key.clone(), left));
                 break 'pages;
             }
+            if !filtered && matches!(q.output, Output::Objects) {
+                if count > 0 {
+                    items.push(b',');
+                }
+                count += 1;
+                super::stored::write_with_rv(&mut items, v)?;
+                continue;
+            }
             let obj = decode_stored(v)?;
             if !selected(q, &obj) {
                 continue;
