@@ -73,6 +73,10 @@ struct Inner {
     dirty: HashSet<String>,
     failures: HashMap<String, u32>,
     delayed: BTreeMap<Instant, Vec<String>>,
+    /// When each delayed key is due: a key waits once, at its earliest time (client-go's
+    /// delaying queue), so a pass that requeues itself after every run, also the runs that
+    /// changes started, keeps one timer instead of one more per change.
+    due: HashMap<String, Instant>,
 }
 
 impl Inner {
@@ -88,6 +92,25 @@ impl Inner {
         false
     }
 
+    /// Makes `key` due at `at` unless it is due earlier already; whether that changed anything.
+    fn delay(&mut self, key: String, at: Instant) -> bool {
+        match self.due.get(&key) {
+            Some(&earlier) if earlier <= at => return false,
+            Some(&later) => {
+                if let Some(keys) = self.delayed.get_mut(&later) {
+                    keys.retain(|k| *k != key);
+                    if keys.is_empty() {
+                        self.delayed.remove(&later);
+                    }
+                }
+            }
+            None => {}
+        }
+        self.due.insert(key.clone(), at);
+        self.delayed.entry(at).or_default().push(key);
+        true
+    }
+
     fn promote_due(&mut self, now: Instant) -> bool {
         let mut added = false;
         while let Some(entry) = self.delayed.first_entry() {
@@ -95,6 +118,7 @@ impl Inner {
                 break;
             }
             for k in entry.remove() {
+                self.due.remove(&k);
                 added |= self.add(k);
             }
         }
@@ -134,13 +158,10 @@ impl Queue {
         if d.is_zero() {
             return self.add(key);
         }
-        self.lock()
-            .delayed
-            .entry(Instant::now() + d)
-            .or_default()
-            .push(key.into());
-        // a sleeping worker recomputes its deadline
-        self.wake.notify_one();
+        if self.lock().delay(key.into(), Instant::now() + d) {
+            // a sleeping worker recomputes its deadline
+            self.wake.notify_one();
+        }
     }
 
     /// How many times in a row `key` failed.
@@ -370,6 +391,33 @@ mod tests {
         assert_eq!(q.next().await, "bad");
         assert_about(Instant::now() - t, SLOW.base);
         assert_eq!(q.failures("good"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_key_waits_once_at_its_earliest_time_however_often_it_requeues() {
+        let q = Queue::new(Backoff::default());
+        // a whole-cluster pass woken by 1,000 changes, each run asking to come back in 2 s
+        for _ in 0..1000 {
+            q.add("pass");
+            let k = q.next().await;
+            q.done(&k, &Ok(Action::requeue(Duration::from_secs(2))));
+        }
+        assert_eq!(q.len(), 1, "one timer for the pass, not one per run");
+        // a later requeue does not postpone it; an earlier one brings it forward
+        q.add_after("pass", Duration::from_secs(60));
+        assert_eq!(q.len(), 1);
+        let t = Instant::now();
+        q.add_after("pass", Duration::from_millis(100));
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.next().await, "pass");
+        assert_about(Instant::now() - t, Duration::from_millis(100));
+        assert!(q.is_empty(), "nothing else was waiting");
+        q.add_after("other", Duration::from_millis(50));
+        assert_eq!(
+            q.next().await,
+            "other",
+            "a key that ran may be delayed again"
+        );
     }
 
     #[tokio::test]
