@@ -1,8 +1,8 @@
 //! The master at scale: a real `orkops-master` and etcd, `orkops-hollow` nodes (pods run in
 //! memory, heartbeats and status as real agents send them), and Deployments creating the pods.
 //! Prints figures; asserts nothing about time. Run:
-//! `cargo bench --bench scale --profile dev` (1,000 nodes, 30,000 pods in 30 Deployments of
-//! 1,000). Sizes from the environment: ORKOPS_SCALE_NODES, ORKOPS_SCALE_PODS,
+//! `cargo bench --bench scale --profile scale` (optimised binaries; `--profile dev` for the debug
+//! ones) with 1,000 nodes, 30,000 pods in 30 Deployments of 1,000. Sizes from the environment: ORKOPS_SCALE_NODES, ORKOPS_SCALE_PODS,
 //! ORKOPS_SCALE_PER_DEPLOYMENT (replicas of each Deployment), ORKOPS_SCALE_IDLE_SECONDS (each
 //! idle and steady-state window, default 60), ORKOPS_SCALE_DELETE=0 (skip timing the deletion
 //! of every pod at the end), ORKOPS_SCALE_WATCH=per-node (a watch per hollow node). A quick run:
