@@ -523,7 +523,7 @@ impl Worker {
                 let h = tokio::spawn(probe::run(
                     target,
                     kind,
-                    p.clone(),
+                    crate::api::core::Probe::clone(p),
                     initially,
                     self.probe_tx.clone(),
                 ));

@@ -752,7 +752,7 @@ mod tests {
         pod.metadata.name = Some("p".into());
         pod.metadata.namespace = Some("ns".into());
         pod.metadata.uid = Some("u1".into());
-        pod.spec.security_context = Some(PodSecurityContext {
+        pod.spec.security_context = Some(Box::new(PodSecurityContext {
             run_as_user: Some(1000),
             run_as_group: Some(3000),
             fs_group: Some(2000),
@@ -762,10 +762,10 @@ mod tests {
                 localhost_profile: None,
             }),
             ..Default::default()
-        });
+        }));
         let mut c = Container {
             name: "app".into(),
-            security_context: Some(SecurityContext {
+            security_context: Some(Box::new(SecurityContext {
                 run_as_user: Some(1001),
                 read_only_root_filesystem: Some(true),
                 allow_privilege_escalation: Some(false),
@@ -774,7 +774,7 @@ mod tests {
                     drop: vec!["ALL".into()],
                 }),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         };
         assert_eq!(user_of(&pod, &c, "").as_deref(), Some("1001:3000"));
@@ -793,10 +793,10 @@ mod tests {
         );
         assert_eq!(non_root_violation(&pod, &c, ""), None);
         // runAsNonRoot against the image's user when no runAsUser says otherwise
-        pod.spec.security_context = Some(PodSecurityContext {
+        pod.spec.security_context = Some(Box::new(PodSecurityContext {
             run_as_non_root: Some(true),
             ..Default::default()
-        });
+        }));
         c.security_context = None;
         assert_eq!(user_of(&pod, &c, "nobody"), None);
         assert_eq!(
@@ -807,10 +807,10 @@ mod tests {
             .unwrap()
             .contains("image has non-numeric user (nobody), cannot verify user is non-root"));
         assert_eq!(non_root_violation(&pod, &c, "65534:65534"), None);
-        c.security_context = Some(SecurityContext {
+        c.security_context = Some(Box::new(SecurityContext {
             run_as_user: Some(0),
             ..Default::default()
-        });
+        }));
         assert!(non_root_violation(&pod, &c, "65534")
             .unwrap()
             .starts_with("container's runAsUser breaks non-root policy"));

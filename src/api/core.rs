@@ -331,7 +331,7 @@ pub struct PodSpec {
     pub init_containers: Vec<Container>,
     /// SecurityContext holds pod-level security attributes and common container settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub security_context: Option<PodSecurityContext>,
+    pub security_context: Option<Box<PodSecurityContext>>,
     /// Only `ClusterFirst` (the cluster's DNS, what every orkops pod gets; kubectl run sets it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_policy: Option<String>,
@@ -347,7 +347,7 @@ pub struct PodSpec {
     pub node_selector: BTreeMap<String, String>,
     /// If specified, the pod's scheduling constraints: nodeAffinity, podAffinity, podAntiAffinity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub affinity: Option<Affinity>,
+    pub affinity: Option<Box<Affinity>>,
     /// If specified, the pod's tolerations of node taints.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
@@ -423,13 +423,13 @@ pub struct Container {
     pub volume_mounts: Vec<VolumeMount>,
     /// Periodic probe of container liveness. Container will be restarted if the probe fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub liveness_probe: Option<Probe>,
+    pub liveness_probe: Option<Box<Probe>>,
     /// Periodic probe of container service readiness. Container will be removed from service endpoints if the probe fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub readiness_probe: Option<Probe>,
+    pub readiness_probe: Option<Box<Probe>>,
     /// StartupProbe indicates that the Pod has successfully initialized. No other probe runs until it succeeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub startup_probe: Option<Probe>,
+    pub startup_probe: Option<Box<Probe>>,
     /// Whether this container should allocate a buffer for stdin in the container runtime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin: Option<bool>,
@@ -441,10 +441,10 @@ pub struct Container {
     pub tty: Option<bool>,
     /// SecurityContext defines the security options the container should be run with. If set, the fields of SecurityContext override the equivalent fields of PodSecurityContext.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub security_context: Option<SecurityContext>,
+    pub security_context: Option<Box<SecurityContext>>,
     /// Actions that the management system should take in response to container lifecycle events: postStart and preStop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lifecycle: Option<Lifecycle>,
+    pub lifecycle: Option<Box<Lifecycle>>,
 }
 
 /// The hooks run when a container starts and before it is stopped.

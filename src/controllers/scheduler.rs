@@ -793,7 +793,7 @@ mod tests {
         let pods: Vec<Pod> = (0..3)
             .map(|i| {
                 let mut p = labelled(&format!("web{i}"), "web");
-                p.spec.affinity = Some(Affinity {
+                p.spec.affinity = Some(Box::new(Affinity {
                     pod_anti_affinity: Some(PodAffinity {
                         required_during_scheduling_ignored_during_execution: vec![term(
                             "kubernetes.io/hostname",
@@ -802,7 +802,7 @@ mod tests {
                         ..Default::default()
                     }),
                     ..Default::default()
-                });
+                }));
                 p
             })
             .collect();
@@ -844,13 +844,13 @@ mod tests {
         let mut db = labelled("db", "db");
         db.spec.node_name = Some("b".into());
         let mut web = labelled("web", "web");
-        web.spec.affinity = Some(Affinity {
+        web.spec.affinity = Some(Box::new(Affinity {
             pod_affinity: Some(PodAffinity {
                 required_during_scheduling_ignored_during_execution: vec![term(ZONE_LABEL, "db")],
                 ..Default::default()
             }),
             ..Default::default()
-        });
+        }));
         let out = nodes_of(&schedule(&[&web], &nodes, &[&db], &Claims::new()));
         assert_eq!(out, vec!["b"]);
         let out = nodes_of(&schedule(&[&web], &nodes, &[], &Claims::new()));
@@ -876,7 +876,7 @@ mod tests {
             ..Default::default()
         };
         let mut p = pod("p", "100m", None);
-        p.spec.affinity = Some(Affinity {
+        p.spec.affinity = Some(Box::new(Affinity {
             node_affinity: Some(NodeAffinity {
                 required_during_scheduling_ignored_during_execution: Some(NodeSelector {
                     node_selector_terms: vec![zone("In", &["z2"])],
@@ -896,7 +896,7 @@ mod tests {
                 ],
             }),
             ..Default::default()
-        });
+        }));
         assert_eq!(
             nodes_of(&schedule(&[&p], &nodes, &[], &Claims::new())),
             vec!["c"]

@@ -245,14 +245,20 @@ impl Store for EtcdStore {
             }
             _ => unavailable(e),
         })?;
+        let mut resp = resp;
         let rev = resp.header().map(|h| h.revision()).unwrap_or_default();
+        // the values move out of the response: a page of 500 pods is a megabyte or more
         let items: Vec<Versioned> = resp
-            .kvs()
-            .iter()
-            .map(|x| Versioned {
-                key: key_string(x.key()),
-                value: x.value().to_vec(),
-                revision: x.mod_revision(),
+            .take_kvs()
+            .into_iter()
+            .map(|x| {
+                let revision = x.mod_revision();
+                let (key, value) = x.into_key_value();
+                Versioned {
+                    key: String::from_utf8(key).unwrap_or_else(|e| key_string(e.as_bytes())),
+                    value,
+                    revision,
+                }
             })
             .collect();
         Ok(Page {
