@@ -115,18 +115,25 @@ fn a_node_may_renew_only_its_own_lease() {
     let admin = m.admin_token();
     let (node_a, join_a) = (node_token(&a), m.join_token(&a.name));
     let leases = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases";
+    let get_b = || {
+        m.orkops(&[
+            "get",
+            "lease",
+            &b.name,
+            "-n",
+            "kube-node-lease",
+            "-o",
+            "json",
+        ])
+    };
+    wait_until(
+        "B's agent to make its Lease",
+        Duration::from_secs(30),
+        || get_b().ok(),
+    );
+    let current = get_b().json();
     runtime().block_on(async {
         let b_lease = format!("{leases}/{}", b.name);
-        let mut current = serde_json::Value::Null;
-        for _ in 0..120 {
-            let (code, l) = http.call(Method::GET, &b_lease, Some(&admin), None).await;
-            if code == 200 {
-                current = l;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        assert!(current.is_object(), "B's agent made its Lease");
         let forged = |mut l: serde_json::Value| {
             l["spec"]["holderIdentity"] = json!("forged-by-a");
             l["spec"]["renewTime"] = json!("2099-01-01T00:00:00.000000Z");

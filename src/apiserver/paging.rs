@@ -244,6 +244,8 @@ pub async fn list(
         .map(|l| usize::try_from(l).unwrap_or(usize::MAX));
     let chunk = limit.map_or(CHUNK, |l| l.min(CHUNK));
     let filtered = !(q.labels.is_empty() && q.fields.is_empty());
+    // every object as it is stored, without decoding it (see `stored`)
+    let as_stored = !filtered && matches!(q.output, Output::Objects);
     let now = Utc::now();
     let mut key = format!("{prefix}{start}");
     let mut items: Vec<u8> = Vec::new();
@@ -262,22 +264,23 @@ pub async fn list(
                 next = Some((v.key.clone(), left));
                 break 'pages;
             }
-            if !filtered && matches!(q.output, Output::Objects) {
-                if count > 0 {
-                    items.push(b',');
+            let obj = if as_stored {
+                None
+            } else {
+                let obj = decode_stored(v)?;
+                if !selected(q, &obj) {
+                    continue;
                 }
-                count += 1;
-                super::stored::write_with_rv(&mut items, v)?;
-                continue;
-            }
-            let obj = decode_stored(v)?;
-            if !selected(q, &obj) {
-                continue;
-            }
+                Some(obj)
+            };
             if count > 0 {
                 items.push(b',');
             }
             count += 1;
+            let Some(obj) = obj else {
+                super::stored::write_with_rv(&mut items, v)?;
+                continue;
+            };
             let written = match &q.output {
                 Output::Objects => serde_json::to_writer(&mut items, &obj),
                 Output::Table {

@@ -36,20 +36,23 @@ impl<'de> Deserialize<'de> for Entries<'de> {
     }
 }
 
+/// Writes `entries` as the members of an object (without the braces); how many it wrote.
 fn write_entries<'a>(
     out: &mut Vec<u8>,
     entries: impl Iterator<Item = &'a (String, &'a RawValue)>,
     mut value: impl FnMut(&mut Vec<u8>, &str, &RawValue) -> Result<(), serde_json::Error>,
-) -> Result<(), serde_json::Error> {
-    for (i, (k, v)) in entries.enumerate() {
-        if i > 0 {
+) -> Result<usize, serde_json::Error> {
+    let mut n = 0;
+    for (k, v) in entries {
+        if n > 0 {
             out.push(b',');
         }
         serde_json::to_writer(&mut *out, k)?;
         out.push(b':');
         value(out, k, v)?;
+        n += 1;
     }
-    Ok(())
+    Ok(n)
 }
 
 fn write_raw(out: &mut Vec<u8>, v: &RawValue) {
@@ -71,11 +74,11 @@ fn try_write(out: &mut Vec<u8>, v: &Versioned) -> Result<(), serde_json::Error> 
         let meta: Entries = serde_json::from_str(raw.get())?;
         out.push(b'{');
         let kept = meta.0.iter().filter(|(k, _)| k != "resourceVersion");
-        write_entries(out, kept, |out, _, raw| {
+        let written = write_entries(out, kept, |out, _, raw| {
             write_raw(out, raw);
             Ok(())
         })?;
-        if meta.0.iter().any(|(k, _)| k != "resourceVersion") {
+        if written > 0 {
             out.push(b',');
         }
         write!(out, "\"resourceVersion\":\"{}\"}}", v.revision).map_err(serde_json::Error::io)

@@ -226,7 +226,7 @@ impl Store for EtcdStore {
         if revision > 0 {
             opts = opts.with_revision(revision);
         }
-        let resp = retried(true, || async {
+        let mut resp = retried(true, || async {
             self.client
                 .kv_client()
                 .max_decoding_message_size(MAX_LIST_BYTES)
@@ -245,7 +245,6 @@ impl Store for EtcdStore {
             }
             _ => unavailable(e),
         })?;
-        let mut resp = resp;
         let rev = resp.header().map(|h| h.revision()).unwrap_or_default();
         // the values move out of the response: a page of 500 pods is a megabyte or more
         let items: Vec<Versioned> = resp

@@ -172,7 +172,7 @@ impl Queue {
     /// The number of keys waiting (ready or delayed), not counting the running ones.
     pub fn len(&self) -> usize {
         let inner = self.lock();
-        inner.ready.len() + inner.delayed.values().map(Vec::len).sum::<usize>()
+        inner.ready.len() + inner.due.len()
     }
 
     pub fn is_empty(&self) -> bool {
