@@ -69,6 +69,10 @@ fn the_node_registers_with_capacity_and_heartbeats_through_its_lease() {
     assert!(cap["cpu"].as_str().unwrap().parse::<u32>().unwrap() >= 1);
     assert!(cap["memory"].as_str().unwrap().ends_with("Ki"));
     assert_eq!(cap["pods"], "110");
+    // the size of the filesystem under the agent's data dir, as the kubelet reports its own
+    let storage = cap["ephemeral-storage"].as_str().unwrap();
+    let kib: u64 = storage.strip_suffix("Ki").unwrap().parse().unwrap();
+    assert!(kib > 1 << 20, "ephemeral-storage {storage}");
     assert_eq!(
         node["metadata"]["labels"]["kubernetes.io/hostname"],
         a.name.as_str()

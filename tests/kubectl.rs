@@ -8,6 +8,7 @@ use common::kube::{have_kubectl, kubeconfig, kubectl};
 
 use common::Master;
 use serde_json::Value;
+use std::time::Duration;
 
 #[test]
 fn kubectl_discovers_the_api_and_lists_objects() {
@@ -65,4 +66,81 @@ fn kubectl_discovers_the_api_and_lists_objects() {
     let (ok, out, err) = kubectl(&bad, &["get", "namespaces"]);
     assert!(!ok, "{out}");
     assert!(err.contains("You must be logged in"), "{err}");
+}
+
+/// Container resources as Kubernetes sorts them, through `kubectl apply`: ephemeral-storage is
+/// scheduled against what the node reports, an extended resource no node offers keeps its pod
+/// Pending with the scheduler's reason, and a resource name that is neither is refused by field.
+#[test]
+fn extended_resources_and_ephemeral_storage_are_scheduled_against_node_capacity() {
+    if !have_kubectl() {
+        return;
+    }
+    let m = Master::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = kubeconfig(&m, dir.path());
+    let prefix = format!("r{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let _nodes = common::hollow::Hollow::start(&m, 1, &prefix, "shared");
+    let pod = |name: &str, limits: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  \
+             - name: c\n    image: busybox:1\n    resources:\n      limits: {limits}\n"
+        )
+    };
+    let apply = |yaml: String| {
+        let mut cmd = common::kube::kubectl_command(&config, &["apply", "-f", "-"]);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(yaml.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = apply(pod("disk", "{cpu: 100m, ephemeral-storage: 1Gi}"));
+    assert!(ok, "{out}");
+    let (ok, out) = apply(pod("gpu", "{cpu: 100m, nvidia.com/gpu: 1}"));
+    assert!(ok, "{out}");
+    let (ok, out) = apply(pod("bad", "{gpu: 1}"));
+    assert!(
+        !ok && out.contains("spec.containers[0].resources.limits.gpu"),
+        "{out}"
+    );
+    assert!(out.contains("must be a standard resource"), "{out}");
+
+    let get = |name: &str| -> Value {
+        let (_, out, _) = kubectl(&config, &["get", "pod", name, "-o", "json"]);
+        serde_json::from_str(&out).unwrap_or(Value::Null)
+    };
+    common::wait_until("the disk pod to be bound", Duration::from_secs(120), || {
+        get("disk")["spec"]["nodeName"].is_string()
+    });
+    common::wait_until(
+        "the gpu pod to be refused by the scheduler",
+        Duration::from_secs(120),
+        || {
+            get("gpu")["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| {
+                    c["type"] == "PodScheduled"
+                        && c["status"] == "False"
+                        && c["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains("1 Insufficient nvidia.com/gpu"))
+                })
+        },
+    );
+    assert!(get("gpu")["spec"]["nodeName"].is_null());
 }

@@ -179,6 +179,8 @@ async fn join(admin: &ApiClient, cfg: &HollowConfig, name: String) -> anyhow::Re
         address,
         agent_port: 0,
         max_pods: cfg.max_pods,
+        // a hollow node stores nothing; it offers what a modest EBS root volume would
+        ephemeral_storage_bytes: 100 << 30,
         labels: [(LABEL_HOLLOW.to_string(), "true".to_string())].into(),
         runtime_version: "hollow".into(),
     };

@@ -130,6 +130,7 @@ pub async fn run(
         address: address.to_string(),
         agent_port: port,
         max_pods: config.max_pods,
+        ephemeral_storage_bytes: node::filesystem_bytes(&config.data_dir),
         labels: config.labels.clone(),
         runtime_version: rt.version.clone(),
     };

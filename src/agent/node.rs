@@ -130,6 +130,9 @@ pub struct Facts {
     pub address: String,
     pub agent_port: u16,
     pub max_pods: u32,
+    /// The size of the filesystem that holds the node's containers and volumes, reported as
+    /// `ephemeral-storage` (the kubelet reports its root or imagefs the same way).
+    pub ephemeral_storage_bytes: u64,
     pub labels: BTreeMap<String, String>,
     pub runtime_version: String,
 }
@@ -140,6 +143,22 @@ fn arch() -> &'static str {
         "aarch64" => "arm64",
         other => other,
     }
+}
+
+/// The total size of the filesystem holding `path`, 0 where it cannot be read.
+pub fn filesystem_bytes(path: &Path) -> u64 {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return 0;
+    };
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c` is a valid NUL-terminated path and `st` points to writable memory of the
+    // right size; statvfs writes only inside it.
+    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return 0;
+    }
+    // SAFETY: statvfs returned 0, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    st.f_blocks.saturating_mul(st.f_frsize)
 }
 
 fn memory_kib() -> u64 {
@@ -199,6 +218,7 @@ impl Facts {
             "cpu": cpus.to_string(),
             "memory": format!("{}Ki", memory_kib()),
             "pods": self.max_pods.to_string(),
+            "ephemeral-storage": format!("{}Ki", self.ephemeral_storage_bytes / 1024),
         });
         json!({
             "capacity": capacity,

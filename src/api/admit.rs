@@ -168,9 +168,39 @@ fn strict_unknown_field(path: &str, message: &str) -> Option<String> {
         .trim_start_matches("expected one of ")
         .trim_start_matches("expected ")
         .replace('`', "");
+    let field = path.rsplit('.').next().unwrap_or(path);
+    if let Some(hint) = volume_plugin_hint(field) {
+        return Some(format!(
+            "strict decoding error: unknown field {path:?}: orkops does not serve the {field} volume plugin ({hint}); use a persistentVolumeClaim (the cluster's default StorageClass), emptyDir or hostPath"
+        ));
+    }
     Some(format!(
         "strict decoding error: unknown field {path:?} (orkops does not serve it; known fields here: {known})"
     ))
+}
+
+/// Why an upstream volume source that orkops does not serve is missing, for the error a
+/// manifest written for another platform gets.
+fn volume_plugin_hint(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "awsElasticBlockStore" => "Kubernetes removed its in-tree EBS plugin in 1.27",
+        "gcePersistentDisk"
+        | "azureDisk"
+        | "azureFile"
+        | "cinder"
+        | "vsphereVolume"
+        | "photonPersistentDisk"
+        | "portworxVolume"
+        | "scaleIO"
+        | "storageos"
+        | "quobyte"
+        | "flocker" => "another cloud's or storage vendor's plugin, removed from Kubernetes",
+        "nfs" | "iscsi" | "fc" | "rbd" | "cephfs" | "glusterfs" | "flexVolume" | "csi"
+        | "ephemeral" | "gitRepo" | "image" => {
+            "a network or driver plugin that needs a node driver orkops does not install"
+        }
+        _ => return None,
+    })
 }
 
 /// serde says "invalid type: floating point `1e20`, expected i64" both for a fraction and for
@@ -297,6 +327,82 @@ fn port_range(e: &mut Errors, path: &str, port: i64) {
             path,
             format!("invalid value {port}: must be between 1 and 65535"),
         );
+    }
+}
+
+/// How a container may ask for a resource, as Kubernetes' `ValidateContainerResourceName` sorts
+/// them: cpu and memory may be overcommitted (a request below its limit); ephemeral-storage is
+/// a plain quantity too; hugepages and extended resources (`vendor.example/gpu`) may not.
+#[derive(Debug, PartialEq)]
+pub enum ResourceClass {
+    Overcommittable,
+    /// hugepages-SIZE and extended resources: whole units, the request equal to the limit.
+    Unshared,
+}
+
+pub fn container_resource(name: &str) -> Result<ResourceClass, String> {
+    match name {
+        "cpu" | "memory" | "ephemeral-storage" => return Ok(ResourceClass::Overcommittable),
+        _ if name.starts_with("hugepages-") => return Ok(ResourceClass::Unshared),
+        _ => {}
+    }
+    let native = |domain: &str| domain == "kubernetes.io" || domain.ends_with(".kubernetes.io");
+    let extended = name.split_once('/').is_some_and(|(domain, rest)| {
+        let quota = name.starts_with("requests.");
+        let malformed = rest.is_empty() || labels::validate_label_key(name).is_err();
+        !(native(domain) || quota || malformed)
+    });
+    if extended {
+        Ok(ResourceClass::Unshared)
+    } else {
+        Err(format!(
+            "Invalid value: {name:?}: must be a standard resource for containers (cpu, memory, \
+             ephemeral-storage, hugepages-SIZE) or an extended resource named DOMAIN/NAME"
+        ))
+    }
+}
+
+/// Kubernetes' rules for resources that cannot be overcommitted: the limit must be set, a
+/// request must equal it, and an extended resource comes in whole units.
+fn validate_unshared_resources(r: &ResourceRequirements, path: &str, e: &mut Errors) {
+    let unshared = |k: &String| container_resource(k) == Ok(ResourceClass::Unshared);
+    for (k, lim) in r.limits.iter().filter(|(k, _)| unshared(k)) {
+        if !k.starts_with("hugepages-") && lim.millis().is_ok_and(|m| m % 1000 != 0) {
+            e.add(
+                format!("{path}.limits.{k}"),
+                format!("Invalid value: {:?}: must be an integer", lim.0),
+            );
+        }
+        if let Some(req) = r.requests.get(k) {
+            if req.millis().ok() != lim.millis().ok() {
+                e.add(
+                    format!("{path}.requests.{k}"),
+                    format!(
+                        "Invalid value: {:?}: must be equal to {k} limit of {}",
+                        req.0, lim.0
+                    ),
+                );
+            }
+        }
+    }
+    for k in r.requests.keys().filter(|k| unshared(k)) {
+        if !r.limits.contains_key(k) {
+            e.add(
+                format!("{path}.limits.{k}"),
+                "Required value: Limit must be set for non overcommitable resources",
+            );
+        }
+    }
+    let huge = r
+        .limits
+        .keys()
+        .chain(r.requests.keys())
+        .any(|k| k.starts_with("hugepages-"));
+    let cpu_or_mem = ["cpu", "memory"]
+        .iter()
+        .any(|k| r.limits.contains_key(*k) || r.requests.contains_key(*k));
+    if huge && !cpu_or_mem {
+        e.add(path, "Forbidden: HugePages require cpu or memory");
     }
 }
 
@@ -954,13 +1060,13 @@ fn validate_container(
             for (section, map) in [("limits", &r.limits), ("requests", &r.requests)] {
                 for (k, q) in map {
                     let qp = format!("{cp}.resources.{section}.{k}");
-                    if k != "cpu" && k != "memory" {
-                        e.add(&qp, "unsupported resource: use cpu or memory");
-                    } else {
-                        quantity(e, &qp, q);
+                    match container_resource(k) {
+                        Err(msg) => e.add(&qp, msg),
+                        Ok(_) => quantity(e, &qp, q),
                     }
                 }
             }
+            validate_unshared_resources(r, &format!("{cp}.resources"), e);
             for (k, req) in &r.requests {
                 if let (Some(lim), Ok(rq)) = (r.limits.get(k), req.millis()) {
                     if lim.millis().is_ok_and(|l| l < rq) {
@@ -1392,6 +1498,10 @@ fn default_service(svc: &mut Service) {
     for p in &mut s.ports {
         p.protocol.get_or_insert_with(|| "TCP".into());
         p.target_port.get_or_insert(IntOrString::Int(p.port));
+        // 0 is the unset value of upstream's int32 (`nodePort: 0` asks for an allocated port)
+        if p.node_port == Some(0) {
+            p.node_port = None;
+        }
     }
 }
 
@@ -1611,6 +1721,89 @@ mod tests {
                 && err[0].message.contains("volumeMounts"),
             "{:?}",
             err[0]
+        );
+    }
+
+    #[test]
+    fn container_resources_are_sorted_as_kubernetes_sorts_them() {
+        let pod = |resources: Value| {
+            json!({"metadata": {"name": "x"}, "spec": {"containers": [
+                {"name": "a", "image": "busybox:1", "resources": resources}]}})
+        };
+        let ok = pod(json!({
+            "limits": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "2Gi",
+                       "nvidia.com/gpu": "1", "hugepages-2Mi": "64Mi"},
+            "requests": {"cpu": "500m", "ephemeral-storage": "1Gi", "nvidia.com/gpu": "1",
+                         "hugepages-2Mi": "64Mi"}}));
+        assert!(admit(Kind::Pod, ok).is_ok());
+        let refused = |resources: Value, field: &str, words: &str| {
+            let err = admit(Kind::Pod, pod(resources)).unwrap_err();
+            assert!(
+                err.iter()
+                    .any(|e| e.field == field && e.message.contains(words)),
+                "{field}: {err:?}"
+            );
+        };
+        let at = "spec.containers[0].resources";
+        refused(
+            json!({"limits": {"gpu": "1"}}),
+            &format!("{at}.limits.gpu"),
+            "must be a standard resource",
+        );
+        refused(
+            json!({"limits": {"storage": "1Gi"}}),
+            &format!("{at}.limits.storage"),
+            "must be a standard resource",
+        );
+        refused(
+            json!({"limits": {"kubernetes.io/made-up": "1"}}),
+            &format!("{at}.limits.kubernetes.io/made-up"),
+            "standard resource",
+        );
+        refused(
+            json!({"limits": {"example.com/dev": "500m"}}),
+            &format!("{at}.limits.example.com/dev"),
+            "must be an integer",
+        );
+        refused(
+            json!({"limits": {"example.com/dev": "2"}, "requests": {"example.com/dev": "1"}}),
+            &format!("{at}.requests.example.com/dev"),
+            "must be equal to example.com/dev limit",
+        );
+        refused(
+            json!({"requests": {"example.com/dev": "1"}}),
+            &format!("{at}.limits.example.com/dev"),
+            "Limit must be set",
+        );
+        refused(
+            json!({"limits": {"hugepages-2Mi": "2Mi"}}),
+            at,
+            "HugePages require cpu or memory",
+        );
+    }
+
+    #[test]
+    fn node_port_zero_is_unset_and_other_platforms_volumes_are_refused_by_name() {
+        let svc = json!({"metadata": {"name": "s"}, "spec": {"type": "ClusterIP",
+            "ports": [{"port": 80, "nodePort": 0}]}});
+        let out = admit(Kind::Service, svc).unwrap();
+        assert!(out["spec"]["ports"][0].get("nodePort").is_none(), "{out}");
+        let svc = json!({"metadata": {"name": "s"}, "spec": {"type": "ClusterIP",
+            "ports": [{"port": 80, "nodePort": 30080}]}});
+        assert_eq!(
+            admit(Kind::Service, svc).unwrap_err()[0].field,
+            "spec.ports[0].nodePort"
+        );
+        let pod = json!({"metadata": {"name": "x"}, "spec": {
+            "containers": [{"name": "a", "image": "busybox:1"}],
+            "volumes": [{"name": "d", "awsElasticBlockStore": {"volumeID": "vol-1"}}]}});
+        let err = admit(Kind::Pod, pod).unwrap_err();
+        assert!(
+            err[0]
+                .message
+                .contains("does not serve the awsElasticBlockStore volume plugin")
+                && err[0].message.contains("persistentVolumeClaim"),
+            "{err:?}"
         );
     }
 

@@ -40,6 +40,9 @@ struct Slot {
     free_cpu: i128,
     free_mem: i128,
     free_pods: i128,
+    /// Allocatable of every other resource the node reports (ephemeral-storage, hugepages,
+    /// extended resources), less what its pods ask for.
+    free_other: BTreeMap<String, i128>,
     owners: HashMap<String, u32>,
     ready: bool,
     schedulable: bool,
@@ -57,6 +60,37 @@ fn container_requests(ct: &crate::api::core::Container) -> (i128, i128) {
         .or(q(&r.limits, "memory"))
         .unwrap_or(0);
     (cpu, mem)
+}
+
+/// The resources other than cpu and memory a pod asks for (in thousandths), summed and maxed
+/// with its init containers as `requests` does; empty for most pods.
+pub fn other_requests(p: &Pod) -> Vec<(String, i128)> {
+    fn of(ct: &crate::api::core::Container) -> Vec<(String, i128)> {
+        let Some(r) = &ct.resources else {
+            return Vec::new();
+        };
+        r.limits
+            .keys()
+            .chain(r.requests.keys().filter(|k| !r.limits.contains_key(*k)))
+            .filter(|k| *k != "cpu" && *k != "memory")
+            .filter_map(|k| Some((k.clone(), q(&r.requests, k).or(q(&r.limits, k))?)))
+            .collect()
+    }
+    let mut out: BTreeMap<String, i128> = BTreeMap::new();
+    for (k, v) in p.spec.containers.iter().flat_map(of) {
+        *out.entry(k).or_default() += v;
+    }
+    for (k, v) in p.spec.init_containers.iter().flat_map(of) {
+        let e = out.entry(k).or_default();
+        *e = (*e).max(v);
+    }
+    out.into_iter().filter(|(_, v)| *v > 0).collect()
+}
+
+fn take_other(free: &mut BTreeMap<String, i128>, wanted: &[(String, i128)]) {
+    for (k, v) in wanted {
+        *free.entry(k.clone()).or_default() -= v;
+    }
 }
 
 /// CPU (millicores) and memory (milli-bytes) a pod asks for: its requests, or its limits; as
@@ -401,6 +435,11 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
                 free_cpu: q(&alloc, "cpu").unwrap_or(0),
                 free_mem: q(&alloc, "memory").unwrap_or(0),
                 free_pods: q(&alloc, "pods").map_or(110, |m| m / 1000),
+                free_other: alloc
+                    .iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "cpu" | "memory" | "pods"))
+                    .filter_map(|(k, v)| Some((k.clone(), v.millis().ok()?)))
+                    .collect(),
                 owners: HashMap::new(),
                 ready: node_ready(n),
                 schedulable: n.spec.unschedulable != Some(true),
@@ -425,6 +464,7 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
         s.free_cpu -= cpu;
         s.free_mem -= mem;
         s.free_pods -= 1;
+        take_other(&mut s.free_other, &other_requests(p));
         if let Some(o) = owner(p) {
             *s.owners.entry(o.to_string()).or_default() += 1;
             if let Some(z) = &s.zone {
@@ -435,6 +475,7 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
     let mut out = Vec::with_capacity(pending.len());
     for p in pending {
         let (cpu, mem) = requests(p);
+        let other = other_requests(p);
         let own = owner(p).map(str::to_string);
         let ns = p.metadata.namespace().to_string();
         let wanted = claims_of(p);
@@ -511,6 +552,11 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
                 Some("Insufficient cpu".to_string())
             } else if s.free_mem < mem {
                 Some("Insufficient memory".to_string())
+            } else if let Some((k, _)) = other
+                .iter()
+                .find(|(k, v)| s.free_other.get(k).copied().unwrap_or(0) < *v)
+            {
+                Some(format!("Insufficient {k}"))
             } else {
                 None
             };
@@ -552,6 +598,7 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
                 s.free_cpu -= cpu;
                 s.free_mem -= mem;
                 s.free_pods -= 1;
+                take_other(&mut s.free_other, &other);
                 if let Some(o) = &own {
                     *s.owners.entry(o.clone()).or_default() += 1;
                     if let Some(z) = &s.zone {
@@ -980,6 +1027,50 @@ mod tests {
         down.status.as_mut().unwrap().conditions[0].status = "Unknown".into();
         let out = nodes_of(&schedule(&[&picky], &[down], &[], &Claims::new()));
         assert!(out[0].contains("1 node(s) were not Ready"), "{}", out[0]);
+    }
+
+    #[test]
+    fn extended_resources_and_ephemeral_storage_are_counted_per_node() {
+        let mut gpu = node("gpu", "8", "16Gi", None);
+        let alloc = &mut gpu.status.as_mut().unwrap().allocatable;
+        alloc.insert("example.com/gpu".into(), Quantity("2".into()));
+        alloc.insert("ephemeral-storage".into(), Quantity("10Gi".into()));
+        let plain = node("plain", "8", "16Gi", None);
+        let asks = |name: &str, res: &str, n: &str| {
+            let mut p = pod(name, "100m", None);
+            let r = p.spec.containers[0].resources.as_mut().unwrap();
+            r.limits.insert(res.into(), Quantity(n.into()));
+            p
+        };
+        let (a, b, c) = (
+            asks("a", "example.com/gpu", "1"),
+            asks("b", "example.com/gpu", "1"),
+            asks("c", "example.com/gpu", "1"),
+        );
+        let disk = asks("disk", "ephemeral-storage", "20Gi");
+        let nodes = [plain, gpu];
+        let out = nodes_of(&schedule(&[&a, &b, &c, &disk], &nodes, &[], &Claims::new()));
+        assert_eq!(out[0], "gpu");
+        assert_eq!(out[1], "gpu");
+        assert!(
+            out[2].contains("2 Insufficient example.com/gpu"),
+            "{}",
+            out[2]
+        );
+        assert!(
+            out[3].contains("2 Insufficient ephemeral-storage"),
+            "{}",
+            out[3]
+        );
+        // a bound pod holds its units
+        let mut held = asks("held", "example.com/gpu", "2");
+        held.spec.node_name = Some("gpu".into());
+        let out = nodes_of(&schedule(&[&a], &nodes, &[&held], &Claims::new()));
+        assert!(
+            out[0].contains("Insufficient example.com/gpu"),
+            "{}",
+            out[0]
+        );
     }
 
     #[test]
