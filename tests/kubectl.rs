@@ -144,3 +144,41 @@ fn extended_resources_and_ephemeral_storage_are_scheduled_against_node_capacity(
     );
     assert!(get("gpu")["spec"]["nodeName"].is_null());
 }
+
+/// A Service as `kubectl get svc -o yaml` prints it on an IPv4 Kubernetes cluster applies
+/// unchanged and reads back with the same defaults; a field AWS cannot honour is refused by name.
+#[test]
+fn a_service_exported_from_kubernetes_applies_with_its_address_fields() {
+    if !have_kubectl() {
+        return;
+    }
+    let m = Master::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = kubeconfig(&m, dir.path());
+    let manifest = dir.path().join("svc.yaml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &manifest,
+            format!(
+                "apiVersion: v1\nkind: Service\nmetadata: {{name: db}}\nspec:\n  clusterIP: None\n  \
+                 ipFamilies: [IPv4]\n  ipFamilyPolicy: SingleStack\n  internalTrafficPolicy: Cluster\n  \
+                 publishNotReadyAddresses: true\n  selector: {{app: db}}\n  sessionAffinity: None\n  \
+                 type: ClusterIP\n  ports:\n  - {{name: sql, port: 5432, protocol: TCP, targetPort: 5432, appProtocol: postgresql}}\n{extra}"
+            ),
+        )
+        .unwrap();
+    };
+    write("");
+    let file = manifest.to_str().unwrap();
+    let (ok, out, err) = kubectl(&config, &["apply", "-f", file]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = kubectl(&config, &["get", "svc", "db", "-o", "json"]);
+    assert!(ok, "{out}{err}");
+    let svc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(svc["spec"]["publishNotReadyAddresses"], true, "{svc}");
+    assert_eq!(svc["spec"]["ports"][0]["appProtocol"], "postgresql");
+    assert_eq!(svc["spec"]["ipFamilies"][0], "IPv4");
+    write("  loadBalancerIP: 10.0.0.9\n");
+    let (ok, out, err) = kubectl(&config, &["apply", "-f", file]);
+    assert!(!ok && err.contains("spec.loadBalancerIP"), "{out}{err}");
+}

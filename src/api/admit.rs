@@ -1495,12 +1495,88 @@ fn default_service(svc: &mut Service) {
     let s = &mut svc.spec;
     s.type_.get_or_insert_with(|| "ClusterIP".into());
     s.session_affinity.get_or_insert_with(|| "None".into());
+    // orkops clusters are IPv4 single-stack: what kube-apiserver sets on such a cluster
+    if s.ip_families.is_empty() {
+        s.ip_families.push("IPv4".into());
+    }
+    s.ip_family_policy
+        .get_or_insert_with(|| "SingleStack".into());
+    s.internal_traffic_policy
+        .get_or_insert_with(|| "Cluster".into());
+    if s.type_.as_deref() == Some("LoadBalancer") {
+        s.allocate_load_balancer_node_ports.get_or_insert(true);
+    }
     for p in &mut s.ports {
         p.protocol.get_or_insert_with(|| "TCP".into());
         p.target_port.get_or_insert(IntOrString::Int(p.port));
         // 0 is the unset value of upstream's int32 (`nodePort: 0` asks for an allocated port)
         if p.node_port == Some(0) {
             p.node_port = None;
+        }
+    }
+}
+
+/// The address fields of a Service: IP families and policies as an IPv4 single-stack
+/// kube-apiserver judges them, and the fields AWS load balancers and orkops' proxy cannot honour,
+/// refused by name rather than accepted and ignored.
+fn validate_service_addressing(s: &ServiceSpec, e: &mut Errors) {
+    let mut families = BTreeSet::new();
+    for (i, f) in s.ip_families.iter().enumerate() {
+        let at = format!("spec.ipFamilies[{i}]");
+        match f.as_str() {
+            "IPv4" => {}
+            "IPv6" => e.add(at.clone(), "Invalid value: \"IPv6\": not configured on this cluster (orkops clusters are IPv4 single-stack)"),
+            _ => e.add(at.clone(), format!("Unsupported value: {f:?}: supported values: \"IPv4\", \"IPv6\"")),
+        }
+        if !families.insert(f) {
+            e.add(at, format!("Duplicate value: {f:?}"));
+        }
+    }
+    one_of(
+        e,
+        "spec.ipFamilyPolicy",
+        &s.ip_family_policy,
+        &["SingleStack", "PreferDualStack", "RequireDualStack"],
+    );
+    if s.ip_family_policy.as_deref() == Some("RequireDualStack") {
+        e.add("spec.ipFamilyPolicy", "Invalid value: \"RequireDualStack\": this cluster is not configured for dual-stack services");
+    }
+    if s.internal_traffic_policy.as_deref() == Some("Local") {
+        e.add("spec.internalTrafficPolicy", "\"Local\" is not supported yet: the cluster IP always spreads over every ready pod (\"Cluster\")");
+    } else {
+        one_of(
+            e,
+            "spec.internalTrafficPolicy",
+            &s.internal_traffic_policy,
+            &["Cluster"],
+        );
+    }
+    one_of(
+        e,
+        "spec.trafficDistribution",
+        &s.traffic_distribution,
+        &["PreferClose"],
+    );
+    if s.allocate_load_balancer_node_ports == Some(false) {
+        e.add("spec.allocateLoadBalancerNodePorts", "false is not supported: orkops' load balancers send traffic to the service's node ports");
+    }
+    if !s.external_ips.is_empty() {
+        e.add("spec.externalIPs", "not supported: nodes accept service traffic on cluster IPs and node ports only; use type LoadBalancer for an outside address");
+    }
+    if s.load_balancer_ip
+        .as_deref()
+        .is_some_and(|ip| !ip.is_empty())
+    {
+        e.add("spec.loadBalancerIP", "AWS load balancers cannot be given an IP address (as with the in-tree AWS provider); leave it out and use the load balancer's DNS name");
+    }
+    for (i, p) in s.ports.iter().enumerate() {
+        if let Some(proto) = &p.app_protocol {
+            if let Err(msg) = labels::validate_label_key(proto) {
+                e.add(
+                    format!("spec.ports[{i}].appProtocol"),
+                    msg.replace("label key", "appProtocol"),
+                );
+            }
         }
     }
 }
@@ -1532,6 +1608,7 @@ fn validate_service(svc: &Service, e: &mut Errors) {
             &["Cluster"],
         );
     }
+    validate_service_addressing(s, e);
     if let Some(t) = s
         .session_affinity_config
         .as_ref()
@@ -1805,6 +1882,70 @@ mod tests {
                 && err[0].message.contains("persistentVolumeClaim"),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn services_get_the_ipv4_single_stack_defaults_and_unservable_fields_are_refused() {
+        let svc = |extra: Value| {
+            let mut spec = json!({"type": "LoadBalancer", "selector": {"app": "a"},
+                "ports": [{"port": 80, "appProtocol": "http"}]});
+            spec.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            json!({"metadata": {"name": "s"}, "spec": spec})
+        };
+        let out = admit(
+            Kind::Service,
+            svc(json!({"publishNotReadyAddresses": true,
+            "ipFamilyPolicy": "PreferDualStack", "trafficDistribution": "PreferClose"})),
+        )
+        .unwrap();
+        assert_eq!(out["spec"]["ipFamilies"], json!(["IPv4"]));
+        assert_eq!(out["spec"]["ipFamilyPolicy"], "PreferDualStack");
+        assert_eq!(out["spec"]["internalTrafficPolicy"], "Cluster");
+        assert_eq!(out["spec"]["allocateLoadBalancerNodePorts"], true);
+        assert_eq!(out["spec"]["ports"][0]["appProtocol"], "http");
+        let plain = admit(Kind::Service, svc(json!({}))).unwrap();
+        assert_eq!(plain["spec"]["ipFamilyPolicy"], "SingleStack");
+        for (extra, field, words) in [
+            (
+                json!({"ipFamilies": ["IPv6"]}),
+                "spec.ipFamilies[0]",
+                "not configured on this cluster",
+            ),
+            (
+                json!({"ipFamilyPolicy": "RequireDualStack"}),
+                "spec.ipFamilyPolicy",
+                "dual-stack",
+            ),
+            (
+                json!({"internalTrafficPolicy": "Local"}),
+                "spec.internalTrafficPolicy",
+                "not supported yet",
+            ),
+            (
+                json!({"allocateLoadBalancerNodePorts": false}),
+                "spec.allocateLoadBalancerNodePorts",
+                "node ports",
+            ),
+            (
+                json!({"externalIPs": ["1.2.3.4"]}),
+                "spec.externalIPs",
+                "not supported",
+            ),
+            (
+                json!({"loadBalancerIP": "1.2.3.4"}),
+                "spec.loadBalancerIP",
+                "AWS load balancers",
+            ),
+        ] {
+            let err = admit(Kind::Service, svc(extra)).unwrap_err();
+            assert!(
+                err.iter()
+                    .any(|e| e.field == field && e.message.contains(words)),
+                "{field}: {err:?}"
+            );
+        }
     }
 
     #[test]

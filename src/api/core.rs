@@ -941,6 +941,36 @@ pub struct ServiceSpec {
     pub load_balancer_source_ranges: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_traffic_policy: Option<String>,
+    /// IPFamilies is a list of IP families (e.g. IPv4, IPv6) assigned to this service. orkops clusters are IPv4 single-stack: defaults to [IPv4].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub ip_families: Vec<String>,
+    /// IPFamilyPolicy represents the dual-stack-ness requested or required by this Service: SingleStack (the default), PreferDualStack or RequireDualStack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_family_policy: Option<String>,
+    /// InternalTrafficPolicy describes how nodes distribute service traffic they receive on the ClusterIP. Defaults to Cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_traffic_policy: Option<String>,
+    /// publishNotReadyAddresses indicates that any agent which deals with endpoints for this Service should disregard any indications of ready/not-ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_not_ready_addresses: Option<bool>,
+    /// allocateLoadBalancerNodePorts defines if NodePorts will be automatically allocated for services with type LoadBalancer. Default is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocate_load_balancer_node_ports: Option<bool>,
+    /// externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service.
+    #[serde(rename = "externalIPs", default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub external_ips: Vec<String>,
+    /// Only applies to Service Type: LoadBalancer. Deprecated, and not supported by AWS load balancers.
+    #[serde(
+        rename = "loadBalancerIP",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub load_balancer_ip: Option<String>,
+    /// TrafficDistribution offers a way to express preferences for how traffic is distributed to Service endpoints (PreferClose). A hint: implementations may ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_distribution: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -973,6 +1003,9 @@ pub struct ServicePort {
     /// The port on each node on which this service is exposed when type is NodePort or LoadBalancer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_port: Option<i64>,
+    /// The application protocol for this port (`http`, `kubernetes.io/h2c`, ...): a hint for implementations, as upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_protocol: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -980,6 +1013,10 @@ pub struct ServicePort {
 pub struct ServiceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<LoadBalancerStatus>,
+    /// Current service state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-patch-merge-key" = "type", "x-kubernetes-patch-strategy" = "merge", "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<super::meta::MetaCondition>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

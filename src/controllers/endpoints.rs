@@ -91,6 +91,7 @@ pub fn desired<P: std::borrow::Borrow<Pod>>(
     if svc.spec.selector.is_empty() {
         return None;
     }
+    let publish_all = svc.spec.publish_not_ready_addresses == Some(true);
     // resolved ports -> subset
     let mut groups: BTreeMap<Vec<(Option<String>, i64, String)>, EndpointSubset> = BTreeMap::new();
     for p in pods {
@@ -106,6 +107,9 @@ pub fn desired<P: std::borrow::Borrow<Pod>>(
         else {
             continue;
         };
+        if publish_all && p.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
         let Some(ports) = resolve_ports(svc, p) else {
             continue; // a named port the pod does not have: not an endpoint
         };
@@ -133,7 +137,9 @@ pub fn desired<P: std::borrow::Borrow<Pod>>(
                     .collect(),
                 ..Default::default()
             });
-        if pod_is_ready(p) {
+        // publishNotReadyAddresses: every pod with an address serves (a StatefulSet's peers
+        // find each other before they are Ready), as Kubernetes' endpoints controller does
+        if pod_is_ready(p) || publish_all {
             sub.addresses.push(addr);
         } else {
             sub.not_ready_addresses.push(addr);
@@ -207,7 +213,7 @@ mod tests {
             protocol: Some("TCP".into()),
             port: 80,
             target_port: Some(target),
-            node_port: None,
+            ..Default::default()
         });
         s
     }
@@ -266,6 +272,13 @@ mod tests {
         );
         assert_eq!(subsets[0].ports[0].port, 8080);
         assert_eq!(subsets[0].ports[0].name.as_deref(), Some("http"));
+
+        // publishNotReadyAddresses: not-ready pods serve too; pods being deleted do not
+        let mut publish = svc(IntOrString::Int(8080));
+        publish.spec.publish_not_ready_addresses = Some(true);
+        let subsets = desired(&publish, &pods).unwrap();
+        assert_eq!(ips(&subsets[0].addresses), ["10.244.0.3", "10.244.1.2"]);
+        assert!(subsets[0].not_ready_addresses.is_empty());
     }
 
     #[test]
