@@ -15,6 +15,7 @@ pub mod policy;
 pub mod protobuf;
 pub mod smp;
 pub mod workloads;
+pub mod statefulset;
 
 pub use admit::{admit, FieldError, Object};
 pub use kinds::Kind;
