@@ -2,7 +2,7 @@
 //! governing headless service) and stable storage (a claim per pod from each of its
 //! `volumeClaimTemplates`), created, updated and removed in ordinal order. The types, with every
 //! field of upstream's `StatefulSetSpec` and `StatefulSetStatus`, and the label names the
-//! controller puts on its pods.
+//! controller puts on its pods; their defaults and validation (see `admit`).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -385,5 +385,102 @@ mod tests {
         assert_eq!(s.claim_name("data", 2), "data-db-2");
         assert_eq!(s.retention(), (false, false));
         assert_eq!(s.strategy(), "RollingUpdate");
+    }
+
+    fn sts(extra: serde_json::Value) -> serde_json::Value {
+        let mut v = serde_json::json!({"metadata": {"name": "web"}, "spec": {
+            "serviceName": "nginx",
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                {"name": "w", "image": "busybox:1", "volumeMounts": [{"name": "www", "mountPath": "/www"}]}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "www"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}}}}]}});
+        for (k, x) in extra.as_object().unwrap() {
+            v["spec"][k] = x.clone();
+        }
+        v
+    }
+
+    fn fields(extra: serde_json::Value) -> Vec<String> {
+        crate::api::admit(crate::api::Kind::StatefulSet, sts(extra))
+            .unwrap_err()
+            .iter()
+            .map(|e| e.field.clone())
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_upstreams_and_a_mount_of_a_claim_template_is_valid() {
+        let out = crate::api::admit(crate::api::Kind::StatefulSet, sts(serde_json::json!({}))).unwrap();
+        let spec = &out["spec"];
+        assert_eq!(spec["replicas"], 1);
+        assert_eq!(spec["podManagementPolicy"], "OrderedReady");
+        assert_eq!(spec["revisionHistoryLimit"], 10);
+        assert_eq!(
+            spec["updateStrategy"],
+            serde_json::json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+        );
+        assert_eq!(
+            spec["persistentVolumeClaimRetentionPolicy"],
+            serde_json::json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
+        );
+        assert_eq!(spec["volumeClaimTemplates"][0]["spec"]["volumeMode"], "Filesystem");
+        assert_eq!(spec["volumeClaimTemplates"][0]["status"]["phase"], "Pending");
+        assert_eq!(spec["template"]["spec"]["restartPolicy"], "Always");
+        let on_delete = crate::api::admit(
+            crate::api::Kind::StatefulSet,
+            sts(serde_json::json!({"updateStrategy": {"type": "OnDelete"}})),
+        )
+        .unwrap();
+        assert!(on_delete["spec"]["updateStrategy"].get("rollingUpdate").is_none());
+    }
+
+    #[test]
+    fn invalid_sets_are_refused_naming_the_field() {
+        assert_eq!(fields(serde_json::json!({"replicas": -1})), ["spec.replicas"]);
+        assert_eq!(fields(serde_json::json!({"replicas": 2147483648_i64})), ["spec.replicas"]);
+        assert_eq!(fields(serde_json::json!({"podManagementPolicy": "Random"})), ["spec.podManagementPolicy"]);
+        assert_eq!(fields(serde_json::json!({"updateStrategy": {"type": "Sometimes"}})), ["spec.updateStrategy"]);
+        assert_eq!(
+            fields(serde_json::json!({"updateStrategy": {"type": "OnDelete", "rollingUpdate": {"partition": 1}}})),
+            ["spec.updateStrategy.rollingUpdate"]
+        );
+        assert_eq!(
+            fields(serde_json::json!({"updateStrategy": {"rollingUpdate": {"partition": -1, "maxUnavailable": 0}}})),
+            ["spec.updateStrategy.rollingUpdate.partition", "spec.updateStrategy.rollingUpdate.maxUnavailable"]
+        );
+        assert_eq!(fields(serde_json::json!({"ordinals": {"start": -2}})), ["spec.ordinals.start"]);
+        assert_eq!(
+            fields(serde_json::json!({"persistentVolumeClaimRetentionPolicy": {"whenScaled": "Keep"}})),
+            ["spec.persistentVolumeClaimRetentionPolicy.whenScaled"]
+        );
+        assert_eq!(fields(serde_json::json!({"serviceName": "Not_A_Label"})), ["spec.serviceName"]);
+        assert_eq!(fields(serde_json::json!({"selector": {}})), ["spec.selector"]);
+        assert_eq!(
+            fields(serde_json::json!({"selector": {"matchLabels": {"app": "db"}}})),
+            ["spec.template.metadata.labels"]
+        );
+        let mut never = sts(serde_json::json!({}));
+        never["spec"]["template"]["spec"]["restartPolicy"] = serde_json::json!("Never");
+        never["spec"]["template"]["spec"]["activeDeadlineSeconds"] = serde_json::json!(5);
+        let err = crate::api::admit(crate::api::Kind::StatefulSet, never).unwrap_err();
+        let f: Vec<&str> = err.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(f, ["spec.template.spec.restartPolicy", "spec.template.spec.activeDeadlineSeconds"]);
+        assert_eq!(
+            fields(serde_json::json!({"volumeClaimTemplates": [{"metadata": {"name": "www"}, "spec": {"accessModes": ["Sometimes"]}},
+                {"metadata": {"name": "www"}}]})),
+            ["spec.volumeClaimTemplates[0].spec.accessModes[0]", "spec.volumeClaimTemplates[1].metadata.name"]
+        );
+        // a mount of a volume that neither the template nor a claim template has
+        assert_eq!(
+            fields(serde_json::json!({"volumeClaimTemplates": []})),
+            ["spec.template.spec.containers[0].volumeMounts[0].name"]
+        );
+        let mut pod = serde_json::json!({"metadata": {"name": "p"}, "spec": {"subdomain": "Bad.Name",
+            "containers": [{"name": "w", "image": "busybox:1"}]}});
+        let err = crate::api::admit(crate::api::Kind::Pod, pod.clone()).unwrap_err();
+        assert_eq!(err[0].field, "spec.subdomain");
+        pod["spec"]["subdomain"] = serde_json::json!("nginx");
+        assert!(crate::api::admit(crate::api::Kind::Pod, pod).is_ok());
     }
 }
