@@ -221,7 +221,10 @@ fn names(pods: &[Value]) -> Vec<String> {
 fn ready(p: &Value) -> bool {
     p.pointer("/status/conditions")
         .and_then(Value::as_array)
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
 }
 
 fn image(p: &Value) -> &str {
@@ -320,7 +323,10 @@ fn kubectl_runs_a_stateful_set_in_order_with_a_claim_per_pod() {
             && s["status"]["replicas"] == 1
             && p.is_some_and(|p| p["status"]["phase"] == "Running" && !ready(&p))
     });
-    assert!(k.pod("web-1").is_none(), "web-1 made before web-0 was ready");
+    assert!(
+        k.pod("web-1").is_none(),
+        "web-1 made before web-0 was ready"
+    );
     node.release("web-0");
     wait_until("web-0, web-1 and web-2 ready", LONG, || {
         settled(&k, 3, "orkops-test/web:1")
@@ -334,7 +340,10 @@ fn kubectl_runs_a_stateful_set_in_order_with_a_claim_per_pod() {
         );
     }
     let sts = k.json(&["get", "sts", "web"]);
-    let revision = sts["status"]["updateRevision"].as_str().unwrap().to_string();
+    let revision = sts["status"]["updateRevision"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for (i, p) in pods.iter().enumerate() {
         let name = format!("web-{i}");
         assert_eq!(p["spec"]["hostname"], name.as_str());
@@ -344,14 +353,19 @@ fn kubectl_runs_a_stateful_set_in_order_with_a_claim_per_pod() {
         assert_eq!(labels["apps.kubernetes.io/pod-index"], i.to_string());
         assert_eq!(labels["controller-revision-hash"], revision.as_str());
         let owner = &p["metadata"]["ownerReferences"][0];
-        assert_eq!((owner["kind"].as_str(), owner["controller"].as_bool()), (Some("StatefulSet"), Some(true)));
+        assert_eq!(
+            (owner["kind"].as_str(), owner["controller"].as_bool()),
+            (Some("StatefulSet"), Some(true))
+        );
         // its own claim, in place of the template's volume, placed with the pod
         let claim = format!("www-web-{i}");
         assert_eq!(
             p["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
             claim.as_str()
         );
-        let c = k.claim(&claim).unwrap_or_else(|| panic!("no claim {claim}"));
+        let c = k
+            .claim(&claim)
+            .unwrap_or_else(|| panic!("no claim {claim}"));
         assert_eq!(c["metadata"]["labels"]["app"], "web");
         assert_eq!(c["status"]["phase"], "Bound", "{c}");
     }
@@ -372,7 +386,11 @@ fn kubectl_runs_a_stateful_set_in_order_with_a_claim_per_pod() {
     assert_eq!(&row[..2], ["web", "3/3"], "{table}");
     let wide = k.ok(&["get", "statefulsets", "-o", "wide"]);
     assert!(
-        wide.lines().next().unwrap().split_whitespace().collect::<Vec<_>>()
+        wide.lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
             == ["NAME", "READY", "AGE", "CONTAINERS", "IMAGES"]
             && wide.contains("orkops-test/web:1"),
         "{wide}"
@@ -392,7 +410,10 @@ fn kubectl_runs_a_stateful_set_in_order_with_a_claim_per_pod() {
         "/apis/apps/v1/namespaces/default/statefulsets/web/scale",
     ]))
     .unwrap();
-    assert_eq!((scale["kind"].as_str(), scale["spec"]["replicas"].as_i64()), (Some("Scale"), Some(2)));
+    assert_eq!(
+        (scale["kind"].as_str(), scale["spec"]["replicas"].as_i64()),
+        (Some("Scale"), Some(2))
+    );
     assert_eq!(scale["status"]["selector"], "app=web");
 
     // a deleted pod comes back with its name and its claim
@@ -425,11 +446,18 @@ fn kubectl_runs_a_stateful_set_in_order_with_a_claim_per_pod() {
     ]);
     k.ok(&["set", "image", "sts/web", "nginx=orkops-test/web:2"]);
     let out = k.ok(&["rollout", "status", "sts/web", "--timeout=120s"]);
-    assert!(out.contains("partitioned roll out complete: 2 new pods have been updated"), "{out}");
+    assert!(
+        out.contains("partitioned roll out complete: 2 new pods have been updated"),
+        "{out}"
+    );
     let pods = k.pods();
     assert_eq!(
         pods.iter().map(image).collect::<Vec<_>>(),
-        ["orkops-test/web:1", "orkops-test/web:2", "orkops-test/web:2"],
+        [
+            "orkops-test/web:1",
+            "orkops-test/web:2",
+            "orkops-test/web:2"
+        ],
         "only the ordinals from the partition up"
     );
     assert!(
@@ -439,7 +467,10 @@ fn kubectl_runs_a_stateful_set_in_order_with_a_claim_per_pod() {
     let sts = k.json(&["get", "sts", "web"]);
     assert_eq!(sts["status"]["updatedReplicas"], 2, "{sts}");
     assert_eq!(sts["status"]["currentReplicas"], 1, "{sts}");
-    assert_ne!(sts["status"]["updateRevision"], sts["status"]["currentRevision"]);
+    assert_ne!(
+        sts["status"]["updateRevision"],
+        sts["status"]["currentRevision"]
+    );
     let history = k.ok(&["rollout", "history", "sts/web"]);
     assert_eq!(revisions_in(&history), ["1", "2"], "{history}");
     let one = k.ok(&["rollout", "history", "sts/web", "--revision=1"]);
@@ -454,18 +485,30 @@ fn kubectl_runs_a_stateful_set_in_order_with_a_claim_per_pod() {
         r#"{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}"#,
     ]);
     k.ok(&["rollout", "status", "sts/web", "--timeout=120s"]);
-    wait_until("web:2 everywhere", LONG, || settled(&k, 3, "orkops-test/web:2"));
+    wait_until("web:2 everywhere", LONG, || {
+        settled(&k, 3, "orkops-test/web:2")
+    });
     let out = k.ok(&["rollout", "undo", "sts/web"]);
     assert!(out.contains("rolled back"), "{out}");
     k.ok(&["rollout", "status", "sts/web", "--timeout=120s"]);
-    wait_until("web:1 everywhere again", LONG, || settled(&k, 3, "orkops-test/web:1"));
+    wait_until("web:1 everywhere again", LONG, || {
+        settled(&k, 3, "orkops-test/web:1")
+    });
     let history = k.ok(&["rollout", "history", "sts/web"]);
     assert_eq!(revisions_in(&history), ["2", "3"], "{history}");
     let sts = k.json(&["get", "sts", "web"]);
-    assert_eq!(sts["status"]["currentRevision"], revision.as_str(), "the first revision, renumbered");
+    assert_eq!(
+        sts["status"]["currentRevision"],
+        revision.as_str(),
+        "the first revision, renumbered"
+    );
 
     // restart: every pod replaced, one at a time, from the highest ordinal
-    let uids: Vec<Value> = k.pods().iter().map(|p| p["metadata"]["uid"].clone()).collect();
+    let uids: Vec<Value> = k
+        .pods()
+        .iter()
+        .map(|p| p["metadata"]["uid"].clone())
+        .collect();
     k.ok(&["rollout", "restart", "sts/web"]);
     k.ok(&["rollout", "status", "sts/web", "--timeout=120s"]);
     wait_until("every pod replaced", LONG, || {
@@ -503,7 +546,10 @@ fn parallel_sets_and_the_delete_retention_policy() {
     wait_until("3 ready", LONG, || settled(&k, 3, "orkops-test/web:1"));
     let c = k.claim("www-web-0").unwrap();
     let owner = &c["metadata"]["ownerReferences"][0];
-    assert_eq!((owner["kind"].as_str(), owner["name"].as_str()), (Some("StatefulSet"), Some("web")));
+    assert_eq!(
+        (owner["kind"].as_str(), owner["name"].as_str()),
+        (Some("StatefulSet"), Some("web"))
+    );
 
     // scaled down: the claims of the pods that go, go with them
     k.ok(&["scale", "sts/web", "--replicas=1"]);
@@ -530,9 +576,18 @@ fn invalid_stateful_sets_are_refused_with_422_naming_the_field() {
     let f = dir.path().join("bad.yaml");
     for (extra, field) in [
         ("  podManagementPolicy: Random", "spec.podManagementPolicy"),
-        ("  updateStrategy: {type: OnDelete, rollingUpdate: {partition: 1}}", "spec.updateStrategy.rollingUpdate"),
-        ("  updateStrategy: {rollingUpdate: {partition: -1}}", "spec.updateStrategy.rollingUpdate.partition"),
-        ("  persistentVolumeClaimRetentionPolicy: {whenDeleted: Keep}", "spec.persistentVolumeClaimRetentionPolicy.whenDeleted"),
+        (
+            "  updateStrategy: {type: OnDelete, rollingUpdate: {partition: 1}}",
+            "spec.updateStrategy.rollingUpdate",
+        ),
+        (
+            "  updateStrategy: {rollingUpdate: {partition: -1}}",
+            "spec.updateStrategy.rollingUpdate.partition",
+        ),
+        (
+            "  persistentVolumeClaimRetentionPolicy: {whenDeleted: Keep}",
+            "spec.persistentVolumeClaimRetentionPolicy.whenDeleted",
+        ),
         ("  ordinals: {start: -1}", "spec.ordinals.start"),
     ] {
         std::fs::write(&f, web(1, "orkops-test/web:1", extra)).unwrap();
@@ -569,9 +624,109 @@ fn invalid_stateful_sets_are_refused_with_422_naming_the_field() {
         let mut changed = st.clone();
         changed["spec"]["serviceName"] = json!("elsewhere");
         let (code, st) = http
-            .call(Method::PUT, &format!("{path}/db"), Some(&token), Some(changed))
+            .call(
+                Method::PUT,
+                &format!("{path}/db"),
+                Some(&token),
+                Some(changed),
+            )
             .await;
         assert_eq!(code, 422, "{st}");
-        assert!(st["message"].as_str().unwrap().contains("updates to statefulset spec"), "{st}");
+        assert!(
+            st["message"]
+                .as_str()
+                .unwrap()
+                .contains("updates to statefulset spec"),
+            "{st}"
+        );
     });
+}
+
+/// A StatefulSet on a real node (its own network namespace, dockerd and `orkops-agent` on the
+/// orkops pod network, see `common::hosts`): each pod is known to the cluster DNS as
+/// `NAME-ORDINAL.SERVICE` under its headless service, as CoreDNS answers. Needs root.
+#[test]
+fn pods_find_each_other_by_their_stateful_names() {
+    use common::hosts::{assert_no_leftovers, Host, Lan};
+    let lan = Lan::new();
+    let m = Master::start_on(&format!("{}:0", lan.root_ip), &[]);
+    let h = Host::start(&lan, &m, 0, &["--network", "orkops"]);
+    let names = [lan.name.clone(), h.name.clone()];
+    let manifest = format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: nginx}}
+spec:
+  clusterIP: None
+  selector: {{app: web}}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: web}}
+spec:
+  serviceName: nginx
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: sleeper
+        image: {}
+        command: [sleep, "3600"]
+"#,
+        common::TEST_IMAGE
+    );
+    m.orkops_stdin(&["apply", "-f", "-"], Some(&manifest))
+        .success();
+    let pod = |name: &str| m.orkops(&["get", "pod", name, "-o", "json"]).json();
+    wait_until("web-0 and web-1 to run, ready", LONG, || {
+        ["web-0", "web-1"].iter().all(|p| {
+            let r = m.orkops(&["get", "pod", p, "-o", "json"]);
+            r.ok() && ready(&r.json())
+        })
+    });
+    wait_until(
+        "both pods in the service's endpoints, by hostname",
+        LONG,
+        || {
+            let e = m.orkops(&["get", "endpoints", "nginx", "-o", "json"]);
+            e.ok()
+                && e.json()["subsets"][0]["addresses"]
+                    .as_array()
+                    .is_some_and(|a| a.len() == 2 && a.iter().all(|x| x["hostname"].is_string()))
+        },
+    );
+    let ip0 = pod("web-0")["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ip1 = pod("web-1")["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let in_pod = |p: &str, script: &str| {
+        let r = m.orkops(&["exec", p, "--", "sh", "-c", script]);
+        String::from_utf8_lossy(&r.0.stdout).to_string() + &String::from_utf8_lossy(&r.0.stderr)
+    };
+    assert_eq!(in_pod("web-1", "hostname").trim(), "web-1");
+    let out = in_pod("web-1", "nslookup web-0.nginx.default.svc.cluster.local");
+    assert!(out.contains(&format!("Address: {ip0}")), "{out}");
+    // (`web-0.nginx` is the same name once a resolver applies the pod's search path; busybox's
+    // nslookup applies it only to names without a dot)
+    let out = in_pod("web-0", "nslookup web-1.nginx.default.svc");
+    assert!(out.contains(&format!("Address: {ip1}")), "{out}");
+    let out = in_pod("web-0", "nslookup nginx.default.svc.cluster.local");
+    assert!(
+        out.contains(&ip0) && out.contains(&ip1),
+        "the headless service: {out}"
+    );
+
+    drop(h);
+    drop(m);
+    drop(lan);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    assert_no_leftovers(&names);
 }

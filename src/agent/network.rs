@@ -8,8 +8,10 @@
 //!   Node list (routes carry protocol number 199 so the agent only ever touches its own); a
 //!   node off this host's subnets is left to the default route (on AWS the VPC route table);
 //! - the service rules (`proxy`), resynced whenever a Service or Endpoints object changes;
-//! - the DNS server on the bridge address answering `NAME.NAMESPACE.svc[.DOMAIN]`, which
-//!   pods get as their only nameserver, and the service environment variables.
+//! - the DNS server on the bridge address answering `NAME.NAMESPACE.svc[.DOMAIN]` (and
+//!   `HOST.NAME.NAMESPACE.svc[.DOMAIN]` for the pods of a headless service, such as a
+//!   StatefulSet's), which pods get as their only nameserver, and the service environment
+//!   variables.
 //!
 //! Everything is done in the agent's own network namespace with `ip` and `nft`, so a test
 //! can run several agents side by side, each in a namespace of its own.

@@ -14,8 +14,8 @@ pub mod openapi;
 pub mod policy;
 pub mod protobuf;
 pub mod smp;
-pub mod workloads;
 pub mod statefulset;
+pub mod workloads;
 
 pub use admit::{admit, FieldError, Object};
 pub use kinds::Kind;

@@ -256,7 +256,9 @@ pub(super) fn default_stateful_set(s: &mut StatefulSet) {
     p.when_deleted.get_or_insert_with(|| "Retain".into());
     p.when_scaled.get_or_insert_with(|| "Retain".into());
     for c in &mut sp.volume_claim_templates {
-        c.spec.volume_mode.get_or_insert_with(|| "Filesystem".into());
+        c.spec
+            .volume_mode
+            .get_or_insert_with(|| "Filesystem".into());
         c.status
             .get_or_insert_with(Default::default)
             .phase
@@ -311,7 +313,10 @@ pub(super) fn validate_stateful_set(s: &StatefulSet, e: &mut Errors) {
         admit::int32_at_least(e, "spec.ordinals.start", Some(o.start), 0);
     }
     if let Some(p) = &sp.persistent_volume_claim_retention_policy {
-        for (field, v) in [("whenDeleted", &p.when_deleted), ("whenScaled", &p.when_scaled)] {
+        for (field, v) in [
+            ("whenDeleted", &p.when_deleted),
+            ("whenScaled", &p.when_scaled),
+        ] {
             if let Some(v) = v.as_deref().filter(|v| !["Retain", "Delete"].contains(v)) {
                 e.add(
                     format!("spec.persistentVolumeClaimRetentionPolicy.{field}"),
@@ -411,7 +416,8 @@ mod tests {
 
     #[test]
     fn defaults_are_upstreams_and_a_mount_of_a_claim_template_is_valid() {
-        let out = crate::api::admit(crate::api::Kind::StatefulSet, sts(serde_json::json!({}))).unwrap();
+        let out =
+            crate::api::admit(crate::api::Kind::StatefulSet, sts(serde_json::json!({}))).unwrap();
         let spec = &out["spec"];
         assert_eq!(spec["replicas"], 1);
         assert_eq!(spec["podManagementPolicy"], "OrderedReady");
@@ -424,38 +430,76 @@ mod tests {
             spec["persistentVolumeClaimRetentionPolicy"],
             serde_json::json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
         );
-        assert_eq!(spec["volumeClaimTemplates"][0]["spec"]["volumeMode"], "Filesystem");
-        assert_eq!(spec["volumeClaimTemplates"][0]["status"]["phase"], "Pending");
+        assert_eq!(
+            spec["volumeClaimTemplates"][0]["spec"]["volumeMode"],
+            "Filesystem"
+        );
+        assert_eq!(
+            spec["volumeClaimTemplates"][0]["status"]["phase"],
+            "Pending"
+        );
         assert_eq!(spec["template"]["spec"]["restartPolicy"], "Always");
         let on_delete = crate::api::admit(
             crate::api::Kind::StatefulSet,
             sts(serde_json::json!({"updateStrategy": {"type": "OnDelete"}})),
         )
         .unwrap();
-        assert!(on_delete["spec"]["updateStrategy"].get("rollingUpdate").is_none());
+        assert!(on_delete["spec"]["updateStrategy"]
+            .get("rollingUpdate")
+            .is_none());
     }
 
     #[test]
     fn invalid_sets_are_refused_naming_the_field() {
-        assert_eq!(fields(serde_json::json!({"replicas": -1})), ["spec.replicas"]);
-        assert_eq!(fields(serde_json::json!({"replicas": 2147483648_i64})), ["spec.replicas"]);
-        assert_eq!(fields(serde_json::json!({"podManagementPolicy": "Random"})), ["spec.podManagementPolicy"]);
-        assert_eq!(fields(serde_json::json!({"updateStrategy": {"type": "Sometimes"}})), ["spec.updateStrategy"]);
         assert_eq!(
-            fields(serde_json::json!({"updateStrategy": {"type": "OnDelete", "rollingUpdate": {"partition": 1}}})),
+            fields(serde_json::json!({"replicas": -1})),
+            ["spec.replicas"]
+        );
+        assert_eq!(
+            fields(serde_json::json!({"replicas": 2147483648_i64})),
+            ["spec.replicas"]
+        );
+        assert_eq!(
+            fields(serde_json::json!({"podManagementPolicy": "Random"})),
+            ["spec.podManagementPolicy"]
+        );
+        assert_eq!(
+            fields(serde_json::json!({"updateStrategy": {"type": "Sometimes"}})),
+            ["spec.updateStrategy"]
+        );
+        assert_eq!(
+            fields(
+                serde_json::json!({"updateStrategy": {"type": "OnDelete", "rollingUpdate": {"partition": 1}}})
+            ),
             ["spec.updateStrategy.rollingUpdate"]
         );
         assert_eq!(
-            fields(serde_json::json!({"updateStrategy": {"rollingUpdate": {"partition": -1, "maxUnavailable": 0}}})),
-            ["spec.updateStrategy.rollingUpdate.partition", "spec.updateStrategy.rollingUpdate.maxUnavailable"]
+            fields(
+                serde_json::json!({"updateStrategy": {"rollingUpdate": {"partition": -1, "maxUnavailable": 0}}})
+            ),
+            [
+                "spec.updateStrategy.rollingUpdate.partition",
+                "spec.updateStrategy.rollingUpdate.maxUnavailable"
+            ]
         );
-        assert_eq!(fields(serde_json::json!({"ordinals": {"start": -2}})), ["spec.ordinals.start"]);
         assert_eq!(
-            fields(serde_json::json!({"persistentVolumeClaimRetentionPolicy": {"whenScaled": "Keep"}})),
+            fields(serde_json::json!({"ordinals": {"start": -2}})),
+            ["spec.ordinals.start"]
+        );
+        assert_eq!(
+            fields(
+                serde_json::json!({"persistentVolumeClaimRetentionPolicy": {"whenScaled": "Keep"}})
+            ),
             ["spec.persistentVolumeClaimRetentionPolicy.whenScaled"]
         );
-        assert_eq!(fields(serde_json::json!({"serviceName": "Not_A_Label"})), ["spec.serviceName"]);
-        assert_eq!(fields(serde_json::json!({"selector": {}})), ["spec.selector"]);
+        assert_eq!(
+            fields(serde_json::json!({"serviceName": "Not_A_Label"})),
+            ["spec.serviceName"]
+        );
+        assert_eq!(
+            fields(serde_json::json!({"selector": {}})),
+            ["spec.selector"]
+        );
         assert_eq!(
             fields(serde_json::json!({"selector": {"matchLabels": {"app": "db"}}})),
             ["spec.template.metadata.labels"]
@@ -465,11 +509,22 @@ mod tests {
         never["spec"]["template"]["spec"]["activeDeadlineSeconds"] = serde_json::json!(5);
         let err = crate::api::admit(crate::api::Kind::StatefulSet, never).unwrap_err();
         let f: Vec<&str> = err.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(f, ["spec.template.spec.restartPolicy", "spec.template.spec.activeDeadlineSeconds"]);
         assert_eq!(
-            fields(serde_json::json!({"volumeClaimTemplates": [{"metadata": {"name": "www"}, "spec": {"accessModes": ["Sometimes"]}},
-                {"metadata": {"name": "www"}}]})),
-            ["spec.volumeClaimTemplates[0].spec.accessModes[0]", "spec.volumeClaimTemplates[1].metadata.name"]
+            f,
+            [
+                "spec.template.spec.restartPolicy",
+                "spec.template.spec.activeDeadlineSeconds"
+            ]
+        );
+        assert_eq!(
+            fields(
+                serde_json::json!({"volumeClaimTemplates": [{"metadata": {"name": "www"}, "spec": {"accessModes": ["Sometimes"]}},
+                {"metadata": {"name": "www"}}]})
+            ),
+            [
+                "spec.volumeClaimTemplates[0].spec.accessModes[0]",
+                "spec.volumeClaimTemplates[1].metadata.name"
+            ]
         );
         // a mount of a volume that neither the template nor a claim template has
         assert_eq!(

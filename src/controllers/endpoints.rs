@@ -111,11 +111,9 @@ pub fn desired<P: std::borrow::Borrow<Pod>>(
         };
         // as upstream: a pod whose subdomain is this service is also known by its hostname
         // (`web-0.web.default.svc`, what StatefulSets give their pods)
-        let hostname = p
-            .spec
-            .hostname
-            .clone()
-            .filter(|h| !h.is_empty() && p.spec.subdomain.as_deref() == svc.metadata.name.as_deref());
+        let hostname = p.spec.hostname.clone().filter(|h| {
+            !h.is_empty() && p.spec.subdomain.as_deref() == svc.metadata.name.as_deref()
+        });
         let addr = EndpointAddress {
             ip,
             hostname,

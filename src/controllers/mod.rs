@@ -725,8 +725,8 @@ fn statefulset_controller(rt: &mut runtime::Runtime, gc: &Arc<runtime::Queue>) {
     // a budget counts a set's replicas
     if let Some(budgets) = rt.queue("disruption") {
         let pdbs = c.pdbs.clone();
-        c.stateful_sets.subscribe(Arc::new(
-            move |s: &crate::api::statefulset::StatefulSet| {
+        c.stateful_sets
+            .subscribe(Arc::new(move |s: &crate::api::statefulset::StatefulSet| {
                 for b in pdbs
                     .list()
                     .iter()
@@ -734,8 +734,7 @@ fn statefulset_controller(rt: &mut runtime::Runtime, gc: &Arc<runtime::Queue>) {
                 {
                     budgets.add(runtime::key_of(&b.metadata));
                 }
-            },
-        ));
+            }));
     }
 }
 
@@ -1054,25 +1053,35 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
 
 /// Deletes the claims a StatefulSet handed to itself or to a pod (its retention policy says
 /// `Delete`) once that owner is gone, as Kubernetes' garbage collector does.
-async fn claim_gc(api: &Api, pods: &[Arc<Pod>], existing: &HashSet<String>) -> Result<(), ApiError> {
+async fn claim_gc(
+    api: &Api,
+    pods: &[Arc<Pod>],
+    existing: &HashSet<String>,
+) -> Result<(), ApiError> {
     let claims: Vec<Arc<crate::api::core::PersistentVolumeClaim>> =
         api.shared(Kind::PersistentVolumeClaim).await?;
-    let pod_uids: HashSet<&str> = pods.iter().filter_map(|p| p.metadata.uid.as_deref()).collect();
+    let pod_uids: HashSet<&str> = pods
+        .iter()
+        .filter_map(|p| p.metadata.uid.as_deref())
+        .collect();
     for c in &claims {
         let m = &c.metadata;
-        let Some(owner) = m
-            .owner_references
-            .iter()
-            .find(|o| o.controller == Some(true) && matches!(o.kind.as_str(), "StatefulSet" | "Pod"))
-        else {
+        let Some(owner) = m.owner_references.iter().find(|o| {
+            o.controller == Some(true) && matches!(o.kind.as_str(), "StatefulSet" | "Pod")
+        }) else {
             continue;
         };
         let seen = existing.contains(&owner.uid) || pod_uids.contains(owner.uid.as_str());
         if seen || m.deletion_timestamp.is_some() || !owner_gone(api, m).await? {
             continue;
         }
-        api.delete(Kind::PersistentVolumeClaim, Some(m.namespace()), m.name(), None)
-            .await?;
+        api.delete(
+            Kind::PersistentVolumeClaim,
+            Some(m.namespace()),
+            m.name(),
+            None,
+        )
+        .await?;
         tracing::info!(claim = %format!("{}/{}", m.namespace(), m.name()), owner = %format!("{}/{}", owner.kind, owner.name), "deleted a claim whose owner is gone");
     }
     Ok(())

@@ -157,7 +157,8 @@ struct Revisions {
 fn revisions(set: &StatefulSet, owned: &[&ControllerRevision], pods: &[&Pod]) -> Revisions {
     let mut owned: Vec<&ControllerRevision> = owned.to_vec();
     owned.sort_by(|a, b| {
-        (a.revision, a.metadata.creation_timestamp).cmp(&(b.revision, b.metadata.creation_timestamp))
+        (a.revision, a.metadata.creation_timestamp)
+            .cmp(&(b.revision, b.metadata.creation_timestamp))
     });
     let status = set.status.clone().unwrap_or_default();
     let collisions = status.collision_count.unwrap_or(0);
@@ -199,9 +200,8 @@ fn revisions(set: &StatefulSet, owned: &[&ControllerRevision], pods: &[&Pod]) ->
         .unwrap_or_else(|| update.clone());
     // history: the revisions no pod and neither status uses, oldest first, beyond the limit
     let limit = set.spec.revision_history_limit.unwrap_or(10).max(0) as usize;
-    let live = |n: &str| {
-        n == update.0 || n == current.0 || pods.iter().any(|p| revision_of(p) == n)
-    };
+    let live =
+        |n: &str| n == update.0 || n == current.0 || pods.iter().any(|p| revision_of(p) == n);
     let old: Vec<&&ControllerRevision> =
         owned.iter().filter(|r| !live(r.metadata.name())).collect();
     for r in old.iter().take(old.len().saturating_sub(limit)) {
@@ -226,16 +226,18 @@ fn claim_owners(
     scaled_down: bool,
 ) -> Option<Vec<OwnerReference>> {
     let set_uid = set.metadata.uid.as_deref().unwrap_or("");
-    let refs = claim.map(|c| c.metadata.owner_references.clone()).unwrap_or_default();
+    let refs = claim
+        .map(|c| c.metadata.owner_references.clone())
+        .unwrap_or_default();
     let ours = |r: &OwnerReference| {
         (r.kind == "StatefulSet" && r.api_version == "apps/v1" && r.name == set.metadata.name())
             || (r.kind == "Pod" && r.api_version == "v1" && r.name == pod_name)
     };
     let (when_deleted, when_scaled) = set.retention();
     if when_deleted || when_scaled {
-        let stale = refs.iter().any(|r| {
-            ours(r) && r.uid != set_uid && pod_uid.is_none_or(|u| r.uid != u)
-        });
+        let stale = refs
+            .iter()
+            .any(|r| ours(r) && r.uid != set_uid && pod_uid.is_none_or(|u| r.uid != u));
         let other = refs.iter().any(|r| !ours(r) && r.controller == Some(true));
         if stale || other {
             return None;
@@ -388,7 +390,11 @@ fn pod_actions(
             return false;
         }
         let use_current = set.strategy() == "RollingUpdate" && o < update_from;
-        let (rev, template) = if use_current { &revs.current } else { &revs.update };
+        let (rev, template) = if use_current {
+            &revs.current
+        } else {
+            &revs.update
+        };
         let pod = new_pod(set, template, rev, o);
         actions.push(Action::CreatePod { pod, claims });
         true
@@ -437,7 +443,11 @@ fn pod_actions(
         return actions;
     }
     // the surplus, from the highest ordinal
-    let first_unhealthy = condemned.iter().rev().find(|p| !healthy(p)).map(|p| p.metadata.name());
+    let first_unhealthy = condemned
+        .iter()
+        .rev()
+        .find(|p| !healthy(p))
+        .map(|p| p.metadata.name());
     for p in &condemned {
         if terminating(p) {
             if monotonic {
@@ -484,7 +494,10 @@ fn claim_owner_actions(
     members: &[&Pod],
     claims: &HashMap<&str, &PersistentVolumeClaim>,
 ) -> Vec<Action> {
-    let (start, end) = (set.start_ordinal(), set.start_ordinal().saturating_add(set.replicas()));
+    let (start, end) = (
+        set.start_ordinal(),
+        set.start_ordinal().saturating_add(set.replicas()),
+    );
     let mut out = Vec::new();
     for p in members {
         let Some(o) = ordinal_of(set.metadata.name(), p.metadata.name()) else {
@@ -496,9 +509,18 @@ fn claim_owner_actions(
                 continue;
             };
             let scaled_down = !(start..end).contains(&o);
-            let want = claim_owners(set, Some(c), p.metadata.name(), p.metadata.uid.as_deref(), scaled_down);
+            let want = claim_owners(
+                set,
+                Some(c),
+                p.metadata.name(),
+                p.metadata.uid.as_deref(),
+                scaled_down,
+            );
             if let Some(owners) = want.filter(|w| *w != c.metadata.owner_references) {
-                out.push(Action::SetClaimOwners { claim: name, owners });
+                out.push(Action::SetClaimOwners {
+                    claim: name,
+                    owners,
+                });
             }
         }
     }
@@ -574,7 +596,13 @@ pub fn reconcile(set: &StatefulSet, seen: &Observed<'_>, now: DateTime<Utc>) -> 
 /// Kubernetes' event words: `create Pod web-0 in StatefulSet web successful`.
 fn note(verb: &str, what: &str, set: &str) -> (String, String) {
     let reason = format!("Successful{verb}");
-    (reason, format!("{} {what} in StatefulSet {set} successful", verb.to_lowercase()))
+    (
+        reason,
+        format!(
+            "{} {what} in StatefulSet {set} successful",
+            verb.to_lowercase()
+        ),
+    )
 }
 
 /// Creates `body` of `kind` in `ns`; one that exists already is no error (the caches lag, or
@@ -606,7 +634,13 @@ async fn create_claims(
             };
             let msg = format!("create Claim {claim} Pod {pod} in StatefulSet {set} success");
             (ctx.api)
-                .event(about, "Normal", "SuccessfulCreate", &msg, "orkops-statefulset-controller")
+                .event(
+                    about,
+                    "Normal",
+                    "SuccessfulCreate",
+                    &msg,
+                    "orkops-statefulset-controller",
+                )
                 .await;
         }
     }
@@ -626,7 +660,10 @@ async fn create_revision(
     if create_new(ctx, Kind::ControllerRevision, ns, body.clone()).await? {
         return Ok(None);
     }
-    let existing = ctx.api.get(Kind::ControllerRevision, Some(ns), &name).await?;
+    let existing = ctx
+        .api
+        .get(Kind::ControllerRevision, Some(ns), &name)
+        .await?;
     let ours = existing.pointer("/metadata/ownerReferences/0/uid") == Some(&json!(set_uid))
         && existing.get("data") == body.get("data");
     Ok((!ours).then_some(collisions + 1))
@@ -650,7 +687,11 @@ pub(super) async fn reconcile_key(ctx: &Ctx, key: &str) -> Result<Next, ApiError
     let claims = ctx.caches.claims.filter(|c| {
         c.metadata.namespace() == ns && prefixes.iter().any(|p| c.metadata.name().starts_with(p))
     });
-    let (pods, revisions, claims): (Vec<&Pod>, Vec<&ControllerRevision>, Vec<&PersistentVolumeClaim>) = (
+    let (pods, revisions, claims): (
+        Vec<&Pod>,
+        Vec<&ControllerRevision>,
+        Vec<&PersistentVolumeClaim>,
+    ) = (
         pods.iter().map(|p| &**p).collect(),
         revisions.iter().map(|r| &**r).collect(),
         claims.iter().map(|c| &**c).collect(),
@@ -719,19 +760,30 @@ pub(super) async fn reconcile_key(ctx: &Ctx, key: &str) -> Result<Next, ApiError
             Err(e) => {
                 if !matches!(e, ApiError::Conflict(_)) {
                     let msg = format!("cannot reconcile the set: {e}");
-                    api.event(about(), "Warning", "FailedUpdate", &msg, SOURCE).await;
+                    api.event(about(), "Warning", "FailedUpdate", &msg, SOURCE)
+                        .await;
                 }
                 failed = Some(e);
                 break;
             }
         }
     }
-    super::write_status(api, Kind::StatefulSet, ns, name, set.status.as_ref(), &status).await?;
+    super::write_status(
+        api,
+        Kind::StatefulSet,
+        ns,
+        name,
+        set.status.as_ref(),
+        &status,
+    )
+    .await?;
     if let Some(e) = failed {
         // back off on this set alone, and try again
         return Err(e);
     }
-    if set.spec.min_ready_seconds.unwrap_or(0) > 0 && status.available_replicas < status.ready_replicas {
+    if set.spec.min_ready_seconds.unwrap_or(0) > 0
+        && status.available_replicas < status.ready_replicas
+    {
         return Ok(Next::requeue(std::time::Duration::from_secs(1)));
     }
     Ok(Next::await_change())
@@ -843,7 +895,9 @@ mod tests {
             panic!("{:?}", plan.actions)
         };
         let rev_name = crate::api::name_of(rev).to_string();
-        let hash = rev["metadata"]["labels"][REVISION_HASH_LABEL].as_str().unwrap();
+        let hash = rev["metadata"]["labels"][REVISION_HASH_LABEL]
+            .as_str()
+            .unwrap();
         assert_eq!(rev_name, format!("web-{hash}"));
         assert_eq!(rev["revision"], 1);
         assert_eq!(rev["data"]["spec"]["template"]["$patch"], "replace");
@@ -868,8 +922,14 @@ mod tests {
         assert_eq!(claims.len(), 1);
         assert_eq!(claims[0]["metadata"]["name"], "www-web-0");
         assert_eq!(claims[0]["metadata"]["labels"]["app"], "web");
-        assert!(claims[0]["metadata"].get("ownerReferences").is_none(), "Retain: no owner");
-        assert_eq!(plan.status.update_revision.as_deref(), Some(rev_name.as_str()));
+        assert!(
+            claims[0]["metadata"].get("ownerReferences").is_none(),
+            "Retain: no owner"
+        );
+        assert_eq!(
+            plan.status.update_revision.as_deref(),
+            Some(rev_name.as_str())
+        );
         assert_eq!(plan.status.observed_generation, Some(3));
     }
 
@@ -906,7 +966,10 @@ mod tests {
         assert_eq!(created(&plan).len(), BURST);
         let mut huge = s.clone();
         huge.spec.replicas = Some(i64::from(i32::MAX));
-        assert_eq!(created(&reconcile(&huge, &observed(&[&p0_ready], &[&r], &[]), now)), ["web-1"]);
+        assert_eq!(
+            created(&reconcile(&huge, &observed(&[&p0_ready], &[&r], &[]), now)),
+            ["web-1"]
+        );
     }
 
     #[test]
@@ -986,12 +1049,21 @@ mod tests {
         let pods = [pod(0, a, true), pod(1, a, true), pod(2, b, true)];
         let plan = run(&pods, &[&r1, &r2]);
         assert_eq!(deleted(&plan), ["web-1"]);
-        assert_eq!((plan.status.current_replicas, plan.status.updated_replicas), (2, 1));
+        assert_eq!(
+            (plan.status.current_replicas, plan.status.updated_replicas),
+            (2, 1)
+        );
         // the new web-2 not ready yet: wait
-        let plan = run(&[pod(0, a, true), pod(1, a, true), pod(2, b, false)], &[&r1, &r2]);
+        let plan = run(
+            &[pod(0, a, true), pod(1, a, true), pod(2, b, false)],
+            &[&r1, &r2],
+        );
         assert!(deleted(&plan).is_empty());
         // below the partition nothing changes, and a pod made again there keeps the old one
-        let plan = run(&[pod(0, a, true), pod(1, b, true), pod(2, b, true)], &[&r1, &r2]);
+        let plan = run(
+            &[pod(0, a, true), pod(1, b, true), pod(2, b, true)],
+            &[&r1, &r2],
+        );
         assert!(plan.actions.is_empty(), "{:?}", plan.actions);
         assert_eq!(plan.status.current_revision.as_deref(), Some(a));
         let plan = run(&[pod(1, b, true), pod(2, b, true)], &[&r1, &r2]);
@@ -1002,7 +1074,14 @@ mod tests {
         assert_eq!(p0["spec"]["containers"][0]["image"], "img:1");
         // partition 0: the last one, then the update is complete
         let mut all = s.clone();
-        all.spec.update_strategy.as_mut().unwrap().rolling_update.as_mut().unwrap().partition = Some(0);
+        all.spec
+            .update_strategy
+            .as_mut()
+            .unwrap()
+            .rolling_update
+            .as_mut()
+            .unwrap()
+            .partition = Some(0);
         let pods = [pod(0, b, true), pod(1, b, true), pod(2, b, true)];
         let refs: Vec<&Pod> = pods.iter().collect();
         let plan = reconcile(&all, &observed(&refs, &[&r1, &r2], &[]), now);
@@ -1069,14 +1148,24 @@ mod tests {
             panic!("{:?}", plan.actions)
         };
         assert_eq!(c, "www-web-1");
-        assert_eq!((owners.len(), owners[0].kind.as_str(), owners[0].uid.as_str()), (1, "Pod", "pod-1"));
+        assert_eq!(
+            (
+                owners.len(),
+                owners[0].kind.as_str(),
+                owners[0].uid.as_str()
+            ),
+            (1, "Pod", "pod-1")
+        );
         assert_eq!(deleted(&plan), ["web-1"]);
         // Retain: the claims are left alone
         s.spec.persistent_volume_claim_retention_policy = None;
         let mut plain = claim.clone();
         plain.metadata.owner_references.clear();
         let plan = reconcile(&s, &observed(&refs, &[&r], &[&plain]), Utc::now());
-        assert!(!plan.actions.iter().any(|a| matches!(a, Action::SetClaimOwners { .. })));
+        assert!(!plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::SetClaimOwners { .. })));
     }
 
     #[test]
