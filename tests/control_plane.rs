@@ -355,11 +355,11 @@ fn bad_manifests_are_refused_with_file_document_and_field_and_change_nothing() {
     // an unknown kind
     let f = write(
         "kind.yaml",
-        &format!("{good}apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: x\n"),
+        &format!("{good}apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: x\n"),
     );
     let err = m.orkops(&["apply", "-f", &f]).failure();
     assert!(
-        err.contains("kind.yaml: document 2") && err.contains("StatefulSet"),
+        err.contains("kind.yaml: document 2") && err.contains("HorizontalPodAutoscaler"),
         "{err}"
     );
     // an invalid value
@@ -404,7 +404,7 @@ fn bad_manifests_are_refused_with_file_document_and_field_and_change_nothing() {
         let (code, st) = http
             .call(
                 Method::POST,
-                "/apis/apps/v1/namespaces/default/statefulsets",
+                "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers",
                 Some(&token),
                 Some(json!({})),
             )

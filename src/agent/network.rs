@@ -8,8 +8,10 @@
 //!   Node list (routes carry protocol number 199 so the agent only ever touches its own); a
 //!   node off this host's subnets is left to the default route (on AWS the VPC route table);
 //! - the service rules (`proxy`), resynced whenever a Service or Endpoints object changes;
-//! - the DNS server on the bridge address answering `NAME.NAMESPACE.svc[.DOMAIN]`, which
-//!   pods get as their only nameserver, and the service environment variables.
+//! - the DNS server on the bridge address answering `NAME.NAMESPACE.svc[.DOMAIN]` (and
+//!   `HOST.NAME.NAMESPACE.svc[.DOMAIN]` for the pods of a headless service, such as a
+//!   StatefulSet's), which pods get as their only nameserver, and the service environment
+//!   variables.
 //!
 //! Everything is done in the agent's own network namespace with `ip` and `nft`, so a test
 //! can run several agents side by side, each in a namespace of its own.
@@ -387,32 +389,44 @@ impl PodNetwork {
         } else {
             return Answer::NotOurs;
         };
-        let Some((svc, ns)) = rest.split_once('.') else {
-            return Answer::NoSuchName;
+        // SERVICE.NAMESPACE, or ENDPOINT.SERVICE.NAMESPACE (one address of a headless service)
+        let labels: Vec<&str> = rest.split('.').collect();
+        let (endpoint, svc, ns) = match labels.as_slice() {
+            [svc, ns] => (None, *svc, *ns),
+            [host, svc, ns] => (Some(*host), *svc, *ns),
+            _ => return Answer::NoSuchName,
         };
-        if svc.is_empty() || ns.contains('.') {
+        if svc.is_empty() || ns.is_empty() || endpoint.is_some_and(str::is_empty) {
             return Answer::NoSuchName;
         }
         let Some(s) = self.services.get::<Service>(ns, svc) else {
             return Answer::NoSuchName;
         };
-        match s.spec.cluster_ip.as_deref() {
-            Some("None") | None | Some("") => {
-                // headless: the ready endpoints themselves
-                let ips = self
+        let headless = matches!(s.spec.cluster_ip.as_deref(), Some("None") | None | Some(""));
+        match (endpoint, s.spec.cluster_ip.as_deref()) {
+            (None, Some(ip)) if !headless => Answer::Found(ip.parse().ok().into_iter().collect()),
+            // only a headless service has names for its endpoints
+            (Some(_), _) if !headless => Answer::NoSuchName,
+            (endpoint, _) => {
+                // headless: the ready endpoints themselves, or the one named (by the hostname
+                // it was given, as a StatefulSet's pods are, or its address with dashes)
+                let ips: BTreeSet<Ipv4Addr> = self
                     .endpoints
                     .get::<Endpoints>(ns, svc)
-                    .map(|e| {
-                        e.subsets
-                            .iter()
-                            .flat_map(|s| &s.addresses)
-                            .filter_map(|a| a.ip.parse().ok())
-                            .collect::<BTreeSet<Ipv4Addr>>()
+                    .iter()
+                    .flat_map(|e| e.subsets.iter().flat_map(|s| s.addresses.clone()))
+                    .filter(|a| {
+                        endpoint.is_none_or(|h| {
+                            a.hostname.as_deref() == Some(h) || a.ip.replace('.', "-") == h
+                        })
                     })
-                    .unwrap_or_default();
-                Answer::Found(ips.into_iter().collect())
+                    .filter_map(|a| a.ip.parse().ok())
+                    .collect();
+                match endpoint {
+                    Some(_) if ips.is_empty() => Answer::NoSuchName,
+                    _ => Answer::Found(ips.into_iter().collect()),
+                }
             }
-            Some(ip) => Answer::Found(ip.parse().ok().into_iter().collect()),
         }
     }
 
@@ -729,6 +743,58 @@ mod tests {
         assert_eq!(found("web.other.svc"), ["NXDOMAIN"]);
         assert_eq!(found("default.svc.cluster.local"), ["NXDOMAIN"]);
         assert_eq!(found("example.org"), ["forward"]);
+    }
+
+    #[test]
+    fn dns_answers_the_pods_of_a_headless_service_by_hostname() {
+        let n = net();
+        put(
+            &n.services,
+            serde_json::json!({"metadata": {"name": "nginx", "namespace": "default"},
+                "spec": {"clusterIP": "None", "selector": {"app": "web"}}}),
+        );
+        put(
+            &n.services,
+            serde_json::json!({"metadata": {"name": "front", "namespace": "default"},
+                "spec": {"clusterIP": "10.96.0.20", "ports": [{"port": 80}]}}),
+        );
+        // what the endpoints controller writes for a StatefulSet's pods (web-2 is not ready)
+        put(
+            &n.endpoints,
+            serde_json::json!({"metadata": {"name": "nginx", "namespace": "default"},
+                "subsets": [{"addresses": [
+                    {"ip": "10.244.1.7", "hostname": "web-0"},
+                    {"ip": "10.244.2.3", "hostname": "web-1"},
+                    {"ip": "10.244.2.9"}],
+                "notReadyAddresses": [{"ip": "10.244.1.8", "hostname": "web-2"}]}]}),
+        );
+        let found = |name: &str| match n.lookup(name) {
+            Answer::Found(ips) => ips.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+            Answer::NoSuchName => vec!["NXDOMAIN".into()],
+            Answer::NotOurs => vec!["forward".into()],
+        };
+        assert_eq!(
+            found("web-0.nginx.default.svc.cluster.local"),
+            ["10.244.1.7"]
+        );
+        assert_eq!(found("web-1.nginx.default.svc"), ["10.244.2.3"]);
+        // by the address, as CoreDNS names endpoints without a hostname
+        assert_eq!(found("10-244-2-9.nginx.default.svc"), ["10.244.2.9"]);
+        assert_eq!(
+            found("nginx.default.svc.cluster.local"),
+            ["10.244.1.7", "10.244.2.3", "10.244.2.9"]
+        );
+        // not ready: not served, as CoreDNS serves only ready addresses
+        assert_eq!(found("web-2.nginx.default.svc.cluster.local"), ["NXDOMAIN"]);
+        assert_eq!(found("web-9.nginx.default.svc.cluster.local"), ["NXDOMAIN"]);
+        // a service with a cluster IP has no names below it
+        assert_eq!(found("web-0.front.default.svc.cluster.local"), ["NXDOMAIN"]);
+        // what the search path tries first, on the way to the name above
+        assert_eq!(
+            found("web-0.nginx.default.svc.default.svc.cluster.local"),
+            ["NXDOMAIN"]
+        );
+        assert_eq!(found("web-0.nginx.svc.cluster.local"), ["NXDOMAIN"]);
     }
 
     #[test]

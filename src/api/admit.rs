@@ -141,6 +141,12 @@ impl_object!(
     validate_pdb
 );
 impl_object!(Lease, Kind::Lease, |_l: &mut Lease| {}, validate_lease);
+impl_object!(
+    super::statefulset::StatefulSet,
+    Kind::StatefulSet,
+    super::statefulset::default_stateful_set,
+    super::statefulset::validate_stateful_set
+);
 
 /// Decodes `value` as `T`, reporting the path of the first field that does not fit.
 pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, FieldError> {
@@ -259,6 +265,7 @@ macro_rules! with_kind_type {
             Kind::ServiceAccount => $f::<ServiceAccount>($($arg),*),
             Kind::PodDisruptionBudget => $f::<$crate::api::policy::PodDisruptionBudget>($($arg),*),
             Kind::Lease => $f::<$crate::api::coordination::Lease>($($arg),*),
+            Kind::StatefulSet => $f::<$crate::api::statefulset::StatefulSet>($($arg),*),
         }
     }};
 }
@@ -269,7 +276,7 @@ pub fn admit(kind: Kind, value: Value) -> Result<Value, Vec<FieldError>> {
     with_kind_type!(kind, admit_typed(value))
 }
 
-fn validate_meta(m: &ObjectMeta, path: &str, e: &mut Errors) {
+pub(super) fn validate_meta(m: &ObjectMeta, path: &str, e: &mut Errors) {
     for (k, v) in &m.labels {
         if let Err(msg) =
             labels::validate_label_key(k).and_then(|_| labels::validate_label_value(v))
@@ -287,7 +294,12 @@ fn validate_meta(m: &ObjectMeta, path: &str, e: &mut Errors) {
     }
 }
 
-fn one_of(e: &mut Errors, path: &str, value: &Option<String>, allowed: &[&str]) {
+/// Kubernetes' words for a value that is not an RFC 1123 label.
+pub(super) fn not_a_dns_label(v: &str) -> String {
+    format!("Invalid value: {v:?}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
+}
+
+pub(super) fn one_of(e: &mut Errors, path: &str, value: &Option<String>, allowed: &[&str]) {
     if let Some(v) = value {
         if !allowed.contains(&v.as_str()) {
             e.add(
@@ -312,7 +324,7 @@ fn at_least(e: &mut Errors, path: &str, value: Option<i64>, min: i64) {
 
 /// For the fields Kubernetes types as int32 (counts, limits, probe settings): `min` up to
 /// 2147483647, so no count a request sets can exceed what Kubernetes itself accepts.
-fn int32_at_least(e: &mut Errors, path: &str, value: Option<i64>, min: i64) {
+pub(super) fn int32_at_least(e: &mut Errors, path: &str, value: Option<i64>, min: i64) {
     match value {
         Some(v) if v > i64::from(i32::MAX) => {
             e.add(path, format!("invalid value {v}: must be <= {}", i32::MAX))
@@ -591,6 +603,11 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
                     "required: the name of a PersistentVolumeClaim",
                 );
             }
+        }
+    }
+    if let Some(d) = s.subdomain.as_deref().filter(|d| !d.is_empty()) {
+        if !labels::is_dns_label(d) {
+            e.add(format!("{path}.subdomain"), not_a_dns_label(d));
         }
     }
     if let Some(n) = s.service_account_name.as_deref().filter(|n| !n.is_empty()) {
@@ -1160,7 +1177,7 @@ fn validate_probe(p: &Probe, path: &str, e: &mut Errors) {
     );
 }
 
-fn validate_template(
+pub(super) fn validate_template(
     selector: &Selector,
     template: &PodTemplateSpec,
     path: &str,
@@ -1267,7 +1284,7 @@ fn validate_deployment(d: &Deployment, e: &mut Errors) {
 }
 
 /// As kube-apiserver's ValidatePositiveIntOrPercent and IsNotMoreThan100Percent.
-fn int_or_percent(e: &mut Errors, path: &str, v: &Option<IntOrString>) {
+pub(super) fn int_or_percent(e: &mut Errors, path: &str, v: &Option<IntOrString>) {
     match v {
         None => {}
         Some(IntOrString::Int(i)) => {
@@ -1357,7 +1374,7 @@ fn validate_replica_set(r: &ReplicaSet, e: &mut Errors) {
     }
 }
 
-fn selector_of(ls: &super::meta::LabelSelector, path: &str, e: &mut Errors) -> Selector {
+pub(super) fn selector_of(ls: &super::meta::LabelSelector, path: &str, e: &mut Errors) -> Selector {
     Selector::from_label_selector(ls).unwrap_or_else(|msg| {
         e.add(format!("{path}.matchExpressions"), msg);
         Selector::default()
@@ -1746,7 +1763,7 @@ fn validate_secret(s: &Secret, e: &mut Errors) {
     }
 }
 
-fn validate_pvc(p: &PersistentVolumeClaim, e: &mut Errors) {
+pub(super) fn validate_pvc(p: &PersistentVolumeClaim, e: &mut Errors) {
     for (i, m) in p.spec.access_modes.iter().enumerate() {
         if ![
             "ReadWriteOnce",

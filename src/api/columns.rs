@@ -204,6 +204,13 @@ pub fn columns(kind: Kind) -> Vec<Column> {
             AGE,
         ],
         Kind::Lease => vec![NAME, text("Holder", "The holder of the lease."), AGE],
+        Kind::StatefulSet => vec![
+            NAME,
+            text("Ready", "Number of the pod with ready state"),
+            AGE,
+            CONTAINERS,
+            IMAGES,
+        ],
         _ => vec![NAME, AGE],
     }
 }
@@ -367,6 +374,15 @@ pub fn cells(kind: Kind, obj: &Value, now: DateTime<Utc>) -> Vec<Cell> {
             ]
         }
         Kind::Lease => vec![name, t(s(obj, "/spec/holderIdentity").into()), created],
+        Kind::StatefulSet => {
+            let (cn, im) = containers_of(obj, "/spec/template/spec/containers");
+            let ready = format!(
+                "{}/{}",
+                i(obj, "/status/readyReplicas"),
+                i(obj, "/spec/replicas")
+            );
+            vec![name, t(ready), created, t(cn), t(im)]
+        }
         _ => vec![name, created],
     }
 }

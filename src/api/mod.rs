@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod policy;
 pub mod protobuf;
 pub mod smp;
+pub mod statefulset;
 pub mod workloads;
 
 pub use admit::{admit, FieldError, Object};

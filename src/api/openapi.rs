@@ -85,6 +85,10 @@ const RENAMED: &[(&str, &str)] = &[
         "RollingUpdateDeployment",
         "io.k8s.api.apps.v1.RollingUpdateDeployment",
     ),
+    (
+        "RollingUpdateStatefulSetStrategy",
+        "io.k8s.api.apps.v1.RollingUpdateStatefulSetStrategy",
+    ),
 ];
 
 /// One Rust type behind several upstream definitions: where it is used (definition, field)
@@ -119,6 +123,12 @@ const SPLIT: &[(&str, &str, &str, &str)] = &[
         "batch.v1.JobStatus",
         "conditions",
         "batch.v1.JobCondition",
+    ),
+    (
+        "Condition",
+        "apps.v1.StatefulSetStatus",
+        "conditions",
+        "apps.v1.StatefulSetCondition",
     ),
     (
         "KeySelector",
@@ -197,6 +207,23 @@ const INT32: &[(&str, &[&str])] = &[
         ],
     ),
     ("batch.v1.JobStatus", &["active", "succeeded", "failed"]),
+    (
+        "apps.v1.StatefulSetSpec",
+        &["replicas", "revisionHistoryLimit", "minReadySeconds"],
+    ),
+    (
+        "apps.v1.StatefulSetStatus",
+        &[
+            "replicas",
+            "readyReplicas",
+            "currentReplicas",
+            "updatedReplicas",
+            "collisionCount",
+            "availableReplicas",
+        ],
+    ),
+    ("apps.v1.RollingUpdateStatefulSetStrategy", &["partition"]),
+    ("apps.v1.StatefulSetOrdinals", &["start"]),
     (
         "batch.v1.CronJobSpec",
         &["successfulJobsHistoryLimit", "failedJobsHistoryLimit"],

@@ -1165,6 +1165,9 @@ mod tests {
             "apps.v1.ReplicaSetCondition.lastProbeTime",
             "apps.v1.ReplicaSetCondition.lastHeartbeatTime",
             "apps.v1.ReplicaSetCondition.lastUpdateTime",
+            "apps.v1.StatefulSetCondition.lastProbeTime",
+            "apps.v1.StatefulSetCondition.lastHeartbeatTime",
+            "apps.v1.StatefulSetCondition.lastUpdateTime",
             "batch.v1.JobCondition.lastHeartbeatTime",
             "batch.v1.JobCondition.lastUpdateTime",
         ];

@@ -1963,6 +1963,28 @@ fn merge_update(
                 "field is immutable (delete and recreate the object to select other pods)",
             ));
         }
+        Kind::StatefulSet => {
+            // as apps/v1's ValidateStatefulSetUpdate
+            const MUTABLE: [&str; 7] = [
+                "replicas",
+                "ordinals",
+                "template",
+                "updateStrategy",
+                "revisionHistoryLimit",
+                "persistentVolumeClaimRetentionPolicy",
+                "minReadySeconds",
+            ];
+            let fixed = |v: &Value| {
+                let mut spec = v.get("spec").cloned().unwrap_or(json!({}));
+                if let Some(m) = spec.as_object_mut() {
+                    m.retain(|k, _| !MUTABLE.contains(&k.as_str()));
+                }
+                spec
+            };
+            if fixed(&new) != fixed(current) {
+                return Err(invalid(kind, name, "spec", "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"));
+            }
+        }
         Kind::ConfigMap | Kind::Secret if current.get("immutable") == Some(&json!(true)) => {
             let same = |f: &str| new.get(f) == current.get(f);
             if !(same("data") && same("binaryData") && same("immutable")) {

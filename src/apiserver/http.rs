@@ -675,7 +675,7 @@ mod tests {
             }
         );
         assert!(parse_path("/api/v1/namespaces/x/nodes").is_err());
-        assert!(parse_path("/apis/apps/v1/namespaces/x/statefulsets").is_err());
+        assert!(parse_path("/apis/autoscaling/v2/namespaces/x/horizontalpodautoscalers").is_err());
         assert!(parse_path("/api/v1/namespaces/x/pods/p/exec").is_err());
         assert!(parse_path("/metrics").is_err());
     }

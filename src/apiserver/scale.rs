@@ -1,4 +1,4 @@
-//! The `autoscaling/v1` Scale subresource of Deployments and ReplicaSets
+//! The `autoscaling/v1` Scale subresource of Deployments, ReplicaSets and StatefulSets
 //! (`.../deployments/NAME/scale`): `spec.replicas` read and written through a small object of
 //! its own, with `status.replicas` and the pod selector as a string, as kube-apiserver serves it
 //! to `kubectl scale`, the client libraries and autoscalers. A write is a compare-and-swap
@@ -28,7 +28,10 @@ pub enum ScaleOp {
 
 /// The kinds with a scale subresource.
 pub fn scalable(kind: Kind) -> bool {
-    matches!(kind, Kind::Deployment | Kind::ReplicaSet)
+    matches!(
+        kind,
+        Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet
+    )
 }
 
 /// Decodes a request on `.../NAME/scale` into a command.
@@ -42,7 +45,7 @@ pub fn decode(
 ) -> Result<Command, ApiError> {
     if !scalable(kind) {
         return Err(ApiError::PathNotFound(format!(
-            "{kind} has no subresource \"scale\" (only deployments and replicasets have one)"
+            "{kind} has no subresource \"scale\" (only deployments, replicasets and statefulsets have one)"
         )));
     }
     let json_body = || -> Result<Value, ApiError> {
@@ -85,7 +88,7 @@ pub fn decode(
     })
 }
 
-/// The Scale of a deployment or replica set.
+/// The Scale of a deployment, replica set or stateful set.
 pub fn scale_of(obj: &Value) -> Value {
     let meta = &obj["metadata"];
     let mut m = serde_json::Map::new();

@@ -329,9 +329,13 @@ mod tests {
     fn malformed_yaml_and_unknown_kinds_are_named() {
         let (_, errs) = parse("apiVersion: v1\nkind: Pod\nmetadata: [unclosed\n");
         assert!(errs[0].starts_with("app.yaml:"), "{errs:?}");
-        let (_, errs) = parse("apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: x\n");
+        let (_, errs) = parse(
+            "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: x\n",
+        );
         assert!(
-            errs[0].contains("\"StatefulSet\" with apiVersion \"apps/v1\" is not supported"),
+            errs[0].contains(
+                "\"HorizontalPodAutoscaler\" with apiVersion \"autoscaling/v2\" is not supported"
+            ),
             "{errs:?}"
         );
         let (_, errs) = parse("apiVersion: v1\nkind: Deployment\nmetadata:\n  name: x\n");

@@ -214,6 +214,10 @@ fn scale_in_caches(c: &Caches, p: &Pod) -> Result<Option<(String, i64)>, String>
             let d = c.deployments.get(ns, &r.name).ok_or_else(missing)?;
             Ok(Some((r.uid.clone(), d.spec.replicas.unwrap_or(1))))
         }
+        "StatefulSet" => {
+            let s = c.stateful_sets.get(ns, &r.name).ok_or_else(missing)?;
+            Ok(Some((r.uid.clone(), s.replicas())))
+        }
         _ => Err(missing()),
     }
 }

@@ -113,8 +113,14 @@ pub fn desired<P: std::borrow::Borrow<Pod>>(
         let Some(ports) = resolve_ports(svc, p) else {
             continue; // a named port the pod does not have: not an endpoint
         };
+        // as upstream: a pod whose subdomain is this service is also known by its hostname
+        // (`web-0.web.default.svc`, what StatefulSets give their pods)
+        let hostname = p.spec.hostname.clone().filter(|h| {
+            !h.is_empty() && p.spec.subdomain.as_deref() == svc.metadata.name.as_deref()
+        });
         let addr = EndpointAddress {
             ip,
+            hostname,
             node_name: p.spec.node_name.clone(),
             target_ref: Some(ObjectReference {
                 kind: Some("Pod".into()),

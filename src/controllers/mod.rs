@@ -1,5 +1,5 @@
-//! The master's controllers: the scheduler, the Deployment, ReplicaSet, Job and CronJob
-//! controllers, endpoints, node lifecycle and garbage collection, started for a leadership term
+//! The master's controllers: the scheduler, the Deployment, ReplicaSet, StatefulSet, Job and
+//! CronJob controllers, endpoints, node lifecycle and garbage collection, started for a leadership term
 //! on one [`runtime`] (shared caches fed by one watch per kind, work queues of keys). Each runs
 //! its pure reconciler (`scheduler`, `deployments`, `replicasets`, `jobs`, `cronjobs`,
 //! `lifecycle`, `endpoints`) on what the caches hold and writes through the engine ([`Api`]) as
@@ -17,6 +17,7 @@ pub mod routes;
 pub mod runtime;
 pub mod scheduler;
 pub mod scheduling;
+pub mod statefulsets;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -679,6 +680,7 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
             queue.add(runtime::PASS);
         }
     }));
+    statefulset_controller(&mut rt, &gc);
     // (more controllers register here, one line each)
 
     if let Some(cloud) = config.cloud {
@@ -691,6 +693,49 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
         rt.spawn(routes::run(api, cloud, stop));
     }
     rt
+}
+
+/// The StatefulSet controller, woken by its sets, their pods and revisions, and the claims its
+/// sets' pods use (named `TEMPLATE-SET-ORDINAL`, owned by no one under `Retain`).
+fn statefulset_controller(rt: &mut runtime::Runtime, gc: &Arc<runtime::Queue>) {
+    use runtime::{enqueue_owner, enqueue_self};
+    let c = rt.caches.clone();
+    let q = rt.controller("statefulsets", 4, |ctx, key| async move {
+        statefulsets::reconcile_key(&ctx, &key).await
+    });
+    c.stateful_sets.subscribe(enqueue_self(&q));
+    c.pods.subscribe(enqueue_owner(&q, "StatefulSet"));
+    c.revisions.subscribe(enqueue_owner(&q, "StatefulSet"));
+    let (sets, queue) = (c.stateful_sets.clone(), q.clone());
+    c.claims.subscribe(Arc::new(
+        move |pvc: &crate::api::core::PersistentVolumeClaim| {
+            let (ns, claim) = (pvc.metadata.namespace(), pvc.metadata.name());
+            let makes = |s: &crate::api::statefulset::StatefulSet| {
+                s.metadata.namespace() == ns
+                    && s.spec.volume_claim_templates.iter().any(|t| {
+                        claim.starts_with(&format!("{}-{}-", t.metadata.name(), s.metadata.name()))
+                    })
+            };
+            for s in sets.filter(makes) {
+                queue.add(runtime::key_of(&s.metadata));
+            }
+        },
+    ));
+    wake_on_removal(&c.stateful_sets, gc);
+    // a budget counts a set's replicas
+    if let Some(budgets) = rt.queue("disruption") {
+        let pdbs = c.pdbs.clone();
+        c.stateful_sets
+            .subscribe(Arc::new(move |s: &crate::api::statefulset::StatefulSet| {
+                for b in pdbs
+                    .list()
+                    .iter()
+                    .filter(|b| b.metadata.namespace() == s.metadata.namespace())
+                {
+                    budgets.add(runtime::key_of(&b.metadata));
+                }
+            }));
+    }
 }
 
 /// Queues `queue`'s pass when an object leaves `store` (a subscriber runs after the store
@@ -932,9 +977,12 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
     let sets: Vec<crate::api::workloads::ReplicaSet> = api.list(Kind::ReplicaSet).await?;
     let deployments: Vec<Deployment> = api.list(Kind::Deployment).await?;
     let cronjobs: Vec<crate::api::workloads::CronJob> = api.list(Kind::CronJob).await?;
+    let stateful_sets: Vec<Arc<crate::api::statefulset::StatefulSet>> =
+        api.shared(Kind::StatefulSet).await?;
     let existing: HashSet<String> = deployments
         .iter()
         .filter_map(|d| d.metadata.uid.clone())
+        .chain(stateful_sets.iter().filter_map(|s| s.metadata.uid.clone()))
         .chain(sets.iter().filter_map(|r| r.metadata.uid.clone()))
         .chain(jobs.iter().filter_map(|j| j.metadata.uid.clone()))
         .chain(cronjobs.iter().filter_map(|c| c.metadata.uid.clone()))
@@ -981,7 +1029,7 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
         m.owner_references.iter().any(|o| {
             matches!(
                 o.kind.as_str(),
-                "Deployment" | "ReplicaSet" | "Job" | "CronJob"
+                "Deployment" | "ReplicaSet" | "Job" | "CronJob" | "StatefulSet"
             )
         })
     };
@@ -999,7 +1047,44 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
             .await?;
         tracing::info!(pod = %format!("{}/{}", m.namespace(), m.name()), "deleted a pod whose owner is gone");
     }
+    claim_gc(api, &pods, &existing).await?;
     node_lease_gc(api).await
+}
+
+/// Deletes the claims a StatefulSet handed to itself or to a pod (its retention policy says
+/// `Delete`) once that owner is gone, as Kubernetes' garbage collector does.
+async fn claim_gc(
+    api: &Api,
+    pods: &[Arc<Pod>],
+    existing: &HashSet<String>,
+) -> Result<(), ApiError> {
+    let claims: Vec<Arc<crate::api::core::PersistentVolumeClaim>> =
+        api.shared(Kind::PersistentVolumeClaim).await?;
+    let pod_uids: HashSet<&str> = pods
+        .iter()
+        .filter_map(|p| p.metadata.uid.as_deref())
+        .collect();
+    for c in &claims {
+        let m = &c.metadata;
+        let Some(owner) = m.owner_references.iter().find(|o| {
+            o.controller == Some(true) && matches!(o.kind.as_str(), "StatefulSet" | "Pod")
+        }) else {
+            continue;
+        };
+        let seen = existing.contains(&owner.uid) || pod_uids.contains(owner.uid.as_str());
+        if seen || m.deletion_timestamp.is_some() || !owner_gone(api, m).await? {
+            continue;
+        }
+        api.delete(
+            Kind::PersistentVolumeClaim,
+            Some(m.namespace()),
+            m.name(),
+            None,
+        )
+        .await?;
+        tracing::info!(claim = %format!("{}/{}", m.namespace(), m.name()), owner = %format!("{}/{}", owner.kind, owner.name), "deleted a claim whose owner is gone");
+    }
+    Ok(())
 }
 
 /// Reconciles Job `key` (`namespace/name`) from the caches: creates and deletes its pods,
