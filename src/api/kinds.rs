@@ -22,6 +22,7 @@ pub enum Kind {
     ServiceAccount,
     PodDisruptionBudget,
     Lease,
+    DaemonSet,
 }
 
 struct Info {
@@ -53,6 +54,7 @@ const TABLE: &[Info] = &[
     Info { kind: Kind::ServiceAccount, name: "ServiceAccount", plural: "serviceaccounts", short: &["sa"], api_version: "v1", namespaced: true, has_status: false },
     Info { kind: Kind::PodDisruptionBudget, name: "PodDisruptionBudget", plural: "poddisruptionbudgets", short: &["pdb"], api_version: "policy/v1", namespaced: true, has_status: true },
     Info { kind: Kind::Lease, name: "Lease", plural: "leases", short: &[], api_version: "coordination.k8s.io/v1", namespaced: true, has_status: false },
+    Info { kind: Kind::DaemonSet, name: "DaemonSet", plural: "daemonsets", short: &["ds"], api_version: "apps/v1", namespaced: true, has_status: true },
 ];
 
 impl Kind {
@@ -155,6 +157,7 @@ mod tests {
         assert_eq!(Kind::lookup("svc"), Some(Kind::Service));
         assert_eq!(Kind::lookup("cronjobs"), Some(Kind::CronJob));
         assert_eq!(Kind::lookup("rs"), Some(Kind::ReplicaSet));
+        assert_eq!(Kind::lookup("ds"), Some(Kind::DaemonSet));
         assert_eq!(Kind::lookup("statefulsets"), None);
     }
 

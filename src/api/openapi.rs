@@ -85,6 +85,10 @@ const RENAMED: &[(&str, &str)] = &[
         "RollingUpdateDeployment",
         "io.k8s.api.apps.v1.RollingUpdateDeployment",
     ),
+    (
+        "RollingUpdateDaemonSet",
+        "io.k8s.api.apps.v1.RollingUpdateDaemonSet",
+    ),
 ];
 
 /// One Rust type behind several upstream definitions: where it is used (definition, field)
@@ -119,6 +123,12 @@ const SPLIT: &[(&str, &str, &str, &str)] = &[
         "batch.v1.JobStatus",
         "conditions",
         "batch.v1.JobCondition",
+    ),
+    (
+        "Condition",
+        "apps.v1.DaemonSetStatus",
+        "conditions",
+        "apps.v1.DaemonSetCondition",
     ),
     (
         "KeySelector",
@@ -200,6 +210,23 @@ const INT32: &[(&str, &[&str])] = &[
     (
         "batch.v1.CronJobSpec",
         &["successfulJobsHistoryLimit", "failedJobsHistoryLimit"],
+    ),
+    (
+        "apps.v1.DaemonSetSpec",
+        &["minReadySeconds", "revisionHistoryLimit"],
+    ),
+    (
+        "apps.v1.DaemonSetStatus",
+        &[
+            "currentNumberScheduled",
+            "numberMisscheduled",
+            "desiredNumberScheduled",
+            "numberReady",
+            "updatedNumberScheduled",
+            "numberAvailable",
+            "numberUnavailable",
+            "collisionCount",
+        ],
     ),
 ];
 

@@ -1167,6 +1167,9 @@ mod tests {
             "apps.v1.ReplicaSetCondition.lastUpdateTime",
             "batch.v1.JobCondition.lastHeartbeatTime",
             "batch.v1.JobCondition.lastUpdateTime",
+            "apps.v1.DaemonSetCondition.lastProbeTime",
+            "apps.v1.DaemonSetCondition.lastHeartbeatTime",
+            "apps.v1.DaemonSetCondition.lastUpdateTime",
         ];
         missing.retain(|m| !not_upstream.iter().any(|n| m == &format!("io.k8s.api.{n}")));
         assert!(missing.is_empty(), "no protobuf number for {missing:?}");

@@ -97,6 +97,7 @@ fn resources(group_version: &str) -> Value {
                 | Kind::ReplicaSet
                 | Kind::Job
                 | Kind::CronJob
+                | Kind::DaemonSet
         ) {
             categories.push("all");
         }

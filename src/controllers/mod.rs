@@ -6,6 +6,7 @@
 //! the master.
 
 pub mod cronjobs;
+pub mod daemonsets;
 pub mod deployments;
 pub mod disruption;
 pub mod endpoints;
@@ -679,6 +680,16 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
             queue.add(runtime::PASS);
         }
     }));
+    let backoff = Arc::new(daemonsets::FailedBackoff::default());
+    let q = rt.controller("daemonsets", 2, move |ctx, key| {
+        let backoff = backoff.clone();
+        async move { daemonsets::reconcile_key(&ctx, &key, &backoff).await }
+    });
+    c.daemon_sets.subscribe(enqueue_self(&q));
+    c.pods.subscribe(enqueue_owner(&q, "DaemonSet"));
+    c.revisions.subscribe(enqueue_owner(&q, "DaemonSet"));
+    c.nodes.subscribe(daemonsets::on_node(&c, &q));
+    wake_on_removal(&c.daemon_sets, &gc);
     // (more controllers register here, one line each)
 
     if let Some(cloud) = config.cloud {
@@ -932,12 +943,15 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
     let sets: Vec<crate::api::workloads::ReplicaSet> = api.list(Kind::ReplicaSet).await?;
     let deployments: Vec<Deployment> = api.list(Kind::Deployment).await?;
     let cronjobs: Vec<crate::api::workloads::CronJob> = api.list(Kind::CronJob).await?;
+    let daemon_sets: Vec<Arc<crate::api::workloads::DaemonSet>> =
+        api.shared(Kind::DaemonSet).await?;
     let existing: HashSet<String> = deployments
         .iter()
         .filter_map(|d| d.metadata.uid.clone())
         .chain(sets.iter().filter_map(|r| r.metadata.uid.clone()))
         .chain(jobs.iter().filter_map(|j| j.metadata.uid.clone()))
         .chain(cronjobs.iter().filter_map(|c| c.metadata.uid.clone()))
+        .chain(daemon_sets.iter().filter_map(|d| d.metadata.uid.clone()))
         .collect();
     // jobs of a deleted cronjob (their pods follow on the next pass)
     let job_metas: Vec<crate::api::meta::ObjectMeta> =
@@ -981,7 +995,7 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
         m.owner_references.iter().any(|o| {
             matches!(
                 o.kind.as_str(),
-                "Deployment" | "ReplicaSet" | "Job" | "CronJob"
+                "Deployment" | "ReplicaSet" | "Job" | "CronJob" | "DaemonSet"
             )
         })
     };

@@ -29,7 +29,7 @@ use crate::api::admit::Object;
 use crate::api::coordination::Lease;
 use crate::api::core::{Endpoints, Node, PersistentVolumeClaim, Pod, Service};
 use crate::api::policy::PodDisruptionBudget;
-use crate::api::workloads::{ControllerRevision, CronJob, Deployment, Job, ReplicaSet};
+use crate::api::workloads::{ControllerRevision, CronJob, DaemonSet, Deployment, Job, ReplicaSet};
 use crate::api::Kind;
 use crate::apiserver::ApiError;
 
@@ -53,6 +53,7 @@ pub struct Caches {
     pub pdbs: Store<PodDisruptionBudget>,
     /// The nodes' heartbeats (and users' leader elections).
     pub leases: Store<Lease>,
+    pub daemon_sets: Store<DaemonSet>,
 }
 
 impl Default for Caches {
@@ -72,6 +73,7 @@ impl Default for Caches {
             cron_jobs: Store::default(),
             pdbs: Store::default(),
             leases: Store::default(),
+            daemon_sets: Store::default(),
         }
     }
 }
@@ -114,6 +116,7 @@ impl Caches {
             Kind::CronJob => seen(&self.cron_jobs, w),
             Kind::PodDisruptionBudget => seen(&self.pdbs, w),
             Kind::Lease => seen(&self.leases, w),
+            Kind::DaemonSet => seen(&self.daemon_sets, w),
             _ => true,
         }
     }
@@ -159,6 +162,7 @@ impl Caches {
             Kind::CronJob => boxed(&self.cron_jobs, copy),
             Kind::PodDisruptionBudget => boxed(&self.pdbs, copy),
             Kind::Lease => boxed(&self.leases, copy),
+            Kind::DaemonSet => boxed(&self.daemon_sets, copy),
             _ => None,
         }
     }
@@ -182,6 +186,7 @@ impl Caches {
             Kind::CronJob => sub(&self.cron_jobs, f),
             Kind::PodDisruptionBudget => sub(&self.pdbs, f),
             Kind::Lease => sub(&self.leases, f),
+            Kind::DaemonSet => sub(&self.daemon_sets, f),
             _ => false,
         }
     }
@@ -204,6 +209,7 @@ impl Caches {
         one(rt, api, &self.cron_jobs);
         one(rt, api, &self.pdbs);
         one(rt, api, &self.leases);
+        one(rt, api, &self.daemon_sets);
     }
 
     /// Resolves once every cache holds its first list (client-go's `WaitForCacheSync`).
@@ -220,6 +226,7 @@ impl Caches {
         self.cron_jobs.ready().await;
         self.pdbs.ready().await;
         self.leases.ready().await;
+        self.daemon_sets.ready().await;
     }
 }
 
