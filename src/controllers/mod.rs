@@ -1,9 +1,9 @@
-//! The master's controllers: the scheduler, the Deployment, ReplicaSet, Job and CronJob
-//! controllers, endpoints, node lifecycle and garbage collection, started for a leadership term
-//! on one [`runtime`] (shared caches fed by one watch per kind, work queues of keys). Each runs
-//! its pure reconciler (`scheduler`, `deployments`, `replicasets`, `jobs`, `cronjobs`,
-//! `lifecycle`, `endpoints`) on what the caches hold and writes through the engine ([`Api`]) as
-//! the master.
+//! The master's controllers: the scheduler, the Deployment, ReplicaSet, DaemonSet, Job and
+//! CronJob controllers, endpoints, node lifecycle and garbage collection, started for a
+//! leadership term on one [`runtime`] (shared caches fed by one watch per kind, work queues of
+//! keys). Each runs its pure reconciler (`scheduler`, `deployments`, `replicasets`,
+//! `daemonsets`, `jobs`, `cronjobs`, `lifecycle`, `endpoints`) on what the caches hold and writes
+//! through the engine ([`Api`]) as the master.
 
 pub mod cronjobs;
 pub mod daemonsets;
