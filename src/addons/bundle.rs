@@ -595,7 +595,7 @@ fn mark(obj: &mut Value, kind: Kind, name: &str, version: &str) -> Result<(), St
     }
     annotations[VERSION_ANNOTATION] = json!(version);
     let template = match kind {
-        Kind::Deployment | Kind::ReplicaSet | Kind::Job => Some("/spec/template"),
+        Kind::Deployment | Kind::ReplicaSet | Kind::Job | Kind::DaemonSet => Some("/spec/template"),
         Kind::CronJob => Some("/spec/jobTemplate/spec/template"),
         _ => None,
     };

@@ -147,6 +147,12 @@ impl_object!(
     super::statefulset::default_stateful_set,
     super::statefulset::validate_stateful_set
 );
+impl_object!(
+    DaemonSet,
+    Kind::DaemonSet,
+    default_daemon_set,
+    validate_daemon_set
+);
 
 /// Decodes `value` as `T`, reporting the path of the first field that does not fit.
 pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, FieldError> {
@@ -266,6 +272,7 @@ macro_rules! with_kind_type {
             Kind::PodDisruptionBudget => $f::<$crate::api::policy::PodDisruptionBudget>($($arg),*),
             Kind::Lease => $f::<$crate::api::coordination::Lease>($($arg),*),
             Kind::StatefulSet => $f::<$crate::api::statefulset::StatefulSet>($($arg),*),
+            Kind::DaemonSet => $f::<DaemonSet>($($arg),*),
         }
     }};
 }
@@ -1374,6 +1381,105 @@ fn validate_replica_set(r: &ReplicaSet, e: &mut Errors) {
     }
 }
 
+/// On a DaemonSet: the number of its template changes, plus one (upstream's deprecated
+/// `templateGeneration`, still written by kube-apiserver and labelled on the pods as
+/// `pod-template-generation`). Set to 1 here; the API server carries it over on updates.
+pub const DAEMON_SET_TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+/// As kube-apiserver's SetDefaults_DaemonSet: RollingUpdate with maxUnavailable 1 and maxSurge
+/// 0, 10 old revisions kept; the template's pod spec as a pod's.
+fn default_daemon_set(d: &mut DaemonSet) {
+    let s = &mut d.spec;
+    let strategy = s.update_strategy.get_or_insert_with(Default::default);
+    let kind = strategy.type_.get_or_insert_with(|| "RollingUpdate".into());
+    if kind == "RollingUpdate" {
+        let ru = strategy.rolling_update.get_or_insert_with(Default::default);
+        ru.max_unavailable.get_or_insert(IntOrString::Int(1));
+        ru.max_surge.get_or_insert(IntOrString::Int(0));
+    }
+    s.revision_history_limit.get_or_insert(10);
+    default_pod_spec(&mut s.template.spec);
+    d.metadata
+        .annotations
+        .entry(DAEMON_SET_TEMPLATE_GENERATION.into())
+        .or_insert_with(|| "1".into());
+}
+
+/// As kube-apiserver's ValidateDaemonSetSpec: a non-empty selector matching the template's
+/// labels, restartPolicy Always, no activeDeadlineSeconds, int32 counts, and a rolling update
+/// with exactly one of maxUnavailable and maxSurge non-zero.
+fn validate_daemon_set(d: &DaemonSet, e: &mut Errors) {
+    let s = &d.spec;
+    let selector = selector_of(&s.selector, "spec.selector", e);
+    if s.selector.match_labels.is_empty() && s.selector.match_expressions.is_empty() {
+        e.add(
+            "spec.selector",
+            "required: empty selector is invalid for daemonset",
+        );
+    }
+    validate_template(&selector, &s.template, "spec.template", &["Always"], e);
+    if s.template.spec.active_deadline_seconds.is_some() {
+        e.add(
+            "spec.template.spec.activeDeadlineSeconds",
+            "activeDeadlineSeconds in DaemonSet is not Supported",
+        );
+    }
+    int32_at_least(e, "spec.minReadySeconds", s.min_ready_seconds, 0);
+    int32_at_least(e, "spec.revisionHistoryLimit", s.revision_history_limit, 0);
+    if let Some(st) = &s.update_strategy {
+        validate_daemon_set_strategy(st, e);
+    }
+    if let Some(st) = &d.status {
+        for (field, v) in [
+            ("currentNumberScheduled", st.current_number_scheduled),
+            ("numberMisscheduled", st.number_misscheduled),
+            ("desiredNumberScheduled", st.desired_number_scheduled),
+            ("numberReady", st.number_ready),
+            ("updatedNumberScheduled", st.updated_number_scheduled),
+            ("numberAvailable", st.number_available),
+            ("numberUnavailable", st.number_unavailable),
+        ] {
+            int32_at_least(e, &format!("status.{field}"), Some(v), 0);
+        }
+        int32_at_least(e, "status.collisionCount", st.collision_count, 0);
+        at_least(e, "status.observedGeneration", st.observed_generation, 0);
+    }
+}
+
+fn validate_daemon_set_strategy(st: &DaemonSetUpdateStrategy, e: &mut Errors) {
+    const PATH: &str = "spec.updateStrategy";
+    match st.type_.as_deref() {
+        Some("OnDelete") | None => {}
+        Some("RollingUpdate") => {
+            let Some(ru) = &st.rolling_update else {
+                e.add(format!("{PATH}.rollingUpdate"), "Required value");
+                return;
+            };
+            let unavailable = format!("{PATH}.rollingUpdate.maxUnavailable");
+            let surge = format!("{PATH}.rollingUpdate.maxSurge");
+            int_or_percent(e, &unavailable, &ru.max_unavailable);
+            int_or_percent(e, &surge, &ru.max_surge);
+            // a percentage counts by its number, as upstream's getIntOrPercentValue
+            let non_zero = |v: &Option<IntOrString>| match v {
+                None => false,
+                Some(IntOrString::Int(i)) => *i != 0,
+                Some(IntOrString::String(t)) => t.trim_end_matches('%').parse::<i64>() != Ok(0),
+            };
+            match (non_zero(&ru.max_unavailable), non_zero(&ru.max_surge)) {
+                (true, true) => e.add(surge, "may not be set when maxUnavailable is non-zero"),
+                (false, false) => e.add(unavailable, "cannot be 0 when maxSurge is 0"),
+                _ => {}
+            }
+        }
+        Some(_) => one_of(
+            e,
+            &format!("{PATH}.type"),
+            &st.type_,
+            &["RollingUpdate", "OnDelete"],
+        ),
+    }
+}
+
 pub(super) fn selector_of(ls: &super::meta::LabelSelector, path: &str, e: &mut Errors) -> Selector {
     Selector::from_label_selector(ls).unwrap_or_else(|msg| {
         e.add(format!("{path}.matchExpressions"), msg);
@@ -2268,5 +2374,75 @@ mod tests {
         assert!(check_schedule_shape("@hourly").is_ok());
         assert!(check_schedule_shape("* * *").is_err());
         assert!(check_schedule_shape("@sometimes").is_err());
+    }
+
+    fn daemon_set(spec_extra: Value) -> Value {
+        let mut spec = json!({"selector": {"matchLabels": {"app": "agent"}},
+            "template": {"metadata": {"labels": {"app": "agent"}},
+                "spec": {"containers": [{"name": "a", "image": "agent:1"}]}}});
+        for (k, v) in spec_extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"}, "spec": spec})
+    }
+
+    #[test]
+    fn daemon_sets_default_to_rolling_one_node_at_a_time() {
+        let out = admit(Kind::DaemonSet, daemon_set(json!({}))).unwrap();
+        assert_eq!(
+            out["spec"]["updateStrategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+        );
+        assert_eq!(out["spec"]["revisionHistoryLimit"], 10);
+        assert_eq!(out["spec"]["template"]["spec"]["restartPolicy"], "Always");
+        assert_eq!(
+            out["metadata"]["annotations"][DAEMON_SET_TEMPLATE_GENERATION],
+            "1"
+        );
+        let on_delete = daemon_set(json!({"updateStrategy": {"type": "OnDelete"}}));
+        let out = admit(Kind::DaemonSet, on_delete).unwrap();
+        assert_eq!(out["spec"]["updateStrategy"], json!({"type": "OnDelete"}));
+    }
+
+    #[test]
+    fn daemon_sets_are_refused_as_kube_apiserver_refuses_them() {
+        let fields = |extra: Value| -> Vec<String> {
+            admit(Kind::DaemonSet, daemon_set(extra))
+                .unwrap_err()
+                .into_iter()
+                .map(|e| e.field)
+                .collect()
+        };
+        assert_eq!(
+            fields(json!({"selector": {"matchLabels": {"app": "other"}}})),
+            ["spec.template.metadata.labels"]
+        );
+        assert_eq!(fields(json!({"selector": {}})), ["spec.selector"]);
+        let never = json!({"template": {"metadata": {"labels": {"app": "agent"}},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "a", "image": "agent:1"}]}}});
+        assert_eq!(fields(never), ["spec.template.spec.restartPolicy"]);
+        let both =
+            json!({"updateStrategy": {"rollingUpdate": {"maxUnavailable": 1, "maxSurge": "10%"}}});
+        assert_eq!(fields(both), ["spec.updateStrategy.rollingUpdate.maxSurge"]);
+        let neither = json!({"updateStrategy": {"rollingUpdate": {"maxUnavailable": "0%"}}});
+        assert_eq!(
+            fields(neither),
+            ["spec.updateStrategy.rollingUpdate.maxUnavailable"]
+        );
+        let odd = json!({"updateStrategy": {"type": "Recreate"}});
+        assert_eq!(fields(odd), ["spec.updateStrategy.type"]);
+        assert_eq!(
+            fields(json!({"minReadySeconds": -1, "revisionHistoryLimit": 2147483648_i64})),
+            ["spec.minReadySeconds", "spec.revisionHistoryLimit"]
+        );
+        // maxSurge alone keeps the default maxUnavailable 1: refused, as upstream
+        let surge = json!({"updateStrategy": {"rollingUpdate": {"maxSurge": 1}}});
+        assert_eq!(
+            fields(surge),
+            ["spec.updateStrategy.rollingUpdate.maxSurge"]
+        );
+        let surge_only =
+            json!({"updateStrategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}});
+        assert!(admit(Kind::DaemonSet, daemon_set(surge_only)).is_ok());
     }
 }

@@ -211,6 +211,19 @@ pub fn columns(kind: Kind) -> Vec<Column> {
             CONTAINERS,
             IMAGES,
         ],
+        Kind::DaemonSet => vec![
+            NAME,
+            int("Desired", "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod)."),
+            int("Current", "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod."),
+            int("Ready", "numberReady is the number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition."),
+            int("Up-to-date", "The total number of nodes that are running updated daemon pod"),
+            int("Available", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)"),
+            text("Node Selector", "NodeSelector is a selector which must be true for the pod to fit on a node."),
+            AGE,
+            CONTAINERS,
+            IMAGES,
+            wide(text("Selector", "A label query over pods that are managed by the daemon set.")),
+        ],
         _ => vec![NAME, AGE],
     }
 }
@@ -382,6 +395,25 @@ pub fn cells(kind: Kind, obj: &Value, now: DateTime<Utc>) -> Vec<Cell> {
                 i(obj, "/spec/replicas")
             );
             vec![name, t(ready), created, t(cn), t(im)]
+        }
+        Kind::DaemonSet => {
+            let (cn, im) = containers_of(obj, "/spec/template/spec/containers");
+            let nodes = labels_text(obj.pointer("/spec/template/spec/nodeSelector"), ",");
+            let sel = labels_text(obj.pointer("/spec/selector/matchLabels"), ",");
+            let n = |f: &str| Cell::Int(i(obj, &format!("/status/{f}")));
+            vec![
+                name,
+                n("desiredNumberScheduled"),
+                n("currentNumberScheduled"),
+                n("numberReady"),
+                n("updatedNumberScheduled"),
+                n("numberAvailable"),
+                t(nodes),
+                created,
+                t(cn),
+                t(im),
+                t(sel),
+            ]
         }
         _ => vec![name, created],
     }

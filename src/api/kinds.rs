@@ -23,6 +23,7 @@ pub enum Kind {
     PodDisruptionBudget,
     Lease,
     StatefulSet,
+    DaemonSet,
 }
 
 struct Info {
@@ -55,6 +56,7 @@ const TABLE: &[Info] = &[
     Info { kind: Kind::PodDisruptionBudget, name: "PodDisruptionBudget", plural: "poddisruptionbudgets", short: &["pdb"], api_version: "policy/v1", namespaced: true, has_status: true },
     Info { kind: Kind::Lease, name: "Lease", plural: "leases", short: &[], api_version: "coordination.k8s.io/v1", namespaced: true, has_status: false },
     Info { kind: Kind::StatefulSet, name: "StatefulSet", plural: "statefulsets", short: &["sts"], api_version: "apps/v1", namespaced: true, has_status: true },
+    Info { kind: Kind::DaemonSet, name: "DaemonSet", plural: "daemonsets", short: &["ds"], api_version: "apps/v1", namespaced: true, has_status: true },
 ];
 
 impl Kind {
@@ -159,6 +161,7 @@ mod tests {
         assert_eq!(Kind::lookup("rs"), Some(Kind::ReplicaSet));
         assert_eq!(Kind::lookup("sts"), Some(Kind::StatefulSet));
         assert_eq!(Kind::lookup("widgets"), None);
+        assert_eq!(Kind::lookup("ds"), Some(Kind::DaemonSet));
     }
 
     #[test]

@@ -89,6 +89,10 @@ const RENAMED: &[(&str, &str)] = &[
         "RollingUpdateStatefulSetStrategy",
         "io.k8s.api.apps.v1.RollingUpdateStatefulSetStrategy",
     ),
+    (
+        "RollingUpdateDaemonSet",
+        "io.k8s.api.apps.v1.RollingUpdateDaemonSet",
+    ),
 ];
 
 /// One Rust type behind several upstream definitions: where it is used (definition, field)
@@ -129,6 +133,12 @@ const SPLIT: &[(&str, &str, &str, &str)] = &[
         "apps.v1.StatefulSetStatus",
         "conditions",
         "apps.v1.StatefulSetCondition",
+    ),
+    (
+        "Condition",
+        "apps.v1.DaemonSetStatus",
+        "conditions",
+        "apps.v1.DaemonSetCondition",
     ),
     (
         "KeySelector",
@@ -227,6 +237,23 @@ const INT32: &[(&str, &[&str])] = &[
     (
         "batch.v1.CronJobSpec",
         &["successfulJobsHistoryLimit", "failedJobsHistoryLimit"],
+    ),
+    (
+        "apps.v1.DaemonSetSpec",
+        &["minReadySeconds", "revisionHistoryLimit"],
+    ),
+    (
+        "apps.v1.DaemonSetStatus",
+        &[
+            "currentNumberScheduled",
+            "numberMisscheduled",
+            "desiredNumberScheduled",
+            "numberReady",
+            "updatedNumberScheduled",
+            "numberAvailable",
+            "numberUnavailable",
+            "collisionCount",
+        ],
     ),
 ];
 

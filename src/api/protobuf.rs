@@ -1124,6 +1124,65 @@ mod tests {
         assert!(e.contains("deeper than 64"), "{e}");
     }
 
+    #[test]
+    fn a_daemon_set_decodes_as_its_json() {
+        let ds = apps::DaemonSet {
+            metadata: meta("agent"),
+            spec: Some(apps::DaemonSetSpec {
+                selector: Some(meta::LabelSelector {
+                    match_labels: [("app".to_string(), "agent".to_string())]
+                        .into_iter()
+                        .collect(),
+                    ..Default::default()
+                }),
+                template: Some(core::PodTemplateSpec {
+                    metadata: meta("agent"),
+                    spec: Some(core::PodSpec {
+                        containers: vec![container()],
+                        ..Default::default()
+                    }),
+                }),
+                update_strategy: Some(apps::DaemonSetUpdateStrategy {
+                    r#type: s("RollingUpdate"),
+                    rolling_update: Some(apps::RollingUpdateDaemonSet {
+                        max_unavailable: int_or_string(json!("10%")),
+                        max_surge: int_or_string(json!(0)),
+                    }),
+                }),
+                min_ready_seconds: Some(0),
+                revision_history_limit: Some(3),
+            }),
+            // gogo writes the status counts, zero or not
+            status: Some(apps::DaemonSetStatus {
+                current_number_scheduled: Some(0),
+                number_misscheduled: Some(0),
+                desired_number_scheduled: Some(0),
+                number_ready: Some(0),
+                observed_generation: Some(0),
+                ..Default::default()
+            }),
+        };
+        let meta = json!({"name": "agent", "labels": {"app": "agent"}});
+        assert_eq!(
+            decoded("apps/v1", "DaemonSet", &ds),
+            json!({
+                "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": meta,
+                "spec": {
+                    "selector": {"matchLabels": {"app": "agent"}},
+                    "template": {"metadata": meta, "spec": {"containers": [{
+                        "name": "web", "image": "nginx",
+                        "resources": {"limits": {"memory": "128Mi"}},
+                    }]}},
+                    "updateStrategy": {"type": "RollingUpdate",
+                        "rollingUpdate": {"maxUnavailable": "10%", "maxSurge": 0}},
+                    "revisionHistoryLimit": 3,
+                },
+                "status": {"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                    "desiredNumberScheduled": 0, "numberReady": 0},
+            })
+        );
+    }
+
     /// Every field orkops' schema has can be sent as protobuf, under the same JSON name.
     #[test]
     fn the_table_covers_every_field_of_the_schema() {
@@ -1170,6 +1229,9 @@ mod tests {
             "apps.v1.StatefulSetCondition.lastUpdateTime",
             "batch.v1.JobCondition.lastHeartbeatTime",
             "batch.v1.JobCondition.lastUpdateTime",
+            "apps.v1.DaemonSetCondition.lastProbeTime",
+            "apps.v1.DaemonSetCondition.lastHeartbeatTime",
+            "apps.v1.DaemonSetCondition.lastUpdateTime",
         ];
         missing.retain(|m| !not_upstream.iter().any(|n| m == &format!("io.k8s.api.{n}")));
         assert!(missing.is_empty(), "no protobuf number for {missing:?}");

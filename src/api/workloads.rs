@@ -1,5 +1,5 @@
-//! The controller-owned workload kinds: `apps/v1` Deployment and ReplicaSet, and `batch/v1` Job
-//! and CronJob.
+//! The controller-owned workload kinds: `apps/v1` Deployment, ReplicaSet and DaemonSet, and
+//! `batch/v1` Job and CronJob.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -215,7 +215,8 @@ pub struct CronJobStatus {
 }
 
 /// One revision of a controller's state: `data` and its `revision` number. Served as
-/// Kubernetes serves it; orkops' Deployments keep their history in their ReplicaSets.
+/// Kubernetes serves it; orkops' Deployments keep their history in their ReplicaSets, its
+/// DaemonSets here (`data` the patch that restores their template, as upstream).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ControllerRevision {
@@ -225,10 +226,102 @@ pub struct ControllerRevision {
     pub kind: Option<String>,
     #[serde(default)]
     pub metadata: ObjectMeta,
-    /// The pod template of the revision, as the controller wrote it.
+    /// The state of the revision, as the controller wrote it (a DaemonSet's: the strategic merge patch `{"spec":{"template":{...,"$patch":"replace"}}}`).
     #[serde(default)]
     #[schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true))]
     pub data: serde_json::Value,
     #[serde(default)]
     pub revision: i64,
+}
+
+object!(
+    /// DaemonSet represents the configuration of a daemon set: one pod of its template on every
+    /// node that matches the template's node selector and affinity and whose taints it tolerates.
+    DaemonSet { spec: DaemonSetSpec, status: DaemonSetStatus }
+);
+
+/// DaemonSetSpec is the specification of a daemon set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DaemonSetSpec {
+    /// A label query over pods that are managed by the daemon set. Must match in order to be controlled. It must match the pod template's labels.
+    #[serde(default)]
+    pub selector: LabelSelector,
+    /// An object that describes the pod that will be created. The DaemonSet will create exactly one copy of this pod on every node that matches the template's node selector (or on every node if no node selector is specified). The only allowed template.spec.restartPolicy value is "Always".
+    #[serde(default)]
+    pub template: PodTemplateSpec,
+    /// An update strategy to replace existing DaemonSet pods with new pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_strategy: Option<DaemonSetUpdateStrategy>,
+    /// The minimum number of seconds for which a newly created DaemonSet pod should be ready without any of its container crashing, for it to be considered available. Defaults to 0 (pod will be considered available as soon as it is ready).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ready_seconds: Option<i64>,
+    /// The number of old history to retain to allow rollback. This is a pointer to distinguish between explicit zero and not specified. Defaults to 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_history_limit: Option<i64>,
+}
+
+/// DaemonSetUpdateStrategy is a struct used to control the update strategy for a DaemonSet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DaemonSetUpdateStrategy {
+    /// Type of daemon set update. Can be "RollingUpdate" or "OnDelete". Default is RollingUpdate.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    /// Rolling update config params. Present only if type = "RollingUpdate".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling_update: Option<RollingUpdateDaemonSet>,
+}
+
+/// Spec to control the desired behavior of daemon set rolling update.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollingUpdateDaemonSet {
+    /// The maximum number of DaemonSet pods that can be unavailable during the update. Value can be an absolute number (ex: 5) or a percentage of total number of DaemonSet pods at the start of the update (ex: 10%). Absolute number is calculated from percentage by rounding up. This cannot be 0 if MaxSurge is 0. Default value is 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+    /// The maximum number of nodes with an existing available DaemonSet pod that can have an updated DaemonSet pod during during an update. Value can be an absolute number (ex: 5) or a percentage of desired pods (ex: 10%). This can not be 0 if MaxUnavailable is 0. Absolute number is calculated from percentage by rounding up to a minimum of 1. Default value is 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<IntOrString>,
+}
+
+/// DaemonSetStatus represents the current status of a daemon set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DaemonSetStatus {
+    /// The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod.
+    #[serde(default)]
+    pub current_number_scheduled: i64,
+    /// The number of nodes that are running the daemon pod, but are not supposed to run the daemon pod.
+    #[serde(default)]
+    pub number_misscheduled: i64,
+    /// The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod).
+    #[serde(default)]
+    pub desired_number_scheduled: i64,
+    /// numberReady is the number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition.
+    #[serde(default)]
+    pub number_ready: i64,
+    /// The most recent generation observed by the daemon set controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The total number of nodes that are running updated daemon pod
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub updated_number_scheduled: i64,
+    /// The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub number_available: i64,
+    /// The number of nodes that should be running the daemon pod and have none of the daemon pod running and available (ready for at least spec.minReadySeconds)
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub number_unavailable: i64,
+    /// Count of hash collisions for the DaemonSet. The DaemonSet controller uses this field as a collision avoidance mechanism when it needs to create the name for the newest ControllerRevision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collision_count: Option<i64>,
+    /// Represents the latest available observations of a DaemonSet's current state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-patch-merge-key" = "type", "x-kubernetes-patch-strategy" = "merge", "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }

@@ -98,6 +98,7 @@ fn resources(group_version: &str) -> Value {
                 | Kind::Job
                 | Kind::CronJob
                 | Kind::StatefulSet
+                | Kind::DaemonSet
         ) {
             categories.push("all");
         }

@@ -1985,6 +1985,7 @@ fn merge_update(
                 return Err(invalid(kind, name, "spec", "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"));
             }
         }
+        Kind::DaemonSet => daemon_set_update(name, current, &mut new)?,
         Kind::ConfigMap | Kind::Secret if current.get("immutable") == Some(&json!(true)) => {
             let same = |f: &str| new.get(f) == current.get(f);
             if !(same("data") && same("binaryData") && same("immutable")) {
@@ -2006,6 +2007,36 @@ fn merge_update(
         api::set_meta(&mut new, "generation", json!(g.saturating_add(1)));
     }
     Ok(new)
+}
+
+/// As kube-apiserver for a DaemonSet update: the selector is immutable, and a template
+/// change counts one more in the deprecated template generation annotation.
+fn daemon_set_update(name: &str, current: &Value, new: &mut Value) -> Result<(), ApiError> {
+    use crate::api::admit::DAEMON_SET_TEMPLATE_GENERATION as KEY;
+    if new.pointer("/spec/selector") != current.pointer("/spec/selector") {
+        return Err(invalid(
+            Kind::DaemonSet,
+            name,
+            "spec.selector",
+            "field is immutable (delete and recreate the object to select other pods)",
+        ));
+    }
+    let was = current
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(KEY))
+        .and_then(Value::as_str)
+        .and_then(|g| g.parse::<i64>().ok())
+        .unwrap_or(1);
+    let changed = new.pointer("/spec/template") != current.pointer("/spec/template");
+    let generation = if changed { was.saturating_add(1) } else { was };
+    if !new
+        .pointer("/metadata/annotations")
+        .is_some_and(Value::is_object)
+    {
+        api::set_meta(new, "annotations", json!({}));
+    }
+    new["metadata"]["annotations"][KEY] = json!(generation.to_string());
+    Ok(())
 }
 
 /// A patch request's body, how to read it, and whether it is for `/status`.

@@ -1,11 +1,12 @@
-//! The master's controllers: the scheduler, the Deployment, ReplicaSet, StatefulSet, Job and
-//! CronJob controllers, endpoints, node lifecycle and garbage collection, started for a leadership term
-//! on one [`runtime`] (shared caches fed by one watch per kind, work queues of keys). Each runs
-//! its pure reconciler (`scheduler`, `deployments`, `replicasets`, `jobs`, `cronjobs`,
-//! `lifecycle`, `endpoints`) on what the caches hold and writes through the engine ([`Api`]) as
-//! the master.
+//! The master's controllers: the scheduler, the Deployment, ReplicaSet, StatefulSet, DaemonSet,
+//! Job and CronJob controllers, endpoints, node lifecycle and garbage collection, started for a
+//! leadership term on one [`runtime`] (shared caches fed by one watch per kind, work queues of
+//! keys). Each runs its pure reconciler (`scheduler`, `deployments`, `replicasets`,
+//! `statefulsets`, `daemonsets`, `jobs`, `cronjobs`, `lifecycle`, `endpoints`) on what the caches
+//! hold and writes through the engine ([`Api`]) as the master.
 
 pub mod cronjobs;
+pub mod daemonsets;
 pub mod deployments;
 pub mod disruption;
 pub mod endpoints;
@@ -681,6 +682,16 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
         }
     }));
     statefulset_controller(&mut rt, &gc);
+    let backoff = Arc::new(daemonsets::FailedBackoff::default());
+    let q = rt.controller("daemonsets", 2, move |ctx, key| {
+        let backoff = backoff.clone();
+        async move { daemonsets::reconcile_key(&ctx, &key, &backoff).await }
+    });
+    c.daemon_sets.subscribe(enqueue_self(&q));
+    c.pods.subscribe(enqueue_owner(&q, "DaemonSet"));
+    c.revisions.subscribe(enqueue_owner(&q, "DaemonSet"));
+    c.nodes.subscribe(daemonsets::on_node(&c, &q));
+    wake_on_removal(&c.daemon_sets, &gc);
     // (more controllers register here, one line each)
 
     if let Some(cloud) = config.cloud {
@@ -979,6 +990,8 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
     let cronjobs: Vec<crate::api::workloads::CronJob> = api.list(Kind::CronJob).await?;
     let stateful_sets: Vec<Arc<crate::api::statefulset::StatefulSet>> =
         api.shared(Kind::StatefulSet).await?;
+    let daemon_sets: Vec<Arc<crate::api::workloads::DaemonSet>> =
+        api.shared(Kind::DaemonSet).await?;
     let existing: HashSet<String> = deployments
         .iter()
         .filter_map(|d| d.metadata.uid.clone())
@@ -986,6 +999,7 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
         .chain(sets.iter().filter_map(|r| r.metadata.uid.clone()))
         .chain(jobs.iter().filter_map(|j| j.metadata.uid.clone()))
         .chain(cronjobs.iter().filter_map(|c| c.metadata.uid.clone()))
+        .chain(daemon_sets.iter().filter_map(|d| d.metadata.uid.clone()))
         .collect();
     // jobs of a deleted cronjob (their pods follow on the next pass)
     let job_metas: Vec<crate::api::meta::ObjectMeta> =
@@ -1029,7 +1043,7 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
         m.owner_references.iter().any(|o| {
             matches!(
                 o.kind.as_str(),
-                "Deployment" | "ReplicaSet" | "Job" | "CronJob" | "StatefulSet"
+                "Deployment" | "ReplicaSet" | "Job" | "CronJob" | "StatefulSet" | "DaemonSet"
             )
         })
     };

@@ -29,7 +29,7 @@ pub struct Plan {
     pub status: ReplicaSetStatus,
 }
 
-fn ready_condition(p: &Pod) -> Option<&Condition> {
+pub(super) fn ready_condition(p: &Pod) -> Option<&Condition> {
     let s = p.status.as_ref()?;
     if s.phase.as_deref() != Some("Running") {
         return None;
@@ -41,7 +41,7 @@ fn ready_condition(p: &Pod) -> Option<&Condition> {
 
 /// Ready for at least `min_ready` seconds at `now` (a pod whose Ready condition carries no
 /// transition time counts as ready since forever).
-fn available(p: &Pod, min_ready: i64, now: DateTime<Utc>) -> bool {
+pub(super) fn available(p: &Pod, min_ready: i64, now: DateTime<Utc>) -> bool {
     ready_condition(p).is_some_and(|c| {
         min_ready <= 0
             || c.last_transition_time

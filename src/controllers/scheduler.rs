@@ -127,6 +127,17 @@ pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
     }
 }
 
+/// Whether the pod tolerates `node.kubernetes.io/unschedulable:NoSchedule`, which lets it onto
+/// a cordoned node (Kubernetes' NodeUnschedulable filter; DaemonSet pods carry it).
+pub fn tolerates_unschedulable(p: &Pod) -> bool {
+    let taint = Taint {
+        key: "node.kubernetes.io/unschedulable".into(),
+        effect: "NoSchedule".into(),
+        ..Default::default()
+    };
+    p.spec.tolerations.iter().any(|t| tolerates(t, &taint))
+}
+
 /// The first of `taints` with a NoSchedule or NoExecute effect that none of `tolerations`
 /// tolerates: such a taint keeps the pod off the node.
 pub fn untolerated<'a>(taints: &'a [Taint], tolerations: &[Toleration]) -> Option<&'a Taint> {
@@ -526,7 +537,7 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
                 Some("node(s) didn't hold the pod's volume".to_string())
             } else if !s.ready {
                 Some("node(s) were not Ready".to_string())
-            } else if !s.schedulable {
+            } else if !s.schedulable && !tolerates_unschedulable(p) {
                 Some("node(s) were unschedulable".to_string())
             } else if let Some(t) = taint {
                 // Kubernetes' wording: "node(s) had untolerated taint {key: value}"
@@ -801,6 +812,32 @@ mod tests {
             vec!["a"],
             "the tolerated node has no PreferNoSchedule taint"
         );
+    }
+
+    #[test]
+    fn a_cordoned_node_takes_only_pods_that_tolerate_unschedulable() {
+        let mut cordoned = node("a", "4", "8Gi", None);
+        cordoned.spec.unschedulable = Some(true);
+        let plain = pod("plain", "100m", None);
+        let out = nodes_of(&schedule(
+            &[&plain],
+            &[cordoned.clone()],
+            &[],
+            &Claims::new(),
+        ));
+        assert_eq!(
+            out,
+            vec!["none: 0/1 nodes are available: 1 node(s) were unschedulable"]
+        );
+        let mut daemon = pod("daemon", "100m", None);
+        daemon.spec.tolerations = vec![toleration(
+            "node.kubernetes.io/unschedulable",
+            "Exists",
+            "",
+            "NoSchedule",
+        )];
+        let out = nodes_of(&schedule(&[&daemon], &[cordoned], &[], &Claims::new()));
+        assert_eq!(out, vec!["a"]);
     }
 
     fn hosts(names: &[(&str, &str)]) -> Vec<Node> {

@@ -30,7 +30,7 @@ use crate::api::coordination::Lease;
 use crate::api::core::{Endpoints, Node, PersistentVolumeClaim, Pod, Service};
 use crate::api::policy::PodDisruptionBudget;
 use crate::api::statefulset::StatefulSet;
-use crate::api::workloads::{ControllerRevision, CronJob, Deployment, Job, ReplicaSet};
+use crate::api::workloads::{ControllerRevision, CronJob, DaemonSet, Deployment, Job, ReplicaSet};
 use crate::api::Kind;
 use crate::apiserver::ApiError;
 
@@ -55,6 +55,7 @@ pub struct Caches {
     /// The nodes' heartbeats (and users' leader elections).
     pub leases: Store<Lease>,
     pub stateful_sets: Store<StatefulSet>,
+    pub daemon_sets: Store<DaemonSet>,
 }
 
 impl Default for Caches {
@@ -75,6 +76,7 @@ impl Default for Caches {
             pdbs: Store::default(),
             leases: Store::default(),
             stateful_sets: Store::default(),
+            daemon_sets: Store::default(),
         }
     }
 }
@@ -118,6 +120,7 @@ impl Caches {
             Kind::PodDisruptionBudget => seen(&self.pdbs, w),
             Kind::Lease => seen(&self.leases, w),
             Kind::StatefulSet => seen(&self.stateful_sets, w),
+            Kind::DaemonSet => seen(&self.daemon_sets, w),
             _ => true,
         }
     }
@@ -164,6 +167,7 @@ impl Caches {
             Kind::PodDisruptionBudget => boxed(&self.pdbs, copy),
             Kind::Lease => boxed(&self.leases, copy),
             Kind::StatefulSet => boxed(&self.stateful_sets, copy),
+            Kind::DaemonSet => boxed(&self.daemon_sets, copy),
             _ => None,
         }
     }
@@ -188,6 +192,7 @@ impl Caches {
             Kind::PodDisruptionBudget => sub(&self.pdbs, f),
             Kind::Lease => sub(&self.leases, f),
             Kind::StatefulSet => sub(&self.stateful_sets, f),
+            Kind::DaemonSet => sub(&self.daemon_sets, f),
             _ => false,
         }
     }
@@ -211,6 +216,7 @@ impl Caches {
         one(rt, api, &self.pdbs);
         one(rt, api, &self.leases);
         one(rt, api, &self.stateful_sets);
+        one(rt, api, &self.daemon_sets);
     }
 
     /// Resolves once every cache holds its first list (client-go's `WaitForCacheSync`).
@@ -228,6 +234,7 @@ impl Caches {
         self.pdbs.ready().await;
         self.leases.ready().await;
         self.stateful_sets.ready().await;
+        self.daemon_sets.ready().await;
     }
 }
 
