@@ -394,6 +394,14 @@ fn kubectl_runs_one_daemon_pod_per_eligible_node_and_rolls_it_out() {
     // toleration: c's pod goes), which becomes revision 4
     let history = k.ok(&["rollout", "history", "ds/agent"]);
     assert_eq!(revisions_in(&history), ["1", "2", "3"], "{history}");
+    let revisions = table(&k.ok(&["get", "controllerrevisions"]));
+    assert_eq!(revisions[0], ["NAME", "CONTROLLER", "REVISION", "AGE"]);
+    assert!(
+        revisions
+            .iter()
+            .any(|r| r[1] == "daemonset.apps/agent" && r[2] == "3"),
+        "{revisions:?}"
+    );
     let one = k.ok(&["rollout", "history", "ds/agent", "--revision=1"]);
     assert!(one.contains("orkops-test/agent:1"), "{one}");
     let described = k.ok(&["describe", "ds", "agent"]);
@@ -467,6 +475,12 @@ fn kubectl_runs_one_daemon_pod_per_eligible_node_and_rolls_it_out() {
                 && p.len() == 3
         })
     });
+
+    // kubectl drain knows daemon pods: refused without --ignore-daemonsets, kept with it
+    let (ok, _, err) = k.run(&["drain", "d", "--timeout=60s"]);
+    assert!(!ok && err.contains("DaemonSet-managed Pods"), "{err}");
+    k.ok(&["drain", "d", "--ignore-daemonsets", "--timeout=60s"]);
+    assert!(k.placement("agent").unwrap().contains_key("d"));
 
     // a node that goes takes its daemon pod with it
     drop(d);

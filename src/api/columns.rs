@@ -330,7 +330,14 @@ pub fn cells(kind: Kind, obj: &Value, now: DateTime<Utc>) -> Vec<Cell> {
         Kind::ControllerRevision => {
             let owner = obj
                 .pointer("/metadata/ownerReferences/0")
-                .map(|o| format!("{}/{}", s(o, "/kind").to_lowercase(), s(o, "/name")))
+                .map(|o| {
+                    // as upstream's formatResourceName: `daemonset.apps/agent`
+                    let kind = s(o, "/kind").to_lowercase();
+                    match s(o, "/apiVersion").split_once('/') {
+                        Some((group, _)) => format!("{kind}.{group}/{}", s(o, "/name")),
+                        None => format!("{kind}/{}", s(o, "/name")),
+                    }
+                })
                 .unwrap_or_else(|| "<none>".into());
             let rev = obj.get("revision").and_then(Value::as_i64).unwrap_or(0);
             vec![name, t(owner), Cell::Int(rev), created]

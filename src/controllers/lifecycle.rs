@@ -3,7 +3,8 @@
 //! is later) is older than the grace period is marked NotReady (`Ready=Unknown`) and its pods' `Ready` condition is
 //! set to False (Kubernetes' MarkPodsNotReady), so the endpoints controller withdraws them at
 //! once; once it has been NotReady for the eviction timeout, its pods are deleted so their
-//! controllers replace them elsewhere. An object whose controlling owner no longer exists is
+//! controllers replace them elsewhere (but those that tolerate the node's `not-ready` or
+//! `unreachable` NoExecute taint without `tolerationSeconds`, as daemons do). An object whose controlling owner no longer exists is
 //! deleted.
 
 use std::borrow::Borrow;
@@ -130,8 +131,25 @@ pub fn nodes<N: Borrow<Node>, P: Borrow<Pod>>(
             out.extend(on_node().filter(|p| pod_is_ready(p)).map(not_ready));
         }
         let since = c.last_transition_time.unwrap_or(now);
+        // the NoExecute taint Kubernetes puts on such a node: a pod that tolerates it for
+        // good (a DaemonSet's) stays
+        let taint = crate::api::core::Taint {
+            key: match c.status.as_str() {
+                "Unknown" => "node.kubernetes.io/unreachable",
+                _ => "node.kubernetes.io/not-ready",
+            }
+            .into(),
+            effect: "NoExecute".into(),
+            ..Default::default()
+        };
+        let stays = |p: &Pod| {
+            p.spec
+                .tolerations
+                .iter()
+                .any(|t| t.toleration_seconds.is_none() && super::scheduler::tolerates(t, &taint))
+        };
         if (now - since).to_std().unwrap_or_default() > eviction {
-            for p in on_node() {
+            for p in on_node().filter(|p| !stays(p)) {
                 out.push(NodeAction::Evict {
                     namespace: p.metadata.namespace().to_string(),
                     name: p.metadata.name().to_string(),
@@ -286,12 +304,30 @@ mod tests {
         let acts = nodes(
             &[down],
             &none,
-            &[p],
+            &[p.clone()],
             t0 + chrono::Duration::seconds(61),
             g,
             e,
         );
         assert!(matches!(&acts[..], [NodeAction::Evict { name, .. }] if name == "p"));
+        // a pod that tolerates the node's NoExecute taint for good (a daemon) stays
+        let mut daemon = p.clone();
+        daemon.metadata.name = Some("daemon".into());
+        daemon.spec.tolerations = vec![crate::api::core::Toleration {
+            key: Some("node.kubernetes.io/unreachable".into()),
+            operator: Some("Exists".into()),
+            effect: Some("NoExecute".into()),
+            ..Default::default()
+        }];
+        let acts = nodes(
+            &[node("a", "Unknown", t0)],
+            &none,
+            &[daemon],
+            t0 + chrono::Duration::seconds(61),
+            g,
+            e,
+        );
+        assert!(acts.is_empty(), "{acts:?}");
     }
 
     #[test]
