@@ -881,3 +881,42 @@ apps.delete_namespaced_deployment("py", "default")
         "{out}"
     );
 }
+
+/// Kubernetes' pod garbage collector: the pods of a Node that was deleted (its agent gone with
+/// it) are removed at once, and their ReplicaSet replaces them on a node that is still there.
+#[test]
+fn the_pods_of_a_deleted_node_are_collected_and_replaced_elsewhere() {
+    if !have_kubectl() {
+        return;
+    }
+    let m = Master::start();
+    let gone = FakeNode::start(&m, "fake-gone");
+    let dir = tempfile::tempdir().unwrap();
+    let k = Kubectl(kubeconfig(&m, dir.path()));
+    let manifest = dir.path().join("web.json");
+    std::fs::write(&manifest, web("orkops-test/web:1", 3).to_string()).unwrap();
+    k.ok(&["create", "-f", manifest.to_str().unwrap()]);
+    wait_until("3 ready pods on the first node", LONG, || {
+        settled(&k, "web", "orkops-test/web:1", 3)
+    });
+    let _stays = FakeNode::start(&m, "fake-stays");
+    // the node's agent stops for good, and the node is removed, as a scale-down does
+    drop(gone);
+    k.ok(&["delete", "node", "fake-gone"]);
+    wait_until(
+        "3 ready pods, all on the node that stays, none left on the deleted one",
+        LONG,
+        || {
+            let all = items(&k.json(&["get", "pods", "-l", "app=web"]));
+            all.len() == 3
+                && all.iter().all(|p| {
+                    p["spec"]["nodeName"] == "fake-stays"
+                        && p["status"]["conditions"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+        },
+    );
+}

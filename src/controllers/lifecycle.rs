@@ -189,6 +189,24 @@ pub fn leases_of_gone_nodes<'a>(
         .collect()
 }
 
+/// The pods bound to a node that is not among `nodes` (by name), as Kubernetes' pod garbage
+/// collector finds them: no agent will ever finish them, so they are deleted at once (grace 0)
+/// and their controllers replace them elsewhere. Pods already finishing are included: their
+/// node cannot confirm it either.
+pub fn pods_of_gone_nodes<'a, P: Borrow<Pod> + 'a>(
+    pods: impl Iterator<Item = &'a P>,
+    nodes: &HashSet<&str>,
+) -> Vec<&'a Pod> {
+    pods.map(Borrow::borrow)
+        .filter(|p| {
+            p.spec
+                .node_name
+                .as_deref()
+                .is_some_and(|n| !n.is_empty() && !nodes.contains(n))
+        })
+        .collect()
+}
+
 /// The objects (by metadata) whose controlling owner's uid is not among `existing`.
 pub fn orphans<'a>(
     objects: impl Iterator<Item = &'a ObjectMeta>,
@@ -406,6 +424,26 @@ mod tests {
         assert_eq!(names, ["b"], "only a node lease whose Node is gone");
         let r = renewals(&leases);
         assert!(r.contains_key("a") && r.contains_key("c") && !r.contains_key("election"));
+    }
+
+    #[test]
+    fn pods_bound_to_a_node_that_is_gone_are_found() {
+        let pod = |name: &str, node: Option<&str>| {
+            let mut p = Pod::default();
+            p.metadata.name = Some(name.into());
+            p.spec.node_name = node.map(Into::into);
+            p
+        };
+        let pods = [
+            pod("on-a", Some("a")),
+            pod("on-gone", Some("gone")),
+            pod("pending", None),
+            pod("blank", Some("")),
+        ];
+        let nodes = HashSet::from(["a"]);
+        let out = pods_of_gone_nodes(pods.iter(), &nodes);
+        let names: Vec<&str> = out.iter().map(|p| p.metadata.name()).collect();
+        assert_eq!(names, ["on-gone"]);
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub mod scheduler;
 pub mod scheduling;
 pub mod statefulsets;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -1062,7 +1062,44 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
         tracing::info!(pod = %format!("{}/{}", m.namespace(), m.name()), "deleted a pod whose owner is gone");
     }
     claim_gc(api, &pods, &existing).await?;
+    pods_of_gone_nodes_gc(api, &pods).await?;
     node_lease_gc(api).await
+}
+
+/// Deletes, with grace 0, the pods bound to a Node that no longer exists (Kubernetes' PodGC):
+/// a node removed by `delete node`, a scale-down or a lost instance leaves pods that no agent
+/// will finish. Each node is confirmed gone from the store first, not only from the cache.
+async fn pods_of_gone_nodes_gc(api: &Api, pods: &[Arc<Pod>]) -> Result<(), ApiError> {
+    let nodes: Vec<Arc<Node>> = api.shared(Kind::Node).await?;
+    let names: HashSet<&str> = nodes.iter().map(|n| n.metadata.name()).collect();
+    let mut confirmed: HashMap<String, bool> = HashMap::new();
+    for p in lifecycle::pods_of_gone_nodes(pods.iter(), &names) {
+        let node = p.spec.node_name.clone().unwrap_or_default();
+        let gone = match confirmed.get(&node) {
+            Some(g) => *g,
+            None => {
+                let g = matches!(
+                    api.get(Kind::Node, None, &node).await,
+                    Err(ApiError::NotFound { .. })
+                );
+                confirmed.insert(node.clone(), g);
+                g
+            }
+        };
+        if !gone {
+            continue;
+        }
+        let m = &p.metadata;
+        match api
+            .delete(Kind::Pod, Some(m.namespace()), m.name(), Some(0))
+            .await
+        {
+            Ok(_) | Err(ApiError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        tracing::info!(pod = %format!("{}/{}", m.namespace(), m.name()), %node, "deleted a pod whose node is gone");
+    }
+    Ok(())
 }
 
 /// Deletes the claims a StatefulSet handed to itself or to a pod (its retention policy says
