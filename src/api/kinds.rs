@@ -22,6 +22,9 @@ pub enum Kind {
     ServiceAccount,
     PodDisruptionBudget,
     Lease,
+    ReplicationController,
+    StorageClass,
+    PersistentVolume,
 }
 
 struct Info {
@@ -53,6 +56,9 @@ const TABLE: &[Info] = &[
     Info { kind: Kind::ServiceAccount, name: "ServiceAccount", plural: "serviceaccounts", short: &["sa"], api_version: "v1", namespaced: true, has_status: false },
     Info { kind: Kind::PodDisruptionBudget, name: "PodDisruptionBudget", plural: "poddisruptionbudgets", short: &["pdb"], api_version: "policy/v1", namespaced: true, has_status: true },
     Info { kind: Kind::Lease, name: "Lease", plural: "leases", short: &[], api_version: "coordination.k8s.io/v1", namespaced: true, has_status: false },
+    Info { kind: Kind::ReplicationController, name: "ReplicationController", plural: "replicationcontrollers", short: &["rc"], api_version: "v1", namespaced: true, has_status: true },
+    Info { kind: Kind::StorageClass, name: "StorageClass", plural: "storageclasses", short: &["sc"], api_version: "storage.k8s.io/v1", namespaced: false, has_status: false },
+    Info { kind: Kind::PersistentVolume, name: "PersistentVolume", plural: "persistentvolumes", short: &["pv"], api_version: "v1", namespaced: false, has_status: true },
 ];
 
 impl Kind {

@@ -85,6 +85,11 @@ const RENAMED: &[(&str, &str)] = &[
         "RollingUpdateDeployment",
         "io.k8s.api.apps.v1.RollingUpdateDeployment",
     ),
+    (
+        "CsiPersistentVolumeSource",
+        "io.k8s.api.core.v1.CSIPersistentVolumeSource",
+    ),
+    ("NfsVolumeSource", "io.k8s.api.core.v1.NFSVolumeSource"),
 ];
 
 /// One Rust type behind several upstream definitions: where it is used (definition, field)
@@ -119,6 +124,12 @@ const SPLIT: &[(&str, &str, &str, &str)] = &[
         "batch.v1.JobStatus",
         "conditions",
         "batch.v1.JobCondition",
+    ),
+    (
+        "Condition",
+        "core.v1.ReplicationControllerStatus",
+        "conditions",
+        "core.v1.ReplicationControllerCondition",
     ),
     (
         "KeySelector",
@@ -200,6 +211,19 @@ const INT32: &[(&str, &[&str])] = &[
     (
         "batch.v1.CronJobSpec",
         &["successfulJobsHistoryLimit", "failedJobsHistoryLimit"],
+    ),
+    (
+        "core.v1.ReplicationControllerSpec",
+        &["replicas", "minReadySeconds"],
+    ),
+    (
+        "core.v1.ReplicationControllerStatus",
+        &[
+            "replicas",
+            "fullyLabeledReplicas",
+            "readyReplicas",
+            "availableReplicas",
+        ],
     ),
 ];
 

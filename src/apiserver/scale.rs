@@ -1,4 +1,4 @@
-//! The `autoscaling/v1` Scale subresource of Deployments and ReplicaSets
+//! The `autoscaling/v1` Scale subresource of Deployments, ReplicaSets and ReplicationControllers
 //! (`.../deployments/NAME/scale`): `spec.replicas` read and written through a small object of
 //! its own, with `status.replicas` and the pod selector as a string, as kube-apiserver serves it
 //! to `kubectl scale`, the client libraries and autoscalers. A write is a compare-and-swap
@@ -28,7 +28,10 @@ pub enum ScaleOp {
 
 /// The kinds with a scale subresource.
 pub fn scalable(kind: Kind) -> bool {
-    matches!(kind, Kind::Deployment | Kind::ReplicaSet)
+    matches!(
+        kind,
+        Kind::Deployment | Kind::ReplicaSet | Kind::ReplicationController
+    )
 }
 
 /// Decodes a request on `.../NAME/scale` into a command.
@@ -42,7 +45,7 @@ pub fn decode(
 ) -> Result<Command, ApiError> {
     if !scalable(kind) {
         return Err(ApiError::PathNotFound(format!(
-            "{kind} has no subresource \"scale\" (only deployments and replicasets have one)"
+            "{kind} has no subresource \"scale\" (only deployments, replicasets and replicationcontrollers have one)"
         )));
     }
     let json_body = || -> Result<Value, ApiError> {
@@ -100,9 +103,16 @@ pub fn scale_of(obj: &Value) -> Value {
             m.insert(f.into(), v.clone());
         }
     }
-    let selector: LabelSelector =
-        serde_json::from_value(obj.pointer("/spec/selector").cloned().unwrap_or(json!({})))
-            .unwrap_or_default();
+    let raw = obj.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+    // a ReplicationController's selector is a plain map of labels
+    let selector: LabelSelector = if obj.get("kind") == Some(&json!("ReplicationController")) {
+        LabelSelector {
+            match_labels: serde_json::from_value(raw).unwrap_or_default(),
+            match_expressions: Vec::new(),
+        }
+    } else {
+        serde_json::from_value(raw).unwrap_or_default()
+    };
     let selector = Selector::from_label_selector(&selector)
         .map(|s| s.to_string())
         .unwrap_or_default();

@@ -214,6 +214,13 @@ fn scale_in_caches(c: &Caches, p: &Pod) -> Result<Option<(String, i64)>, String>
             let d = c.deployments.get(ns, &r.name).ok_or_else(missing)?;
             Ok(Some((r.uid.clone(), d.spec.replicas.unwrap_or(1))))
         }
+        "ReplicationController" => {
+            let rc = c
+                .replication_controllers
+                .get(ns, &r.name)
+                .ok_or_else(missing)?;
+            Ok(Some((r.uid.clone(), rc.spec.replicas.unwrap_or(1))))
+        }
         _ => Err(missing()),
     }
 }

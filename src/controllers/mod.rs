@@ -1,5 +1,6 @@
-//! The master's controllers: the scheduler, the Deployment, ReplicaSet, Job and CronJob
-//! controllers, endpoints, node lifecycle and garbage collection, started for a leadership term
+//! The master's controllers: the scheduler, the Deployment, ReplicaSet (and
+//! ReplicationController), Job and CronJob controllers, endpoints, the PersistentVolume binder,
+//! node lifecycle and garbage collection, started for a leadership term
 //! on one [`runtime`] (shared caches fed by one watch per kind, work queues of keys). Each runs
 //! its pure reconciler (`scheduler`, `deployments`, `replicasets`, `jobs`, `cronjobs`,
 //! `lifecycle`, `endpoints`) on what the caches hold and writes through the engine ([`Api`]) as
@@ -17,6 +18,7 @@ pub mod routes;
 pub mod runtime;
 pub mod scheduler;
 pub mod scheduling;
+pub mod volumes;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -617,7 +619,11 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
     let scheduler = pass(
         &mut rt,
         "scheduler",
-        &[Kind::Pod, Kind::PersistentVolumeClaim],
+        &[
+            Kind::Pod,
+            Kind::PersistentVolumeClaim,
+            Kind::PersistentVolume,
+        ],
         secs(10),
         |ctx| async move { scheduling::pass(&ctx).await },
     );
@@ -679,6 +685,27 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
             queue.add(runtime::PASS);
         }
     }));
+    let q = rt.controller("replicationcontrollers", 2, |ctx, key| async move {
+        replicasets::reconcile_controller_key(&ctx, &key).await
+    });
+    c.replication_controllers.subscribe(enqueue_self(&q));
+    c.pods.subscribe(enqueue_owner(&q, "ReplicationController"));
+    wake_on_removal(&c.replication_controllers, &gc);
+    let reported = volumes::Reported::default();
+    pass(
+        &mut rt,
+        "persistentvolume-binder",
+        &[
+            Kind::PersistentVolumeClaim,
+            Kind::PersistentVolume,
+            Kind::StorageClass,
+        ],
+        secs(15),
+        move |ctx| {
+            let reported = reported.clone();
+            async move { volumes::pass(&ctx, &reported).await }
+        },
+    );
     // (more controllers register here, one line each)
 
     if let Some(cloud) = config.cloud {
@@ -932,12 +959,15 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
     let sets: Vec<crate::api::workloads::ReplicaSet> = api.list(Kind::ReplicaSet).await?;
     let deployments: Vec<Deployment> = api.list(Kind::Deployment).await?;
     let cronjobs: Vec<crate::api::workloads::CronJob> = api.list(Kind::CronJob).await?;
+    let rcs: Vec<crate::api::workloads::ReplicationController> =
+        api.list(Kind::ReplicationController).await?;
     let existing: HashSet<String> = deployments
         .iter()
         .filter_map(|d| d.metadata.uid.clone())
         .chain(sets.iter().filter_map(|r| r.metadata.uid.clone()))
         .chain(jobs.iter().filter_map(|j| j.metadata.uid.clone()))
         .chain(cronjobs.iter().filter_map(|c| c.metadata.uid.clone()))
+        .chain(rcs.iter().filter_map(|c| c.metadata.uid.clone()))
         .collect();
     // jobs of a deleted cronjob (their pods follow on the next pass)
     let job_metas: Vec<crate::api::meta::ObjectMeta> =
@@ -981,7 +1011,7 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
         m.owner_references.iter().any(|o| {
             matches!(
                 o.kind.as_str(),
-                "Deployment" | "ReplicaSet" | "Job" | "CronJob"
+                "Deployment" | "ReplicaSet" | "Job" | "CronJob" | "ReplicationController"
             )
         })
     };

@@ -29,7 +29,10 @@ use crate::api::admit::Object;
 use crate::api::coordination::Lease;
 use crate::api::core::{Endpoints, Node, PersistentVolumeClaim, Pod, Service};
 use crate::api::policy::PodDisruptionBudget;
-use crate::api::workloads::{ControllerRevision, CronJob, Deployment, Job, ReplicaSet};
+use crate::api::storage::{PersistentVolume, StorageClass};
+use crate::api::workloads::{
+    ControllerRevision, CronJob, Deployment, Job, ReplicaSet, ReplicationController,
+};
 use crate::api::Kind;
 use crate::apiserver::ApiError;
 
@@ -53,6 +56,9 @@ pub struct Caches {
     pub pdbs: Store<PodDisruptionBudget>,
     /// The nodes' heartbeats (and users' leader elections).
     pub leases: Store<Lease>,
+    pub replication_controllers: Store<ReplicationController>,
+    pub volumes: Store<PersistentVolume>,
+    pub storage_classes: Store<StorageClass>,
 }
 
 impl Default for Caches {
@@ -72,6 +78,9 @@ impl Default for Caches {
             cron_jobs: Store::default(),
             pdbs: Store::default(),
             leases: Store::default(),
+            replication_controllers: Store::default(),
+            volumes: Store::default(),
+            storage_classes: Store::default(),
         }
     }
 }
@@ -114,6 +123,9 @@ impl Caches {
             Kind::CronJob => seen(&self.cron_jobs, w),
             Kind::PodDisruptionBudget => seen(&self.pdbs, w),
             Kind::Lease => seen(&self.leases, w),
+            Kind::ReplicationController => seen(&self.replication_controllers, w),
+            Kind::PersistentVolume => seen(&self.volumes, w),
+            Kind::StorageClass => seen(&self.storage_classes, w),
             _ => true,
         }
     }
@@ -159,6 +171,9 @@ impl Caches {
             Kind::CronJob => boxed(&self.cron_jobs, copy),
             Kind::PodDisruptionBudget => boxed(&self.pdbs, copy),
             Kind::Lease => boxed(&self.leases, copy),
+            Kind::ReplicationController => boxed(&self.replication_controllers, copy),
+            Kind::PersistentVolume => boxed(&self.volumes, copy),
+            Kind::StorageClass => boxed(&self.storage_classes, copy),
             _ => None,
         }
     }
@@ -182,6 +197,9 @@ impl Caches {
             Kind::CronJob => sub(&self.cron_jobs, f),
             Kind::PodDisruptionBudget => sub(&self.pdbs, f),
             Kind::Lease => sub(&self.leases, f),
+            Kind::ReplicationController => sub(&self.replication_controllers, f),
+            Kind::PersistentVolume => sub(&self.volumes, f),
+            Kind::StorageClass => sub(&self.storage_classes, f),
             _ => false,
         }
     }
@@ -204,6 +222,9 @@ impl Caches {
         one(rt, api, &self.cron_jobs);
         one(rt, api, &self.pdbs);
         one(rt, api, &self.leases);
+        one(rt, api, &self.replication_controllers);
+        one(rt, api, &self.volumes);
+        one(rt, api, &self.storage_classes);
     }
 
     /// Resolves once every cache holds its first list (client-go's `WaitForCacheSync`).
@@ -220,6 +241,9 @@ impl Caches {
         self.cron_jobs.ready().await;
         self.pdbs.ready().await;
         self.leases.ready().await;
+        self.replication_controllers.ready().await;
+        self.volumes.ready().await;
+        self.storage_classes.ready().await;
     }
 }
 
