@@ -1946,6 +1946,67 @@ mod tests {
     }
 
     #[test]
+    fn a_replication_controller_selects_its_template_labels_by_default() {
+        let rc = json!({"metadata": {"name": "web"}, "spec": {"replicas": 2,
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "w", "image": "busybox:1"}]}}}});
+        let out = admit(Kind::ReplicationController, rc).unwrap();
+        assert_eq!(out["spec"]["selector"], json!({"app": "web"}));
+        assert_eq!(out["metadata"]["labels"], json!({"app": "web"}));
+        assert_eq!(out["spec"]["template"]["spec"]["restartPolicy"], "Always");
+        let bad = json!({"metadata": {"name": "web"}, "spec": {"replicas": -1, "selector": {"app": "db"},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"restartPolicy": "Never", "containers": [{"name": "w", "image": "busybox:1"}]}}}});
+        let err = admit(Kind::ReplicationController, bad).unwrap_err();
+        let fields: Vec<_> = err.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "spec.replicas",
+            "spec.template.metadata.labels",
+            "spec.template.spec.restartPolicy",
+        ] {
+            assert!(fields.contains(&f), "{f} not in {fields:?}");
+        }
+        let err = admit(
+            Kind::ReplicationController,
+            json!({"metadata": {"name": "x"}}),
+        )
+        .unwrap_err();
+        let text: Vec<String> = err.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "spec.selector: Required value",
+                "spec.template: Required value"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_claim_needs_modes_and_a_request_and_refuses_data_sources() {
+        let err = admit(
+            Kind::PersistentVolumeClaim,
+            json!({"metadata": {"name": "c"}, "spec": {"dataSource": {"kind": "PersistentVolumeClaim", "name": "src"}}}),
+        )
+        .unwrap_err();
+        let fields: Vec<_> = err.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.accessModes",
+                "spec.resources[storage]",
+                "spec.dataSource"
+            ]
+        );
+        let ok = admit(
+            Kind::PersistentVolumeClaim,
+            json!({"metadata": {"name": "c"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                "volumeName": "pv1", "selector": {"matchLabels": {"disk": "ssd"}},
+                "resources": {"requests": {"storage": "1Gi"}}}}),
+        )
+        .unwrap();
+        assert_eq!(ok["spec"]["volumeMode"], "Filesystem");
+        assert_eq!(ok["spec"]["volumeName"], "pv1");
+    }
+
+    #[test]
     fn secret_string_data_becomes_base64_data() {
         let v = json!({"metadata": {"name": "s"}, "stringData": {"password": "hunter2"}});
         let out = admit(Kind::Secret, v).unwrap();

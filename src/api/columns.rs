@@ -422,7 +422,9 @@ pub fn cells(kind: Kind, obj: &Value, now: DateTime<Utc>) -> Vec<Cell> {
             ]
             .iter()
             .any(|a| {
-                obj.pointer(&format!("/metadata/annotations/{a}")) == Some(&Value::from("true"))
+                // (a JSON pointer would need the '/' of the key escaped)
+                obj.pointer("/metadata/annotations").and_then(|m| m.get(*a))
+                    == Some(&Value::from("true"))
             });
             let shown = s(obj, "/metadata/name").to_string();
             let shown = if default {
@@ -824,6 +826,58 @@ mod tests {
                 assert!(cols[w..].iter().all(|c| c.priority == 1), "{kind}");
             }
         }
+    }
+
+    #[test]
+    fn storage_rows_read_as_kubectl_prints_them() {
+        let now = Utc::now();
+        let sc = json!({"metadata": {"name": "local", "annotations": {
+            "storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "orkops.io/local", "reclaimPolicy": "Delete",
+            "volumeBindingMode": "WaitForFirstConsumer"});
+        let row: Vec<String> = cells(Kind::StorageClass, &sc, now)
+            .iter()
+            .map(Cell::text)
+            .collect();
+        assert_eq!(
+            row[..5],
+            [
+                "local (default)",
+                "orkops.io/local",
+                "Delete",
+                "WaitForFirstConsumer",
+                "false"
+            ]
+        );
+        let pv = json!({"metadata": {"name": "pv1"}, "spec": {"capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce", "ReadOnlyMany"], "persistentVolumeReclaimPolicy": "Retain",
+            "claimRef": {"namespace": "default", "name": "data"}, "storageClassName": "manual"},
+            "status": {"phase": "Bound"}});
+        let row: Vec<String> = cells(Kind::PersistentVolume, &pv, now)
+            .iter()
+            .map(Cell::text)
+            .collect();
+        assert_eq!(
+            row[..8],
+            [
+                "pv1",
+                "1Gi",
+                "RWO,ROX",
+                "Retain",
+                "Bound",
+                "default/data",
+                "manual",
+                "<unset>"
+            ]
+        );
+        // an unbound claim shows no capacity yet, as kubectl
+        let pvc = json!({"metadata": {"name": "c"}, "spec": {"storageClassName": "local",
+            "resources": {"requests": {"storage": "1Gi"}}}, "status": {"phase": "Pending"}});
+        let row: Vec<String> = cells(Kind::PersistentVolumeClaim, &pvc, now)
+            .iter()
+            .map(Cell::text)
+            .collect();
+        assert_eq!(row[..6], ["c", "Pending", "", "", "", "local"]);
     }
 
     #[test]

@@ -282,5 +282,8 @@ mod tests {
                 .contains("metadata.name")
         );
         assert!(bad(json!({"kind": "Deployment"})).contains("Scale"));
+        let rc = json!({"kind": "ReplicationController", "metadata": {"name": "web"},
+            "spec": {"replicas": 2, "selector": {"app": "web"}}});
+        assert_eq!(scale_of(&rc)["status"]["selector"], "app=web");
     }
 }

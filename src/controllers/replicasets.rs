@@ -364,6 +364,38 @@ mod tests {
     }
 
     #[test]
+    fn a_replication_controller_is_run_as_a_replica_set_of_its_equality_selector() {
+        let rc: crate::api::workloads::ReplicationController =
+            serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "default", "uid": "rc-uid"},
+            "spec": {"replicas": 2, "selector": {"app": "web"},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "c", "image": "img:1"}]}}}}))
+            .unwrap();
+        let now = Utc::now();
+        let plan = reconcile_as(
+            Kind::ReplicationController,
+            &rc.as_replica_set(),
+            &[pod("a", Some("n1"), "Running", Some(now))],
+            now,
+        );
+        assert_eq!(counts(&plan.actions), (1, vec![]));
+        let Action::Create { pod, .. } = &plan.actions[0] else {
+            panic!("{:?}", plan.actions)
+        };
+        let owner = &pod["metadata"]["ownerReferences"][0];
+        assert_eq!(
+            (&owner["apiVersion"], &owner["kind"], &owner["uid"]),
+            (
+                &"v1".into(),
+                &"ReplicationController".into(),
+                &"rc-uid".into()
+            )
+        );
+        assert_eq!(plan.status.ready_replicas, 1);
+    }
+
+    #[test]
     fn surplus_goes_unscheduled_then_pending_then_not_ready_then_newest_ready() {
         let now = Utc::now();
         let long_ago = now - chrono::Duration::seconds(600);
