@@ -196,6 +196,11 @@ fn kubectl_runs_a_replication_controller_scales_it_and_its_pods_go_with_it() {
         "{table}"
     );
 
+    let described = k.ok(&["describe", "rc", "nginx"]);
+    assert!(
+        described.contains("Selector:") && described.contains("app=nginx"),
+        "{described}"
+    );
     let out = k.ok(&["scale", "rc", "nginx", "--replicas=5"]);
     assert!(out.contains("replicationcontroller/nginx scaled"), "{out}");
     wait_until("5 ready pods", LONG, || ready(5));
@@ -277,6 +282,13 @@ fn the_default_class_local_names_claims_that_name_none_and_a_missing_class_is_to
                     && msg == "waiting for first consumer to be created before binding"
             })
     });
+    let described = k.ok(&["describe", "sc", "local"]);
+    assert!(
+        described
+            .lines()
+            .any(|l| l.starts_with("IsDefaultClass:") && l.trim_end().ends_with("Yes")),
+        "{described}"
+    );
     claim("fast", Some("fast"));
     wait_until("the missing class to be told", LONG, || {
         rest.events("PersistentVolumeClaim", "fast")
@@ -423,6 +435,16 @@ fn volumes_bind_by_name_and_by_label_are_released_with_their_claim_and_clouds_ar
             "<unset>"
         ],
         "{table}"
+    );
+    let described = k.ok(&["describe", "pv", "named"]);
+    assert!(
+        described.contains("default/mine") && described.contains("HostPath"),
+        "{described}"
+    );
+    let described = k.ok(&["describe", "pvc", "mine"]);
+    assert!(
+        described.contains("Volume:") && described.contains("named"),
+        "{described}"
     );
     let table = k.ok(&["get", "pvc", "mine"]);
     assert_eq!(

@@ -545,11 +545,11 @@ fn sync_volume(v: &PersistentVolume, w: &World, out: &mut Vec<Action>) {
         Some(c) => match c.spec.volume() {
             // the claim's sync finishes the binding
             None => {}
-            Some(n) if n == v.metadata.name() => {
-                if annotated(&c.metadata, BIND_COMPLETED) {
-                    volume_phase(v, "Bound", None, out)
-                }
+            Some(n) if n == v.metadata.name() && annotated(&c.metadata, BIND_COMPLETED) => {
+                volume_phase(v, "Bound", None, out)
             }
+            // asked for by name, not bound yet: the claim's sync binds it
+            Some(n) if n == v.metadata.name() => {}
             Some(_) if provisioned && delete => {
                 volume_phase(v, "Released", None, out);
                 out.push(Action::Delete(v.metadata.name().into()));
@@ -984,7 +984,11 @@ mod tests {
             "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchFields": [
                 {"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]}}}}),
         );
-        let out = run(&[placed.clone()], &[on_n1], std::slice::from_ref(&local));
+        let out = run(
+            std::slice::from_ref(&placed),
+            &[on_n1],
+            std::slice::from_ref(&local),
+        );
         let Some(Action::Provision { volume, .. }) = out.first() else {
             panic!("{out:?}")
         };
