@@ -129,43 +129,7 @@ pub(super) async fn apply(
             reason,
             message,
         } => {
-            let (ns, kind, name, uid) = match &about {
-                Subject::Claim { namespace, name } => (
-                    namespace.as_str(),
-                    Kind::PersistentVolumeClaim,
-                    name.as_str(),
-                    w.claims
-                        .iter()
-                        .find(|c| c.metadata.namespace() == namespace && c.metadata.name() == name)
-                        .and_then(|c| c.metadata.uid.as_deref()),
-                ),
-                Subject::Volume(name) => (
-                    // the events of cluster objects live in `default`, as upstream's
-                    "default",
-                    Kind::PersistentVolume,
-                    name.as_str(),
-                    w.volumes
-                        .iter()
-                        .find(|v| v.metadata.name() == name)
-                        .and_then(|v| v.metadata.uid.as_deref()),
-                ),
-            };
-            let key = format!("{}/{reason}", uid.unwrap_or(""));
-            if reported.news(key, &message) {
-                api.event(
-                    About {
-                        ns,
-                        kind,
-                        name,
-                        uid,
-                    },
-                    type_,
-                    reason,
-                    &message,
-                    SOURCE,
-                )
-                .await;
-            }
+            event(api, w, reported, &about, type_, reason, &message).await;
             Ok(())
         }
     }
@@ -250,4 +214,53 @@ async fn bind(
             .await?;
     }
     Ok(())
+}
+
+/// Records an event about a claim or a volume, unless the same was recorded for it already.
+async fn event(
+    api: &Api,
+    w: &World<'_>,
+    reported: &Reported,
+    about: &Subject,
+    type_: &str,
+    reason: &str,
+    message: &str,
+) {
+    let (ns, kind, name, uid) = match about {
+        Subject::Claim { namespace, name } => (
+            namespace.as_str(),
+            Kind::PersistentVolumeClaim,
+            name.as_str(),
+            w.claims
+                .iter()
+                .find(|c| c.metadata.namespace() == namespace && c.metadata.name() == name)
+                .and_then(|c| c.metadata.uid.as_deref()),
+        ),
+        Subject::Volume(name) => (
+            // the events of cluster objects live in `default`, as upstream's
+            "default",
+            Kind::PersistentVolume,
+            name.as_str(),
+            w.volumes
+                .iter()
+                .find(|v| v.metadata.name() == name)
+                .and_then(|v| v.metadata.uid.as_deref()),
+        ),
+    };
+    let key = format!("{}/{reason}", uid.unwrap_or(""));
+    if reported.news(key, message) {
+        api.event(
+            About {
+                ns,
+                kind,
+                name,
+                uid,
+            },
+            type_,
+            reason,
+            message,
+            SOURCE,
+        )
+        .await;
+    }
 }
