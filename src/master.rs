@@ -252,6 +252,10 @@ pub async fn run(
         .await
         .context("cannot create the system namespaces")?;
     engine
+        .ensure_default_storage_class()
+        .await
+        .context("cannot create the StorageClass \"local\"")?;
+    engine
         .publish_network()
         .await
         .context("cannot publish the cluster network ranges")?;

@@ -1,6 +1,6 @@
 //! What a pod's containers take from the API and the node before they can start: volumes
 //! (`emptyDir` as a per-pod Docker volume, ConfigMap/Secret as files, PersistentVolumeClaims
-//! as named Docker volumes that outlive the pod) and environment variables (values, references
+//! as the volume they are bound to: a Docker volume that outlives the pod, or a node path) and environment variables (values, references
 //! to ConfigMaps, Secrets and pod fields, `envFrom`). A missing input is a typed failure.
 
 use std::collections::{BTreeMap, HashMap};
@@ -228,29 +228,7 @@ pub async fn prepare_volumes(
             }
             Source::Dir(dir)
         } else if let Some(c) = &v.persistent_volume_claim {
-            let Some(claim) = get_obj(api, Kind::PersistentVolumeClaim, &ns, &c.claim_name).await?
-            else {
-                return Err(ConfigError(format!(
-                    "persistentvolumeclaim {:?} not found (volume {:?}); create the claim first",
-                    c.claim_name, v.name
-                )));
-            };
-            let claim_uid = claim
-                .pointer("/metadata/uid")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let name = claim_volume(claim_uid);
-            rt.ensure_volume(
-                &name,
-                HashMap::from([
-                    (LABEL_PVC_UID.to_string(), claim_uid.to_string()),
-                    (LABEL_PVC.to_string(), format!("{ns}.{}", c.claim_name)),
-                ]),
-                HashMap::new(),
-            )
-            .await
-            .map_err(docker)?;
-            Source::Volume(name)
+            claim_source(api, rt, &ns, &c.claim_name, &v.name).await?
         } else if let Some(h) = &v.host_path {
             check_host_path(&h.path, h.type_.as_deref().unwrap_or("")).map_err(|m| {
                 ConfigError(format!(
@@ -265,6 +243,91 @@ pub async fn prepare_volumes(
         out.insert(v.name.clone(), src);
     }
     Ok(out)
+}
+
+/// Where the volume of claim `claim` lives on this node: the source of the PersistentVolume it
+/// is bound to (a Docker volume of `orkops.io/local`, a hostPath or a local path), or, for a
+/// claim of the `orkops.io/local` class not bound yet (a pod placed on this node directly), the
+/// Docker volume that class makes for it. Claims of other classes wait for their binding.
+async fn claim_source(
+    api: &ApiClient,
+    rt: &Runtime,
+    ns: &str,
+    claim: &str,
+    volume: &str,
+) -> Result<Source, ConfigError> {
+    use crate::api::storage::{PersistentVolume, StorageClass, LOCAL_PROVISIONER};
+    let Some(c) = get_obj(api, Kind::PersistentVolumeClaim, ns, claim).await? else {
+        return Err(ConfigError(format!(
+            "persistentvolumeclaim {claim:?} not found (volume {volume:?}); create the claim first"
+        )));
+    };
+    let c: crate::api::core::PersistentVolumeClaim = serde_json::from_value(c)
+        .map_err(|e| ConfigError(format!("persistentvolumeclaim {ns}/{claim}: {e}")))?;
+    let claim_uid = c.metadata.uid.clone().unwrap_or_default();
+    let docker_volume = |name: String| {
+        let uid = claim_uid.clone();
+        async move {
+            rt.ensure_volume(
+                &name,
+                HashMap::from([
+                    (LABEL_PVC_UID.to_string(), uid),
+                    (LABEL_PVC.to_string(), format!("{ns}.{claim}")),
+                ]),
+                HashMap::new(),
+            )
+            .await
+            .map_err(|e| ConfigError(e.0))?;
+            Ok::<_, ConfigError>(Source::Volume(name))
+        }
+    };
+    let Some(pv_name) = c.spec.volume() else {
+        let class = match c.spec.storage_class_name.as_deref() {
+            // a claim made before classes were: orkops' own volume, as then
+            None => return docker_volume(claim_volume(&claim_uid)).await,
+            Some("") => None,
+            Some(n) => get_obj(api, Kind::StorageClass, "", n).await?,
+        };
+        let local = class
+            .and_then(|v| serde_json::from_value::<StorageClass>(v).ok())
+            .is_some_and(|sc| sc.provisioner == LOCAL_PROVISIONER);
+        if local {
+            return docker_volume(claim_volume(&claim_uid)).await;
+        }
+        return Err(ConfigError(format!(
+            "persistentvolumeclaim {claim:?} is not bound to a PersistentVolume yet (volume {volume:?})"
+        )));
+    };
+    let Some(pv) = get_obj(api, Kind::PersistentVolume, "", pv_name).await? else {
+        return Err(ConfigError(format!(
+            "persistentvolume {pv_name:?} of claim {claim:?} not found"
+        )));
+    };
+    let pv: PersistentVolume = serde_json::from_value(pv)
+        .map_err(|e| ConfigError(format!("persistentvolume {pv_name}: {e}")))?;
+    let mount_failed = |m: String| {
+        ConfigError(format!(
+            "MountVolume.SetUp failed for volume {pv_name:?} : {m}"
+        ))
+    };
+    let s = &pv.spec;
+    if let Some(csi) = s.csi.as_ref().filter(|c| c.driver == LOCAL_PROVISIONER) {
+        return docker_volume(csi.volume_handle.clone()).await;
+    }
+    if let Some(h) = &s.host_path {
+        check_host_path(&h.path, h.type_.as_deref().unwrap_or(""))
+            .map_err(|m| mount_failed(format!("hostPath type check failed: {m}")))?;
+        return Ok(Source::Dir(PathBuf::from(&h.path)));
+    }
+    if let Some(l) = &s.local {
+        if !Path::new(&l.path).exists() {
+            return Err(mount_failed(format!("path {:?} does not exist", l.path)));
+        }
+        return Ok(Source::Dir(PathBuf::from(&l.path)));
+    }
+    Err(mount_failed(
+        "the volume has no source this node can mount".into(),
+    ))
 }
 
 /// A hostPath's `type`, checked (and for the `...OrCreate` types made) as the kubelet does.

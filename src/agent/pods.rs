@@ -198,8 +198,8 @@ impl Workers {
         self.sweep_claims().await
     }
 
-    /// Removes the volumes of claims that were deleted (reclaim policy Delete). A volume still
-    /// mounted by a container stays until the next sweep.
+    /// Removes the volumes of claims that were deleted, once their PersistentVolume is gone too
+    /// (reclaim policy Delete). A volume still mounted by a container stays until the next sweep.
     async fn sweep_claims(&self) -> Result<(), String> {
         use super::runtime::{LABEL_PVC, LABEL_PVC_UID};
         let ctx = &self.ctx;
@@ -210,7 +210,7 @@ impl Workers {
             ) else {
                 continue;
             };
-            let gone = match ctx
+            let claim_gone = match ctx
                 .api
                 .get(Kind::PersistentVolumeClaim, Some(ns), claim)
                 .await
@@ -219,6 +219,13 @@ impl Workers {
                 Err(e) if e.is_not_found() => true,
                 Err(_) => false,
             };
+            // the PersistentVolume provisioned for the claim keeps the data while it exists
+            // (Released, with reclaim policy Retain); the binder deletes it otherwise
+            let gone = claim_gone
+                && matches!(
+                    ctx.api.get(Kind::PersistentVolume, None, &format!("pvc-{uid}")).await,
+                    Err(e) if e.is_not_found()
+                );
             if gone {
                 match ctx.rt.remove_volume(&name).await {
                     Ok(()) => {

@@ -16,6 +16,7 @@ use super::kinds::Kind;
 use super::labels::{self, Selector};
 use super::meta::{IntOrString, ObjectMeta, Quantity};
 use super::policy::PodDisruptionBudget;
+use super::storage::{self, PersistentVolume, StorageClass};
 use super::workloads::*;
 
 /// One problem with one field, e.g. `spec.replicas: must be >= 0`.
@@ -109,7 +110,7 @@ impl_object!(Secret, Kind::Secret, default_secret, validate_secret);
 impl_object!(
     PersistentVolumeClaim,
     Kind::PersistentVolumeClaim,
-    |_p: &mut PersistentVolumeClaim| {},
+    default_pvc,
     validate_pvc
 );
 impl_object!(Event, Kind::Event);
@@ -152,6 +153,24 @@ impl_object!(
     Kind::DaemonSet,
     default_daemon_set,
     validate_daemon_set
+);
+impl_object!(
+    ReplicationController,
+    Kind::ReplicationController,
+    default_replication_controller,
+    validate_replication_controller
+);
+impl_object!(
+    StorageClass,
+    Kind::StorageClass,
+    storage::default_storage_class,
+    storage::validate_storage_class
+);
+impl_object!(
+    PersistentVolume,
+    Kind::PersistentVolume,
+    storage::default_persistent_volume,
+    storage::validate_persistent_volume
 );
 
 /// Decodes `value` as `T`, reporting the path of the first field that does not fit.
@@ -273,6 +292,9 @@ macro_rules! with_kind_type {
             Kind::Lease => $f::<$crate::api::coordination::Lease>($($arg),*),
             Kind::StatefulSet => $f::<$crate::api::statefulset::StatefulSet>($($arg),*),
             Kind::DaemonSet => $f::<DaemonSet>($($arg),*),
+            Kind::ReplicationController => $f::<ReplicationController>($($arg),*),
+            Kind::StorageClass => $f::<$crate::api::storage::StorageClass>($($arg),*),
+            Kind::PersistentVolume => $f::<$crate::api::storage::PersistentVolume>($($arg),*),
         }
     }};
 }
@@ -425,7 +447,7 @@ fn validate_unshared_resources(r: &ResourceRequirements, path: &str, e: &mut Err
     }
 }
 
-fn quantity(e: &mut Errors, path: &str, q: &Quantity) {
+pub(super) fn quantity(e: &mut Errors, path: &str, q: &Quantity) {
     if let Err(msg) = q.millis() {
         e.add(path, msg);
     }
@@ -577,31 +599,7 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
             }
         }
         if let Some(h) = &v.host_path {
-            let hp = format!("{vp}.hostPath");
-            if h.path.is_empty() {
-                e.add(format!("{hp}.path"), "Required value");
-            } else if h.path.split('/').any(|part| part == "..") {
-                e.add(
-                    format!("{hp}.path"),
-                    format!("Invalid value: {:?}: must not contain '..'", h.path),
-                );
-            }
-            const TYPES: [&str; 8] = [
-                "",
-                "DirectoryOrCreate",
-                "Directory",
-                "FileOrCreate",
-                "File",
-                "Socket",
-                "CharDevice",
-                "BlockDevice",
-            ];
-            if let Some(t) = h.type_.as_deref().filter(|t| !TYPES.contains(t)) {
-                e.add(
-                    format!("{hp}.type"),
-                    format!("Unsupported value: {t:?}: supported values: \"\", \"BlockDevice\", \"CharDevice\", \"Directory\", \"DirectoryOrCreate\", \"File\", \"FileOrCreate\", \"Socket\""),
-                );
-            }
+            validate_host_path(h, &format!("{vp}.hostPath"), e);
         }
         if let Some(c) = &v.persistent_volume_claim {
             if !labels::is_dns_subdomain(&c.claim_name) {
@@ -686,6 +684,34 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
     }
 }
 
+/// A hostPath source (of a pod volume or a PersistentVolume), as kube-apiserver checks it.
+pub(super) fn validate_host_path(h: &HostPathVolumeSource, hp: &str, e: &mut Errors) {
+    if h.path.is_empty() {
+        e.add(format!("{hp}.path"), "Required value");
+    } else if h.path.split('/').any(|part| part == "..") {
+        e.add(
+            format!("{hp}.path"),
+            format!("Invalid value: {:?}: must not contain '..'", h.path),
+        );
+    }
+    const TYPES: [&str; 8] = [
+        "",
+        "DirectoryOrCreate",
+        "Directory",
+        "FileOrCreate",
+        "File",
+        "Socket",
+        "CharDevice",
+        "BlockDevice",
+    ];
+    if let Some(t) = h.type_.as_deref().filter(|t| !TYPES.contains(t)) {
+        e.add(
+                format!("{hp}.type"),
+                format!("Unsupported value: {t:?}: supported values: \"\", \"BlockDevice\", \"CharDevice\", \"Directory\", \"DirectoryOrCreate\", \"File\", \"FileOrCreate\", \"Socket\""),
+            );
+    }
+}
+
 const REQUIRED: &str = "requiredDuringSchedulingIgnoredDuringExecution";
 const PREFERRED: &str = "preferredDuringSchedulingIgnoredDuringExecution";
 
@@ -698,7 +724,7 @@ fn weight(e: &mut Errors, path: &str, w: i64) {
     }
 }
 
-fn validate_node_term(t: &NodeSelectorTerm, path: &str, e: &mut Errors) {
+pub(super) fn validate_node_term(t: &NodeSelectorTerm, path: &str, e: &mut Errors) {
     for (list, reqs) in [
         ("matchExpressions", &t.match_expressions),
         ("matchFields", &t.match_fields),
@@ -1480,6 +1506,57 @@ fn validate_daemon_set_strategy(st: &DaemonSetUpdateStrategy, e: &mut Errors) {
     }
 }
 
+fn default_replication_controller(r: &mut ReplicationController) {
+    // as upstream: an empty selector, and empty labels, are the template's labels
+    if let Some(t) = &mut r.spec.template {
+        if !t.metadata.labels.is_empty() {
+            if r.spec.selector.is_empty() {
+                r.spec.selector = t.metadata.labels.clone();
+            }
+            if r.metadata.labels.is_empty() {
+                r.metadata.labels = t.metadata.labels.clone();
+            }
+        }
+        default_pod_spec(&mut t.spec);
+    }
+    r.spec.replicas.get_or_insert(1);
+    r.spec.min_ready_seconds.get_or_insert(0);
+}
+
+/// As kube-apiserver's ValidateReplicationController: a selector (given or the template's
+/// labels) that matches the template, a template that restarts Always, int32 counts.
+fn validate_replication_controller(r: &ReplicationController, e: &mut Errors) {
+    let s = &r.spec;
+    int32_at_least(e, "spec.replicas", s.replicas, 0);
+    int32_at_least(e, "spec.minReadySeconds", s.min_ready_seconds, 0);
+    if s.selector.is_empty() {
+        e.add("spec.selector", "Required value");
+    }
+    for (k, v) in &s.selector {
+        if let Err(msg) =
+            labels::validate_label_key(k).and_then(|_| labels::validate_label_value(v))
+        {
+            e.add("spec.selector", msg);
+        }
+    }
+    let Some(t) = &s.template else {
+        e.add("spec.template", "Required value");
+        return;
+    };
+    let selector = Selector::from_label_selector(&super::meta::LabelSelector {
+        match_labels: s.selector.clone(),
+        match_expressions: Vec::new(),
+    })
+    .unwrap_or_default();
+    validate_template(&selector, t, "spec.template", &["Always"], e);
+    if t.spec.active_deadline_seconds.is_some() {
+        e.add(
+            "spec.template.spec.activeDeadlineSeconds",
+            "Forbidden: activeDeadlineSeconds in ReplicationController is not Supported",
+        );
+    }
+}
+
 pub(super) fn selector_of(ls: &super::meta::LabelSelector, path: &str, e: &mut Errors) -> Selector {
     Selector::from_label_selector(ls).unwrap_or_else(|msg| {
         e.add(format!("{path}.matchExpressions"), msg);
@@ -1869,30 +1946,71 @@ fn validate_secret(s: &Secret, e: &mut Errors) {
     }
 }
 
+fn default_pvc(p: &mut PersistentVolumeClaim) {
+    p.spec
+        .volume_mode
+        .get_or_insert_with(|| "Filesystem".into());
+}
+
+/// As kube-apiserver's ValidatePersistentVolumeClaim: access modes and a storage request,
+/// a valid selector and names; a data source is refused (orkops populates no volume).
 pub(super) fn validate_pvc(p: &PersistentVolumeClaim, e: &mut Errors) {
-    for (i, m) in p.spec.access_modes.iter().enumerate() {
-        if ![
-            "ReadWriteOnce",
-            "ReadOnlyMany",
-            "ReadWriteMany",
-            "ReadWriteOncePod",
-        ]
-        .contains(&m.as_str())
-        {
-            e.add(format!("spec.accessModes[{i}]"), format!("unsupported value {m:?}: must be one of ReadWriteOnce, ReadOnlyMany, ReadWriteMany, ReadWriteOncePod"));
+    let s = &p.spec;
+    if s.access_modes.is_empty() {
+        e.add(
+            "spec.accessModes",
+            "Required value: at least 1 access mode is required",
+        );
+    }
+    storage::validate_access_modes(&s.access_modes, "spec.accessModes", false, e);
+    storage::validate_volume_mode(&s.volume_mode, "spec.volumeMode", e);
+    let requests = s.resources.as_ref().map(|r| &r.requests);
+    match requests.and_then(|r| r.get("storage")) {
+        None => e.add("spec.resources[storage]", "Required value"),
+        Some(q) => {
+            quantity(e, "spec.resources.requests.storage", q);
+            if q.millis().is_ok_and(|m| m <= 0) {
+                e.add(
+                    "spec.resources[storage]",
+                    format!("Invalid value: {:?}: must be greater than zero", q.0),
+                );
+            }
         }
     }
-    one_of(e, "spec.volumeMode", &p.spec.volume_mode, &["Filesystem"]);
-    if let Some(r) = &p.spec.resources {
-        for (k, q) in r.requests.iter().chain(r.limits.iter()) {
+    if let Some(r) = &s.resources {
+        for k in r.requests.keys().chain(r.limits.keys()) {
             if k != "storage" {
                 e.add(
                     format!("spec.resources.requests.{k}"),
                     "unsupported resource: use storage",
                 );
-            } else {
-                quantity(e, "spec.resources.requests.storage", q);
             }
+        }
+        if let Some(q) = r.limits.get("storage") {
+            quantity(e, "spec.resources.limits.storage", q);
+        }
+    }
+    if let Some(sel) = &s.selector {
+        selector_of(sel, "spec.selector", e);
+    }
+    let subdomain = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
+    for (field, v) in [
+        ("spec.storageClassName", s.storage_class_name.as_deref()),
+        ("spec.volumeName", s.volume_name.as_deref()),
+    ] {
+        if let Some(n) = v.filter(|n| !n.is_empty() && !labels::is_dns_subdomain(n)) {
+            e.add(field, format!("Invalid value: {n:?}: {subdomain}"));
+        }
+    }
+    for (field, set) in [
+        ("spec.dataSource", s.data_source.is_some()),
+        ("spec.dataSourceRef", s.data_source_ref.is_some()),
+    ] {
+        if set {
+            e.add(
+                field,
+                "Unsupported value: orkops' provisioner makes empty volumes only (no clone of a claim, no restore of a snapshot); hint: create the claim without it and copy the data in from a pod",
+            );
         }
     }
 }
@@ -2282,6 +2400,67 @@ mod tests {
             fields.contains(&"spec.replicas") && fields.contains(&"spec.selector"),
             "{fields:?}"
         );
+    }
+
+    #[test]
+    fn a_replication_controller_selects_its_template_labels_by_default() {
+        let rc = json!({"metadata": {"name": "web"}, "spec": {"replicas": 2,
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "w", "image": "busybox:1"}]}}}});
+        let out = admit(Kind::ReplicationController, rc).unwrap();
+        assert_eq!(out["spec"]["selector"], json!({"app": "web"}));
+        assert_eq!(out["metadata"]["labels"], json!({"app": "web"}));
+        assert_eq!(out["spec"]["template"]["spec"]["restartPolicy"], "Always");
+        let bad = json!({"metadata": {"name": "web"}, "spec": {"replicas": -1, "selector": {"app": "db"},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"restartPolicy": "Never", "containers": [{"name": "w", "image": "busybox:1"}]}}}});
+        let err = admit(Kind::ReplicationController, bad).unwrap_err();
+        let fields: Vec<_> = err.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "spec.replicas",
+            "spec.template.metadata.labels",
+            "spec.template.spec.restartPolicy",
+        ] {
+            assert!(fields.contains(&f), "{f} not in {fields:?}");
+        }
+        let err = admit(
+            Kind::ReplicationController,
+            json!({"metadata": {"name": "x"}}),
+        )
+        .unwrap_err();
+        let text: Vec<String> = err.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "spec.selector: Required value",
+                "spec.template: Required value"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_claim_needs_modes_and_a_request_and_refuses_data_sources() {
+        let err = admit(
+            Kind::PersistentVolumeClaim,
+            json!({"metadata": {"name": "c"}, "spec": {"dataSource": {"kind": "PersistentVolumeClaim", "name": "src"}}}),
+        )
+        .unwrap_err();
+        let fields: Vec<_> = err.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.accessModes",
+                "spec.resources[storage]",
+                "spec.dataSource"
+            ]
+        );
+        let ok = admit(
+            Kind::PersistentVolumeClaim,
+            json!({"metadata": {"name": "c"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                "volumeName": "pv1", "selector": {"matchLabels": {"disk": "ssd"}},
+                "resources": {"requests": {"storage": "1Gi"}}}}),
+        )
+        .unwrap();
+        assert_eq!(ok["spec"]["volumeMode"], "Filesystem");
+        assert_eq!(ok["spec"]["volumeName"], "pv1");
     }
 
     #[test]

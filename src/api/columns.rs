@@ -183,10 +183,13 @@ pub fn columns(kind: Kind) -> Vec<Column> {
         Kind::PersistentVolumeClaim => vec![
             NAME,
             text("Status", "The phase of the claim."),
-            text("Capacity", "The storage requested."),
-            text("Access Modes", "The access modes of the claim."),
-            text("Node", "The node the claim's volume lives on."),
+            text("Volume", "The PersistentVolume the claim is bound to."),
+            text("Capacity", "The capacity of the bound volume."),
+            text("Access Modes", "The access modes of the bound volume."),
+            text("StorageClass", "The StorageClass of the claim."),
+            VOLUME_ATTRIBUTES_CLASS,
             AGE,
+            wide(text("VolumeMode", "Filesystem or Block.")),
         ],
         Kind::Event => vec![
             text("Last Seen", "The time since the event was last seen."),
@@ -224,9 +227,41 @@ pub fn columns(kind: Kind) -> Vec<Column> {
             IMAGES,
             wide(text("Selector", "A label query over pods that are managed by the daemon set.")),
         ],
+        Kind::ReplicationController => columns(Kind::ReplicaSet),
+        Kind::StorageClass => vec![
+            NAME,
+            text("Provisioner", "The provisioner of the class's volumes."),
+            text("ReclaimPolicy", "What happens to a provisioned volume once its claim goes."),
+            text("VolumeBindingMode", "When claims are bound: Immediate or WaitForFirstConsumer."),
+            text("AllowVolumeExpansion", "Whether claims of the class may grow."),
+            AGE,
+        ],
+        Kind::PersistentVolume => vec![
+            NAME,
+            text("Capacity", "The capacity of the volume."),
+            text("Access Modes", "The ways the volume can be mounted."),
+            text("Reclaim Policy", "What happens to the volume once its claim goes."),
+            text("Status", "The phase of the volume."),
+            text("Claim", "The claim bound to the volume (namespace/name)."),
+            text("StorageClass", "The StorageClass of the volume."),
+            VOLUME_ATTRIBUTES_CLASS,
+            text("Reason", "Why the volume is in its phase."),
+            AGE,
+            wide(text("VolumeMode", "Filesystem or Block.")),
+        ],
         _ => vec![NAME, AGE],
     }
 }
+
+/// kubectl's column of the (beta, off by default) VolumeAttributesClass: always `<unset>`.
+const VOLUME_ATTRIBUTES_CLASS: Column = Column {
+    table_only: true,
+    ..col(
+        "VolumeAttributesClass",
+        "string",
+        "The VolumeAttributesClass of the volume (orkops serves none).",
+    )
+};
 
 /// The cells of `obj`'s row, one per column of `columns(kind)`, in order.
 pub fn cells(kind: Kind, obj: &Value, now: DateTime<Utc>) -> Vec<Cell> {
@@ -422,6 +457,71 @@ pub fn cells(kind: Kind, obj: &Value, now: DateTime<Utc>) -> Vec<Cell> {
                 t(sel),
             ]
         }
+        Kind::ReplicationController => {
+            let (cn, im) = containers_of(obj, "/spec/template/spec/containers");
+            vec![
+                name,
+                Cell::Int(i(obj, "/spec/replicas")),
+                Cell::Int(i(obj, "/status/replicas")),
+                Cell::Int(i(obj, "/status/readyReplicas")),
+                created,
+                t(cn),
+                t(im),
+                t(labels_text(obj.pointer("/spec/selector"), ",")),
+            ]
+        }
+        Kind::StorageClass => {
+            let default = [
+                "storageclass.kubernetes.io/is-default-class",
+                "storageclass.beta.kubernetes.io/is-default-class",
+            ]
+            .iter()
+            .any(|a| {
+                // (a JSON pointer would need the '/' of the key escaped)
+                obj.pointer("/metadata/annotations").and_then(|m| m.get(*a))
+                    == Some(&Value::from("true"))
+            });
+            let shown = s(obj, "/metadata/name").to_string();
+            let shown = if default {
+                format!("{shown} (default)")
+            } else {
+                shown
+            };
+            let expand = obj
+                .get("allowVolumeExpansion")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            vec![
+                t(shown),
+                t(s(obj, "/provisioner").into()),
+                t(s(obj, "/reclaimPolicy").into()),
+                t(s(obj, "/volumeBindingMode").into()),
+                t(expand.to_string()),
+                created,
+            ]
+        }
+        Kind::PersistentVolume => {
+            let claim = match (
+                s(obj, "/spec/claimRef/namespace"),
+                s(obj, "/spec/claimRef/name"),
+            ) {
+                (_, "") => String::new(),
+                (ns, n) => format!("{ns}/{n}"),
+            };
+            vec![
+                name,
+                t(s(obj, "/spec/capacity/storage").into()),
+                t(access_modes(obj.pointer("/spec/accessModes"))),
+                t(s(obj, "/spec/persistentVolumeReclaimPolicy").into()),
+                t(s(obj, "/status/phase").into()),
+                t(claim),
+                t(s(obj, "/spec/storageClassName").into()),
+                t("<unset>".into()),
+                t(s(obj, "/status/reason").into()),
+                created,
+                t(s(obj, "/spec/volumeMode").into()),
+            ]
+        }
         _ => vec![name, created],
     }
 }
@@ -498,9 +598,9 @@ fn node_cells(obj: &Value, name: Cell, created: Cell) -> Vec<Cell> {
     ]
 }
 
-fn pvc_cells(obj: &Value, name: Cell, created: Cell) -> Vec<Cell> {
-    let modes: Vec<&str> = obj
-        .pointer("/spec/accessModes")
+/// `RWO,ROX`: access modes as kubectl abbreviates them.
+fn access_modes(v: Option<&Value>) -> String {
+    let modes: Vec<&str> = v
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -513,16 +613,30 @@ fn pvc_cells(obj: &Value, name: Cell, created: Cell) -> Vec<Cell> {
             other => other,
         })
         .collect();
+    modes.join(",")
+}
+
+/// As kubectl: the capacity and access modes are the bound volume's (none while unbound).
+fn pvc_cells(obj: &Value, name: Cell, created: Cell) -> Vec<Cell> {
+    let volume = s(obj, "/spec/volumeName");
+    let (capacity, modes) = if volume.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (
+            s(obj, "/status/capacity/storage").to_string(),
+            access_modes(obj.pointer("/status/accessModes")),
+        )
+    };
     vec![
         name,
-        Cell::Text(or_none(s(obj, "/status/phase"))),
-        Cell::Text(s(obj, "/spec/resources/requests/storage").into()),
-        Cell::Text(modes.join(",")),
-        Cell::Text(or_none(s(
-            obj,
-            "/metadata/annotations/volume.kubernetes.io~1selected-node",
-        ))),
+        Cell::Text(s(obj, "/status/phase").into()),
+        Cell::Text(volume.into()),
+        Cell::Text(capacity),
+        Cell::Text(modes),
+        Cell::Text(s(obj, "/spec/storageClassName").into()),
+        Cell::Text("<unset>".into()),
         created,
+        Cell::Text(s(obj, "/spec/volumeMode").into()),
     ]
 }
 
@@ -767,6 +881,58 @@ mod tests {
                 assert!(cols[w..].iter().all(|c| c.priority == 1), "{kind}");
             }
         }
+    }
+
+    #[test]
+    fn storage_rows_read_as_kubectl_prints_them() {
+        let now = Utc::now();
+        let sc = json!({"metadata": {"name": "local", "annotations": {
+            "storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "orkops.io/local", "reclaimPolicy": "Delete",
+            "volumeBindingMode": "WaitForFirstConsumer"});
+        let row: Vec<String> = cells(Kind::StorageClass, &sc, now)
+            .iter()
+            .map(Cell::text)
+            .collect();
+        assert_eq!(
+            row[..5],
+            [
+                "local (default)",
+                "orkops.io/local",
+                "Delete",
+                "WaitForFirstConsumer",
+                "false"
+            ]
+        );
+        let pv = json!({"metadata": {"name": "pv1"}, "spec": {"capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce", "ReadOnlyMany"], "persistentVolumeReclaimPolicy": "Retain",
+            "claimRef": {"namespace": "default", "name": "data"}, "storageClassName": "manual"},
+            "status": {"phase": "Bound"}});
+        let row: Vec<String> = cells(Kind::PersistentVolume, &pv, now)
+            .iter()
+            .map(Cell::text)
+            .collect();
+        assert_eq!(
+            row[..8],
+            [
+                "pv1",
+                "1Gi",
+                "RWO,ROX",
+                "Retain",
+                "Bound",
+                "default/data",
+                "manual",
+                "<unset>"
+            ]
+        );
+        // an unbound claim shows no capacity yet, as kubectl
+        let pvc = json!({"metadata": {"name": "c"}, "spec": {"storageClassName": "local",
+            "resources": {"requests": {"storage": "1Gi"}}}, "status": {"phase": "Pending"}});
+        let row: Vec<String> = cells(Kind::PersistentVolumeClaim, &pvc, now)
+            .iter()
+            .map(Cell::text)
+            .collect();
+        assert_eq!(row[..6], ["c", "Pending", "", "", "", "local"]);
     }
 
     #[test]

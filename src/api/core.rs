@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::meta::{Condition, IntOrString, ObjectMeta, ObjectReference, Quantity, Time};
+use super::meta::{
+    Condition, IntOrString, LabelSelector, ObjectMeta, ObjectReference, Quantity, Time,
+};
 
 macro_rules! object {
     ($(#[$m:meta])* $name:ident { spec: $spec:ty, status: $status:ty }) => {
@@ -1166,22 +1168,88 @@ pub struct Secret {
 }
 
 object!(
-    /// A claim on persistent storage: a named Docker volume on the node its first pod runs on.
+    /// A claim on persistent storage: bound to a PersistentVolume of its class (of the default
+    /// class `local`, a Docker volume made on the node its first pod runs on).
     PersistentVolumeClaim { spec: PersistentVolumeClaimSpec, status: PersistentVolumeClaimStatus }
 );
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PersistentVolumeClaimSpec {
+    /// accessModes contains the desired access modes the volume should have.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub access_modes: Vec<String>,
+    /// selector is a label query over volumes to consider for binding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+    /// resources represents the minimum resources the volume should have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<VolumeResourceRequirements>,
+    /// volumeName is the binding reference to the PersistentVolume backing this claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_name: Option<String>,
+    /// storageClassName is the name of the StorageClass required by the claim. Unset, it is the default class's at creation; "" asks for a volume of no class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+    /// volumeMode defines what type of volume is required by the claim. Value of Filesystem is implied when not included in claim spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_mode: Option<String>,
+    /// dataSource field can be used to specify either an existing VolumeSnapshot object (snapshot.storage.k8s.io/VolumeSnapshot) or an existing PVC (PersistentVolumeClaim) to populate the volume from. orkops' provisioner populates no volume: a claim that sets it is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_source: Option<TypedLocalObjectReference>,
+    /// dataSourceRef specifies the object from which to populate the volume with data, if a non-empty volume is desired. orkops' provisioner populates no volume: a claim that sets it is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_source_ref: Option<TypedObjectReference>,
+}
+
+impl PersistentVolumeClaimSpec {
+    /// The requested storage in thousandths of a byte (0 when none or not a quantity).
+    pub fn storage(&self) -> i128 {
+        self.resources
+            .as_ref()
+            .and_then(|r| r.requests.get("storage"))
+            .and_then(|q| q.millis().ok())
+            .unwrap_or(0)
+    }
+
+    /// The volume the claim is bound to (or asks for), if any.
+    pub fn volume(&self) -> Option<&str> {
+        self.volume_name.as_deref().filter(|n| !n.is_empty())
+    }
+}
+
+/// TypedLocalObjectReference contains enough information to let you locate the typed referenced object inside the same namespace.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TypedLocalObjectReference {
+    /// APIGroup is the group for the resource being referenced. If APIGroup is not specified, the specified Kind must be in the core API group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_group: Option<String>,
+    /// Kind is the type of resource being referenced
+    #[serde(default)]
+    pub kind: String,
+    /// Name is the name of resource being referenced
+    #[serde(default)]
+    pub name: String,
+}
+
+/// TypedObjectReference contains enough information to let you locate the typed referenced object
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TypedObjectReference {
+    /// APIGroup is the group for the resource being referenced. If APIGroup is not specified, the specified Kind must be in the core API group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_group: Option<String>,
+    /// Kind is the type of resource being referenced
+    #[serde(default)]
+    pub kind: String,
+    /// Name is the name of resource being referenced
+    #[serde(default)]
+    pub name: String,
+    /// Namespace is the namespace of resource being referenced
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -1196,11 +1264,14 @@ pub struct VolumeResourceRequirements {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PersistentVolumeClaimStatus {
+    /// phase represents the current phase of PersistentVolumeClaim: Pending, Bound or Lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
+    /// accessModes contains the actual access modes the volume backing the PVC has.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub access_modes: Vec<String>,
+    /// capacity represents the actual resources of the underlying volume.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub capacity: BTreeMap<String, Quantity>,
 }

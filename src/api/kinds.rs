@@ -24,6 +24,9 @@ pub enum Kind {
     Lease,
     StatefulSet,
     DaemonSet,
+    ReplicationController,
+    StorageClass,
+    PersistentVolume,
 }
 
 struct Info {
@@ -57,6 +60,9 @@ const TABLE: &[Info] = &[
     Info { kind: Kind::Lease, name: "Lease", plural: "leases", short: &[], api_version: "coordination.k8s.io/v1", namespaced: true, has_status: false },
     Info { kind: Kind::StatefulSet, name: "StatefulSet", plural: "statefulsets", short: &["sts"], api_version: "apps/v1", namespaced: true, has_status: true },
     Info { kind: Kind::DaemonSet, name: "DaemonSet", plural: "daemonsets", short: &["ds"], api_version: "apps/v1", namespaced: true, has_status: true },
+    Info { kind: Kind::ReplicationController, name: "ReplicationController", plural: "replicationcontrollers", short: &["rc"], api_version: "v1", namespaced: true, has_status: true },
+    Info { kind: Kind::StorageClass, name: "StorageClass", plural: "storageclasses", short: &["sc"], api_version: "storage.k8s.io/v1", namespaced: false, has_status: false },
+    Info { kind: Kind::PersistentVolume, name: "PersistentVolume", plural: "persistentvolumes", short: &["pv"], api_version: "v1", namespaced: false, has_status: true },
 ];
 
 impl Kind {

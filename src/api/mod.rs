@@ -15,6 +15,7 @@ pub mod policy;
 pub mod protobuf;
 pub mod smp;
 pub mod statefulset;
+pub mod storage;
 pub mod workloads;
 
 pub use admit::{admit, FieldError, Object};
@@ -69,7 +70,13 @@ pub fn clear_server_fields(obj: &mut Value) {
 /// Annotation prefixes the controllers own on the objects users write (a Deployment's
 /// `deployment.kubernetes.io/revision`): a client replacing an object with its manifest keeps
 /// them, as `kubectl apply` does for what the last applied configuration did not set.
-const CONTROLLER_ANNOTATIONS: &[&str] = &["deployment.kubernetes.io/"];
+const CONTROLLER_ANNOTATIONS: &[&str] = &[
+    "deployment.kubernetes.io/",
+    // a claim's binding and placement (`pv.kubernetes.io/bind-completed`,
+    // `volume.kubernetes.io/selected-node`)
+    "pv.kubernetes.io/",
+    "volume.kubernetes.io/",
+];
 
 /// Copies onto `body` the controller-owned annotations of `current` that `body` does not set.
 pub fn keep_controller_annotations(body: &mut Value, current: &Value) {

@@ -93,6 +93,11 @@ const RENAMED: &[(&str, &str)] = &[
         "RollingUpdateDaemonSet",
         "io.k8s.api.apps.v1.RollingUpdateDaemonSet",
     ),
+    (
+        "CsiPersistentVolumeSource",
+        "io.k8s.api.core.v1.CSIPersistentVolumeSource",
+    ),
+    ("NfsVolumeSource", "io.k8s.api.core.v1.NFSVolumeSource"),
 ];
 
 /// One Rust type behind several upstream definitions: where it is used (definition, field)
@@ -139,6 +144,12 @@ const SPLIT: &[(&str, &str, &str, &str)] = &[
         "apps.v1.DaemonSetStatus",
         "conditions",
         "apps.v1.DaemonSetCondition",
+    ),
+    (
+        "Condition",
+        "core.v1.ReplicationControllerStatus",
+        "conditions",
+        "core.v1.ReplicationControllerCondition",
     ),
     (
         "KeySelector",
@@ -253,6 +264,19 @@ const INT32: &[(&str, &[&str])] = &[
             "numberAvailable",
             "numberUnavailable",
             "collisionCount",
+        ],
+    ),
+    (
+        "core.v1.ReplicationControllerSpec",
+        &["replicas", "minReadySeconds"],
+    ),
+    (
+        "core.v1.ReplicationControllerStatus",
+        &[
+            "replicas",
+            "fullyLabeledReplicas",
+            "readyReplicas",
+            "availableReplicas",
         ],
     ),
 ];

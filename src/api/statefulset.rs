@@ -518,8 +518,8 @@ mod tests {
         );
         assert_eq!(
             fields(
-                serde_json::json!({"volumeClaimTemplates": [{"metadata": {"name": "www"}, "spec": {"accessModes": ["Sometimes"]}},
-                {"metadata": {"name": "www"}}]})
+                serde_json::json!({"volumeClaimTemplates": [{"metadata": {"name": "www"}, "spec": {"accessModes": ["Sometimes"], "resources": {"requests": {"storage": "1Gi"}}}},
+                {"metadata": {"name": "www"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]})
             ),
             [
                 "spec.volumeClaimTemplates[0].spec.accessModes[0]",

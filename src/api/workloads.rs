@@ -1,5 +1,7 @@
-//! The controller-owned workload kinds: `apps/v1` Deployment, ReplicaSet and DaemonSet, and
-//! `batch/v1` Job and CronJob.
+//! The controller-owned workload kinds: `apps/v1` Deployment, ReplicaSet and DaemonSet,
+//! `batch/v1` Job and CronJob, and the `v1` ReplicationController that predates ReplicaSet.
+
+use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -322,6 +324,84 @@ pub struct DaemonSetStatus {
     pub conditions: Vec<Condition>,
 }
 
+object!(
+    /// ReplicationController represents the configuration of a replication controller: `replicas` pods of a template, selected by an equality selector. The v1 ancestor of ReplicaSet; orkops runs it with the ReplicaSet controller.
+    ReplicationController { spec: ReplicationControllerSpec, status: ReplicationControllerStatus }
+);
+
+/// ReplicationControllerSpec is the specification of a replication controller.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicationControllerSpec {
+    /// Replicas is the number of desired replicas. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i64>,
+    /// Minimum number of seconds for which a newly created pod should be ready without any of its container crashing, for it to be considered available. Defaults to 0 (pod will be considered available as soon as it is ready)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ready_seconds: Option<i64>,
+    /// Selector is a label query over pods that should match the Replicas count. If Selector is empty, it is defaulted to the labels present on the Pod template. Label keys and values that must match in order to be controlled by this replication controller, if empty defaulted to labels on Pod template.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("x-kubernetes-map-type" = "atomic"))]
+    pub selector: BTreeMap<String, String>,
+    /// Template is the object that describes the pod that will be created if insufficient replicas are detected. The only allowed template.spec.restartPolicy value is "Always".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<PodTemplateSpec>,
+}
+
+/// ReplicationControllerStatus represents the current status of a replication controller.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicationControllerStatus {
+    /// Replicas is the most recently observed number of replicas.
+    #[serde(default)]
+    pub replicas: i64,
+    /// The number of pods that have labels matching the labels of the pod template of the replication controller.
+    #[serde(default)]
+    pub fully_labeled_replicas: i64,
+    /// The number of ready replicas for this replication controller.
+    #[serde(default)]
+    pub ready_replicas: i64,
+    /// The number of available replicas (ready for at least minReadySeconds) for this replication controller.
+    #[serde(default)]
+    pub available_replicas: i64,
+    /// ObservedGeneration reflects the generation of the most recently observed replication controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Represents the latest available observations of a replication controller's current state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-patch-merge-key" = "type", "x-kubernetes-patch-strategy" = "merge", "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
 fn is_zero(n: &i64) -> bool {
     *n == 0
+}
+
+impl ReplicationController {
+    /// The controller as the ReplicaSet controller runs it: its selector as `matchLabels`.
+    pub fn as_replica_set(&self) -> ReplicaSet {
+        let s = &self.spec;
+        ReplicaSet {
+            api_version: Some("v1".into()),
+            kind: Some("ReplicationController".into()),
+            metadata: self.metadata.clone(),
+            spec: ReplicaSetSpec {
+                replicas: s.replicas,
+                min_ready_seconds: s.min_ready_seconds,
+                selector: LabelSelector {
+                    match_labels: s.selector.clone(),
+                    match_expressions: Vec::new(),
+                },
+                template: s.template.clone().unwrap_or_default(),
+            },
+            status: self.status.clone().map(|st| ReplicaSetStatus {
+                replicas: st.replicas,
+                fully_labeled_replicas: st.fully_labeled_replicas,
+                ready_replicas: st.ready_replicas,
+                available_replicas: st.available_replicas,
+                observed_generation: st.observed_generation,
+                conditions: st.conditions,
+            }),
+        }
+    }
 }

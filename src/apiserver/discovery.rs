@@ -95,6 +95,7 @@ fn resources(group_version: &str) -> Value {
                 | Kind::Service
                 | Kind::Deployment
                 | Kind::ReplicaSet
+                | Kind::ReplicationController
                 | Kind::Job
                 | Kind::CronJob
                 | Kind::StatefulSet
@@ -160,7 +161,16 @@ mod tests {
             .iter()
             .map(|g| g["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["apps", "batch", "policy", "coordination.k8s.io"]);
+        assert_eq!(
+            names,
+            [
+                "apps",
+                "batch",
+                "policy",
+                "coordination.k8s.io",
+                "storage.k8s.io"
+            ]
+        );
         for kind in Kind::all() {
             let path = match kind.api_version() {
                 "v1" => "/api/v1".to_string(),
@@ -176,7 +186,7 @@ mod tests {
             assert_eq!(found["kind"], kind.name());
             assert_eq!(found["namespaced"], kind.namespaced());
         }
-        assert!(document("/apis/storage.k8s.io/v1").is_none());
+        assert!(document("/apis/networking.k8s.io/v1").is_none());
         let core = document("/api/v1").unwrap();
         let eviction = core["resources"]
             .as_array()

@@ -110,7 +110,8 @@ pub enum Command {
         name: String,
         options: DeleteOptions,
     },
-    /// The `autoscaling/v1` Scale of a deployment or replica set (`NAME/scale`).
+    /// The `autoscaling/v1` Scale of a deployment, replica set or replication controller
+    /// (`NAME/scale`).
     Scale {
         kind: Kind,
         namespace: Option<String>,
@@ -519,6 +520,9 @@ impl Engine {
             self.require_namespace(ns).await?;
             if kind == Kind::Pod {
                 self.admit_pod_service_account(ns, &mut obj).await?;
+            }
+            if kind == Kind::PersistentVolumeClaim {
+                self.admit_claim_storage_class(&mut obj).await?;
             }
         }
         record(kind, None, &mut obj, opts);
@@ -1627,6 +1631,7 @@ fn has_spec(kind: Kind) -> bool {
             | Kind::Endpoints
             | Kind::ServiceAccount
             | Kind::Lease
+            | Kind::StorageClass
     )
 }
 
@@ -1642,7 +1647,7 @@ fn initial_status(kind: Kind, body: &mut Value) {
     let phase = match kind {
         Kind::Namespace => "Active",
         Kind::Pod => "Pending",
-        Kind::PersistentVolumeClaim => "Pending",
+        Kind::PersistentVolumeClaim | Kind::PersistentVolume => "Pending",
         _ => return,
     };
     if body.get("status").and_then(|s| s.get("phase")).is_none() {
@@ -1986,6 +1991,9 @@ fn merge_update(
             }
         }
         Kind::DaemonSet => daemon_set_update(name, current, &mut new)?,
+        Kind::PersistentVolumeClaim | Kind::PersistentVolume | Kind::StorageClass => {
+            super::storage::merge_update(kind, name, current, &mut new)?;
+        }
         Kind::ConfigMap | Kind::Secret if current.get("immutable") == Some(&json!(true)) => {
             let same = |f: &str| new.get(f) == current.get(f);
             if !(same("data") && same("binaryData") && same("immutable")) {

@@ -21,6 +21,7 @@ pub mod proxy;
 pub mod resume;
 pub mod scale;
 pub mod spdy;
+pub mod storage;
 pub mod stored;
 pub mod streams;
 pub mod table;

@@ -363,7 +363,7 @@ mod tests {
             StatusCode::NOT_MODIFIED
         );
         assert_eq!(
-            serve("/openapi/v3/apis/storage.k8s.io/v1", &h).status(),
+            serve("/openapi/v3/apis/networking.k8s.io/v1", &h).status(),
             StatusCode::NOT_FOUND
         );
     }

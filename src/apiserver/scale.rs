@@ -1,4 +1,5 @@
-//! The `autoscaling/v1` Scale subresource of Deployments, ReplicaSets and StatefulSets
+//! The `autoscaling/v1` Scale subresource of Deployments, ReplicaSets, StatefulSets and
+//! ReplicationControllers
 //! (`.../deployments/NAME/scale`): `spec.replicas` read and written through a small object of
 //! its own, with `status.replicas` and the pod selector as a string, as kube-apiserver serves it
 //! to `kubectl scale`, the client libraries and autoscalers. A write is a compare-and-swap
@@ -30,7 +31,7 @@ pub enum ScaleOp {
 pub fn scalable(kind: Kind) -> bool {
     matches!(
         kind,
-        Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet
+        Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet | Kind::ReplicationController
     )
 }
 
@@ -45,7 +46,7 @@ pub fn decode(
 ) -> Result<Command, ApiError> {
     if !scalable(kind) {
         return Err(ApiError::PathNotFound(format!(
-            "{kind} has no subresource \"scale\" (only deployments, replicasets and statefulsets have one)"
+            "{kind} has no subresource \"scale\" (only deployments, replicasets, statefulsets and replicationcontrollers have one)"
         )));
     }
     let json_body = || -> Result<Value, ApiError> {
@@ -103,9 +104,16 @@ pub fn scale_of(obj: &Value) -> Value {
             m.insert(f.into(), v.clone());
         }
     }
-    let selector: LabelSelector =
-        serde_json::from_value(obj.pointer("/spec/selector").cloned().unwrap_or(json!({})))
-            .unwrap_or_default();
+    let raw = obj.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+    // a ReplicationController's selector is a plain map of labels
+    let selector: LabelSelector = if obj.get("kind") == Some(&json!("ReplicationController")) {
+        LabelSelector {
+            match_labels: serde_json::from_value(raw).unwrap_or_default(),
+            match_expressions: Vec::new(),
+        }
+    } else {
+        serde_json::from_value(raw).unwrap_or_default()
+    };
     let selector = Selector::from_label_selector(&selector)
         .map(|s| s.to_string())
         .unwrap_or_default();
@@ -275,5 +283,8 @@ mod tests {
                 .contains("metadata.name")
         );
         assert!(bad(json!({"kind": "Deployment"})).contains("Scale"));
+        let rc = json!({"kind": "ReplicationController", "metadata": {"name": "web"},
+            "spec": {"replicas": 2, "selector": {"app": "web"}}});
+        assert_eq!(scale_of(&rc)["status"]["selector"], "app=web");
     }
 }

@@ -531,8 +531,8 @@ async fn describe(s: &Session, a: &DescribeArgs) -> anyhow::Result<()> {
 /// Apply order: namespaces first, then what pods refer to, then the rest, as written.
 fn apply_rank(k: Kind) -> u8 {
     match k {
-        Kind::Namespace => 0,
-        Kind::ConfigMap | Kind::Secret | Kind::PersistentVolumeClaim => 1,
+        Kind::Namespace | Kind::StorageClass => 0,
+        Kind::ConfigMap | Kind::Secret | Kind::PersistentVolume | Kind::PersistentVolumeClaim => 1,
         Kind::Service => 2,
         _ => 3,
     }

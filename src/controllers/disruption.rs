@@ -218,6 +218,13 @@ fn scale_in_caches(c: &Caches, p: &Pod) -> Result<Option<(String, i64)>, String>
             let s = c.stateful_sets.get(ns, &r.name).ok_or_else(missing)?;
             Ok(Some((r.uid.clone(), s.replicas())))
         }
+        "ReplicationController" => {
+            let rc = c
+                .replication_controllers
+                .get(ns, &r.name)
+                .ok_or_else(missing)?;
+            Ok(Some((r.uid.clone(), rc.spec.replicas.unwrap_or(1))))
+        }
         _ => Err(missing()),
     }
 }

@@ -1,9 +1,10 @@
-//! The master's controllers: the scheduler, the Deployment, ReplicaSet, StatefulSet, DaemonSet,
-//! Job and CronJob controllers, endpoints, node lifecycle and garbage collection, started for a
-//! leadership term on one [`runtime`] (shared caches fed by one watch per kind, work queues of
-//! keys). Each runs its pure reconciler (`scheduler`, `deployments`, `replicasets`,
-//! `statefulsets`, `daemonsets`, `jobs`, `cronjobs`, `lifecycle`, `endpoints`) on what the caches
-//! hold and writes through the engine ([`Api`]) as the master.
+//! The master's controllers: the scheduler, the Deployment, ReplicaSet (and
+//! ReplicationController), StatefulSet, DaemonSet, Job and CronJob controllers, endpoints, the
+//! PersistentVolume binder, node lifecycle and garbage collection, started for a leadership term
+//! on one [`runtime`] (shared caches fed by one watch per kind, work queues of keys). Each runs
+//! its pure reconciler (`scheduler`, `deployments`, `replicasets`, `statefulsets`, `daemonsets`,
+//! `jobs`, `cronjobs`, `lifecycle`, `endpoints`, `volumes`) on what the caches hold and writes
+//! through the engine ([`Api`]) as the master.
 
 pub mod cronjobs;
 pub mod daemonsets;
@@ -19,6 +20,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod scheduling;
 pub mod statefulsets;
+pub mod volumes;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -619,7 +621,11 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
     let scheduler = pass(
         &mut rt,
         "scheduler",
-        &[Kind::Pod, Kind::PersistentVolumeClaim],
+        &[
+            Kind::Pod,
+            Kind::PersistentVolumeClaim,
+            Kind::PersistentVolume,
+        ],
         secs(10),
         |ctx| async move { scheduling::pass(&ctx).await },
     );
@@ -692,6 +698,27 @@ pub fn start(engine: Arc<Engine>, config: ControllerConfig) -> runtime::Runtime 
     c.revisions.subscribe(enqueue_owner(&q, "DaemonSet"));
     c.nodes.subscribe(daemonsets::on_node(&c, &q));
     wake_on_removal(&c.daemon_sets, &gc);
+    let q = rt.controller("replicationcontrollers", 2, |ctx, key| async move {
+        replicasets::reconcile_controller_key(&ctx, &key).await
+    });
+    c.replication_controllers.subscribe(enqueue_self(&q));
+    c.pods.subscribe(enqueue_owner(&q, "ReplicationController"));
+    wake_on_removal(&c.replication_controllers, &gc);
+    let reported = volumes::Reported::default();
+    pass(
+        &mut rt,
+        "persistentvolume-binder",
+        &[
+            Kind::PersistentVolumeClaim,
+            Kind::PersistentVolume,
+            Kind::StorageClass,
+        ],
+        secs(15),
+        move |ctx| {
+            let reported = reported.clone();
+            async move { volumes::pass(&ctx, &reported).await }
+        },
+    );
     // (more controllers register here, one line each)
 
     if let Some(cloud) = config.cloud {
@@ -992,6 +1019,8 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
         api.shared(Kind::StatefulSet).await?;
     let daemon_sets: Vec<Arc<crate::api::workloads::DaemonSet>> =
         api.shared(Kind::DaemonSet).await?;
+    let rcs: Vec<crate::api::workloads::ReplicationController> =
+        api.list(Kind::ReplicationController).await?;
     let existing: HashSet<String> = deployments
         .iter()
         .filter_map(|d| d.metadata.uid.clone())
@@ -1000,6 +1029,7 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
         .chain(jobs.iter().filter_map(|j| j.metadata.uid.clone()))
         .chain(cronjobs.iter().filter_map(|c| c.metadata.uid.clone()))
         .chain(daemon_sets.iter().filter_map(|d| d.metadata.uid.clone()))
+        .chain(rcs.iter().filter_map(|c| c.metadata.uid.clone()))
         .collect();
     // jobs of a deleted cronjob (their pods follow on the next pass)
     let job_metas: Vec<crate::api::meta::ObjectMeta> =
@@ -1043,7 +1073,13 @@ async fn gc_pass(api: &Api) -> Result<(), ApiError> {
         m.owner_references.iter().any(|o| {
             matches!(
                 o.kind.as_str(),
-                "Deployment" | "ReplicaSet" | "Job" | "CronJob" | "StatefulSet" | "DaemonSet"
+                "Deployment"
+                    | "ReplicaSet"
+                    | "Job"
+                    | "CronJob"
+                    | "StatefulSet"
+                    | "DaemonSet"
+                    | "ReplicationController"
             )
         })
     };

@@ -3,7 +3,9 @@
 //! ReplicaSet controller: at most [`BURST`](super::BURST) creates or deletes per object and
 //! pass, surplus pods removed unscheduled first, then pending, then not ready, then the ones
 //! ready for the shortest time, then the newest; a pod is available once it has been ready for
-//! `minReadySeconds`.
+//! `minReadySeconds`. A `v1` ReplicationController is run by the same code, seen as a replica
+//! set whose selector is its equality selector (`ReplicationController::as_replica_set`); its
+//! pods name it as their controller.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -90,6 +92,17 @@ pub fn reconcile<P: std::borrow::Borrow<Pod>>(
     owned: &[P],
     now: DateTime<Utc>,
 ) -> Plan {
+    reconcile_as(Kind::ReplicaSet, rs, owned, now)
+}
+
+/// [`reconcile`] for a set of `kind` (ReplicaSet, or a ReplicationController seen as one): the
+/// kind its new pods name as their controller.
+pub fn reconcile_as<P: std::borrow::Borrow<Pod>>(
+    kind: Kind,
+    rs: &ReplicaSet,
+    owned: &[P],
+    now: DateTime<Utc>,
+) -> Plan {
     let replicas = rs.spec.replicas.unwrap_or(1).max(0);
     let selector = Selector::from_label_selector(&rs.spec.selector).unwrap_or_default();
     let mut live: Vec<&Pod> = owned
@@ -107,7 +120,7 @@ pub fn reconcile<P: std::borrow::Borrow<Pod>>(
                 format!("{}-", rs.metadata.name()),
                 rs.metadata.namespace(),
                 &[],
-                super::controller_ref("apps/v1", "ReplicaSet", &rs.metadata),
+                super::controller_ref(kind.api_version(), kind.name(), &rs.metadata),
             ),
             count: super::burst(replicas - have),
         });
@@ -171,13 +184,29 @@ fn with_failure(
 /// pods, writes its status. While pods wait out `minReadySeconds` it comes back every second
 /// (availability comes with time, not with a change).
 pub(super) async fn reconcile_key(ctx: &Ctx, key: &str) -> Result<Next, ApiError> {
-    let api = &ctx.api;
     let (ns, name) = split_key(key);
-    let Some(rs) = ctx.caches.replica_sets.get(ns, name) else {
-        return Ok(Next::await_change());
-    };
+    match ctx.caches.replica_sets.get(ns, name) {
+        Some(rs) => reconcile_set(ctx, Kind::ReplicaSet, &rs).await,
+        None => Ok(Next::await_change()),
+    }
+}
+
+/// Reconciles replication controller `key` (`namespace/name`) as a replica set.
+pub(super) async fn reconcile_controller_key(ctx: &Ctx, key: &str) -> Result<Next, ApiError> {
+    let (ns, name) = split_key(key);
+    match ctx.caches.replication_controllers.get(ns, name) {
+        Some(rc) => reconcile_set(ctx, Kind::ReplicationController, &rc.as_replica_set()).await,
+        None => Ok(Next::await_change()),
+    }
+}
+
+async fn reconcile_set(ctx: &Ctx, kind: Kind, rs: &ReplicaSet) -> Result<Next, ApiError> {
+    let api = &ctx.api;
     let now = Utc::now();
-    const SOURCE: &str = "orkops-replicaset-controller";
+    let source = match kind {
+        Kind::ReplicationController => "orkops-replication-controller",
+        _ => "orkops-replicaset-controller",
+    };
     {
         if rs.metadata.deletion_timestamp.is_some() {
             return Ok(Next::await_change());
@@ -187,11 +216,11 @@ pub(super) async fn reconcile_key(ctx: &Ctx, key: &str) -> Result<Next, ApiError
         let (ns, name) = (rs.metadata.namespace(), rs.metadata.name());
         let about = || About {
             ns,
-            kind: Kind::ReplicaSet,
+            kind,
             name,
             uid: Some(uid),
         };
-        let plan = reconcile(&rs, &owned, now);
+        let plan = reconcile_as(kind, rs, &owned, now);
         let mut failure = None;
         let mut create_error = None;
         let mut deleted = Vec::new();
@@ -199,21 +228,20 @@ pub(super) async fn reconcile_key(ctx: &Ctx, key: &str) -> Result<Next, ApiError
             match a {
                 Action::Create { pod, count } => {
                     let (n, failed) =
-                        super::create_in_batches(api, ns, &pod, count, (Kind::ReplicaSet, name))
-                            .await;
+                        super::create_in_batches(api, ns, &pod, count, (kind, name)).await;
                     if n > 0 {
                         api.event(
                             about(),
                             "Normal",
                             "SuccessfulCreate",
                             &format!("created {n} pod(s)"),
-                            SOURCE,
+                            source,
                         )
                         .await;
                     }
                     if let Some(e) = failed {
                         let message = format!("cannot create a pod: {e}");
-                        api.event(about(), "Warning", "FailedCreate", &message, SOURCE)
+                        api.event(about(), "Warning", "FailedCreate", &message, source)
                             .await;
                         failure = Some(message);
                         create_error = Some(e);
@@ -227,13 +255,13 @@ pub(super) async fn reconcile_key(ctx: &Ctx, key: &str) -> Result<Next, ApiError
         }
         if !deleted.is_empty() {
             let message = format!("deleted pod(s): {}", deleted.join(", "));
-            api.event(about(), "Normal", "SuccessfulDelete", &message, SOURCE)
+            api.event(about(), "Normal", "SuccessfulDelete", &message, source)
                 .await;
         }
         let status = with_failure(plan.status, failure, now);
         let waiting = rs.spec.min_ready_seconds.unwrap_or(0) > 0
             && status.available_replicas < status.ready_replicas;
-        super::write_status(api, Kind::ReplicaSet, ns, name, rs.status.as_ref(), &status).await?;
+        super::write_status(api, kind, ns, name, rs.status.as_ref(), &status).await?;
         if let Some(e) = create_error {
             // back off on this replica set alone, and try again
             return Err(e);
@@ -333,6 +361,38 @@ mod tests {
         assert_eq!(plan.status.observed_generation, Some(2));
         let huge = reconcile::<Pod>(&replica_set(i64::from(i32::MAX)), &[], now);
         assert_eq!(counts(&huge.actions).0, BURST);
+    }
+
+    #[test]
+    fn a_replication_controller_is_run_as_a_replica_set_of_its_equality_selector() {
+        let rc: crate::api::workloads::ReplicationController =
+            serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "default", "uid": "rc-uid"},
+            "spec": {"replicas": 2, "selector": {"app": "web"},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "c", "image": "img:1"}]}}}}))
+            .unwrap();
+        let now = Utc::now();
+        let plan = reconcile_as(
+            Kind::ReplicationController,
+            &rc.as_replica_set(),
+            &[pod("a", Some("n1"), "Running", Some(now))],
+            now,
+        );
+        assert_eq!(counts(&plan.actions), (1, vec![]));
+        let Action::Create { pod, .. } = &plan.actions[0] else {
+            panic!("{:?}", plan.actions)
+        };
+        let owner = &pod["metadata"]["ownerReferences"][0];
+        assert_eq!(
+            (&owner["apiVersion"], &owner["kind"], &owner["uid"]),
+            (
+                &"v1".into(),
+                &"ReplicationController".into(),
+                &"rc-uid".into()
+            )
+        );
+        assert_eq!(plan.status.ready_replicas, 1);
     }
 
     #[test]

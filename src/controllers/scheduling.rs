@@ -3,6 +3,7 @@
 //! node, and the `PodScheduled=False` condition of the pods that fit nowhere.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::Utc;
 use futures::StreamExt;
@@ -22,10 +23,11 @@ pub(super) fn unbound(p: &Pod) -> bool {
         )
 }
 
-/// Records that claim `claim`'s volume lives on `node` (the annotation Kubernetes uses for
-/// late-bound local volumes) and marks the claim Bound.
+/// Records that claim `claim`'s volume is to live on `node` (the annotation Kubernetes' scheduler
+/// sets on the claims of a `WaitForFirstConsumer` class); the PersistentVolume binder then
+/// binds it there, or has a volume provisioned there.
 async fn pin_claim(api: &Api, ns: &str, claim: &str, node: &str) -> Result<(), ApiError> {
-    const SELECTED: &str = "volume.kubernetes.io/selected-node";
+    const SELECTED: &str = super::volumes::SELECTED_NODE;
     let mut pvc = api
         .get(Kind::PersistentVolumeClaim, Some(ns), claim)
         .await?;
@@ -47,13 +49,63 @@ async fn pin_claim(api: &Api, ns: &str, claim: &str, node: &str) -> Result<(), A
                 .await?;
         }
     }
-    let status = json!({
-        "phase": "Bound",
-        "accessModes": pvc.pointer("/spec/accessModes").cloned().unwrap_or(json!([])),
-        "capacity": {"storage": pvc.pointer("/spec/resources/requests/storage").cloned().unwrap_or(json!("0"))},
-    });
-    api.replace_status(Kind::PersistentVolumeClaim, Some(ns), claim, status)
-        .await
+    Ok(())
+}
+
+fn outcome_uid(o: &scheduler::Outcome) -> &str {
+    match o {
+        scheduler::Outcome::Bind { uid, .. } | scheduler::Outcome::Unschedulable { uid, .. } => uid,
+    }
+}
+
+/// What the pending pods' claims say of where they may go (see `volumes::placement`): copies
+/// of the pods whose bound volumes or classes constrain them, by uid, and the outcomes of
+/// those that must wait for their claims.
+async fn volume_placements(
+    api: &Api,
+    pending: &[&Pod],
+    claims: &[Arc<crate::api::core::PersistentVolumeClaim>],
+) -> Result<(HashMap<String, Pod>, Vec<scheduler::Outcome>), ApiError> {
+    use super::volumes::{placement, Placement, World};
+    let mut constrained = HashMap::new();
+    let mut waiting = Vec::new();
+    let with_claims: Vec<&&Pod> = pending
+        .iter()
+        .filter(|p| {
+            p.spec
+                .volumes
+                .iter()
+                .any(|v| v.persistent_volume_claim.is_some())
+        })
+        .collect();
+    if with_claims.is_empty() {
+        return Ok((constrained, waiting));
+    }
+    let volumes = api.shared(Kind::PersistentVolume).await?;
+    let classes = api.shared(Kind::StorageClass).await?;
+    let node_list: Vec<Arc<Node>> = api.shared(Kind::Node).await?;
+    let w = World {
+        claims,
+        volumes: &volumes,
+        classes: &classes,
+        nodes: &node_list,
+    };
+    for p in with_claims {
+        let uid = p.metadata.uid.clone().unwrap_or_default();
+        match placement(p, &w) {
+            Placement::AsIs => {}
+            Placement::Constrained(copy) => {
+                constrained.insert(uid, *copy);
+            }
+            Placement::Unschedulable(message) => waiting.push(scheduler::Outcome::Unschedulable {
+                namespace: p.metadata.namespace().to_string(),
+                name: p.metadata.name().to_string(),
+                uid,
+                message,
+            }),
+        }
+    }
+    Ok((constrained, waiting))
 }
 
 /// One pass of the scheduler over every pending pod, from the caches.
@@ -76,8 +128,22 @@ pub(super) async fn pass(ctx: &super::runtime::Ctx) -> Result<(), ApiError> {
         .iter()
         .map(|p| (p.metadata.uid.as_deref().unwrap_or(""), *p))
         .collect();
-    let pvcs: Vec<crate::api::core::PersistentVolumeClaim> =
-        api.list(Kind::PersistentVolumeClaim).await?;
+    let pvcs: Vec<Arc<crate::api::core::PersistentVolumeClaim>> =
+        api.shared(Kind::PersistentVolumeClaim).await?;
+    let (constrained, mut waiting) = volume_placements(api, &pending, &pvcs).await?;
+    let pending: Vec<&Pod> = pending
+        .iter()
+        .filter(|p| {
+            !waiting
+                .iter()
+                .any(|o| outcome_uid(o) == p.metadata.uid.as_deref().unwrap_or(""))
+        })
+        .map(|p| {
+            constrained
+                .get(p.metadata.uid.as_deref().unwrap_or(""))
+                .unwrap_or(*p)
+        })
+        .collect();
     let claims: scheduler::Claims = pvcs
         .iter()
         .map(|c| {
@@ -93,12 +159,11 @@ pub(super) async fn pass(ctx: &super::runtime::Ctx) -> Result<(), ApiError> {
             (key, node)
         })
         .collect();
-    let outcomes = scheduler::schedule(&pending, &nodes, &bound, &claims);
+    let mut outcomes = scheduler::schedule(&pending, &nodes, &bound, &claims);
+    outcomes.append(&mut waiting);
     let work = outcomes.into_iter().map(|o| {
         let api = api.clone();
-        let pod = by_uid.get(match &o {
-            scheduler::Outcome::Bind { uid, .. } | scheduler::Outcome::Unschedulable { uid, .. } => uid.as_str(),
-        }).map(|p| (*p).clone());
+        let pod = by_uid.get(outcome_uid(&o)).map(|p| (*p).clone());
         async move {
             match o {
                 scheduler::Outcome::Bind { namespace, name, uid, node, pin_claims } => {

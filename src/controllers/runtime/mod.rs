@@ -30,7 +30,10 @@ use crate::api::coordination::Lease;
 use crate::api::core::{Endpoints, Node, PersistentVolumeClaim, Pod, Service};
 use crate::api::policy::PodDisruptionBudget;
 use crate::api::statefulset::StatefulSet;
-use crate::api::workloads::{ControllerRevision, CronJob, DaemonSet, Deployment, Job, ReplicaSet};
+use crate::api::storage::{PersistentVolume, StorageClass};
+use crate::api::workloads::{
+    ControllerRevision, CronJob, DaemonSet, Deployment, Job, ReplicaSet, ReplicationController,
+};
 use crate::api::Kind;
 use crate::apiserver::ApiError;
 
@@ -56,6 +59,9 @@ pub struct Caches {
     pub leases: Store<Lease>,
     pub stateful_sets: Store<StatefulSet>,
     pub daemon_sets: Store<DaemonSet>,
+    pub replication_controllers: Store<ReplicationController>,
+    pub volumes: Store<PersistentVolume>,
+    pub storage_classes: Store<StorageClass>,
 }
 
 impl Default for Caches {
@@ -77,6 +83,9 @@ impl Default for Caches {
             leases: Store::default(),
             stateful_sets: Store::default(),
             daemon_sets: Store::default(),
+            replication_controllers: Store::default(),
+            volumes: Store::default(),
+            storage_classes: Store::default(),
         }
     }
 }
@@ -121,6 +130,9 @@ impl Caches {
             Kind::Lease => seen(&self.leases, w),
             Kind::StatefulSet => seen(&self.stateful_sets, w),
             Kind::DaemonSet => seen(&self.daemon_sets, w),
+            Kind::ReplicationController => seen(&self.replication_controllers, w),
+            Kind::PersistentVolume => seen(&self.volumes, w),
+            Kind::StorageClass => seen(&self.storage_classes, w),
             _ => true,
         }
     }
@@ -168,6 +180,9 @@ impl Caches {
             Kind::Lease => boxed(&self.leases, copy),
             Kind::StatefulSet => boxed(&self.stateful_sets, copy),
             Kind::DaemonSet => boxed(&self.daemon_sets, copy),
+            Kind::ReplicationController => boxed(&self.replication_controllers, copy),
+            Kind::PersistentVolume => boxed(&self.volumes, copy),
+            Kind::StorageClass => boxed(&self.storage_classes, copy),
             _ => None,
         }
     }
@@ -193,6 +208,9 @@ impl Caches {
             Kind::Lease => sub(&self.leases, f),
             Kind::StatefulSet => sub(&self.stateful_sets, f),
             Kind::DaemonSet => sub(&self.daemon_sets, f),
+            Kind::ReplicationController => sub(&self.replication_controllers, f),
+            Kind::PersistentVolume => sub(&self.volumes, f),
+            Kind::StorageClass => sub(&self.storage_classes, f),
             _ => false,
         }
     }
@@ -217,6 +235,9 @@ impl Caches {
         one(rt, api, &self.leases);
         one(rt, api, &self.stateful_sets);
         one(rt, api, &self.daemon_sets);
+        one(rt, api, &self.replication_controllers);
+        one(rt, api, &self.volumes);
+        one(rt, api, &self.storage_classes);
     }
 
     /// Resolves once every cache holds its first list (client-go's `WaitForCacheSync`).
@@ -235,6 +256,9 @@ impl Caches {
         self.leases.ready().await;
         self.stateful_sets.ready().await;
         self.daemon_sets.ready().await;
+        self.replication_controllers.ready().await;
+        self.volumes.ready().await;
+        self.storage_classes.ready().await;
     }
 }
 
