@@ -519,6 +519,9 @@ impl Engine {
             self.require_namespace(ns).await?;
             if kind == Kind::Pod {
                 self.admit_pod_service_account(ns, &mut obj).await?;
+                super::podadmission::admit(&mut obj).map_err(|why| {
+                    ApiError::Forbidden(format!("pods {name:?} is forbidden: {why}"))
+                })?;
             }
         }
         record(kind, None, &mut obj, opts);
@@ -1883,6 +1886,8 @@ fn merge_update(
                 "serviceAccountName",
                 "serviceAccount",
                 "imagePullSecrets",
+                "priority",
+                "preemptionPolicy",
             ] {
                 if new["spec"].get(f).is_none() {
                     if let Some(n) = current["spec"].get(f) {

@@ -17,6 +17,7 @@ pub mod routes;
 pub mod runtime;
 pub mod scheduler;
 pub mod scheduling;
+pub mod spread;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};

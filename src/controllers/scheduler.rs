@@ -1,9 +1,10 @@
-//! The scheduler's decision, as a pure function: each pending pod goes to a Ready node that
-//! fits its CPU/memory requests, pod count, nodeSelector, taints (tolerations), node affinity
-//! and pod (anti-)affinity, preferring fewer untolerated PreferNoSchedule taints, then the
-//! pod's preferred affinities, then the node (and zone) with the fewest pods of the same
-//! owner, then the least loaded one. A pod that fits nowhere
-//! gets a message saying why, node by node.
+//! The scheduler's decision, as a pure function: the pending pods, highest `priority` first,
+//! each go to a Ready node that fits its CPU/memory requests, pod count, host ports,
+//! nodeSelector, taints (tolerations), node affinity, pod (anti-)affinity and DoNotSchedule
+//! topology spread constraints, preferring fewer untolerated PreferNoSchedule taints, then the
+//! pod's preferred affinities, then its ScheduleAnyway spread, then the node (and zone) with
+//! the fewest pods of the same owner, then the least loaded one. A pod that fits nowhere gets
+//! a message saying why, node by node.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -44,6 +45,33 @@ struct Slot {
     ready: bool,
     schedulable: bool,
     taints: Vec<Taint>,
+    /// The host ports in use: (protocol, port, host IP; "" for all addresses).
+    ports: Vec<(String, i64, String)>,
+}
+
+/// The host ports a pod takes on its node (its containers', init containers included).
+fn host_ports(p: &Pod) -> Vec<(String, i64, String)> {
+    p.spec
+        .init_containers
+        .iter()
+        .chain(&p.spec.containers)
+        .flat_map(|c| &c.ports)
+        .filter_map(|port| {
+            let hp = port.host_port.filter(|h| *h > 0)?;
+            let ip = port.host_ip.clone().filter(|i| i != "0.0.0.0").unwrap_or_default();
+            Some((port.protocol.clone().unwrap_or_else(|| "TCP".into()), hp, ip))
+        })
+        .collect()
+}
+
+/// Whether `wanted` collides with ports in use (kube-scheduler's NodePorts: an unspecified host
+/// address overlaps every address).
+fn ports_conflict(used: &[(String, i64, String)], wanted: &[(String, i64, String)]) -> bool {
+    wanted.iter().any(|(proto, port, ip)| {
+        used.iter().any(|(p2, port2, ip2)| {
+            p2 == proto && port2 == port && (ip.is_empty() || ip2.is_empty() || ip == ip2)
+        })
+    })
 }
 
 fn q(m: &BTreeMap<String, Quantity>, k: &str) -> Option<i128> {
@@ -60,19 +88,31 @@ fn container_requests(ct: &crate::api::core::Container) -> (i128, i128) {
 }
 
 /// CPU (millicores) and memory (milli-bytes) a pod asks for: its requests, or its limits; as
-/// in Kubernetes, the larger of the app containers' sum and the largest init container's.
+/// in Kubernetes, the app containers' and sidecars' sum, or the most any init container
+/// needs while it runs (with the sidecars started before it), whichever is larger, plus the
+/// pod's overhead.
 pub fn requests(p: &Pod) -> (i128, i128) {
-    let (cpu, mem) = p.spec.containers.iter().fold((0, 0), |(c, m), ct| {
+    let (mut cpu, mut mem) = p.spec.containers.iter().fold((0, 0), |(c, m), ct| {
         let (cpu, mem) = container_requests(ct);
         (c + cpu, m + mem)
     });
-    p.spec
-        .init_containers
-        .iter()
-        .fold((cpu, mem), |(c, m), ct| {
-            let (cpu, mem) = container_requests(ct);
-            (c.max(cpu), m.max(mem))
-        })
+    let (mut side_cpu, mut side_mem, mut init_cpu, mut init_mem) = (0, 0, 0, 0);
+    for ct in &p.spec.init_containers {
+        let (c, m) = container_requests(ct);
+        let (need_cpu, need_mem) = if crate::api::podfields::is_sidecar(ct) {
+            (cpu, mem) = (cpu + c, mem + m);
+            (side_cpu, side_mem) = (side_cpu + c, side_mem + m);
+            (side_cpu, side_mem)
+        } else {
+            (side_cpu + c, side_mem + m)
+        };
+        (init_cpu, init_mem) = (init_cpu.max(need_cpu), init_mem.max(need_mem));
+    }
+    let over = &p.spec.overhead;
+    (
+        cpu.max(init_cpu) + q(over, "cpu").unwrap_or(0),
+        mem.max(init_mem) + q(over, "memory").unwrap_or(0),
+    )
 }
 
 /// Whether `t` tolerates `taint` (Kubernetes' ToleratesTaint): an empty effect matches every
@@ -171,6 +211,8 @@ pub fn node_affinity_score(p: &Pod, labels: &BTreeMap<String, String>, name: &st
 pub struct Placed {
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
+    /// The index of its node among the nodes scheduled over.
+    pub node: usize,
     /// The labels of the node it is on (shared by every pod of the node).
     pub node_labels: Arc<BTreeMap<String, String>>,
     /// Its own required anti-affinity terms (they keep other pods away from it too).
@@ -178,10 +220,11 @@ pub struct Placed {
 }
 
 impl Placed {
-    pub fn of(p: &Pod, node_labels: &Arc<BTreeMap<String, String>>) -> Placed {
+    pub fn of(p: &Pod, node: usize, node_labels: &Arc<BTreeMap<String, String>>) -> Placed {
         Placed {
             namespace: p.metadata.namespace().to_string(),
             labels: p.metadata.labels.clone(),
+            node,
             node_labels: node_labels.clone(),
             anti: p
                 .spec
@@ -372,8 +415,86 @@ fn claims_of(p: &Pod) -> Vec<String> {
 }
 
 /// How a node ranks for a pod, the smallest first: untolerated PreferNoSchedule taints, minus
-/// the pod's affinity weights, siblings in the zone, siblings on the node, minus free share.
-type Rank = (u32, i64, u32, u32, i128);
+/// the pod's affinity weights, its ScheduleAnyway spread, siblings in the zone, siblings on the
+/// node, minus free share.
+type Rank = (u32, i64, i64, u32, u32, i128);
+
+/// Why node `s` cannot take pod `p` (kube-scheduler's reasons), or `None` when it can.
+#[allow(clippy::too_many_arguments)]
+fn misfit(
+    p: &Pod,
+    s: &Slot,
+    required: Option<&(String, String)>,
+    (cpu, mem): (i128, i128),
+    ports: &[(String, i64, String)],
+    placed: &Placements,
+    spread: &super::spread::Spread,
+) -> Option<String> {
+    let taint = untolerated(&s.taints, &p.spec.tolerations);
+    if required.is_some_and(|(_, n)| *n != s.name) {
+        Some("node(s) didn't hold the pod's volume".to_string())
+    } else if !s.ready {
+        Some("node(s) were not Ready".to_string())
+    } else if !s.schedulable {
+        Some("node(s) were unschedulable".to_string())
+    } else if let Some(t) = taint {
+        // Kubernetes' wording: "node(s) had untolerated taint {key: value}"
+        Some(format!(
+            "node(s) had untolerated taint {{{}: {}}}",
+            t.key,
+            t.value.as_deref().unwrap_or("")
+        ))
+    } else if p
+        .spec
+        .node_selector
+        .iter()
+        .any(|(k, v)| s.labels.get(k) != Some(v))
+    {
+        Some("node(s) didn't match the pod's nodeSelector".to_string())
+    } else if !node_affinity_fits(p, &s.labels, &s.name) {
+        Some("node(s) didn't match Pod's node affinity/selector".to_string())
+    } else if ports_conflict(&s.ports, ports) {
+        Some("node(s) didn't have free ports for the requested pod ports".to_string())
+    } else if let Some(why) = pod_affinity_misfit(p, &s.labels, placed) {
+        Some(why.to_string())
+    } else if let Some(why) = spread.misfit(&s.labels) {
+        Some(why.to_string())
+    } else if s.free_pods < 1 {
+        Some("Too many pods".to_string())
+    } else if s.free_cpu < cpu {
+        Some("Insufficient cpu".to_string())
+    } else if s.free_mem < mem {
+        Some("Insufficient memory".to_string())
+    } else {
+        None
+    }
+}
+
+/// The pod's topology spread, counted over the nodes and the pods placed so far.
+fn spread_of(p: &Pod, slots: &[Slot], placed: &Placements) -> super::spread::Spread {
+    use super::spread::{prepare, Counted, NodeView};
+    if p.spec.topology_spread_constraints.is_empty() {
+        return prepare(p, &[], &[]);
+    }
+    let nodes: Vec<NodeView> = slots
+        .iter()
+        .map(|s| NodeView {
+            name: &s.name,
+            labels: &s.labels,
+            taints: &s.taints,
+        })
+        .collect();
+    let counted: Vec<Counted> = placed
+        .all
+        .iter()
+        .map(|o| Counted {
+            namespace: &o.namespace,
+            labels: &o.labels,
+            node: o.node,
+        })
+        .collect();
+    prepare(p, &nodes, &counted)
+}
 
 /// Decides for every pod of `pending` (unbound), given the nodes, the pods already bound and
 /// where claims live (a claim's volume is local to one node, so its pods must follow it).
@@ -405,6 +526,7 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
                 ready: node_ready(n),
                 schedulable: n.spec.unschedulable != Some(true),
                 taints: n.spec.taints.clone(),
+                ports: Vec::new(),
             }
         })
         .collect();
@@ -419,12 +541,13 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
         let Some(&i) = p.spec.node_name.as_ref().and_then(|n| index.get(n)) else {
             continue;
         };
-        placed.push(Placed::of(p, &slots[i].labels));
+        placed.push(Placed::of(p, i, &slots[i].labels));
         let (cpu, mem) = requests(p);
         let s = &mut slots[i];
         s.free_cpu -= cpu;
         s.free_mem -= mem;
         s.free_pods -= 1;
+        s.ports.extend(host_ports(p));
         if let Some(o) = owner(p) {
             *s.owners.entry(o.to_string()).or_default() += 1;
             if let Some(z) = &s.zone {
@@ -433,6 +556,9 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
         }
     }
     let mut out = Vec::with_capacity(pending.len());
+    // the scheduling queue: higher priority first, then the older pod
+    let mut pending = pending.to_vec();
+    pending.sort_by_key(|p| (-p.spec.priority.unwrap_or(0), p.metadata.creation_timestamp));
     for p in pending {
         let (cpu, mem) = requests(p);
         let own = owner(p).map(str::to_string);
@@ -479,41 +605,10 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
         let required = pinned.first().map(|(c, n)| ((*c).clone(), n.clone()));
         let mut why: BTreeMap<String, usize> = BTreeMap::new();
         let mut best: Option<(usize, Rank)> = None;
+        let spread = spread_of(p, &slots, &placed);
+        let ports = host_ports(p);
         for (i, s) in slots.iter().enumerate() {
-            let taint = untolerated(&s.taints, &p.spec.tolerations);
-            let reason = if required.as_ref().is_some_and(|(_, n)| *n != s.name) {
-                Some("node(s) didn't hold the pod's volume".to_string())
-            } else if !s.ready {
-                Some("node(s) were not Ready".to_string())
-            } else if !s.schedulable {
-                Some("node(s) were unschedulable".to_string())
-            } else if let Some(t) = taint {
-                // Kubernetes' wording: "node(s) had untolerated taint {key: value}"
-                Some(format!(
-                    "node(s) had untolerated taint {{{}: {}}}",
-                    t.key,
-                    t.value.as_deref().unwrap_or("")
-                ))
-            } else if p
-                .spec
-                .node_selector
-                .iter()
-                .any(|(k, v)| s.labels.get(k) != Some(v))
-            {
-                Some("node(s) didn't match the pod's nodeSelector".to_string())
-            } else if !node_affinity_fits(p, &s.labels, &s.name) {
-                Some("node(s) didn't match Pod's node affinity/selector".to_string())
-            } else if let Some(why) = pod_affinity_misfit(p, &s.labels, &placed) {
-                Some(why.to_string())
-            } else if s.free_pods < 1 {
-                Some("Too many pods".to_string())
-            } else if s.free_cpu < cpu {
-                Some("Insufficient cpu".to_string())
-            } else if s.free_mem < mem {
-                Some("Insufficient memory".to_string())
-            } else {
-                None
-            };
+            let reason = misfit(p, s, required.as_ref(), (cpu, mem), &ports, &placed, &spread);
             if let Some(r) = reason {
                 *why.entry(r).or_default() += 1;
                 continue;
@@ -537,6 +632,7 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
                 // then the pod's own preferences (node and pod affinity weights)
                 -(node_affinity_score(p, &s.labels, &s.name)
                     + pod_affinity_score(p, &s.labels, &placed)),
+                spread.penalty(&s.labels),
                 same_zone,
                 same_node,
                 -(s.free_cpu / 10 + s.free_mem / (1 << 30)),
@@ -547,11 +643,12 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
         }
         match best {
             Some((i, _)) => {
-                placed.push(Placed::of(p, &slots[i].labels));
+                placed.push(Placed::of(p, i, &slots[i].labels));
                 let s = &mut slots[i];
                 s.free_cpu -= cpu;
                 s.free_mem -= mem;
                 s.free_pods -= 1;
+                s.ports.extend(ports);
                 if let Some(o) = &own {
                     *s.owners.entry(o.clone()).or_default() += 1;
                     if let Some(z) = &s.zone {
