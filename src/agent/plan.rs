@@ -1169,6 +1169,83 @@ mod tests {
     }
 
     #[test]
+    fn sidecars_start_first_keep_running_and_do_not_hold_the_pod_back() {
+        let mut p = pod("Never", &["a"]);
+        let mut init = pod("Never", &["proxy", "setup"]).spec.containers;
+        init[0].restart_policy = Some("Always".into());
+        p.spec.init_containers = init;
+        let mem = Memory::default();
+        let start = |name: &str, attempt: u32| Action::Start {
+            name: name.into(),
+            attempt,
+            backoff_level: if attempt == 0 { 0 } else { 1 },
+        };
+        let sb = obs(SANDBOX, 0, RunState::Running, 0, 0, 0);
+        assert_eq!(plan(&p, std::slice::from_ref(&sb), &mem, t(1)).actions, vec![start("proxy", 0)]);
+        // the sidecar runs: the next init container starts, the sidecar stays
+        let proxy = obs("proxy", 0, RunState::Running, 0, 1, 0);
+        let all = [sb.clone(), proxy.clone()];
+        assert_eq!(plan(&p, &all, &mem, t(2)).actions, vec![start("setup", 0)]);
+        let st = status(&p, &all, &mem, "h", t(2));
+        assert_eq!(st.init_container_statuses[0].started, Some(true));
+        assert!(st.init_container_statuses[0].ready);
+        assert_eq!(st.conditions[1].message.as_deref(), Some("containers with incomplete status: [setup]"));
+        let setup = obs("setup", 0, RunState::Exited, 0, 2, 3);
+        let all = [sb.clone(), proxy.clone(), setup.clone()];
+        assert_eq!(plan(&p, &all, &mem, t(4)).actions, vec![start("a", 0)]);
+        // the sidecar crashes: restarted although the pod's restartPolicy is Never
+        let app = obs("a", 0, RunState::Running, 0, 4, 0);
+        let crashed = obs("proxy", 0, RunState::Exited, 1, 1, 5);
+        let all = [sb.clone(), crashed, setup.clone(), app];
+        assert_eq!(plan(&p, &all, &mem, t(6)).actions, vec![start("proxy", 1)]);
+        let st = status(&p, &all, &mem, "h", t(6));
+        assert_eq!(st.phase.as_deref(), Some("Running"));
+        assert_eq!(st.conditions[1].status, "True", "initialized for good");
+        assert_eq!(st.conditions[2].status, "False", "the sidecar is not ready");
+        assert_eq!(st.conditions[2].message.as_deref(), Some("containers with unready status: [proxy]"));
+        // the app finished: the pod succeeded, the running sidecar does not count
+        let done = obs("a", 0, RunState::Exited, 0, 4, 7);
+        let all = [sb, proxy, setup, done];
+        assert_eq!(status(&p, &all, &mem, "h", t(8)).phase.as_deref(), Some("Succeeded"));
+    }
+
+    #[test]
+    fn readiness_gates_hold_ready_until_their_condition_is_true() {
+        let mut p = pod("Always", &["a"]);
+        p.spec.readiness_gates = vec![crate::api::core::PodReadinessGate {
+            condition_type: "example.com/lb".into(),
+        }];
+        let all = [
+            obs(SANDBOX, 0, RunState::Running, 0, 0, 0),
+            obs("a", 0, RunState::Running, 0, 1, 0),
+        ];
+        let mem = Memory::default();
+        let st = status(&p, &all, &mem, "10.0.0.1", t(2));
+        assert_eq!(st.conditions[2].status, "True");
+        assert_eq!(st.conditions[3].status, "False");
+        assert_eq!(st.conditions[3].reason.as_deref(), Some("ReadinessGatesNotReady"));
+        assert_eq!(
+            st.conditions[3].message.as_deref(),
+            Some("corresponding condition of pod readiness gate \"example.com/lb\" does not exist.")
+        );
+        let mut prev = st;
+        prev.conditions.push(Condition {
+            type_: "example.com/lb".into(),
+            status: "True".into(),
+            ..Default::default()
+        });
+        p.status = Some(prev);
+        let st = status(&p, &all, &mem, "10.0.0.1", t(3));
+        assert_eq!(st.conditions[3].status, "True");
+        assert_eq!(st.conditions[4].type_, "example.com/lb", "kept as it was");
+        assert_eq!(st.pod_ips[0].ip, "172.17.0.5");
+        assert_eq!(st.host_ips[0].ip, "10.0.0.1");
+        // host network: the pod's address is the node's
+        p.spec.host_network = true;
+        assert_eq!(status(&p, &all, &mem, "10.0.0.1", t(3)).pod_ip.as_deref(), Some("10.0.0.1"));
+    }
+
+    #[test]
     fn a_finished_pod_is_left_alone_but_its_sandbox_stopped() {
         let mut p = pod("Never", &["a"]);
         p.status = Some(PodStatus {

@@ -1525,6 +1525,9 @@ impl Engine {
             Caller::Master => Ok(()),
             Caller::Joiner(_) => Err(ApiError::Forbidden("the join token may only be used to obtain a node token".into())),
             Caller::Admin => match verb {
+                // a pod's conditions are also written by the controllers its readiness gates
+                // wait for (a load balancer controller, with the admin's credentials here)
+                Verb::WriteStatus if kind == Kind::Pod => Ok(()),
                 Verb::WriteStatus => Err(ApiError::Forbidden(format!(
                     "the status of {kind} {name:?} is written by the master and the node agents, not by users"
                 ))),
@@ -1576,32 +1579,35 @@ fn may_write_status(caller: &Caller, kind: Kind, name: &str, _current: Option<&V
     }
 }
 
+/// Whether a pod refers to a secret, as Kubernetes' node authorizer graph has it: its volumes
+/// (projected sources too), image pull secrets, and the env of its containers, init containers
+/// included.
 fn pod_uses_secret(pod: &Value, secret: &str) -> bool {
     let is = |v: Option<&Value>| v.and_then(Value::as_str) == Some(secret);
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
     let spec = &pod["spec"];
-    let volumes = spec["volumes"].as_array().into_iter().flatten();
-    if volumes
-        .into_iter()
-        .any(|v| is(v.pointer("/secret/secretName")))
-    {
-        return true;
-    }
-    spec["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| {
-            c["env"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|e| is(e.pointer("/valueFrom/secretKeyRef/name")))
-                || c["envFrom"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|e| is(e.pointer("/secretRef/name")))
-        })
+    let in_volume = list(&spec["volumes"]).iter().any(|v| {
+        is(v.pointer("/secret/secretName"))
+            || list(&v.pointer("/projected/sources").cloned().unwrap_or_default())
+                .iter()
+                .any(|s| is(s.pointer("/secret/name")))
+    });
+    let pull = list(&spec["imagePullSecrets"])
+        .iter()
+        .any(|r| is(r.get("name")));
+    in_volume
+        || pull
+        || list(&spec["containers"])
+            .iter()
+            .chain(&list(&spec["initContainers"]))
+            .any(|c| {
+                list(&c["env"])
+                    .iter()
+                    .any(|e| is(e.pointer("/valueFrom/secretKeyRef/name")))
+                    || list(&c["envFrom"])
+                        .iter()
+                        .any(|e| is(e.pointer("/secretRef/name")))
+            })
 }
 
 fn scope(kind: Kind, namespace: Option<String>) -> Result<Option<String>, ApiError> {

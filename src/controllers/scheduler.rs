@@ -1134,6 +1134,110 @@ mod tests {
         );
     }
 
+    fn spread(key: &str, skew: i64, when: &str, app: &str) -> crate::api::core::TopologySpreadConstraint {
+        crate::api::core::TopologySpreadConstraint {
+            max_skew: skew,
+            topology_key: key.into(),
+            when_unsatisfiable: when.into(),
+            label_selector: term(key, app).label_selector,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn topology_spread_keeps_zones_within_max_skew() {
+        // three nodes in z1, one in z2: without the constraint most pods would go to z1
+        let nodes = hosts(&[("a", "z1"), ("b", "z1"), ("c", "z1"), ("d", "z2")]);
+        let pods: Vec<Pod> = (0..6)
+            .map(|i| {
+                let mut p = labelled(&format!("web{i}"), "web");
+                p.spec.topology_spread_constraints =
+                    vec![spread(ZONE_LABEL, 1, "DoNotSchedule", "web")];
+                p
+            })
+            .collect();
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let out = nodes_of(&schedule(&refs, &nodes, &[], &Claims::new()));
+        let z2 = out.iter().filter(|n| *n == "d").count();
+        assert_eq!(z2, 3, "{out:?}");
+        // with z2 full (taken out of the cluster by a taint it does not tolerate, counted
+        // by the default nodeTaintsPolicy Ignore), the skew forbids a fourth pod in z1
+        let mut placed: Vec<Pod> = pods[..3].to_vec();
+        for (p, n) in placed.iter_mut().zip(["a", "b", "d"]) {
+            p.spec.node_name = Some(n.into());
+        }
+        let mut tainted = nodes.clone();
+        tainted[3].spec.taints = vec![taint("full", "", "NoSchedule")];
+        let bound: Vec<&Pod> = placed.iter().collect();
+        let out = nodes_of(&schedule(&[&pods[4]], &tainted, &bound, &Claims::new()));
+        assert!(out[0].starts_with("none"), "{out:?}");
+        let out = nodes_of(&schedule(&[&pods[5]], &tainted[..3], &bound, &Claims::new()));
+        assert_eq!(out[0].len(), 1, "without z2 in the cluster z1 is the only domain: {out:?}");
+        // a node without the key does not match
+        let mut bare = node("e", "4", "8Gi", None);
+        bare.metadata.labels.insert("kubernetes.io/hostname".into(), "e".into());
+        let out = nodes_of(&schedule(&[&pods[0]], &[bare], &[], &Claims::new()));
+        assert!(
+            out[0].contains("1 node(s) didn't match pod topology spread constraints (missing required label)"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn schedule_anyway_prefers_the_emptier_domain() {
+        let nodes = hosts(&[("a", "z1"), ("b", "z2")]);
+        let mut first = labelled("w0", "web");
+        first.spec.node_name = Some("b".into());
+        let mut p = labelled("w1", "web");
+        p.spec.topology_spread_constraints = vec![spread(ZONE_LABEL, 1, "ScheduleAnyway", "web")];
+        // the least-loaded rule would not mind; the spread does
+        let out = nodes_of(&schedule(&[&p], &nodes, &[&first], &Claims::new()));
+        assert_eq!(out, vec!["a"]);
+    }
+
+    #[test]
+    fn host_ports_conflict_and_priority_orders_the_queue() {
+        let nodes = vec![node("a", "4", "8Gi", None)];
+        let with_port = |n: &str, prio: i64| {
+            let mut p = pod(n, "100m", None);
+            p.spec.priority = Some(prio);
+            p.spec.containers[0].ports = vec![crate::api::core::ContainerPort {
+                container_port: 80,
+                host_port: Some(8080),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }];
+            p
+        };
+        let (low, high) = (with_port("low", 0), with_port("high", 1000));
+        let out = schedule(&[&low, &high], &nodes, &[], &Claims::new());
+        assert!(matches!(&out[0], Outcome::Bind { name, .. } if name == "high"), "{out:?}");
+        assert!(
+            matches!(&out[1], Outcome::Unschedulable { message, .. } if message.contains("1 node(s) didn't have free ports for the requested pod ports")),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn sidecars_add_to_the_requests() {
+        let mut p = pod("p", "100m", None);
+        let mut sidecar = p.spec.containers[0].clone();
+        sidecar.name = "proxy".into();
+        sidecar.restart_policy = Some("Always".into());
+        let mut init = sidecar.clone();
+        init.name = "init".into();
+        init.restart_policy = None;
+        init.resources = Some(ResourceRequirements {
+            requests: BTreeMap::from([("cpu".to_string(), Quantity("1".into()))]),
+            ..Default::default()
+        });
+        p.spec.init_containers = vec![sidecar, init];
+        // app 100m + sidecar 100m, against the init container's 1 + the sidecar's 100m
+        assert_eq!(requests(&p).0, 1100);
+        p.spec.init_containers.pop();
+        assert_eq!(requests(&p).0, 200);
+    }
+
     #[test]
     fn pods_already_bound_use_up_the_node() {
         let nodes = vec![node("a", "1", "1Gi", None), node("b", "1", "1Gi", None)];
