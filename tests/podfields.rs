@@ -686,6 +686,8 @@ spec:
   nodeName: {node}
   terminationGracePeriodSeconds: 1
   shareProcessNamespace: true
+  securityContext:
+    sysctls: [{{name: net.ipv4.ip_unprivileged_port_start, value: "80"}}]
   hostAliases:
   - {{ip: 10.1.2.3, hostnames: [foo.local, bar.local]}}
   dnsPolicy: None
@@ -773,6 +775,11 @@ spec:
         assert!(env.lines().any(|l| l == want), "{want} not in {env}");
     }
     assert_eq!(exec(&m, "named", "app", "pwd").trim(), "/tmp");
+    // a safe sysctl, set in the pod's network namespace
+    assert_eq!(
+        exec(&m, "named", "app", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start").trim(),
+        "80"
+    );
     // one process namespace: the sandbox is PID 1, the peer's sleep is visible
     assert_eq!(exec(&m, "named", "app", "cat /proc/1/cmdline"), "/pause\0");
     let ps = exec(&m, "named", "app", "ps");
@@ -964,6 +971,19 @@ spec:
     image: {TEST_IMAGE}
     terminationMessagePath: /tmp/why
     command: [sh, -c, 'echo elsewhere > /tmp/why']
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: greedy}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  volumes: [{{name: scratch, emptyDir: {{sizeLimit: 1Mi}}}}]
+  containers:
+  - name: app
+    image: {TEST_IMAGE}
+    command: [sh, -c, 'dd if=/dev/zero of=/scratch/big bs=1024 count=4096; exec sleep 100000']
+    volumeMounts: [{{name: scratch, mountPath: /scratch}}]
 "#
         ),
     );
@@ -997,7 +1017,21 @@ spec:
     assert_eq!(message(0), "goodbye\n", "{st}");
     assert_eq!(message(1), "boom\n", "{st}");
     assert_eq!(message(2), "elsewhere\n", "{st}");
-    for p in ["sided", "said"] {
+    // a disk emptyDir past its sizeLimit: the pod is evicted, as by the kubelet
+    wait_until("the greedy pod to be evicted", LONG, || {
+        status(&m, "greedy")["reason"] == "Evicted"
+    });
+    let st = status(&m, "greedy");
+    assert_eq!(st["phase"], "Failed", "{st}");
+    assert_eq!(
+        st["message"],
+        "Usage of EmptyDir volume \"scratch\" exceeds the limit \"1Mi\". ",
+        "{st}"
+    );
+    wait_until("the greedy pod's app to be stopped", LONG, || {
+        status(&m, "greedy")["containerStatuses"][0]["state"]["terminated"].is_object()
+    });
+    for p in ["sided", "said", "greedy"] {
         m.orkops(&["delete", "pod", p, "--grace-period", "1"])
             .success();
     }

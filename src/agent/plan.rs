@@ -45,6 +45,8 @@ pub struct Memory {
     /// The termination message of each exited container, by container id (read from its
     /// terminationMessagePath file, or its log under FallbackToLogsOnError).
     pub messages: BTreeMap<String, String>,
+    /// Why the pod was evicted (an emptyDir past its sizeLimit): it is stopped and Failed.
+    pub evicted: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -324,9 +326,11 @@ pub fn plan(pod: &Pod, observed: &[Observed], mem: &Memory, now: DateTime<Utc>) 
         .iter()
         .filter(|o| o.state == RunState::Running)
         .collect();
-    if is_terminal(pod) || deadline_exceeded(pod, now) {
+    if is_terminal(pod) || deadline_exceeded(pod, now) || mem.evicted.is_some() {
         let reason = if is_terminal(pod) {
             "the pod has finished"
+        } else if mem.evicted.is_some() {
+            "the pod was evicted"
         } else {
             "the pod's activeDeadlineSeconds passed"
         };
@@ -657,7 +661,7 @@ pub fn status(
     let deadline = deadline_exceeded(pod, now);
     let phase = if matches!(prev_phase.as_deref(), Some("Succeeded" | "Failed")) {
         prev_phase.unwrap_or_default()
-    } else if deadline || matches!(init, Init::Failed { .. }) {
+    } else if deadline || mem.evicted.is_some() || matches!(init, Init::Failed { .. }) {
         "Failed".to_string()
     } else if pending || init != Init::Done {
         "Pending".into()
@@ -678,7 +682,9 @@ pub fn status(
         .chain(statuses.iter().filter(|s| !s.ready).map(|s| s.name.as_str()))
         .collect();
     let all_ready = !terminal && unready.is_empty();
-    let (reason, message) = if deadline && !is_terminal(pod) {
+    let (reason, message) = if let Some(why) = mem.evicted.as_ref().filter(|_| !is_terminal(pod)) {
+        (Some("Evicted".to_string()), Some(why.clone()))
+    } else if deadline && !is_terminal(pod) {
         (
             Some("DeadlineExceeded".to_string()),
             Some(format!(

@@ -263,6 +263,24 @@ fn short(uid: &str) -> &str {
     &uid[..uid.len().min(8)]
 }
 
+/// The bytes the files under `dir` take on disk (allocated blocks, as `du` counts them).
+fn disk_usage(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else { continue };
+            total += m.blocks() * 512;
+            if m.is_dir() {
+                todo.push(e.path());
+            }
+        }
+    }
+    total
+}
+
 /// What a pod's downward API files show that can change while it runs.
 fn downward_view(p: &Pod) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     (p.metadata.labels.clone(), p.metadata.annotations.clone())
@@ -427,6 +445,7 @@ impl Worker {
         }
         self.refresh_downward().await;
         self.read_termination_messages(&observed).await;
+        self.check_empty_dir_limits().await;
         // a new sandbox unlocks the containers' start: plan again at once rather than on the
         // engine's event (a few rounds at most)
         let mut wake_at = None;
@@ -491,6 +510,39 @@ impl Worker {
             let msg = super::container::termination_message(&self.ctx, &self.pod, c, o).await;
             // an empty message is remembered too, so that the file is read once
             self.mem.messages.insert(o.id.clone(), msg.unwrap_or_default());
+        }
+    }
+
+    /// Evicts the pod when a disk-backed emptyDir holds more than its sizeLimit, as the
+    /// kubelet's eviction manager does (a Memory one is a tmpfs of that size already).
+    async fn check_empty_dir_limits(&mut self) {
+        if self.mem.evicted.is_some() || plan::is_terminal(&self.pod) {
+            return;
+        }
+        let Some(sources) = &self.volumes else { return };
+        for v in &self.pod.spec.volumes {
+            let Some(ed) = &v.empty_dir else { continue };
+            let (Some(limit), false) = (&ed.size_limit, ed.medium.as_deref() == Some("Memory"))
+            else {
+                continue;
+            };
+            let (Some(Source::Volume(_, dir)), Ok(max)) = (sources.get(&v.name), limit.millis())
+            else {
+                continue;
+            };
+            let dir = dir.clone();
+            let used = tokio::task::spawn_blocking(move || disk_usage(&dir))
+                .await
+                .unwrap_or(0);
+            if used as i128 * 1000 > max {
+                let why = format!(
+                    "Usage of EmptyDir volume {:?} exceeds the limit {:?}. ",
+                    v.name, limit.0
+                );
+                self.ctx.event(&self.pod, "Warning", "Evicted", why.clone());
+                self.mem.evicted = Some(why);
+                return;
+            }
         }
     }
 
