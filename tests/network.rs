@@ -342,7 +342,8 @@ fn services_route_across_hosts_to_ready_pods_only() {
         "  containers:",
         "  enableServiceLinks: false\n  dnsConfig: {searches: [corp.example], options: [{name: ndots, value: \"3\"}]}\n  containers:",
     );
-    m.orkops_stdin(&["apply", "-f", "-"], Some(&quiet)).success();
+    m.orkops_stdin(&["apply", "-f", "-"], Some(&quiet))
+        .success();
     wait_until("the quiet pod to run", LONG, || {
         pod(&m, "quiet")["status"]["phase"] == "Running"
     });

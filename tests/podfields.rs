@@ -742,10 +742,15 @@ spec:
     let hosts = exec(&m, "named", "app", "cat /etc/hosts");
     let st = status(&m, "named");
     let ip = st["podIP"].as_str().unwrap().to_string();
-    assert!(hosts.starts_with("# Kubernetes-managed hosts file.\n"), "{hosts}");
+    assert!(
+        hosts.starts_with("# Kubernetes-managed hosts file.\n"),
+        "{hosts}"
+    );
     assert!(hosts.contains(&format!("{ip}\tnamed\n")), "{hosts}");
     assert!(
-        hosts.ends_with("# Entries added by HostAliases.\n10.1.2.3\tfoo.local\n10.1.2.3\tbar.local\n"),
+        hosts.ends_with(
+            "# Entries added by HostAliases.\n10.1.2.3\tfoo.local\n10.1.2.3\tbar.local\n"
+        ),
         "{hosts}"
     );
     // dnsPolicy None: only the dnsConfig
@@ -777,7 +782,13 @@ spec:
     assert_eq!(exec(&m, "named", "app", "pwd").trim(), "/tmp");
     // a safe sysctl, set in the pod's network namespace
     assert_eq!(
-        exec(&m, "named", "app", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start").trim(),
+        exec(
+            &m,
+            "named",
+            "app",
+            "cat /proc/sys/net/ipv4/ip_unprivileged_port_start"
+        )
+        .trim(),
         "80"
     );
     // one process namespace: the sandbox is PID 1, the peer's sleep is visible
@@ -791,7 +802,13 @@ spec:
     assert_eq!(st["podIP"], "127.0.0.1", "{st}");
     for ns in ["net", "ipc", "pid"] {
         assert_eq!(
-            exec(&m, "hostnet", "app", &format!("readlink /proc/self/ns/{ns}")).trim(),
+            exec(
+                &m,
+                "hostnet",
+                "app",
+                &format!("readlink /proc/self/ns/{ns}")
+            )
+            .trim(),
             own_namespace(ns),
             "the {ns} namespace"
         );
@@ -893,23 +910,35 @@ spec:
     );
     assert_eq!(exec(&m, "info", "app", "cat /etc/podinfo/name"), "info");
     assert_eq!(exec(&m, "info", "app", "cat /etc/podinfo/cpu"), "500");
-    assert_eq!(exec(&m, "info", "app", "cat /etc/proj/conf/a.conf"), "alpha\n");
+    assert_eq!(
+        exec(&m, "info", "app", "cat /etc/proj/conf/a.conf"),
+        "alpha\n"
+    );
     assert_eq!(exec(&m, "info", "app", "cat /etc/proj/token"), "s3cret");
     assert_eq!(exec(&m, "info", "app", "cat /etc/proj/podname"), "info");
     // subPath: one key of the configMap, not the directory
     assert_eq!(exec(&m, "info", "app", "cat /etc/app/a.conf"), "alpha\n");
     assert_eq!(exec(&m, "info", "app", "ls /etc/app").trim(), "a.conf");
     // subPath and subPathExpr into an emptyDir: directories of the volume the peer sees
-    exec(&m, "info", "app", "echo via-sub > /sub/f && echo via-expr > /expr/g");
+    exec(
+        &m,
+        "info",
+        "app",
+        "echo via-sub > /sub/f && echo via-expr > /expr/g",
+    );
     assert_eq!(exec(&m, "info", "peer", "cat /data/one/f"), "via-sub\n");
     assert_eq!(exec(&m, "info", "peer", "cat /data/info/g"), "via-expr\n");
     let w = m.orkops(&["exec", "info", "-c", "peer", "--", "touch", "/data/x"]);
     assert!(!w.ok(), "a write to a readOnly mount succeeded");
     // emptyDir medium Memory: a tmpfs of the size limit
     let df = exec(&m, "info", "app", "grep ' /mem ' /proc/mounts");
-    assert!(df.starts_with("tmpfs /mem tmpfs") && df.contains("size=16384k"), "{df}");
+    assert!(
+        df.starts_with("tmpfs /mem tmpfs") && df.contains("size=16384k"),
+        "{df}"
+    );
     // a label change reaches the downward API file, as with the kubelet
-    let (ok, _, err) = common::kube::kubectl(&kc, &["label", "pod", "info", "tier=back", "--overwrite"]);
+    let (ok, _, err) =
+        common::kube::kubectl(&kc, &["label", "pod", "info", "tier=back", "--overwrite"]);
     assert!(ok, "{err}");
     wait_until("the labels file to follow the label", LONG, || {
         exec(&m, "info", "app", "cat /etc/podinfo/labels") == "app=\"web\"\ntier=\"back\""
@@ -995,7 +1024,10 @@ spec:
     let proxy = &st["initContainerStatuses"][0];
     assert!(proxy["state"]["running"].is_object(), "{st}");
     assert_eq!(proxy["started"], true, "{st}");
-    assert_eq!(st["initContainerStatuses"][1]["state"]["terminated"]["reason"], "Completed", "{st}");
+    assert_eq!(
+        st["initContainerStatuses"][1]["state"]["terminated"]["reason"], "Completed",
+        "{st}"
+    );
     let table = m.orkops(&["get", "pod", "sided"]).success();
     assert!(
         table.lines().nth(1).unwrap_or("").split_whitespace().nth(1) == Some("2/2"),
@@ -1024,8 +1056,7 @@ spec:
     let st = status(&m, "greedy");
     assert_eq!(st["phase"], "Failed", "{st}");
     assert_eq!(
-        st["message"],
-        "Usage of EmptyDir volume \"scratch\" exceeds the limit \"1Mi\". ",
+        st["message"], "Usage of EmptyDir volume \"scratch\" exceeds the limit \"1Mi\". ",
         "{st}"
     );
     wait_until("the greedy pod's app to be stopped", LONG, || {
@@ -1084,7 +1115,12 @@ spec:
     let (ok, _, err) = common::kube::kubectl(
         &kc,
         &[
-            "patch", "pod", "gated", "--subresource=status", "--type=strategic", "-p",
+            "patch",
+            "pod",
+            "gated",
+            "--subresource=status",
+            "--type=strategic",
+            "-p",
             r#"{"status":{"conditions":[{"type":"example.com/load-balancer","status":"True"}]}}"#,
         ],
     );
@@ -1095,7 +1131,10 @@ spec:
     let (ok, wide, err) = common::kube::kubectl(&kc, &["get", "pod", "gated", "-o", "wide"]);
     assert!(ok, "{err}");
     assert!(
-        wide.lines().next().unwrap_or("").ends_with("READINESS GATES")
+        wide.lines()
+            .next()
+            .unwrap_or("")
+            .ends_with("READINESS GATES")
             && wide.lines().nth(1).unwrap_or("").ends_with("1/1"),
         "{wide}"
     );
@@ -1135,7 +1174,17 @@ fn topology_spread_places_replicas_evenly_over_zones_of_hollow_nodes() {
     for i in 0..4 {
         let node = format!("{prefix}-{i:04}");
         wait_until("the hollow node to register", LONG, || {
-            common::kube::kubectl(&kc, &["label", "node", &node, &format!("topology.kubernetes.io/zone={}", zone(i)), "--overwrite"]).0
+            common::kube::kubectl(
+                &kc,
+                &[
+                    "label",
+                    "node",
+                    &node,
+                    &format!("topology.kubernetes.io/zone={}", zone(i)),
+                    "--overwrite",
+                ],
+            )
+            .0
         });
     }
     let spread = format!(
@@ -1181,7 +1230,12 @@ spec:
     let in_zone = |z: &str| -> usize {
         (0..4)
             .filter(|i| zone(*i) == z)
-            .map(|i| by_node.get(&format!("{prefix}-{i:04}")).copied().unwrap_or(0))
+            .map(|i| {
+                by_node
+                    .get(&format!("{prefix}-{i:04}"))
+                    .copied()
+                    .unwrap_or(0)
+            })
             .sum()
     };
     assert_eq!(
@@ -1195,13 +1249,25 @@ spec:
         "{by_node:?}"
     );
     // the system class's priority; the pod of another scheduler waits for it
-    let (_, out, _) = common::kube::kubectl(&kc, &["get", "pods", "-l", "app=spread", "-o", "jsonpath={.items[0].spec.priority}"]);
+    let (_, out, _) = common::kube::kubectl(
+        &kc,
+        &[
+            "get",
+            "pods",
+            "-l",
+            "app=spread",
+            "-o",
+            "jsonpath={.items[0].spec.priority}",
+        ],
+    );
     assert_eq!(out, "2000000000");
     let (_, out, _) = common::kube::kubectl(&kc, &["get", "pod", "elsewhere", "-o", "json"]);
     let p: Value = serde_json::from_str(&out).unwrap();
     assert!(p["spec"]["nodeName"].is_null(), "{p}");
     assert!(
-        p["status"]["conditions"].as_array().is_none_or(|c| c.is_empty()),
+        p["status"]["conditions"]
+            .as_array()
+            .is_none_or(|c| c.is_empty()),
         "not looked at by orkops' scheduler: {p}"
     );
     // a class that does not exist is forbidden, in kube-apiserver's words
@@ -1403,25 +1469,66 @@ fn a_helm_chart_deployment_using_many_pod_fields_is_applied_by_kubectl() {
     // a second apply changes nothing: what the server defaults is not a difference
     let (ok, out, err) = common::kube::kubectl(&kc, &["apply", "-f", f.to_str().unwrap()]);
     assert!(ok, "{err}");
-    assert!(out.contains("deployment.apps/release-web unchanged"), "{out}{err}");
+    assert!(
+        out.contains("deployment.apps/release-web unchanged"),
+        "{out}{err}"
+    );
     let (ok, _, err) = common::kube::kubectl(&kc, &["diff", "-f", f.to_str().unwrap()]);
     assert!(ok, "kubectl diff finds no difference: {err}");
     // the ReplicaSet's pods went through the pod admission: defaults and priority set
     wait_until("the two pods to be created", LONG, || {
-        let (_, out, _) = common::kube::kubectl(&kc, &["get", "pods", "-l", "app.kubernetes.io/instance=release", "-o", "name"]);
+        let (_, out, _) = common::kube::kubectl(
+            &kc,
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app.kubernetes.io/instance=release",
+                "-o",
+                "name",
+            ],
+        );
         out.lines().count() == 2
     });
-    let (_, out, _) = common::kube::kubectl(&kc, &["get", "pods", "-l", "app.kubernetes.io/instance=release", "-o", "json"]);
+    let (_, out, _) = common::kube::kubectl(
+        &kc,
+        &[
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/instance=release",
+            "-o",
+            "json",
+        ],
+    );
     let v: Value = serde_json::from_str(&out).unwrap();
     let spec = &v["items"][0]["spec"];
     assert_eq!(spec["priority"], 2000000000, "{spec}");
     assert_eq!(spec["preemptionPolicy"], "PreemptLowerPriority", "{spec}");
     assert_eq!(spec["enableServiceLinks"], false, "{spec}");
-    assert_eq!(spec["initContainers"][1]["restartPolicy"], "Always", "{spec}");
-    assert_eq!(spec["containers"][0]["resizePolicy"][1]["restartPolicy"], "RestartContainer", "{spec}");
-    assert_eq!(spec["volumes"][0]["projected"]["defaultMode"], 0o440, "{spec}");
-    assert_eq!(spec["containers"][0]["env"][0]["valueFrom"]["fieldRef"]["apiVersion"], "v1", "{spec}");
+    assert_eq!(
+        spec["initContainers"][1]["restartPolicy"], "Always",
+        "{spec}"
+    );
+    assert_eq!(
+        spec["containers"][0]["resizePolicy"][1]["restartPolicy"], "RestartContainer",
+        "{spec}"
+    );
+    assert_eq!(
+        spec["volumes"][0]["projected"]["defaultMode"], 0o440,
+        "{spec}"
+    );
+    assert_eq!(
+        spec["containers"][0]["env"][0]["valueFrom"]["fieldRef"]["apiVersion"], "v1",
+        "{spec}"
+    );
     // kubectl explain knows the fields from the served OpenAPI
-    let (ok, out, err) = common::kube::kubectl(&kc, &["explain", "pod.spec.topologySpreadConstraints.whenUnsatisfiable"]);
+    let (ok, out, err) = common::kube::kubectl(
+        &kc,
+        &[
+            "explain",
+            "pod.spec.topologySpreadConstraints.whenUnsatisfiable",
+        ],
+    );
     assert!(ok && out.contains("whenUnsatisfiable"), "{out}{err}");
 }

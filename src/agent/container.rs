@@ -95,7 +95,10 @@ fn etc_mounts(s: &Setup, c: &Container, mounts: &mut Vec<Mount>) -> Result<bool,
         } else {
             String::new()
         };
-        let ips: Vec<String> = Some(facts.pod_ip.clone()).filter(|i| !i.is_empty()).into_iter().collect();
+        let ips: Vec<String> = Some(facts.pod_ip.clone())
+            .filter(|i| !i.is_empty())
+            .into_iter()
+            .collect();
         let path = dir.join("etc-hosts");
         write(&path, &etcfiles::hosts(pod, &ips, &node_hosts), 0o644)?;
         mounts.push(bind(etcfiles::NODE_HOSTS, &path, false));

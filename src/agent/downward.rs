@@ -36,7 +36,9 @@ pub fn go_quote(s: &str) -> String {
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -54,13 +56,21 @@ pub fn format_map(m: &BTreeMap<String, String>) -> String {
 }
 
 /// The value of a `fieldRef`, for an env var (`volume` false) or a volume file.
-pub fn field(pod: &Pod, f: &FieldSelectorRef, facts: &Facts, volume: bool) -> Result<String, ConfigError> {
+pub fn field(
+    pod: &Pod,
+    f: &FieldSelectorRef,
+    facts: &Facts,
+    volume: bool,
+) -> Result<String, ConfigError> {
     let m = &pod.metadata;
     if let Some((path, key)) = split_subscript(&f.field_path) {
         return match path {
             "metadata.labels" => Ok(m.labels.get(key).cloned().unwrap_or_default()),
             "metadata.annotations" => Ok(m.annotations.get(key).cloned().unwrap_or_default()),
-            _ => Err(ConfigError(format!("fieldRef {:?} does not support a subscript", f.field_path))),
+            _ => Err(ConfigError(format!(
+                "fieldRef {:?} does not support a subscript",
+                f.field_path
+            ))),
         };
     }
     Ok(match f.field_path.as_str() {
@@ -100,7 +110,9 @@ pub fn resource(
             .chain(&pod.spec.containers)
             .find(|c| c.name == name)
             .ok_or_else(|| {
-                ConfigError(format!("resourceFieldRef names no container {name:?} of the pod"))
+                ConfigError(format!(
+                    "resourceFieldRef names no container {name:?} of the pod"
+                ))
             })?,
         None => own.ok_or_else(|| ConfigError("resourceFieldRef needs a containerName".into()))?,
     };
@@ -109,7 +121,11 @@ pub fn resource(
         .split_once('.')
         .ok_or_else(|| ConfigError(format!("unsupported resource {:?}", r.resource)))?;
     let res = c.resources.clone().unwrap_or_default();
-    let set = if section == "limits" { &res.limits } else { &res.requests };
+    let set = if section == "limits" {
+        &res.limits
+    } else {
+        &res.requests
+    };
     // milli-units: millicores for cpu, milli-bytes for memory and storage
     let value = match set.get(name) {
         Some(q) => q.millis().map_err(ConfigError)?,

@@ -41,9 +41,7 @@ pub fn parse_resolv(text: &str) -> Resolv {
         let mut f = line.split_whitespace();
         match f.next() {
             Some("nameserver") => r.servers.extend(f.next().map(str::to_string)),
-            Some("search") => {
-                r.searches = f.map(|s| s.trim_end_matches('.').to_string()).collect()
-            }
+            Some("search") => r.searches = f.map(|s| s.trim_end_matches('.').to_string()).collect(),
             Some("options") => r.options = f.map(str::to_string).collect(),
             _ => {}
         }

@@ -162,7 +162,12 @@ fn downward_entries(
 /// Writes `entries` as files into `dir`. `replace`: what was there goes first (a first write);
 /// otherwise each file is replaced in place, through a rename, so that a container with the
 /// directory mounted sees the new contents whole (a refresh of downward API files).
-fn write_entries(dir: &Path, entries: &[Entry], what: &str, replace: bool) -> Result<(), ConfigError> {
+fn write_entries(
+    dir: &Path,
+    entries: &[Entry],
+    what: &str,
+    replace: bool,
+) -> Result<(), ConfigError> {
     use std::os::unix::fs::PermissionsExt;
     let io = |e: std::io::Error| {
         ConfigError(format!(
@@ -189,7 +194,8 @@ fn write_entries(dir: &Path, entries: &[Entry], what: &str, replace: bool) -> Re
             path.file_name().unwrap_or_default().to_string_lossy()
         ));
         std::fs::write(&tmp, bytes).map_err(io)?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode & 0o777)).map_err(io)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode & 0o777))
+            .map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)?;
     }
     Ok(())
@@ -257,7 +263,11 @@ pub async fn refresh_downward(
             let entries = downward_entries(pod, &d.items, mode, facts)?;
             write_entries(&dir, &entries, "a downwardAPI volume", false)?;
         }
-        if let Some(p) = v.projected.as_ref().filter(|p| p.sources.iter().any(|s| s.downward_api.is_some())) {
+        if let Some(p) = v
+            .projected
+            .as_ref()
+            .filter(|p| p.sources.iter().any(|s| s.downward_api.is_some()))
+        {
             let entries = projected_entries(api, pod, p, facts).await?;
             write_entries(&dir, &entries, "a projected volume", false)?;
         }
@@ -297,7 +307,10 @@ pub async fn prepare_volumes(
             )
             .await
             .map_err(docker)?;
-            Source::Volume(name.clone(), rt.volume_mountpoint(&name).await.map_err(docker)?)
+            Source::Volume(
+                name.clone(),
+                rt.volume_mountpoint(&name).await.map_err(docker)?,
+            )
         } else if let Some(cm) = &v.config_map {
             let dir = volume_dir(data_dir, &uid, &v.name);
             let what = format!("configmap {ns}/{}", cm.name);
@@ -365,7 +378,10 @@ pub async fn prepare_volumes(
             )
             .await
             .map_err(docker)?;
-            Source::Volume(name.clone(), rt.volume_mountpoint(&name).await.map_err(docker)?)
+            Source::Volume(
+                name.clone(),
+                rt.volume_mountpoint(&name).await.map_err(docker)?,
+            )
         } else if let Some(h) = &v.host_path {
             check_host_path(&h.path, h.type_.as_deref().unwrap_or("")).map_err(|m| {
                 ConfigError(format!(
@@ -383,7 +399,12 @@ pub async fn prepare_volumes(
         } else if let Some(p) = &v.projected {
             let dir = volume_dir(data_dir, &uid, &v.name);
             let entries = projected_entries(api, pod, p, facts).await?;
-            write_entries(&dir, &entries, &format!("projected volume {:?}", v.name), true)?;
+            write_entries(
+                &dir,
+                &entries,
+                &format!("projected volume {:?}", v.name),
+                true,
+            )?;
             Source::Dir(dir)
         } else {
             return Err(ConfigError(format!("volume {:?} has no source", v.name)));
@@ -534,8 +555,10 @@ pub fn mounts(
         let bind_options = bind.then(|| MountBindOptions {
             propagation,
             // Kubernetes' default read-only mount is not recursive; Enabled asks for it
-            read_only_non_recursive: (read_only && engine.recursive_read_only && rro.is_none_or(|r| r == "Disabled"))
-                .then_some(true),
+            read_only_non_recursive: (read_only
+                && engine.recursive_read_only
+                && rro.is_none_or(|r| r == "Disabled"))
+            .then_some(true),
             read_only_force_recursive: (read_only && rro == Some("Enabled")).then_some(true),
             ..Default::default()
         });
@@ -619,7 +642,11 @@ pub async fn environment(
                         r.optional == Some(true),
                     )
                 } else if let Some(f) = &src.field_ref {
-                    set(e.name.clone(), downward::field(pod, f, facts, false)?, &mut vars);
+                    set(
+                        e.name.clone(),
+                        downward::field(pod, f, facts, false)?,
+                        &mut vars,
+                    );
                     continue;
                 } else if let Some(r) = &src.resource_field_ref {
                     let value = downward::resource(pod, Some(c), r, facts)?;

@@ -12,8 +12,8 @@ use crate::api::core::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
     ContainerStateWaiting, ContainerStatus, Pod, PodIP, PodStatus,
 };
-use crate::api::podfields::is_sidecar;
 use crate::api::meta::{seconds_after, Condition};
+use crate::api::podfields::is_sidecar;
 
 pub const BACKOFF_BASE: Duration = Duration::from_secs(10);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
@@ -547,6 +547,115 @@ fn init_status(
 /// The waiting reason of a pod's containers while its init containers run.
 const POD_INITIALIZING: &str = "PodInitializing";
 
+/// Where one app container stands, for the pod's status.
+struct AppState {
+    status: ContainerStatus,
+    /// Not created yet (or created, not started).
+    pending: bool,
+    /// Exited for good.
+    done: bool,
+    /// Exited 0, or not exited.
+    ok: bool,
+}
+
+fn app_status(
+    pod: &Pod,
+    c: &Container,
+    observed: &[Observed],
+    mem: &Memory,
+    now: DateTime<Utc>,
+    creating: &str,
+) -> AppState {
+    let pod_ref = format!("{}_{}", pod.metadata.name(), pod.metadata.namespace());
+    let (mut pending, mut all_final, mut all_ok) = (false, true, true);
+    let cur = latest(observed, &c.name);
+    let failure = mem.failures.get(&c.name);
+    let mut cs = ContainerStatus {
+        name: c.name.clone(),
+        image: c.image.clone(),
+        restart_count: cur.map_or(0, |o| o.attempt as i64),
+        ..Default::default()
+    };
+    match cur {
+        None => {
+            pending = true;
+            all_final = false;
+            cs.state = match failure {
+                Some(f) => waiting(&f.reason, Some(f.message.clone())),
+                None => waiting(creating, None),
+            };
+        }
+        Some(o) => {
+            cs.container_id = Some(format!("docker://{}", o.id));
+            cs.image_id = (!o.image_id.is_empty()).then(|| format!("docker://{}", o.image_id));
+            let last = previous(observed, o).map(|x| terminated(x, mem));
+            match o.state {
+                RunState::Created => {
+                    pending = true;
+                    all_final = false;
+                    cs.state = waiting("ContainerCreating", None);
+                    cs.last_state = last;
+                }
+                RunState::Running => {
+                    all_final = false;
+                    cs.state = ContainerState {
+                        running: Some(ContainerStateRunning {
+                            started_at: o.started_at,
+                        }),
+                        ..Default::default()
+                    };
+                    cs.last_state = last;
+                    let started = c.startup_probe.is_none() || mem.started.contains(&o.id);
+                    cs.started = Some(started);
+                    cs.ready = started
+                        && (c.readiness_probe.is_none()
+                            || mem.ready.get(&o.id).copied().unwrap_or(false));
+                }
+                RunState::Exited if will_restart(pod, o) && !is_terminal(pod) => {
+                    all_final = false;
+                    cs.last_state = Some(terminated(o, mem));
+                    cs.started = Some(false);
+                    cs.state = match failure {
+                        Some(f) => waiting(&f.reason, Some(f.message.clone())),
+                        None => {
+                            let (level, at) = restart_at(o, mem, now);
+                            if at > now {
+                                waiting(
+                                    "CrashLoopBackOff",
+                                    Some(format!(
+                                        "back-off {}s restarting failed container={} pod={pod_ref}",
+                                        backoff_delay(level).as_secs(),
+                                        c.name
+                                    )),
+                                )
+                            } else {
+                                waiting("ContainerCreating", None)
+                            }
+                        }
+                    };
+                    if !o.error.is_empty() && failure.is_none() {
+                        cs.state.waiting = Some(ContainerStateWaiting {
+                            reason: Some("RunContainerError".into()),
+                            message: Some(o.error.clone()),
+                        });
+                    }
+                }
+                RunState::Exited => {
+                    cs.state = terminated(o, mem);
+                    cs.started = Some(false);
+                    all_ok &= exit_code(o) == 0;
+                }
+            }
+        }
+    }
+    AppState {
+        status: cs,
+        pending,
+        done: all_final,
+        ok: all_ok,
+    }
+}
+
 /// The pod's status as observed now.
 pub fn status(
     pod: &Pod,
@@ -561,7 +670,6 @@ pub fn status(
     let mut all_final = true;
     let mut all_ok = true;
     let mut statuses = Vec::new();
-    let pod_ref = format!("{}_{}", pod.metadata.name(), pod.metadata.namespace());
     let init = init_progress(pod, observed, mem);
     let init_statuses: Vec<ContainerStatus> = pod
         .spec
@@ -575,87 +683,11 @@ pub fn status(
         POD_INITIALIZING
     };
     for c in &pod.spec.containers {
-        let cur = latest(observed, &c.name);
-        let failure = mem.failures.get(&c.name);
-        let mut cs = ContainerStatus {
-            name: c.name.clone(),
-            image: c.image.clone(),
-            restart_count: cur.map_or(0, |o| o.attempt as i64),
-            ..Default::default()
-        };
-        match cur {
-            None => {
-                pending = true;
-                all_final = false;
-                cs.state = match failure {
-                    Some(f) => waiting(&f.reason, Some(f.message.clone())),
-                    None => waiting(creating, None),
-                };
-            }
-            Some(o) => {
-                cs.container_id = Some(format!("docker://{}", o.id));
-                cs.image_id = (!o.image_id.is_empty()).then(|| format!("docker://{}", o.image_id));
-                let last = previous(observed, o).map(|x| terminated(x, mem));
-                match o.state {
-                    RunState::Created => {
-                        pending = true;
-                        all_final = false;
-                        cs.state = waiting("ContainerCreating", None);
-                        cs.last_state = last;
-                    }
-                    RunState::Running => {
-                        all_final = false;
-                        cs.state = ContainerState {
-                            running: Some(ContainerStateRunning {
-                                started_at: o.started_at,
-                            }),
-                            ..Default::default()
-                        };
-                        cs.last_state = last;
-                        let started = c.startup_probe.is_none() || mem.started.contains(&o.id);
-                        cs.started = Some(started);
-                        cs.ready = started
-                            && (c.readiness_probe.is_none()
-                                || mem.ready.get(&o.id).copied().unwrap_or(false));
-                    }
-                    RunState::Exited if will_restart(pod, o) && !is_terminal(pod) => {
-                        all_final = false;
-                        cs.last_state = Some(terminated(o, mem));
-                        cs.started = Some(false);
-                        cs.state = match failure {
-                            Some(f) => waiting(&f.reason, Some(f.message.clone())),
-                            None => {
-                                let (level, at) = restart_at(o, mem, now);
-                                if at > now {
-                                    waiting(
-                                        "CrashLoopBackOff",
-                                        Some(format!(
-                                            "back-off {}s restarting failed container={} pod={pod_ref}",
-                                            backoff_delay(level).as_secs(),
-                                            c.name
-                                        )),
-                                    )
-                                } else {
-                                    waiting("ContainerCreating", None)
-                                }
-                            }
-                        };
-                        if !o.error.is_empty() && failure.is_none() {
-                            cs.state.waiting = Some(ContainerStateWaiting {
-                                reason: Some("RunContainerError".into()),
-                                message: Some(o.error.clone()),
-                            });
-                        }
-                    }
-                    RunState::Exited => {
-                        cs.state = terminated(o, mem);
-                        cs.started = Some(false);
-                        all_ok &= exit_code(o) == 0;
-                    }
-                }
-            }
-        }
-        statuses.push(cs);
+        let st = app_status(pod, c, observed, mem, now, creating);
+        pending |= st.pending;
+        all_final &= st.done;
+        all_ok &= st.ok;
+        statuses.push(st.status);
     }
     let prev_phase = prev.and_then(|s| s.phase.clone());
     let deadline = deadline_exceeded(pod, now);
@@ -679,7 +711,12 @@ pub fn status(
         .zip(&init_statuses)
         .filter(|(c, s)| is_sidecar(c) && !s.ready)
         .map(|(_, s)| s.name.as_str())
-        .chain(statuses.iter().filter(|s| !s.ready).map(|s| s.name.as_str()))
+        .chain(
+            statuses
+                .iter()
+                .filter(|s| !s.ready)
+                .map(|s| s.name.as_str()),
+        )
         .collect();
     let all_ready = !terminal && unready.is_empty();
     let (reason, message) = if let Some(why) = mem.evicted.as_ref().filter(|_| !is_terminal(pod)) {
@@ -1187,7 +1224,10 @@ mod tests {
             backoff_level: if attempt == 0 { 0 } else { 1 },
         };
         let sb = obs(SANDBOX, 0, RunState::Running, 0, 0, 0);
-        assert_eq!(plan(&p, std::slice::from_ref(&sb), &mem, t(1)).actions, vec![start("proxy", 0)]);
+        assert_eq!(
+            plan(&p, std::slice::from_ref(&sb), &mem, t(1)).actions,
+            vec![start("proxy", 0)]
+        );
         // the sidecar runs: the next init container starts, the sidecar stays
         let proxy = obs("proxy", 0, RunState::Running, 0, 1, 0);
         let all = [sb.clone(), proxy.clone()];
@@ -1195,7 +1235,10 @@ mod tests {
         let st = status(&p, &all, &mem, "h", t(2));
         assert_eq!(st.init_container_statuses[0].started, Some(true));
         assert!(st.init_container_statuses[0].ready);
-        assert_eq!(st.conditions[1].message.as_deref(), Some("containers with incomplete status: [setup]"));
+        assert_eq!(
+            st.conditions[1].message.as_deref(),
+            Some("containers with incomplete status: [setup]")
+        );
         let setup = obs("setup", 0, RunState::Exited, 0, 2, 3);
         let all = [sb.clone(), proxy.clone(), setup.clone()];
         assert_eq!(plan(&p, &all, &mem, t(4)).actions, vec![start("a", 0)]);
@@ -1208,11 +1251,17 @@ mod tests {
         assert_eq!(st.phase.as_deref(), Some("Running"));
         assert_eq!(st.conditions[1].status, "True", "initialized for good");
         assert_eq!(st.conditions[2].status, "False", "the sidecar is not ready");
-        assert_eq!(st.conditions[2].message.as_deref(), Some("containers with unready status: [proxy]"));
+        assert_eq!(
+            st.conditions[2].message.as_deref(),
+            Some("containers with unready status: [proxy]")
+        );
         // the app finished: the pod succeeded, the running sidecar does not count
         let done = obs("a", 0, RunState::Exited, 0, 4, 7);
         let all = [sb, proxy, setup, done];
-        assert_eq!(status(&p, &all, &mem, "h", t(8)).phase.as_deref(), Some("Succeeded"));
+        assert_eq!(
+            status(&p, &all, &mem, "h", t(8)).phase.as_deref(),
+            Some("Succeeded")
+        );
     }
 
     #[test]
@@ -1229,10 +1278,15 @@ mod tests {
         let st = status(&p, &all, &mem, "10.0.0.1", t(2));
         assert_eq!(st.conditions[2].status, "True");
         assert_eq!(st.conditions[3].status, "False");
-        assert_eq!(st.conditions[3].reason.as_deref(), Some("ReadinessGatesNotReady"));
+        assert_eq!(
+            st.conditions[3].reason.as_deref(),
+            Some("ReadinessGatesNotReady")
+        );
         assert_eq!(
             st.conditions[3].message.as_deref(),
-            Some("corresponding condition of pod readiness gate \"example.com/lb\" does not exist.")
+            Some(
+                "corresponding condition of pod readiness gate \"example.com/lb\" does not exist."
+            )
         );
         let mut prev = st;
         prev.conditions.push(Condition {
@@ -1248,7 +1302,10 @@ mod tests {
         assert_eq!(st.host_ips[0].ip, "10.0.0.1");
         // host network: the pod's address is the node's
         p.spec.host_network = true;
-        assert_eq!(status(&p, &all, &mem, "10.0.0.1", t(3)).pod_ip.as_deref(), Some("10.0.0.1"));
+        assert_eq!(
+            status(&p, &all, &mem, "10.0.0.1", t(3)).pod_ip.as_deref(),
+            Some("10.0.0.1")
+        );
     }
 
     #[test]

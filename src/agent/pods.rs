@@ -269,9 +269,13 @@ fn disk_usage(dir: &std::path::Path) -> u64 {
     let mut total = 0;
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
-            let Ok(m) = e.path().symlink_metadata() else { continue };
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
             total += m.blocks() * 512;
             if m.is_dir() {
                 todo.push(e.path());
@@ -490,7 +494,9 @@ impl Worker {
         let facts = super::container::facts(&ctx, &self.pod, None);
         match inputs::refresh_downward(&ctx.api, &ctx.data_dir, &self.pod, &facts).await {
             Ok(()) => self.downward_seen = view,
-            Err(e) => tracing::warn!(pod = %self.name(), error = %e, "cannot refresh the downward API files"),
+            Err(e) => {
+                tracing::warn!(pod = %self.name(), error = %e, "cannot refresh the downward API files")
+            }
         }
     }
 
@@ -504,12 +510,19 @@ impl Worker {
             if o.container == SANDBOX || self.mem.messages.contains_key(&o.id) {
                 continue;
             }
-            let Some(c) = spec.init_containers.iter().chain(&spec.containers).find(|c| c.name == o.container) else {
+            let Some(c) = spec
+                .init_containers
+                .iter()
+                .chain(&spec.containers)
+                .find(|c| c.name == o.container)
+            else {
                 continue;
             };
             let msg = super::container::termination_message(&self.ctx, &self.pod, c, o).await;
             // an empty message is remembered too, so that the file is read once
-            self.mem.messages.insert(o.id.clone(), msg.unwrap_or_default());
+            self.mem
+                .messages
+                .insert(o.id.clone(), msg.unwrap_or_default());
         }
     }
 
@@ -550,8 +563,12 @@ impl Worker {
     /// engine keeps only those two).
     fn prune_termination_logs(&self, container: &str, attempt: u32) {
         let uid = uid_of(&self.pod);
-        let dir = inputs::pod_dir(&self.ctx.data_dir, &uid).join("containers").join(container);
-        let Ok(rd) = std::fs::read_dir(&dir) else { return };
+        let dir = inputs::pod_dir(&self.ctx.data_dir, &uid)
+            .join("containers")
+            .join(container);
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return;
+        };
         for e in rd.flatten() {
             let old = e
                 .file_name()
@@ -1113,8 +1130,7 @@ impl Worker {
         // volumes, environment, mounts, namespaces
         if self.volumes.is_none() {
             let facts = super::container::facts(&ctx, &self.pod, Some(sandbox));
-            match inputs::prepare_volumes(&ctx.api, &ctx.rt, &ctx.data_dir, &self.pod, &facts)
-                .await
+            match inputs::prepare_volumes(&ctx.api, &ctx.rt, &ctx.data_dir, &self.pod, &facts).await
             {
                 Ok(v) => {
                     self.volumes = Some(v);
@@ -1259,23 +1275,20 @@ impl Worker {
     async fn stop_all(&self, these: &[&Observed], observed: &[Observed], grace: Duration) {
         let ctx = self.ctx.clone();
         let this = self;
-        let stops = these
-            .iter()
-            .copied()
-            .map(|o| {
-                this.ctx.event(
-                    &this.pod,
-                    "Normal",
-                    "Killing",
-                    format!("Stopping container {:?}", o.container),
-                );
-                // preStop first, within the grace period; SIGTERM gets what is left of it
-                let ctx = &ctx;
-                async move {
-                    let left = this.pre_stop(o, observed, grace).await;
-                    ctx.rt.stop(&o.id, left).await
-                }
-            });
+        let stops = these.iter().copied().map(|o| {
+            this.ctx.event(
+                &this.pod,
+                "Normal",
+                "Killing",
+                format!("Stopping container {:?}", o.container),
+            );
+            // preStop first, within the grace period; SIGTERM gets what is left of it
+            let ctx = &ctx;
+            async move {
+                let left = this.pre_stop(o, observed, grace).await;
+                ctx.rt.stop(&o.id, left).await
+            }
+        });
         for r in futures::future::join_all(stops).await {
             if let Err(e) = r {
                 tracing::warn!(pod = %self.name(), error = %e, "cannot stop a container");

@@ -429,7 +429,11 @@ pub struct PodSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os: Option<PodOS>,
     /// If true the pod's hostname will be configured as the pod's FQDN, rather than the leaf name (the default). If a pod does not have FQDN, this has no effect. Default to false.
-    #[serde(rename = "setHostnameAsFQDN", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "setHostnameAsFQDN",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub set_hostname_as_fqdn: Option<bool>,
     /// List of ephemeral containers run in this pod. This list cannot be specified when creating a pod, and it cannot be modified by updating the pod spec.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -698,7 +702,11 @@ pub struct PodSecurityContext {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp_profile: Option<SeccompProfile>,
     /// The SELinux context to be applied to all containers (applied by the engine where SELinux is enabled).
-    #[serde(rename = "seLinuxOptions", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "seLinuxOptions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub se_linux_options: Option<SELinuxOptions>,
     /// The Windows specific settings applied to all containers; ignored on Linux nodes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -753,10 +761,18 @@ pub struct SELinuxOptions {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WindowsSecurityContextOptions {
     /// GMSACredentialSpecName is the name of the GMSA credential spec to use.
-    #[serde(rename = "gmsaCredentialSpecName", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "gmsaCredentialSpecName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub gmsa_credential_spec_name: Option<String>,
     /// GMSACredentialSpec is where the GMSA admission webhook inlines the contents of the GMSA credential spec.
-    #[serde(rename = "gmsaCredentialSpec", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "gmsaCredentialSpec",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub gmsa_credential_spec: Option<String>,
     /// The UserName in Windows to run the entrypoint of the container process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -807,7 +823,11 @@ pub struct SecurityContext {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp_profile: Option<SeccompProfile>,
     /// The SELinux context to be applied to the container (applied by the engine where SELinux is enabled).
-    #[serde(rename = "seLinuxOptions", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "seLinuxOptions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub se_linux_options: Option<SELinuxOptions>,
     /// The Windows specific settings applied to this container; ignored on Linux nodes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1054,7 +1074,11 @@ pub struct Volume {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_path: Option<HostPathVolumeSource>,
     /// DownwardAPI represents downward API about the pod that should populate this volume.
-    #[serde(rename = "downwardAPI", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "downwardAPI",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub downward_api: Option<Box<DownwardAPIVolumeSource>>,
     /// Projected items for all in one resources secrets, configmaps, and downward API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1125,7 +1149,11 @@ pub struct VolumeProjection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<SecretProjection>,
     /// DownwardAPI information about the downwardAPI data to project.
-    #[serde(rename = "downwardAPI", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "downwardAPI",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub downward_api: Option<DownwardAPIProjection>,
     /// ConfigMap information about the configMap data to project.
     #[serde(default, skip_serializing_if = "Option::is_none")]

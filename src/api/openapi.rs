@@ -160,7 +160,10 @@ const INT32: &[(&str, &[&str])] = &[
     ("core.v1.PreferredSchedulingTerm", &["weight"]),
     ("core.v1.WeightedPodAffinityTerm", &["weight"]),
     ("core.v1.PodSpec", &["priority"]),
-    ("core.v1.TopologySpreadConstraint", &["maxSkew", "minDomains"]),
+    (
+        "core.v1.TopologySpreadConstraint",
+        &["maxSkew", "minDomains"],
+    ),
     (
         "core.v1.Probe",
         &[

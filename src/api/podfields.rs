@@ -113,7 +113,10 @@ fn int32(e: &mut Errors, path: &str, v: i64) -> bool {
 /// A relative path without `..` elements (Kubernetes' validateLocalDescendingPath).
 fn descending_path(e: &mut Errors, path: &str, p: &str) {
     if p.starts_with('/') {
-        e.add(path, format!("Invalid value: {p:?}: must be a relative path"));
+        e.add(
+            path,
+            format!("Invalid value: {p:?}: must be a relative path"),
+        );
     }
     if p.split('/').any(|part| part == "..") {
         e.add(path, format!("Invalid value: {p:?}: must not contain '..'"));
@@ -299,12 +302,10 @@ fn validate_dns(s: &PodSpec, path: &str, e: &mut Errors) {
                     "Required value: must provide `dnsConfig` when `dnsPolicy` is None",
                 )
             }
-            Some(c) if c.nameservers.is_empty() => {
-                return e.add(
-                    format!("{dp}.nameservers"),
-                    "Required value: must provide at least one DNS nameserver when `dnsPolicy` is None",
-                )
-            }
+            Some(c) if c.nameservers.is_empty() => return e.add(
+                format!("{dp}.nameservers"),
+                "Required value: must provide at least one DNS nameserver when `dnsPolicy` is None",
+            ),
             Some(_) => {}
         }
     }
@@ -374,7 +375,10 @@ fn validate_scheduling(s: &PodSpec, path: &str, e: &mut Errors) {
             int32(e, &format!("{tp}.maxSkew"), t.max_skew);
         }
         if t.topology_key.is_empty() {
-            e.add(format!("{tp}.topologyKey"), "Required value: can not be empty");
+            e.add(
+                format!("{tp}.topologyKey"),
+                "Required value: can not be empty",
+            );
         } else if let Err(msg) = labels::validate_label_key(&t.topology_key) {
             e.add(format!("{tp}.topologyKey"), msg);
         }
@@ -414,7 +418,12 @@ fn validate_scheduling(s: &PodSpec, path: &str, e: &mut Errors) {
             ("nodeAffinityPolicy", &t.node_affinity_policy),
             ("nodeTaintsPolicy", &t.node_taints_policy),
         ] {
-            one_of(e, &format!("{tp}.{field}"), v.as_deref(), &["Honor", "Ignore"]);
+            one_of(
+                e,
+                &format!("{tp}.{field}"),
+                v.as_deref(),
+                &["Honor", "Ignore"],
+            );
         }
         validate_spread_selector(t, &tp, e);
     }
@@ -442,7 +451,9 @@ fn validate_spread_selector(t: &TopologySpreadConstraint, tp: &str, e: &mut Erro
             {
                 e.add(
                     &kp,
-                    format!("Invalid value: {k:?}: exists in both matchLabelKeys and labelSelector"),
+                    format!(
+                        "Invalid value: {k:?}: exists in both matchLabelKeys and labelSelector"
+                    ),
                 )
             }
             Some(_) => {}
@@ -519,12 +530,18 @@ fn validate_pod_security(s: &PodSpec, sc: &PodSecurityContext, sp: &str, e: &mut
             continue;
         }
         if !names.insert(name.clone()) {
-            e.add(format!("{yp}.name"), format!("Duplicate value: {:?}", sy.name));
+            e.add(
+                format!("{yp}.name"),
+                format!("Duplicate value: {:?}", sy.name),
+            );
         }
         if s.host_network && name.starts_with("net.") {
             e.add(
                 format!("{yp}.name"),
-                format!("Invalid value: {:?}: sysctl {:?} not allowed with host net enabled", sy.name, sy.name),
+                format!(
+                    "Invalid value: {:?}: sysctl {:?} not allowed with host net enabled",
+                    sy.name, sy.name
+                ),
             );
         } else if !SAFE_SYSCTLS.contains(&name.as_str()) {
             e.add(
@@ -640,7 +657,12 @@ fn validate_container(c: &Container, cp: &str, init: bool, restart: &str, e: &mu
                 format!("{sp}.procMount"),
                 "Forbidden: `hostUsers` must be false to use `Unmasked`",
             ),
-            Some(other) => unsupported(e, &format!("{sp}.procMount"), other, &["Default", "Unmasked"]),
+            Some(other) => unsupported(
+                e,
+                &format!("{sp}.procMount"),
+                other,
+                &["Default", "Unmasked"],
+            ),
         }
         if let Some(p) = &sc.app_armor_profile {
             validate_app_armor(p, &format!("{sp}.appArmorProfile"), e);
@@ -694,7 +716,10 @@ fn validate_mounts(c: &Container, cp: &str, e: &mut Errors) {
             None | Some("Disabled") => {}
             Some("Enabled" | "IfPossible") => {
                 if m.read_only != Some(true) {
-                    e.add(&rp, "Forbidden: may only be specified when readOnly is true");
+                    e.add(
+                        &rp,
+                        "Forbidden: may only be specified when readOnly is true",
+                    );
                 }
                 if prop.is_some_and(|p| p != "None") {
                     e.add(
@@ -722,7 +747,10 @@ fn validate_field_ref(f: &FieldSelectorRef, allowed: &[&str], path: &str, e: &mu
         Some(v) => {
             return e.add(
                 format!("{path}.fieldPath"),
-                format!("Invalid value: {:?}: error converting fieldPath: unsupported version: {v}", f.field_path),
+                format!(
+                    "Invalid value: {:?}: error converting fieldPath: unsupported version: {v}",
+                    f.field_path
+                ),
             )
         }
     }
@@ -776,7 +804,12 @@ fn validate_resource_ref(r: &ResourceFieldSelector, volume: bool, path: &str, e:
     } else if r.resource.is_empty() {
         e.add(format!("{path}.resource"), "Required value");
     } else if !RESOURCE_FIELDS.contains(&r.resource.as_str()) {
-        unsupported(e, &format!("{path}.resource"), &r.resource, &RESOURCE_FIELDS);
+        unsupported(
+            e,
+            &format!("{path}.resource"),
+            &r.resource,
+            &RESOURCE_FIELDS,
+        );
     }
     let Some(d) = r.divisor.as_ref().map(|d| d.0.trim()).filter(|d| *d != "0") else {
         return;
@@ -786,9 +819,11 @@ fn validate_resource_ref(r: &ResourceFieldSelector, volume: bool, path: &str, e:
     let ok = if cpu {
         matches!(value, Some(1 | 1000))
     } else {
-        ["1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei"]
-            .iter()
-            .any(|a| divisor_millis(a) == value && value.is_some())
+        [
+            "1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei",
+        ]
+        .iter()
+        .any(|a| divisor_millis(a) == value && value.is_some())
     };
     if !ok {
         let msg = if cpu {
@@ -812,7 +847,9 @@ fn file_mode(e: &mut Errors, path: &str, mode: Option<i32>) {
     if let Some(m) = mode.filter(|m| !(0..=0o777).contains(m)) {
         e.add(
             path,
-            format!("Invalid value: {m}: must be a number between 0 and 0777 (octal), both inclusive"),
+            format!(
+                "Invalid value: {m}: must be a number between 0 and 0777 (octal), both inclusive"
+            ),
         );
     }
 }
@@ -886,7 +923,10 @@ fn validate_volume(v: &Volume, vp: &str, e: &mut Errors) {
         }
         for (kind, name, items) in [
             ("secret", s.secret.as_ref().map(|x| (&x.name, &x.items))),
-            ("configMap", s.config_map.as_ref().map(|x| (&x.name, &x.items))),
+            (
+                "configMap",
+                s.config_map.as_ref().map(|x| (&x.name, &x.items)),
+            ),
         ]
         .into_iter()
         .filter_map(|(k, x)| x.map(|(n, i)| (k, n, i)))
@@ -963,23 +1003,33 @@ mod tests {
         // false is left out, as Go's omitempty does
         let v = json!({"metadata": {"name": "x"}, "spec": {"hostPID": false, "containers": [
             {"name": "a", "image": "busybox:1"}]}});
-        assert!(admit(Kind::Pod, v).unwrap()["spec"].get("hostPID").is_none());
+        assert!(admit(Kind::Pod, v).unwrap()["spec"]
+            .get("hostPID")
+            .is_none());
     }
 
     #[test]
     fn dns_and_host_fields_are_refused_as_kubernetes_words_it() {
         let c = json!([{"name": "a", "image": "busybox:1", "ports": [{"containerPort": 80, "hostPort": 81}]}]);
         let errs = errors(json!({"dnsPolicy": "None", "containers": c}));
-        has(&errs, "spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None");
-        let errs = errors(json!({"dnsPolicy": "Bogus", "hostNetwork": true, "hostPID": true,
+        has(
+            &errs,
+            "spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None",
+        );
+        let errs = errors(
+            json!({"dnsPolicy": "Bogus", "hostNetwork": true, "hostPID": true,
             "shareProcessNamespace": true,
             "dnsConfig": {"nameservers": ["1.1.1.1", "2.2.2.2", "3.3.3.3", "x"], "searches": ["Bad_Domain"],
                 "options": [{"value": "2"}]},
             "hostAliases": [{"ip": "10.0.0.300", "hostnames": ["ok.example"]}],
-            "containers": c}));
+            "containers": c}),
+        );
         has(&errs, "spec.dnsPolicy: Unsupported value: \"Bogus\": supported values: \"ClusterFirstWithHostNet\", \"ClusterFirst\", \"Default\", \"None\"");
         has(&errs, "spec.dnsConfig.nameservers[3]: Invalid value: \"x\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)");
-        has(&errs, "spec.dnsConfig.options[0]: Required value: must not be empty");
+        has(
+            &errs,
+            "spec.dnsConfig.options[0]: Required value: must not be empty",
+        );
         has(&errs, "spec.hostAliases[0].ip: Invalid value: \"10.0.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)");
         has(&errs, "spec.containers[0].ports[0].hostPort: Invalid value: 81: must match `containerPort` when `hostNetwork` is true");
         has(&errs, "spec.securityContext.shareProcessNamespace: Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled");
@@ -1002,16 +1052,31 @@ mod tests {
                 {"name": "p", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}]}));
         has(&errs, "spec.topologySpreadConstraints[0].maxSkew: Invalid value: 0: must be greater than zero");
         has(&errs, "spec.topologySpreadConstraints[1].{topologyKey, whenUnsatisfiable}: Duplicate value: \"{zone, DoNotSchedule}\"");
-        has(&errs, "spec.topologySpreadConstraints[2].topologyKey: Required value: can not be empty");
+        has(
+            &errs,
+            "spec.topologySpreadConstraints[2].topologyKey: Required value: can not be empty",
+        );
         has(&errs, "spec.topologySpreadConstraints[2].minDomains: Invalid value: 1: can only use minDomains if whenUnsatisfiable=DoNotSchedule, not Sometimes");
         has(&errs, "spec.initContainers[0].restartPolicy: Unsupported value: \"Never\": supported values: \"Always\"");
-        has(&errs, "spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers");
+        has(
+            &errs,
+            "spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers",
+        );
         has(&errs, "spec.containers[0].env[1].valueFrom.resourceFieldRef.divisor: Invalid value: \"limits.cpu\": only divisor's values 1m and 1 are supported with the cpu resource");
         has(&errs, "spec.containers[0].volumeMounts.subPath: Invalid value: \"../x\": must not contain '..'");
         has(&errs, "spec.containers[0].volumeMounts.mountPropagation: Forbidden: Bidirectional mount propagation is available only to privileged containers");
         assert!(errs.iter().any(|e| e.starts_with("spec.containers[0].env[0].valueFrom.fieldRef.fieldPath: Unsupported value: \"spec.hostname\"")), "{errs:?}");
-        assert!(errs.iter().any(|e| e.starts_with("spec.volumes[0].downwardAPI.fieldRef.fieldPath: Unsupported value")), "{errs:?}");
-        assert!(errs.iter().any(|e| e.starts_with("spec.volumes[1].projected.sources[0].serviceAccountToken: Unsupported value") && e.contains("issue 20")), "{errs:?}");
+        assert!(
+            errs.iter().any(|e| e
+                .starts_with("spec.volumes[0].downwardAPI.fieldRef.fieldPath: Unsupported value")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.starts_with(
+                "spec.volumes[1].projected.sources[0].serviceAccountToken: Unsupported value"
+            ) && e.contains("issue 20")),
+            "{errs:?}"
+        );
     }
 
     #[test]
@@ -1020,9 +1085,23 @@ mod tests {
             "securityContext": {"sysctls": [{"name": "kernel.msgmax", "value": "1"}]},
             "ephemeralContainers": [{"name": "dbg", "image": "busybox:1", "targetContainerName": "a"}],
             "containers": [{"name": "a", "image": "busybox:1"}]}));
-        assert!(errs.iter().any(|e| e.starts_with("spec.os.name: Unsupported value: \"windows\"")), "{errs:?}");
-        assert!(errs.iter().any(|e| e.starts_with("spec.ephemeralContainers: Forbidden: cannot be set on create")), "{errs:?}");
-        assert!(errs.iter().any(|e| e.starts_with("spec.securityContext.sysctls[0].name: Forbidden: sysctl \"kernel.msgmax\"")), "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("spec.os.name: Unsupported value: \"windows\"")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e
+                    .starts_with("spec.ephemeralContainers: Forbidden: cannot be set on create")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.starts_with(
+                "spec.securityContext.sysctls[0].name: Forbidden: sysctl \"kernel.msgmax\""
+            )),
+            "{errs:?}"
+        );
         assert!(errors(json!({"os": {"name": "linux"}, "priorityClassName": "system-node-critical",
             "securityContext": {"sysctls": [{"name": "net.ipv4.tcp_syncookies", "value": "1"}],
                 "fsGroupChangePolicy": "OnRootMismatch", "seLinuxOptions": {}},

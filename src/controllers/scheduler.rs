@@ -58,8 +58,16 @@ fn host_ports(p: &Pod) -> Vec<(String, i64, String)> {
         .flat_map(|c| &c.ports)
         .filter_map(|port| {
             let hp = port.host_port.filter(|h| *h > 0)?;
-            let ip = port.host_ip.clone().filter(|i| i != "0.0.0.0").unwrap_or_default();
-            Some((port.protocol.clone().unwrap_or_else(|| "TCP".into()), hp, ip))
+            let ip = port
+                .host_ip
+                .clone()
+                .filter(|i| i != "0.0.0.0")
+                .unwrap_or_default();
+            Some((
+                port.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                hp,
+                ip,
+            ))
         })
         .collect()
 }
@@ -496,6 +504,28 @@ fn spread_of(p: &Pod, slots: &[Slot], placed: &Placements) -> super::spread::Spr
     prepare(p, &nodes, &counted)
 }
 
+/// Why a pod fits no node, in kube-scheduler's words: `0/N nodes are available: ...`, the
+/// reasons counted.
+fn unschedulable(
+    why: &BTreeMap<String, usize>,
+    required: Option<&(String, String)>,
+    nodes: usize,
+) -> String {
+    if nodes == 0 {
+        return "0/0 nodes are available: the cluster has no nodes".to_string();
+    }
+    let detail: Vec<String> = why
+        .iter()
+        .map(|(r, n)| match required {
+            Some((c, node)) if r.contains("didn't hold") => {
+                format!("{n} {r} (claim {c:?} lives on node {node})")
+            }
+            _ => format!("{n} {r}"),
+        })
+        .collect();
+    format!("0/{nodes} nodes are available: {}", detail.join(", "))
+}
+
 /// Decides for every pod of `pending` (unbound), given the nodes, the pods already bound and
 /// where claims live (a claim's volume is local to one node, so its pods must follow it).
 pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claims) -> Vec<Outcome> {
@@ -608,7 +638,15 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
         let spread = spread_of(p, &slots, &placed);
         let ports = host_ports(p);
         for (i, s) in slots.iter().enumerate() {
-            let reason = misfit(p, s, required.as_ref(), (cpu, mem), &ports, &placed, &spread);
+            let reason = misfit(
+                p,
+                s,
+                required.as_ref(),
+                (cpu, mem),
+                &ports,
+                &placed,
+                &spread,
+            );
             if let Some(r) = reason {
                 *why.entry(r).or_default() += 1;
                 continue;
@@ -672,29 +710,7 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
                 });
             }
             None => {
-                let detail: Vec<String> = why.iter().map(|(r, n)| format!("{n} {r}")).collect();
-                let detail: Vec<String> = match &required {
-                    Some((c, n)) => detail
-                        .into_iter()
-                        .map(|d| {
-                            if d.contains("didn't hold") {
-                                format!("{d} (claim {c:?} lives on node {n})")
-                            } else {
-                                d
-                            }
-                        })
-                        .collect(),
-                    None => detail,
-                };
-                let message = if slots.is_empty() {
-                    "0/0 nodes are available: the cluster has no nodes".to_string()
-                } else {
-                    format!(
-                        "0/{} nodes are available: {}",
-                        slots.len(),
-                        detail.join(", ")
-                    )
-                };
+                let message = unschedulable(&why, required.as_ref(), slots.len());
                 out.push(Outcome::Unschedulable {
                     namespace,
                     name,
@@ -1134,7 +1150,12 @@ mod tests {
         );
     }
 
-    fn spread(key: &str, skew: i64, when: &str, app: &str) -> crate::api::core::TopologySpreadConstraint {
+    fn spread(
+        key: &str,
+        skew: i64,
+        when: &str,
+        app: &str,
+    ) -> crate::api::core::TopologySpreadConstraint {
         crate::api::core::TopologySpreadConstraint {
             max_skew: skew,
             topology_key: key.into(),
@@ -1171,14 +1192,27 @@ mod tests {
         let bound: Vec<&Pod> = placed.iter().collect();
         let out = nodes_of(&schedule(&[&pods[4]], &tainted, &bound, &Claims::new()));
         assert!(out[0].starts_with("none"), "{out:?}");
-        let out = nodes_of(&schedule(&[&pods[5]], &tainted[..3], &bound, &Claims::new()));
-        assert_eq!(out[0].len(), 1, "without z2 in the cluster z1 is the only domain: {out:?}");
+        let out = nodes_of(&schedule(
+            &[&pods[5]],
+            &tainted[..3],
+            &bound,
+            &Claims::new(),
+        ));
+        assert_eq!(
+            out[0].len(),
+            1,
+            "without z2 in the cluster z1 is the only domain: {out:?}"
+        );
         // a node without the key does not match
         let mut bare = node("e", "4", "8Gi", None);
-        bare.metadata.labels.insert("kubernetes.io/hostname".into(), "e".into());
+        bare.metadata
+            .labels
+            .insert("kubernetes.io/hostname".into(), "e".into());
         let out = nodes_of(&schedule(&[&pods[0]], &[bare], &[], &Claims::new()));
         assert!(
-            out[0].contains("1 node(s) didn't match pod topology spread constraints (missing required label)"),
+            out[0].contains(
+                "1 node(s) didn't match pod topology spread constraints (missing required label)"
+            ),
             "{out:?}"
         );
     }
@@ -1211,7 +1245,10 @@ mod tests {
         };
         let (low, high) = (with_port("low", 0), with_port("high", 1000));
         let out = schedule(&[&low, &high], &nodes, &[], &Claims::new());
-        assert!(matches!(&out[0], Outcome::Bind { name, .. } if name == "high"), "{out:?}");
+        assert!(
+            matches!(&out[0], Outcome::Bind { name, .. } if name == "high"),
+            "{out:?}"
+        );
         assert!(
             matches!(&out[1], Outcome::Unschedulable { message, .. } if message.contains("1 node(s) didn't have free ports for the requested pod ports")),
             "{out:?}"

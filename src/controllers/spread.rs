@@ -96,9 +96,7 @@ pub fn prepare(pod: &Pod, nodes: &[NodeView], placed: &[Counted]) -> Spread {
                 *counts.entry(domain.clone()).or_default() += 1;
             }
         }
-        let below_min = c
-            .min_domains
-            .is_some_and(|m| (counts.len() as i64) < m);
+        let below_min = c.min_domains.is_some_and(|m| (counts.len() as i64) < m);
         let min = if below_min {
             0
         } else {
