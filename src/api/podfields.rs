@@ -543,6 +543,19 @@ fn validate_pod_security(s: &PodSpec, sc: &PodSecurityContext, sp: &str, e: &mut
                     sy.name, sy.name
                 ),
             );
+        } else if s.host_ipc
+            && (name.starts_with("kernel.shm")
+                || name.starts_with("kernel.msg")
+                || name.starts_with("kernel.sem")
+                || name.starts_with("fs.mqueue."))
+        {
+            e.add(
+                format!("{yp}.name"),
+                format!(
+                    "Invalid value: {:?}: sysctl {:?} not allowed with host ipc enabled",
+                    sy.name, sy.name
+                ),
+            );
         } else if !SAFE_SYSCTLS.contains(&name.as_str()) {
             e.add(
                 format!("{yp}.name"),
