@@ -336,6 +336,26 @@ fn services_route_across_hosts_to_ready_pods_only() {
     );
     let (ok, out) = in_pod(&m, "client", "nslookup nothing-here.default.svc");
     assert!(!ok || out.contains("NXDOMAIN"), "{out}");
+    // enableServiceLinks: false leaves the service variables out; a dnsConfig merges into the
+    // cluster's resolver configuration
+    let quiet = pinned_pod("quiet", &c.name).replace(
+        "  containers:",
+        "  enableServiceLinks: false\n  dnsConfig: {searches: [corp.example], options: [{name: ndots, value: \"3\"}]}\n  containers:",
+    );
+    m.orkops_stdin(&["apply", "-f", "-"], Some(&quiet))
+        .success();
+    wait_until("the quiet pod to run", LONG, || {
+        pod(&m, "quiet")["status"]["phase"] == "Running"
+    });
+    let (ok, env) = in_pod(&m, "quiet", "env");
+    assert!(ok && !env.contains("WEB_SERVICE_HOST"), "{env}");
+    let (_, resolv) = in_pod(&m, "quiet", "cat /etc/resolv.conf");
+    assert!(
+        resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local")
+            && resolv.contains("corp.example\n")
+            && resolv.ends_with("options ndots:3\n"),
+        "{resolv}"
+    );
     for p in &pods {
         let ip = p["status"]["podIP"].as_str().unwrap();
         let name = p["metadata"]["name"].as_str().unwrap();

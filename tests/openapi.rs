@@ -91,7 +91,8 @@ fn kubectl_explain_reads_the_served_schemas() {
         assert!(out.contains(served), "{served} missing:\n{out}");
     }
     // a field orkops does not serve is not in its schema; the pod fields of issue 17 are
-    assert!(!out.contains("resizePolicy"), "{out}");
+    assert!(!out.contains("volumeDevices"), "{out}");
+    assert!(out.contains("resizePolicy"), "{out}");
     assert!(out.contains("securityContext"), "{out}");
     assert!(out.contains("lifecycle"), "{out}");
     let (ok, _, err) = c.run(&["explain", "deployment.spec.bogus"]);

@@ -1,7 +1,9 @@
 //! What a pod's containers take from the API and the node before they can start: volumes
-//! (`emptyDir` as a per-pod Docker volume, ConfigMap/Secret as files, PersistentVolumeClaims
-//! as the volume they are bound to: a Docker volume that outlives the pod, or a node path) and environment variables (values, references
-//! to ConfigMaps, Secrets and pod fields, `envFrom`). A missing input is a typed failure.
+//! (`emptyDir` as a per-pod Docker volume, ConfigMap/Secret/downward API/projected volumes as
+//! files, PersistentVolumeClaims as the volume they are bound to: a Docker volume that outlives
+//! the pod, or a node path), their mounts (`subPath`, `subPathExpr`, propagation, read-only
+//! modes) and environment variables (values, references to ConfigMaps, Secrets, pod fields and
+//! container resources, `envFrom`). A missing input is a typed failure.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -10,8 +12,9 @@ use base64::Engine as _;
 use bollard::models::{Mount, MountTypeEnum};
 use serde_json::Value;
 
+use super::downward::{self, Facts};
 use super::runtime::{Runtime, LABEL_POD_UID, LABEL_PVC, LABEL_PVC_UID};
-use crate::api::core::{ConfigMap, Container, KeyToPath, Pod, Secret};
+use crate::api::core::{ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, Pod, Secret};
 use crate::api::Kind;
 use crate::client::ApiClient;
 
@@ -20,10 +23,11 @@ use crate::client::ApiClient;
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// Where a pod volume lives on this node.
+/// Where a pod volume lives on this node: a Docker volume (its name and where the engine
+/// keeps its files), or a directory.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
-    Volume(String),
+    Volume(String, PathBuf),
     Dir(PathBuf),
 }
 
@@ -98,13 +102,71 @@ pub async fn secret(
         .map(Some)
 }
 
-/// Writes `data` (all keys, or `items`) as files into `dir`, replacing what was there.
-fn write_files(
-    dir: &Path,
+/// One file of a volume: its path inside the volume, its bytes and its mode.
+pub type Entry = (String, Vec<u8>, u32);
+
+/// The files of `data`: every key, or the `items` (a missing key is an error unless
+/// `optional`, as the kubelet has it).
+fn key_entries(
     data: &BTreeMap<String, Vec<u8>>,
     items: &[KeyToPath],
     default_mode: u32,
     what: &str,
+    optional: bool,
+) -> Result<Vec<Entry>, ConfigError> {
+    if items.is_empty() {
+        return Ok(data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone(), default_mode))
+            .collect());
+    }
+    let mut out = Vec::new();
+    for i in items {
+        match data.get(&i.key) {
+            Some(bytes) => out.push((
+                i.path.clone(),
+                bytes.clone(),
+                i.mode.map_or(default_mode, |m| m as u32),
+            )),
+            None if optional => {}
+            None => return Err(ConfigError(format!("{what} has no key {:?}", i.key))),
+        }
+    }
+    Ok(out)
+}
+
+/// The files of downward API items.
+fn downward_entries(
+    pod: &Pod,
+    items: &[DownwardAPIVolumeFile],
+    default_mode: u32,
+    facts: &Facts,
+) -> Result<Vec<Entry>, ConfigError> {
+    items
+        .iter()
+        .map(|it| {
+            let value = match (&it.field_ref, &it.resource_field_ref) {
+                (Some(f), _) => downward::field(pod, f, facts, true)?,
+                (None, Some(r)) => downward::resource(pod, None, r, facts)?,
+                (None, None) => String::new(),
+            };
+            Ok((
+                it.path.clone(),
+                value.into_bytes(),
+                it.mode.map_or(default_mode, |m| m as u32),
+            ))
+        })
+        .collect()
+}
+
+/// Writes `entries` as files into `dir`. `replace`: what was there goes first (a first write);
+/// otherwise each file is replaced in place, through a rename, so that a container with the
+/// directory mounted sees the new contents whole (a refresh of downward API files).
+fn write_entries(
+    dir: &Path,
+    entries: &[Entry],
+    what: &str,
+    replace: bool,
 ) -> Result<(), ConfigError> {
     use std::os::unix::fs::PermissionsExt;
     let io = |e: std::io::Error| {
@@ -113,42 +175,102 @@ fn write_files(
             dir.display()
         ))
     };
-    if dir.exists() {
+    if replace && dir.exists() {
         std::fs::remove_dir_all(dir).map_err(io)?;
     }
     std::fs::create_dir_all(dir).map_err(io)?;
-    let entries: Vec<(String, String, u32)> = if items.is_empty() {
-        data.keys()
-            .map(|k| (k.clone(), k.clone(), default_mode))
-            .collect()
-    } else {
-        items
-            .iter()
-            .map(|i| {
-                (
-                    i.key.clone(),
-                    i.path.clone(),
-                    i.mode.map_or(default_mode, |m| m as u32),
-                )
-            })
-            .collect()
-    };
-    for (key, rel, mode) in entries {
-        let bytes = data
-            .get(&key)
-            .ok_or_else(|| ConfigError(format!("{what} has no key {key:?}")))?;
+    for (rel, bytes, mode) in entries {
         if rel.split('/').any(|s| s == ".." || s.is_empty()) {
             return Err(ConfigError(format!(
                 "{what}: item path {rel:?} must be relative without '..'"
             )));
         }
-        let path = dir.join(&rel);
+        let path = dir.join(rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
-        std::fs::write(&path, bytes).map_err(io)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o777))
+        let tmp = path.with_file_name(format!(
+            ".{}.tmp",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        std::fs::write(&tmp, bytes).map_err(io)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode & 0o777))
             .map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+    }
+    Ok(())
+}
+
+fn volume_dir(data_dir: &Path, uid: &str, name: &str) -> PathBuf {
+    pod_dir(data_dir, uid).join("volumes").join(name)
+}
+
+/// The files of a projected volume: each source's, in order.
+async fn projected_entries(
+    api: &ApiClient,
+    pod: &Pod,
+    p: &crate::api::core::ProjectedVolumeSource,
+    facts: &Facts,
+) -> Result<Vec<Entry>, ConfigError> {
+    let ns = pod.metadata.namespace();
+    let mode = p.default_mode.unwrap_or(0o644) as u32;
+    let mut out = Vec::new();
+    for s in &p.sources {
+        if let Some(c) = &s.config_map {
+            let what = format!("configmap {ns}/{}", c.name);
+            let optional = c.optional == Some(true);
+            match config_map(api, ns, &c.name).await? {
+                Some(d) => out.extend(key_entries(&d, &c.items, mode, &what, optional)?),
+                None if optional => {}
+                None => return Err(ConfigError(format!("configmap {:?} not found", c.name))),
+            }
+        }
+        if let Some(c) = &s.secret {
+            let what = format!("secret {ns}/{}", c.name);
+            let optional = c.optional == Some(true);
+            match secret(api, ns, &c.name).await? {
+                Some(d) => out.extend(key_entries(&d, &c.items, mode, &what, optional)?),
+                None if optional => {}
+                None => return Err(ConfigError(format!("secret {:?} not found", c.name))),
+            }
+        }
+        if let Some(d) = &s.downward_api {
+            out.extend(downward_entries(pod, &d.items, mode, facts)?);
+        }
+        if s.service_account_token.is_some() || s.cluster_trust_bundle.is_some() {
+            return Err(ConfigError(
+                "projected serviceAccountToken and clusterTrustBundle sources are not served (the API server refuses them)".into(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Writes the downward API files of the pod's volumes again (its labels or annotations
+/// changed), in place, as the kubelet keeps them current. Projected volumes with downward API
+/// items are written whole again.
+pub async fn refresh_downward(
+    api: &ApiClient,
+    data_dir: &Path,
+    pod: &Pod,
+    facts: &Facts,
+) -> Result<(), ConfigError> {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    for v in &pod.spec.volumes {
+        let dir = volume_dir(data_dir, &uid, &v.name);
+        if let Some(d) = &v.downward_api {
+            let mode = d.default_mode.unwrap_or(0o644) as u32;
+            let entries = downward_entries(pod, &d.items, mode, facts)?;
+            write_entries(&dir, &entries, "a downwardAPI volume", false)?;
+        }
+        if let Some(p) = v
+            .projected
+            .as_ref()
+            .filter(|p| p.sources.iter().any(|s| s.downward_api.is_some()))
+        {
+            let entries = projected_entries(api, pod, p, facts).await?;
+            write_entries(&dir, &entries, "a projected volume", false)?;
+        }
     }
     Ok(())
 }
@@ -159,6 +281,7 @@ pub async fn prepare_volumes(
     rt: &Runtime,
     data_dir: &Path,
     pod: &Pod,
+    facts: &Facts,
 ) -> Result<BTreeMap<String, Source>, ConfigError> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let ns = pod.metadata.namespace().to_string();
@@ -184,19 +307,23 @@ pub async fn prepare_volumes(
             )
             .await
             .map_err(docker)?;
-            Source::Volume(name)
+            Source::Volume(
+                name.clone(),
+                rt.volume_mountpoint(&name).await.map_err(docker)?,
+            )
         } else if let Some(cm) = &v.config_map {
-            let dir = pod_dir(data_dir, &uid).join("volumes").join(&v.name);
+            let dir = volume_dir(data_dir, &uid, &v.name);
+            let what = format!("configmap {ns}/{}", cm.name);
+            let mode = cm.default_mode.unwrap_or(0o644) as u32;
             match config_map(api, &ns, &cm.name).await? {
-                Some(data) => write_files(
+                Some(data) => write_entries(
                     &dir,
-                    &data,
-                    &cm.items,
-                    cm.default_mode.unwrap_or(0o644) as u32,
-                    &format!("configmap {ns}/{}", cm.name),
+                    &key_entries(&data, &cm.items, mode, &what, cm.optional == Some(true))?,
+                    &what,
+                    true,
                 )?,
                 None if cm.optional == Some(true) => {
-                    write_files(&dir, &BTreeMap::new(), &[], 0o644, "an optional configmap")?
+                    write_entries(&dir, &[], "an optional configmap", true)?
                 }
                 None => {
                     return Err(ConfigError(format!(
@@ -207,17 +334,18 @@ pub async fn prepare_volumes(
             }
             Source::Dir(dir)
         } else if let Some(s) = &v.secret {
-            let dir = pod_dir(data_dir, &uid).join("volumes").join(&v.name);
+            let dir = volume_dir(data_dir, &uid, &v.name);
+            let what = format!("secret {ns}/{}", s.secret_name);
+            let mode = s.default_mode.unwrap_or(0o644) as u32;
             match secret(api, &ns, &s.secret_name).await? {
-                Some(data) => write_files(
+                Some(data) => write_entries(
                     &dir,
-                    &data,
-                    &s.items,
-                    s.default_mode.unwrap_or(0o644) as u32,
-                    &format!("secret {ns}/{}", s.secret_name),
+                    &key_entries(&data, &s.items, mode, &what, s.optional == Some(true))?,
+                    &what,
+                    true,
                 )?,
                 None if s.optional == Some(true) => {
-                    write_files(&dir, &BTreeMap::new(), &[], 0o644, "an optional secret")?
+                    write_entries(&dir, &[], "an optional secret", true)?
                 }
                 None => {
                     return Err(ConfigError(format!(
@@ -237,6 +365,22 @@ pub async fn prepare_volumes(
                 ))
             })?;
             Source::Dir(PathBuf::from(&h.path))
+        } else if let Some(d) = &v.downward_api {
+            let dir = volume_dir(data_dir, &uid, &v.name);
+            let mode = d.default_mode.unwrap_or(0o644) as u32;
+            let entries = downward_entries(pod, &d.items, mode, facts)?;
+            write_entries(&dir, &entries, "a downwardAPI volume", true)?;
+            Source::Dir(dir)
+        } else if let Some(p) = &v.projected {
+            let dir = volume_dir(data_dir, &uid, &v.name);
+            let entries = projected_entries(api, pod, p, facts).await?;
+            write_entries(
+                &dir,
+                &entries,
+                &format!("projected volume {:?}", v.name),
+                true,
+            )?;
+            Source::Dir(dir)
         } else {
             return Err(ConfigError(format!("volume {:?} has no source", v.name)));
         };
@@ -278,7 +422,11 @@ async fn claim_source(
             )
             .await
             .map_err(|e| ConfigError(e.0))?;
-            Ok::<_, ConfigError>(Source::Volume(name))
+            let dir = rt
+                .volume_mountpoint(&name)
+                .await
+                .map_err(|e| ConfigError(e.0))?;
+            Ok::<_, ConfigError>(Source::Volume(name, dir))
         }
     };
     let Some(pv_name) = c.spec.volume() else {
@@ -363,12 +511,64 @@ pub fn check_host_path(path: &str, type_: &str) -> Result<(), String> {
     }
 }
 
-/// The Docker mounts of one container.
+/// What the engine can do with mounts: read-only binds made recursive (Docker 25 and later,
+/// API 1.44: `ReadOnlyForceRecursive` / `ReadOnlyNonRecursive`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EngineMounts {
+    pub recursive_read_only: bool,
+}
+
+impl EngineMounts {
+    /// From the engine's version (`20.10.24`, `27.1.1`).
+    pub fn of_version(version: &str) -> EngineMounts {
+        let major: u32 = version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        EngineMounts {
+            recursive_read_only: major >= 25,
+        }
+    }
+}
+
+/// `dir` joined with the sub path `sub`, made if missing (as the kubelet does for subPath), and
+/// checked to stay inside `dir` after symlinks are followed (a container could have made
+/// `sub` a link to anywhere on the node).
+fn sub_path_in(dir: &Path, sub: &str, c: &Container, vol: &str) -> Result<PathBuf, ConfigError> {
+    let fail = |why: String| {
+        ConfigError(format!(
+            "container {:?}: subPath {sub:?} of volume {vol:?}: {why}",
+            c.name
+        ))
+    };
+    if sub.starts_with('/') || sub.split('/').any(|p| p == "..") {
+        return Err(fail("must be a relative path without '..'".into()));
+    }
+    let path = dir.join(sub);
+    if std::fs::symlink_metadata(&path).is_err() {
+        std::fs::create_dir_all(&path).map_err(|e| fail(format!("cannot create it: {e}")))?;
+    }
+    let root = std::fs::canonicalize(dir).map_err(|e| fail(e.to_string()))?;
+    let real = std::fs::canonicalize(&path).map_err(|e| fail(e.to_string()))?;
+    if !real.starts_with(&root) {
+        return Err(fail(format!(
+            "it resolves to {}, outside the volume",
+            real.display()
+        )));
+    }
+    Ok(real)
+}
+
+/// The Docker mounts of one container; `env` expands `subPathExpr`.
 pub fn mounts(
     pod: &Pod,
     c: &Container,
     sources: &BTreeMap<String, Source>,
+    env: &[(String, String)],
+    engine: EngineMounts,
 ) -> Result<Vec<Mount>, ConfigError> {
+    use bollard::models::{MountBindOptions, MountBindOptionsPropagationEnum as Prop};
     let mut out = Vec::new();
     for m in &c.volume_mounts {
         let src = sources.get(&m.name).ok_or_else(|| {
@@ -381,58 +581,61 @@ pub fn mounts(
         let forced_ro = vol.is_some_and(|v| {
             v.config_map.is_some()
                 || v.secret.is_some()
+                || v.downward_api.is_some()
+                || v.projected.is_some()
                 || v.persistent_volume_claim
                     .as_ref()
                     .is_some_and(|p| p.read_only == Some(true))
         });
-        let sub = m.sub_path.as_deref().filter(|s| !s.is_empty());
-        let (typ, source) = match (src, sub) {
-            (Source::Dir(d), Some(s)) => (MountTypeEnum::BIND, d.join(s).display().to_string()),
-            (Source::Dir(d), None) => (MountTypeEnum::BIND, d.display().to_string()),
-            (Source::Volume(_), Some(_)) => {
-                return Err(ConfigError(format!(
-                    "container {:?}: subPath on volume {:?} is not supported for emptyDir and persistentVolumeClaim volumes",
-                    c.name, m.name
-                )))
-            }
-            (Source::Volume(v), None) => (MountTypeEnum::VOLUME, v.clone()),
+        let read_only = forced_ro || m.read_only == Some(true);
+        let sub = match m.sub_path_expr.as_deref().filter(|s| !s.is_empty()) {
+            Some(x) => Some(expand(x, env)),
+            None => m.sub_path.clone().filter(|s| !s.is_empty()),
         };
+        let propagation = match m.mount_propagation.as_deref() {
+            Some("HostToContainer") => Some(Prop::RSLAVE),
+            Some("Bidirectional") => Some(Prop::RSHARED),
+            _ => None,
+        };
+        let rro = m.recursive_read_only.as_deref();
+        if rro == Some("Enabled") && !engine.recursive_read_only {
+            return Err(ConfigError(format!(
+                "container {:?}: volume mount {:?} requested recursive read-only mode, but it is not supported by the runtime (Docker 25 or later)",
+                c.name, m.name
+            )));
+        }
+        let (typ, source) = match (src, &sub) {
+            (Source::Dir(d), Some(s)) => (MountTypeEnum::BIND, sub_path_in(d, s, c, &m.name)?),
+            (Source::Dir(d), None) => (MountTypeEnum::BIND, d.clone()),
+            (Source::Volume(_, dir), Some(s)) => {
+                (MountTypeEnum::BIND, sub_path_in(dir, s, c, &m.name)?)
+            }
+            (Source::Volume(_, dir), None) if propagation.is_some() => {
+                (MountTypeEnum::BIND, dir.clone())
+            }
+            (Source::Volume(v, _), None) => (MountTypeEnum::VOLUME, PathBuf::from(v)),
+        };
+        let bind = typ == MountTypeEnum::BIND;
+        let bind_options = bind.then(|| MountBindOptions {
+            propagation,
+            // Kubernetes' default read-only mount is not recursive; Enabled asks for it
+            read_only_non_recursive: (read_only
+                && engine.recursive_read_only
+                && rro.is_none_or(|r| r == "Disabled"))
+            .then_some(true),
+            read_only_force_recursive: (read_only && rro == Some("Enabled")).then_some(true),
+            ..Default::default()
+        });
         out.push(Mount {
             target: Some(m.mount_path.clone()),
-            source: Some(source),
+            source: Some(source.display().to_string()),
             typ: Some(typ),
-            read_only: Some(forced_ro || m.read_only == Some(true)),
+            read_only: Some(read_only),
+            bind_options,
             ..Default::default()
         });
     }
     Ok(out)
-}
-
-fn field(pod: &Pod, path: &str, pod_ip: &str, host_ip: &str) -> Result<String, ConfigError> {
-    let m = &pod.metadata;
-    Ok(match path {
-        "metadata.name" => m.name().to_string(),
-        "metadata.namespace" => m.namespace().to_string(),
-        "metadata.uid" => m.uid.clone().unwrap_or_default(),
-        "spec.nodeName" => pod.spec.node_name.clone().unwrap_or_default(),
-        "status.podIP" => pod_ip.to_string(),
-        "status.hostIP" => host_ip.to_string(),
-        p => {
-            let label = p
-                .strip_prefix("metadata.labels['")
-                .and_then(|r| r.strip_suffix("']"))
-                .map(|k| m.labels.get(k).cloned().unwrap_or_default());
-            let annotation = p
-                .strip_prefix("metadata.annotations['")
-                .and_then(|r| r.strip_suffix("']"))
-                .map(|k| m.annotations.get(k).cloned().unwrap_or_default());
-            return label.or(annotation).ok_or_else(|| {
-                ConfigError(format!(
-                    "fieldRef {p:?} is not supported (metadata.name, metadata.namespace, metadata.uid, metadata.labels['k'], metadata.annotations['k'], spec.nodeName, status.podIP, status.hostIP)"
-                ))
-            });
-        }
-    })
 }
 
 /// The environment of container `c` as `NAME=value` strings, in the order Kubernetes gives:
@@ -441,8 +644,7 @@ pub async fn environment(
     api: &ApiClient,
     pod: &Pod,
     c: &Container,
-    pod_ip: &str,
-    host_ip: &str,
+    facts: &Facts,
 ) -> Result<Vec<String>, ConfigError> {
     let ns = pod.metadata.namespace();
     let mut vars: Vec<(String, String)> = Vec::new();
@@ -506,9 +708,13 @@ pub async fn environment(
                 } else if let Some(f) = &src.field_ref {
                     set(
                         e.name.clone(),
-                        field(pod, &f.field_path, pod_ip, host_ip)?,
+                        downward::field(pod, f, facts, false)?,
                         &mut vars,
                     );
+                    continue;
+                } else if let Some(r) = &src.resource_field_ref {
+                    let value = downward::resource(pod, Some(c), r, facts)?;
+                    set(e.name.clone(), value, &mut vars);
                     continue;
                 } else {
                     continue;

@@ -3,7 +3,10 @@
 //! worker per pod, woken by the API watch, Docker events, probes and timers), and serves logs,
 //! exec and image loading to the master.
 
+pub mod container;
 pub mod dns;
+pub mod downward;
+pub mod etcfiles;
 pub mod hollow;
 pub mod inputs;
 pub mod network;

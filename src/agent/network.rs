@@ -318,15 +318,6 @@ impl PodNetwork {
         Ok(())
     }
 
-    /// The pod's `/etc/resolv.conf`: this node's DNS server, with Kubernetes' search path.
-    pub fn resolv_conf(&self, namespace: &str) -> String {
-        let d = &self.cluster.cluster_domain;
-        format!(
-            "nameserver {}\nsearch {namespace}.svc.{d} svc.{d} {d}\noptions ndots:5\n",
-            self.gateway
-        )
-    }
-
     /// Docker-link style variables for the services of `namespace`, as Kubernetes sets them:
     /// `WEB_SERVICE_HOST`, `WEB_SERVICE_PORT`, `WEB_PORT_80_TCP_ADDR`, ...
     pub fn service_env(&self, namespace: &str) -> Vec<(String, String)> {

@@ -210,6 +210,23 @@ fn system_uuid() -> String {
     }
 }
 
+/// The node's allocatable cpu (millicores) and memory (bytes), as its status reports them, and
+/// the bytes of the filesystem holding `data_dir` (ephemeral storage): what a container's
+/// downward API reads for a limit it does not set.
+pub fn allocatable(data_dir: &std::path::Path) -> (i128, i128, i128) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i128;
+    let storage = std::ffi::CString::new(data_dir.as_os_str().as_encoded_bytes())
+        .ok()
+        .and_then(|path| {
+            let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+            // SAFETY: `path` is a NUL-terminated string and `st` a valid out-parameter
+            let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+            (rc == 0).then(|| st.f_blocks as i128 * st.f_frsize as i128)
+        })
+        .unwrap_or(0);
+    (cpus * 1000, memory_kib() as i128 * 1024, storage)
+}
+
 impl Facts {
     /// The Node status the agent posts, its Ready condition beating at `now`.
     pub(super) fn status(&self, ready_since: DateTime<Utc>, now: DateTime<Utc>) -> Value {

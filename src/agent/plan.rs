@@ -9,10 +9,11 @@ use chrono::{DateTime, Utc};
 
 use super::runtime::{Observed, RunState, SANDBOX};
 use crate::api::core::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, Pod, PodStatus,
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, Pod, PodIP, PodStatus,
 };
 use crate::api::meta::{seconds_after, Condition};
+use crate::api::podfields::is_sidecar;
 
 pub const BACKOFF_BASE: Duration = Duration::from_secs(10);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
@@ -41,6 +42,11 @@ pub struct Memory {
     pub ready: BTreeMap<String, bool>,
     /// Container ids whose startup probe succeeded.
     pub started: BTreeSet<String>,
+    /// The termination message of each exited container, by container id (read from its
+    /// terminationMessagePath file, or its log under FallbackToLogsOnError).
+    pub messages: BTreeMap<String, String>,
+    /// Why the pod was evicted (an emptyDir past its sizeLimit): it is stopped and Failed.
+    pub evicted: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -153,9 +159,32 @@ pub enum Init {
     Failed { index: usize },
 }
 
-pub fn init_progress(pod: &Pod, observed: &[Observed]) -> Init {
+/// Whether a running container has started: no startup probe, or it succeeded.
+fn has_started(c: &Container, o: &Observed, mem: &Memory) -> bool {
+    o.state == RunState::Running && (c.startup_probe.is_none() || mem.started.contains(&o.id))
+}
+
+/// Where the init containers stand. A sidecar (`restartPolicy: Always`) counts once it has
+/// started; once any app container was created the pod is initialized for good (the kubelet's
+/// rule: a sidecar restarting later does not hold the app containers back).
+pub fn init_progress(pod: &Pod, observed: &[Observed], mem: &Memory) -> Init {
+    if pod
+        .spec
+        .containers
+        .iter()
+        .any(|c| latest(observed, &c.name).is_some())
+    {
+        return Init::Done;
+    }
     for (index, c) in pod.spec.init_containers.iter().enumerate() {
-        match latest(observed, &c.name) {
+        let cur = latest(observed, &c.name);
+        if is_sidecar(c) {
+            match cur {
+                Some(o) if has_started(c, o, mem) => continue,
+                _ => return Init::Waiting { index },
+            }
+        }
+        match cur {
             Some(o) if o.state == RunState::Exited && exit_code(o) == 0 => continue,
             Some(o) if o.state == RunState::Exited && restart_policy(pod) == "Never" => {
                 return Init::Failed { index }
@@ -249,6 +278,47 @@ fn plan_init(
     }
 }
 
+/// The next step of a container that should keep running (an app container, or a started
+/// sidecar): start it, kill it when its liveness (or startup) probe failed, or restart it when
+/// it ended and `restart` says so.
+fn keep_running(
+    p: &mut Plan,
+    pod: &Pod,
+    c: &Container,
+    observed: &[Observed],
+    mem: &Memory,
+    now: DateTime<Utc>,
+    restart: bool,
+) {
+    let failure = mem.failures.get(&c.name).filter(|f| f.retry_at > now);
+    let cur = latest(observed, &c.name);
+    let Some(o) = start_unstarted(p, &c.name, cur, mem, failure) else {
+        return;
+    };
+    if o.state == RunState::Running {
+        if mem.liveness_failed.contains(&o.id) {
+            p.actions.push(Action::Kill {
+                id: o.id.clone(),
+                container: c.name.clone(),
+                grace: probe_grace(pod, c),
+                reason: "its liveness (or startup) probe failed".into(),
+            });
+        }
+    } else if restart {
+        restart_after_backoff(p, &c.name, o, mem, now, failure);
+    }
+}
+
+/// The grace period of a container killed for a failed probe: the probe's own
+/// terminationGracePeriodSeconds when it has one, the pod's otherwise.
+fn probe_grace(pod: &Pod, c: &Container) -> Duration {
+    [&c.liveness_probe, &c.startup_probe]
+        .into_iter()
+        .flatten()
+        .find_map(|p| p.termination_grace_period_seconds)
+        .map_or_else(|| grace(pod), |s| Duration::from_secs(s.max(0) as u64))
+}
+
 /// What to do next for a live (not deleted) pod.
 pub fn plan(pod: &Pod, observed: &[Observed], mem: &Memory, now: DateTime<Utc>) -> Plan {
     let mut p = Plan::default();
@@ -256,9 +326,11 @@ pub fn plan(pod: &Pod, observed: &[Observed], mem: &Memory, now: DateTime<Utc>) 
         .iter()
         .filter(|o| o.state == RunState::Running)
         .collect();
-    if is_terminal(pod) || deadline_exceeded(pod, now) {
+    if is_terminal(pod) || deadline_exceeded(pod, now) || mem.evicted.is_some() {
         let reason = if is_terminal(pod) {
             "the pod has finished"
+        } else if mem.evicted.is_some() {
+            "the pod was evicted"
         } else {
             "the pod's activeDeadlineSeconds passed"
         };
@@ -301,32 +373,29 @@ pub fn plan(pod: &Pod, observed: &[Observed], mem: &Memory, now: DateTime<Utc>) 
         p.actions.push(Action::CreateSandbox);
         return p;
     }
-    match init_progress(pod, observed) {
-        Init::Done => {}
-        Init::Waiting { index } => {
-            plan_init(pod, index, observed, mem, now, &mut p);
-            return p;
-        }
+    let init = &pod.spec.init_containers;
+    // sidecars before the one being waited for keep running (and restart, whatever the pod's
+    // restartPolicy) while the later init containers and the app containers run
+    let upto = match init_progress(pod, observed, mem) {
+        Init::Done => init.len(),
+        Init::Waiting { index } => index,
         Init::Failed { .. } => return p,
+    };
+    for c in init[..upto].iter().filter(|c| is_sidecar(c)) {
+        keep_running(&mut p, pod, c, observed, mem, now, true);
+    }
+    if upto < init.len() {
+        let c = &init[upto];
+        if is_sidecar(c) {
+            keep_running(&mut p, pod, c, observed, mem, now, true);
+        } else {
+            plan_init(pod, upto, observed, mem, now, &mut p);
+        }
+        return p;
     }
     for c in &pod.spec.containers {
-        let failure = mem.failures.get(&c.name).filter(|f| f.retry_at > now);
-        let cur = latest(observed, &c.name);
-        let Some(o) = start_unstarted(&mut p, &c.name, cur, mem, failure) else {
-            continue;
-        };
-        if o.state == RunState::Running {
-            if mem.liveness_failed.contains(&o.id) {
-                p.actions.push(Action::Kill {
-                    id: o.id.clone(),
-                    container: c.name.clone(),
-                    grace: grace(pod),
-                    reason: "its liveness (or startup) probe failed".into(),
-                });
-            }
-        } else if will_restart(pod, o) {
-            restart_after_backoff(&mut p, &c.name, o, mem, now, failure);
-        }
+        let restart = latest(observed, &c.name).is_none_or(|o| will_restart(pod, o));
+        keep_running(&mut p, pod, c, observed, mem, now, restart);
     }
     p
 }
@@ -347,15 +416,16 @@ fn restart_at(o: &Observed, mem: &Memory, now: DateTime<Utc>) -> (u32, DateTime<
     (level, finished + delay)
 }
 
-fn terminated(o: &Observed) -> ContainerState {
+fn terminated(o: &Observed, mem: &Memory) -> ContainerState {
+    let written = mem.messages.get(&o.id).filter(|m| !m.is_empty()).cloned();
     let (reason, message) = if !o.error.is_empty() {
         ("StartError", Some(o.error.clone()))
     } else if o.oom_killed {
-        ("OOMKilled", None)
+        ("OOMKilled", written)
     } else if o.exit_code == 0 {
-        ("Completed", None)
+        ("Completed", written)
     } else {
-        ("Error", None)
+        ("Error", written)
     };
     let code = exit_code(o);
     ContainerState {
@@ -423,11 +493,17 @@ fn init_status(
     };
     cs.container_id = Some(format!("docker://{}", o.id));
     cs.image_id = (!o.image_id.is_empty()).then(|| format!("docker://{}", o.image_id));
-    cs.last_state = previous(observed, o).map(terminated);
+    cs.last_state = previous(observed, o).map(|x| terminated(x, mem));
+    let sidecar = is_sidecar(c);
     match o.state {
         RunState::Created => cs.state = waiting(POD_INITIALIZING, None),
         RunState::Running => {
-            cs.started = Some(true);
+            let started = !sidecar || has_started(c, o, mem);
+            cs.started = Some(started);
+            // a sidecar is ready as an app container is: started, and its readiness probe
+            cs.ready = sidecar
+                && started
+                && (c.readiness_probe.is_none() || mem.ready.get(&o.id).copied().unwrap_or(false));
             cs.state = ContainerState {
                 running: Some(ContainerStateRunning {
                     started_at: o.started_at,
@@ -435,20 +511,21 @@ fn init_status(
                 ..Default::default()
             };
         }
-        RunState::Exited if exit_code(o) == 0 => {
+        RunState::Exited if sidecar && is_terminal(pod) => cs.state = terminated(o, mem),
+        RunState::Exited if exit_code(o) == 0 && !sidecar => {
             cs.ready = true;
-            cs.state = terminated(o);
+            cs.state = terminated(o, mem);
         }
-        RunState::Exited if restart_policy(pod) == "Never" || is_terminal(pod) => {
-            cs.state = terminated(o)
+        RunState::Exited if !sidecar && (restart_policy(pod) == "Never" || is_terminal(pod)) => {
+            cs.state = terminated(o, mem)
         }
         RunState::Exited => {
             let (level, at) = restart_at(o, mem, now);
             if let Some(f) = failure {
-                cs.last_state = Some(terminated(o));
+                cs.last_state = Some(terminated(o, mem));
                 cs.state = waiting(&f.reason, Some(f.message.clone()));
             } else if at > now {
-                cs.last_state = Some(terminated(o));
+                cs.last_state = Some(terminated(o, mem));
                 cs.state = waiting(
                     "CrashLoopBackOff",
                     Some(format!(
@@ -460,7 +537,7 @@ fn init_status(
                     )),
                 );
             } else {
-                cs.state = terminated(o);
+                cs.state = terminated(o, mem);
             }
         }
     }
@@ -469,6 +546,115 @@ fn init_status(
 
 /// The waiting reason of a pod's containers while its init containers run.
 const POD_INITIALIZING: &str = "PodInitializing";
+
+/// Where one app container stands, for the pod's status.
+struct AppState {
+    status: ContainerStatus,
+    /// Not created yet (or created, not started).
+    pending: bool,
+    /// Exited for good.
+    done: bool,
+    /// Exited 0, or not exited.
+    ok: bool,
+}
+
+fn app_status(
+    pod: &Pod,
+    c: &Container,
+    observed: &[Observed],
+    mem: &Memory,
+    now: DateTime<Utc>,
+    creating: &str,
+) -> AppState {
+    let pod_ref = format!("{}_{}", pod.metadata.name(), pod.metadata.namespace());
+    let (mut pending, mut all_final, mut all_ok) = (false, true, true);
+    let cur = latest(observed, &c.name);
+    let failure = mem.failures.get(&c.name);
+    let mut cs = ContainerStatus {
+        name: c.name.clone(),
+        image: c.image.clone(),
+        restart_count: cur.map_or(0, |o| o.attempt as i64),
+        ..Default::default()
+    };
+    match cur {
+        None => {
+            pending = true;
+            all_final = false;
+            cs.state = match failure {
+                Some(f) => waiting(&f.reason, Some(f.message.clone())),
+                None => waiting(creating, None),
+            };
+        }
+        Some(o) => {
+            cs.container_id = Some(format!("docker://{}", o.id));
+            cs.image_id = (!o.image_id.is_empty()).then(|| format!("docker://{}", o.image_id));
+            let last = previous(observed, o).map(|x| terminated(x, mem));
+            match o.state {
+                RunState::Created => {
+                    pending = true;
+                    all_final = false;
+                    cs.state = waiting("ContainerCreating", None);
+                    cs.last_state = last;
+                }
+                RunState::Running => {
+                    all_final = false;
+                    cs.state = ContainerState {
+                        running: Some(ContainerStateRunning {
+                            started_at: o.started_at,
+                        }),
+                        ..Default::default()
+                    };
+                    cs.last_state = last;
+                    let started = c.startup_probe.is_none() || mem.started.contains(&o.id);
+                    cs.started = Some(started);
+                    cs.ready = started
+                        && (c.readiness_probe.is_none()
+                            || mem.ready.get(&o.id).copied().unwrap_or(false));
+                }
+                RunState::Exited if will_restart(pod, o) && !is_terminal(pod) => {
+                    all_final = false;
+                    cs.last_state = Some(terminated(o, mem));
+                    cs.started = Some(false);
+                    cs.state = match failure {
+                        Some(f) => waiting(&f.reason, Some(f.message.clone())),
+                        None => {
+                            let (level, at) = restart_at(o, mem, now);
+                            if at > now {
+                                waiting(
+                                    "CrashLoopBackOff",
+                                    Some(format!(
+                                        "back-off {}s restarting failed container={} pod={pod_ref}",
+                                        backoff_delay(level).as_secs(),
+                                        c.name
+                                    )),
+                                )
+                            } else {
+                                waiting("ContainerCreating", None)
+                            }
+                        }
+                    };
+                    if !o.error.is_empty() && failure.is_none() {
+                        cs.state.waiting = Some(ContainerStateWaiting {
+                            reason: Some("RunContainerError".into()),
+                            message: Some(o.error.clone()),
+                        });
+                    }
+                }
+                RunState::Exited => {
+                    cs.state = terminated(o, mem);
+                    cs.started = Some(false);
+                    all_ok &= exit_code(o) == 0;
+                }
+            }
+        }
+    }
+    AppState {
+        status: cs,
+        pending,
+        done: all_final,
+        ok: all_ok,
+    }
+}
 
 /// The pod's status as observed now.
 pub fn status(
@@ -484,8 +670,7 @@ pub fn status(
     let mut all_final = true;
     let mut all_ok = true;
     let mut statuses = Vec::new();
-    let pod_ref = format!("{}_{}", pod.metadata.name(), pod.metadata.namespace());
-    let init = init_progress(pod, observed);
+    let init = init_progress(pod, observed, mem);
     let init_statuses: Vec<ContainerStatus> = pod
         .spec
         .init_containers
@@ -498,93 +683,17 @@ pub fn status(
         POD_INITIALIZING
     };
     for c in &pod.spec.containers {
-        let cur = latest(observed, &c.name);
-        let failure = mem.failures.get(&c.name);
-        let mut cs = ContainerStatus {
-            name: c.name.clone(),
-            image: c.image.clone(),
-            restart_count: cur.map_or(0, |o| o.attempt as i64),
-            ..Default::default()
-        };
-        match cur {
-            None => {
-                pending = true;
-                all_final = false;
-                cs.state = match failure {
-                    Some(f) => waiting(&f.reason, Some(f.message.clone())),
-                    None => waiting(creating, None),
-                };
-            }
-            Some(o) => {
-                cs.container_id = Some(format!("docker://{}", o.id));
-                cs.image_id = (!o.image_id.is_empty()).then(|| format!("docker://{}", o.image_id));
-                let last = previous(observed, o).map(terminated);
-                match o.state {
-                    RunState::Created => {
-                        pending = true;
-                        all_final = false;
-                        cs.state = waiting("ContainerCreating", None);
-                        cs.last_state = last;
-                    }
-                    RunState::Running => {
-                        all_final = false;
-                        cs.state = ContainerState {
-                            running: Some(ContainerStateRunning {
-                                started_at: o.started_at,
-                            }),
-                            ..Default::default()
-                        };
-                        cs.last_state = last;
-                        let started = c.startup_probe.is_none() || mem.started.contains(&o.id);
-                        cs.started = Some(started);
-                        cs.ready = started
-                            && (c.readiness_probe.is_none()
-                                || mem.ready.get(&o.id).copied().unwrap_or(false));
-                    }
-                    RunState::Exited if will_restart(pod, o) && !is_terminal(pod) => {
-                        all_final = false;
-                        cs.last_state = Some(terminated(o));
-                        cs.started = Some(false);
-                        cs.state = match failure {
-                            Some(f) => waiting(&f.reason, Some(f.message.clone())),
-                            None => {
-                                let (level, at) = restart_at(o, mem, now);
-                                if at > now {
-                                    waiting(
-                                        "CrashLoopBackOff",
-                                        Some(format!(
-                                            "back-off {}s restarting failed container={} pod={pod_ref}",
-                                            backoff_delay(level).as_secs(),
-                                            c.name
-                                        )),
-                                    )
-                                } else {
-                                    waiting("ContainerCreating", None)
-                                }
-                            }
-                        };
-                        if !o.error.is_empty() && failure.is_none() {
-                            cs.state.waiting = Some(ContainerStateWaiting {
-                                reason: Some("RunContainerError".into()),
-                                message: Some(o.error.clone()),
-                            });
-                        }
-                    }
-                    RunState::Exited => {
-                        cs.state = terminated(o);
-                        cs.started = Some(false);
-                        all_ok &= exit_code(o) == 0;
-                    }
-                }
-            }
-        }
-        statuses.push(cs);
+        let st = app_status(pod, c, observed, mem, now, creating);
+        pending |= st.pending;
+        all_final &= st.done;
+        all_ok &= st.ok;
+        statuses.push(st.status);
     }
     let prev_phase = prev.and_then(|s| s.phase.clone());
     let deadline = deadline_exceeded(pod, now);
     let phase = if matches!(prev_phase.as_deref(), Some("Succeeded" | "Failed")) {
         prev_phase.unwrap_or_default()
-    } else if deadline || matches!(init, Init::Failed { .. }) {
+    } else if deadline || mem.evicted.is_some() || matches!(init, Init::Failed { .. }) {
         "Failed".to_string()
     } else if pending || init != Init::Done {
         "Pending".into()
@@ -594,8 +703,25 @@ pub fn status(
         "Running".into()
     };
     let terminal = phase == "Succeeded" || phase == "Failed";
-    let all_ready = !terminal && statuses.iter().all(|s| s.ready);
-    let (reason, message) = if deadline && !is_terminal(pod) {
+    // ContainersReady counts the sidecars too, as the kubelet does
+    let unready: Vec<&str> = pod
+        .spec
+        .init_containers
+        .iter()
+        .zip(&init_statuses)
+        .filter(|(c, s)| is_sidecar(c) && !s.ready)
+        .map(|(_, s)| s.name.as_str())
+        .chain(
+            statuses
+                .iter()
+                .filter(|s| !s.ready)
+                .map(|s| s.name.as_str()),
+        )
+        .collect();
+    let all_ready = !terminal && unready.is_empty();
+    let (reason, message) = if let Some(why) = mem.evicted.as_ref().filter(|_| !is_terminal(pod)) {
+        (Some("Evicted".to_string()), Some(why.clone()))
+    } else if deadline && !is_terminal(pod) {
         (
             Some("DeadlineExceeded".to_string()),
             Some(format!(
@@ -615,10 +741,19 @@ pub fn status(
     };
     let mut initialized = condition(prev, "Initialized", init == Init::Done, now);
     if init != Init::Done {
-        let incomplete: Vec<&str> = init_statuses
+        let incomplete: Vec<&str> = pod
+            .spec
+            .init_containers
             .iter()
-            .filter(|s| !s.ready)
-            .map(|s| s.name.as_str())
+            .zip(&init_statuses)
+            .filter(|(c, s)| {
+                if is_sidecar(c) {
+                    s.started != Some(true)
+                } else {
+                    !s.ready
+                }
+            })
+            .map(|(_, s)| s.name.as_str())
             .collect();
         initialized.reason = Some("ContainersNotInitialized".into());
         initialized.message = Some(format!(
@@ -626,24 +761,83 @@ pub fn status(
             incomplete.join(" ")
         ));
     }
+    let pod_ip = if pod.spec.host_network {
+        sandbox.map(|_| host_ip.to_string())
+    } else {
+        sandbox.and_then(|s| s.ip.clone())
+    }
+    .or_else(|| prev.and_then(|s| s.pod_ip.clone()).filter(|_| terminal));
     PodStatus {
         phase: Some(phase),
-        conditions: vec![
-            condition(prev, "PodScheduled", true, now),
-            initialized,
-            condition(prev, "ContainersReady", all_ready, now),
-            condition(prev, "Ready", all_ready, now),
-        ],
+        conditions: conditions(pod, prev, initialized, &unready, all_ready, now),
         reason,
         message,
         host_ip: Some(host_ip.to_string()),
-        pod_ip: sandbox
-            .and_then(|s| s.ip.clone())
-            .or_else(|| prev.and_then(|s| s.pod_ip.clone()).filter(|_| terminal)),
+        host_ips: vec![PodIP {
+            ip: host_ip.to_string(),
+        }],
+        pod_ips: pod_ip.iter().map(|ip| PodIP { ip: ip.clone() }).collect(),
+        pod_ip,
         start_time: prev.and_then(|s| s.start_time).or(Some(now)),
         container_statuses: statuses,
         init_container_statuses: init_statuses,
     }
+}
+
+/// The conditions the agent owns are the kubelet's four; any other (a readiness gate's, set by
+/// whoever owns it, or DisruptionTarget) is kept as it was.
+const OWN_CONDITIONS: [&str; 4] = ["PodScheduled", "Initialized", "ContainersReady", "Ready"];
+
+/// The pod's conditions: ContainersReady from the containers, Ready from them and from the
+/// conditions the pod's readiness gates name, worded as the kubelet words them.
+fn conditions(
+    pod: &Pod,
+    prev: Option<&PodStatus>,
+    initialized: Condition,
+    unready: &[&str],
+    all_ready: bool,
+    now: DateTime<Utc>,
+) -> Vec<Condition> {
+    let foreign: Vec<Condition> = prev
+        .into_iter()
+        .flat_map(|s| &s.conditions)
+        .filter(|c| !OWN_CONDITIONS.contains(&c.type_.as_str()))
+        .cloned()
+        .collect();
+    let mut gates = Vec::new();
+    for g in &pod.spec.readiness_gates {
+        match foreign.iter().find(|c| c.type_ == g.condition_type) {
+            None => gates.push(format!(
+                "corresponding condition of pod readiness gate {:?} does not exist.",
+                g.condition_type
+            )),
+            Some(c) if c.status != "True" => gates.push(format!(
+                "the status of pod readiness gate {:?} is not \"True\", but {}",
+                g.condition_type, c.status
+            )),
+            Some(_) => {}
+        }
+    }
+    let mut containers = condition(prev, "ContainersReady", all_ready, now);
+    let mut ready = condition(prev, "Ready", all_ready && gates.is_empty(), now);
+    if !all_ready && !unready.is_empty() {
+        let message = format!("containers with unready status: [{}]", unready.join(" "));
+        for c in [&mut containers, &mut ready] {
+            c.reason = Some("ContainersNotReady".into());
+            c.message = Some(message.clone());
+        }
+    } else if all_ready && !gates.is_empty() {
+        ready.reason = Some("ReadinessGatesNotReady".into());
+        ready.message = Some(gates.join(", "));
+    }
+    let mut out = vec![
+        condition(prev, "PodScheduled", true, now),
+        initialized,
+        containers,
+        ready,
+    ];
+    out.extend(foreign);
+    out
 }
 
 #[cfg(test)]
@@ -1015,6 +1209,103 @@ mod tests {
         let st = status(&p, &all, &Memory::default(), "h", t(5));
         assert_eq!(st.phase.as_deref(), Some("Failed"));
         assert_eq!(init_state(&st, 1), (None, Some("Error")));
+    }
+
+    #[test]
+    fn sidecars_start_first_keep_running_and_do_not_hold_the_pod_back() {
+        let mut p = pod("Never", &["a"]);
+        let mut init = pod("Never", &["proxy", "setup"]).spec.containers;
+        init[0].restart_policy = Some("Always".into());
+        p.spec.init_containers = init;
+        let mem = Memory::default();
+        let start = |name: &str, attempt: u32| Action::Start {
+            name: name.into(),
+            attempt,
+            backoff_level: if attempt == 0 { 0 } else { 1 },
+        };
+        let sb = obs(SANDBOX, 0, RunState::Running, 0, 0, 0);
+        assert_eq!(
+            plan(&p, std::slice::from_ref(&sb), &mem, t(1)).actions,
+            vec![start("proxy", 0)]
+        );
+        // the sidecar runs: the next init container starts, the sidecar stays
+        let proxy = obs("proxy", 0, RunState::Running, 0, 1, 0);
+        let all = [sb.clone(), proxy.clone()];
+        assert_eq!(plan(&p, &all, &mem, t(2)).actions, vec![start("setup", 0)]);
+        let st = status(&p, &all, &mem, "h", t(2));
+        assert_eq!(st.init_container_statuses[0].started, Some(true));
+        assert!(st.init_container_statuses[0].ready);
+        assert_eq!(
+            st.conditions[1].message.as_deref(),
+            Some("containers with incomplete status: [setup]")
+        );
+        let setup = obs("setup", 0, RunState::Exited, 0, 2, 3);
+        let all = [sb.clone(), proxy.clone(), setup.clone()];
+        assert_eq!(plan(&p, &all, &mem, t(4)).actions, vec![start("a", 0)]);
+        // the sidecar crashes: restarted although the pod's restartPolicy is Never
+        let app = obs("a", 0, RunState::Running, 0, 4, 0);
+        let crashed = obs("proxy", 0, RunState::Exited, 1, 1, 5);
+        let all = [sb.clone(), crashed, setup.clone(), app];
+        assert_eq!(plan(&p, &all, &mem, t(6)).actions, vec![start("proxy", 1)]);
+        let st = status(&p, &all, &mem, "h", t(6));
+        assert_eq!(st.phase.as_deref(), Some("Running"));
+        assert_eq!(st.conditions[1].status, "True", "initialized for good");
+        assert_eq!(st.conditions[2].status, "False", "the sidecar is not ready");
+        assert_eq!(
+            st.conditions[2].message.as_deref(),
+            Some("containers with unready status: [proxy]")
+        );
+        // the app finished: the pod succeeded, the running sidecar does not count
+        let done = obs("a", 0, RunState::Exited, 0, 4, 7);
+        let all = [sb, proxy, setup, done];
+        assert_eq!(
+            status(&p, &all, &mem, "h", t(8)).phase.as_deref(),
+            Some("Succeeded")
+        );
+    }
+
+    #[test]
+    fn readiness_gates_hold_ready_until_their_condition_is_true() {
+        let mut p = pod("Always", &["a"]);
+        p.spec.readiness_gates = vec![crate::api::core::PodReadinessGate {
+            condition_type: "example.com/lb".into(),
+        }];
+        let all = [
+            obs(SANDBOX, 0, RunState::Running, 0, 0, 0),
+            obs("a", 0, RunState::Running, 0, 1, 0),
+        ];
+        let mem = Memory::default();
+        let st = status(&p, &all, &mem, "10.0.0.1", t(2));
+        assert_eq!(st.conditions[2].status, "True");
+        assert_eq!(st.conditions[3].status, "False");
+        assert_eq!(
+            st.conditions[3].reason.as_deref(),
+            Some("ReadinessGatesNotReady")
+        );
+        assert_eq!(
+            st.conditions[3].message.as_deref(),
+            Some(
+                "corresponding condition of pod readiness gate \"example.com/lb\" does not exist."
+            )
+        );
+        let mut prev = st;
+        prev.conditions.push(Condition {
+            type_: "example.com/lb".into(),
+            status: "True".into(),
+            ..Default::default()
+        });
+        p.status = Some(prev);
+        let st = status(&p, &all, &mem, "10.0.0.1", t(3));
+        assert_eq!(st.conditions[3].status, "True");
+        assert_eq!(st.conditions[4].type_, "example.com/lb", "kept as it was");
+        assert_eq!(st.pod_ips[0].ip, "172.17.0.5");
+        assert_eq!(st.host_ips[0].ip, "10.0.0.1");
+        // host network: the pod's address is the node's
+        p.spec.host_network = true;
+        assert_eq!(
+            status(&p, &all, &mem, "10.0.0.1", t(3)).pod_ip.as_deref(),
+            Some("10.0.0.1")
+        );
     }
 
     #[test]

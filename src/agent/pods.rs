@@ -260,10 +260,49 @@ struct Worker {
     /// The resourceVersion our last status write made: a pod seen with a later one had its
     /// status written by someone else since (the node controller marking it not ready).
     written: Option<i64>,
+    /// The labels and annotations the downward API files were written from.
+    downward_seen: (BTreeMap<String, String>, BTreeMap<String, String>),
+    /// Whether the MissingClusterDNS warning was given for this pod.
+    warned_dns: bool,
 }
 
 fn short(uid: &str) -> &str {
     &uid[..uid.len().min(8)]
+}
+
+/// The bytes the files under `dir` take on disk (allocated blocks, as `du` counts them).
+fn disk_usage(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            total += m.blocks() * 512;
+            if m.is_dir() {
+                todo.push(e.path());
+            }
+        }
+    }
+    total
+}
+
+/// What a pod's downward API files show that can change while it runs.
+fn downward_view(p: &Pod) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    (p.metadata.labels.clone(), p.metadata.annotations.clone())
+}
+
+/// The pod's sidecars (init containers with `restartPolicy: Always`).
+fn sidecars(p: &Pod) -> impl Iterator<Item = &Container> {
+    p.spec
+        .init_containers
+        .iter()
+        .filter(|c| crate::api::podfields::is_sidecar(c))
 }
 
 impl Worker {
@@ -279,6 +318,8 @@ impl Worker {
             probe_rx,
             sandbox_failures: 0,
             written: None,
+            downward_seen: Default::default(),
+            warned_dns: false,
         }
     }
 
@@ -413,6 +454,9 @@ impl Worker {
         if self.mem.ready.is_empty() {
             self.adopt_readiness(&observed);
         }
+        self.refresh_downward().await;
+        self.read_termination_messages(&observed).await;
+        self.check_empty_dir_limits().await;
         // a new sandbox unlocks the containers' start: plan again at once rather than on the
         // engine's event (a few rounds at most)
         let mut wake_at = None;
@@ -432,6 +476,7 @@ impl Worker {
             }
         }
         self.manage_probes(&observed);
+        self.read_termination_messages(&observed).await;
         let status = plan::status(
             &self.pod,
             &observed,
@@ -443,6 +488,104 @@ impl Worker {
             self.write_status(status).await?;
         }
         Ok(wake_at)
+    }
+
+    /// Writes the downward API files again when the pod's labels or annotations changed.
+    async fn refresh_downward(&mut self) {
+        let view = downward_view(&self.pod);
+        if self.volumes.is_none() || view == self.downward_seen {
+            return;
+        }
+        let ctx = self.ctx.clone();
+        // volume files name no address: no sandbox needed
+        let facts = super::container::facts(&ctx, &self.pod, None);
+        match inputs::refresh_downward(&ctx.api, &ctx.data_dir, &self.pod, &facts).await {
+            Ok(()) => self.downward_seen = view,
+            Err(e) => {
+                tracing::warn!(pod = %self.name(), error = %e, "cannot refresh the downward API files")
+            }
+        }
+    }
+
+    /// Reads the termination message of each container attempt that exited since the last look
+    /// (and forgets those of attempts the engine no longer has).
+    async fn read_termination_messages(&mut self, observed: &[Observed]) {
+        let ids: std::collections::HashSet<&str> = observed.iter().map(|o| o.id.as_str()).collect();
+        self.mem.messages.retain(|id, _| ids.contains(id.as_str()));
+        let spec = &self.pod.spec;
+        for o in observed.iter().filter(|o| o.state == RunState::Exited) {
+            if o.container == SANDBOX || self.mem.messages.contains_key(&o.id) {
+                continue;
+            }
+            let Some(c) = spec
+                .init_containers
+                .iter()
+                .chain(&spec.containers)
+                .find(|c| c.name == o.container)
+            else {
+                continue;
+            };
+            let msg = super::container::termination_message(&self.ctx, &self.pod, c, o).await;
+            // an empty message is remembered too, so that the file is read once
+            self.mem
+                .messages
+                .insert(o.id.clone(), msg.unwrap_or_default());
+        }
+    }
+
+    /// Evicts the pod when a disk-backed emptyDir holds more than its sizeLimit, as the
+    /// kubelet's eviction manager does (a Memory one is a tmpfs of that size already).
+    async fn check_empty_dir_limits(&mut self) {
+        if self.mem.evicted.is_some() || plan::is_terminal(&self.pod) {
+            return;
+        }
+        let Some(sources) = &self.volumes else { return };
+        for v in &self.pod.spec.volumes {
+            let Some(ed) = &v.empty_dir else { continue };
+            let (Some(limit), false) = (&ed.size_limit, ed.medium.as_deref() == Some("Memory"))
+            else {
+                continue;
+            };
+            let (Some(Source::Volume(_, dir)), Ok(max)) = (sources.get(&v.name), limit.millis())
+            else {
+                continue;
+            };
+            let dir = dir.clone();
+            let used = tokio::task::spawn_blocking(move || disk_usage(&dir))
+                .await
+                .unwrap_or(0);
+            if used as i128 * 1000 > max {
+                let why = format!(
+                    "Usage of EmptyDir volume {:?} exceeds the limit {:?}. ",
+                    v.name, limit.0
+                );
+                self.ctx.event(&self.pod, "Warning", "Evicted", why.clone());
+                self.mem.evicted = Some(why);
+                return;
+            }
+        }
+    }
+
+    /// Removes the termination-log files of attempts older than the one before `attempt` (the
+    /// engine keeps only those two).
+    fn prune_termination_logs(&self, container: &str, attempt: u32) {
+        let uid = uid_of(&self.pod);
+        let dir = inputs::pod_dir(&self.ctx.data_dir, &uid)
+            .join("containers")
+            .join(container);
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let old = e
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n + 1 < attempt);
+            if old {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     /// An adopted running container keeps the readiness it had before the agent restarted.
@@ -497,7 +640,8 @@ impl Worker {
         let ip = plan::latest(observed, SANDBOX)
             .and_then(|s| s.ip.clone())
             .unwrap_or_else(|| "127.0.0.1".into());
-        for c in &self.pod.spec.containers {
+        let pod = self.pod.clone();
+        for c in sidecars(&pod).chain(&pod.spec.containers) {
             let Some(o) = plan::latest(observed, &c.name).filter(|o| o.state == RunState::Running)
             else {
                 continue;
@@ -666,7 +810,7 @@ impl Worker {
                     .or_insert_with(|| Some(Vec::new()))
                     .get_or_insert_with(Vec::new)
                     .push(PortBinding {
-                        host_ip: None,
+                        host_ip: p.host_ip.clone().filter(|h| !h.is_empty()),
                         host_port: Some(hp.to_string()),
                     });
                 host_ports.push(format!(
@@ -676,12 +820,40 @@ impl Worker {
                 ));
             }
         }
-        let hostname = self
-            .pod
-            .spec
-            .hostname
-            .clone()
-            .unwrap_or_else(|| self.pod.metadata.name().to_string());
+        let hostname = super::etcfiles::hostname(&self.pod);
+        let spec = &self.pod.spec;
+        let sysctls: HashMap<String, String> = spec
+            .security_context
+            .iter()
+            .flat_map(|s| &s.sysctls)
+            .map(|s| (s.name.replace('/', "."), s.value.clone()))
+            .collect();
+        // the sandbox holds the pod's namespaces: the node's under hostNetwork / hostIPC /
+        // hostPID, its own otherwise (IPC shareable, for the containers to join)
+        let namespaces = HostConfig {
+            ipc_mode: Some(if spec.host_ipc { "host" } else { "shareable" }.into()),
+            pid_mode: spec.host_pid.then(|| "host".into()),
+            sysctls: (!sysctls.is_empty()).then_some(sysctls),
+            ..Default::default()
+        };
+        if spec.host_network {
+            return self
+                .start_sandbox(
+                    ContainerCreateBody {
+                        image: Some(PAUSE_IMAGE.into()),
+                        labels: Some(self.labels(SANDBOX, attempt)),
+                        host_config: Some(HostConfig {
+                            network_mode: Some("host".into()),
+                            uts_mode: Some("host".into()),
+                            ..namespaces
+                        }),
+                        ..Default::default()
+                    },
+                    attempt,
+                    &host_ports,
+                )
+                .await;
+        }
         if let Some(net) = &ctx.net {
             if !host_ports.is_empty() {
                 let message = format!(
@@ -698,7 +870,7 @@ impl Worker {
                 return Ok(());
             }
             return self
-                .create_networked_sandbox(net.clone(), hostname, attempt)
+                .create_networked_sandbox(net.clone(), hostname, attempt, namespaces)
                 .await;
         }
         let body = ContainerCreateBody {
@@ -709,11 +881,21 @@ impl Worker {
             host_config: Some(HostConfig {
                 network_mode: Some(ctx.network.clone()),
                 port_bindings: (!bindings.is_empty()).then_some(bindings),
-                ipc_mode: Some("shareable".into()),
-                ..Default::default()
+                ..namespaces
             }),
             ..Default::default()
         };
+        self.start_sandbox(body, attempt, &host_ports).await
+    }
+
+    /// Creates and starts the sandbox from `body`; a failure is recorded with back-off.
+    async fn start_sandbox(
+        &mut self,
+        body: ContainerCreateBody,
+        attempt: u32,
+        host_ports: &[String],
+    ) -> Result<(), String> {
+        let ctx = self.ctx.clone();
         let name = self.container_name(SANDBOX, attempt);
         let r = match ctx.rt.create(&name, body).await {
             Ok(id) => match ctx.rt.start(&id).await {
@@ -758,6 +940,7 @@ impl Worker {
         net: Arc<super::network::PodNetwork>,
         hostname: String,
         attempt: u32,
+        namespaces: HostConfig,
     ) -> Result<(), String> {
         let ctx = self.ctx.clone();
         let used: std::collections::HashSet<std::net::Ipv4Addr> = ctx
@@ -784,8 +967,7 @@ impl Worker {
             labels: Some(labels),
             host_config: Some(HostConfig {
                 network_mode: Some("none".into()),
-                ipc_mode: Some("shareable".into()),
-                ..Default::default()
+                ..namespaces
             }),
             ..Default::default()
         };
@@ -802,23 +984,7 @@ impl Worker {
                 let _ = ctx.rt.remove(&id).await;
                 return Err(e);
             }
-            let dir = inputs::pod_dir(
-                &ctx.data_dir,
-                self.pod.metadata.uid.as_deref().unwrap_or(""),
-            );
-            std::fs::create_dir_all(&dir)
-                .and_then(|()| {
-                    std::fs::write(
-                        dir.join("resolv.conf"),
-                        net.resolv_conf(self.pod.metadata.namespace()),
-                    )
-                })
-                .map_err(|e| {
-                    format!(
-                        "cannot write the pod's resolv.conf in {}: {e}",
-                        dir.display()
-                    )
-                })
+            Ok(())
         }
         .await;
         net.allocated(ip);
@@ -968,10 +1134,15 @@ impl Worker {
             self.fail(&c.name, "CreateContainerConfigError", message, RETRY);
             return Ok(Started::No);
         }
-        // volumes and environment
+        // volumes, environment, mounts, namespaces
         if self.volumes.is_none() {
-            match inputs::prepare_volumes(&ctx.api, &ctx.rt, &ctx.data_dir, &self.pod).await {
-                Ok(v) => self.volumes = Some(v),
+            let facts = super::container::facts(&ctx, &self.pod, Some(sandbox));
+            match inputs::prepare_volumes(&ctx.api, &ctx.rt, &ctx.data_dir, &self.pod, &facts).await
+            {
+                Ok(v) => {
+                    self.volumes = Some(v);
+                    self.downward_seen = downward_view(&self.pod);
+                }
                 Err(e) => {
                     self.fail(&c.name, "CreateContainerConfigError", e.0, RETRY);
                     return Ok(Started::No);
@@ -979,97 +1150,38 @@ impl Worker {
             }
         }
         let sources = self.volumes.clone().unwrap_or_default();
-        let pod_ip = sandbox.ip.clone().unwrap_or_default();
-        let config = async {
-            let mounts = inputs::mounts(&self.pod, c, &sources)?;
-            let env = inputs::environment(&ctx.api, &self.pod, c, &pod_ip, &ctx.host_ip).await?;
-            Ok::<_, inputs::ConfigError>((mounts, env))
+        self.prune_termination_logs(&c.name, attempt);
+        let setup = super::container::Setup {
+            ctx: &ctx,
+            pod: &self.pod,
+            sandbox,
+            sources: &sources,
+            attempt,
+            image_user: &image_user,
+            labels: self.labels(&c.name, attempt),
         };
-        let (mounts, env) = match config.await {
-            Ok(x) => x,
+        let built = match super::container::build(setup, c).await {
+            Ok(b) => b,
             Err(e) => {
                 self.fail(&c.name, "CreateContainerConfigError", e.0, RETRY);
                 return Ok(Started::No);
             }
         };
-        let (mut mounts, mut env) = (mounts, env);
-        if let Some(net) = &ctx.net {
-            // service variables first, as Kubernetes does: the container's own env wins
-            let defined: std::collections::HashSet<String> = env
-                .iter()
-                .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string()))
-                .collect();
-            let mut with_services: Vec<String> = net
-                .service_env(self.pod.metadata.namespace())
-                .into_iter()
-                .filter(|(k, _)| !defined.contains(k))
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            with_services.append(&mut env);
-            env = with_services;
-            let resolv = inputs::pod_dir(
-                &ctx.data_dir,
-                self.pod.metadata.uid.as_deref().unwrap_or(""),
-            )
-            .join("resolv.conf");
-            if !mounts
-                .iter()
-                .any(|m| m.target.as_deref() == Some("/etc/resolv.conf"))
-            {
-                mounts.push(bollard::models::Mount {
-                    target: Some("/etc/resolv.conf".into()),
-                    source: Some(resolv.to_string_lossy().into_owned()),
-                    typ: Some(bollard::models::MountTypeEnum::BIND),
-                    read_only: Some(true),
-                    ..Default::default()
-                });
-            }
+        if built.missing_cluster_dns && !self.warned_dns {
+            self.warned_dns = true;
+            self.ctx.event(
+                &self.pod,
+                "Warning",
+                "MissingClusterDNS",
+                format!(
+                    "pod: \"{}_{}({})\". kubelet does not have ClusterDNS IP configured and cannot create Pod using \"ClusterFirst\" policy. Falling back to \"Default\" policy.",
+                    self.pod.metadata.name(),
+                    self.pod.metadata.namespace(),
+                    self.pod.metadata.uid.as_deref().unwrap_or("")
+                ),
+            );
         }
-        let env_pairs: Vec<(String, String)> = env
-            .iter()
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let limits = c.resources.as_ref().map(|r| &r.limits);
-        let memory = limits
-            .and_then(|l| l.get("memory"))
-            .and_then(|q| q.millis().ok())
-            .map(|m| (m / 1000) as i64);
-        let nano_cpus = limits
-            .and_then(|l| l.get("cpu"))
-            .and_then(|q| q.millis().ok())
-            .map(|m| (m * 1_000_000) as i64);
-        let mut host = super::runtime::join_sandbox(&sandbox.id);
-        host.mounts = Some(mounts);
-        host.memory = memory;
-        host.nano_cpus = nano_cpus;
-        super::runtime::apply_security(&mut host, &self.pod, c);
-        let body = ContainerCreateBody {
-            image: Some(c.image.clone()),
-            user: super::runtime::user_of(&self.pod, c, &image_user),
-            entrypoint: (!c.command.is_empty()).then(|| {
-                c.command
-                    .iter()
-                    .map(|a| inputs::expand(a, &env_pairs))
-                    .collect()
-            }),
-            cmd: (!c.args.is_empty()).then(|| {
-                c.args
-                    .iter()
-                    .map(|a| inputs::expand(a, &env_pairs))
-                    .collect()
-            }),
-            working_dir: c.working_dir.clone(),
-            env: Some(env),
-            labels: Some(self.labels(&c.name, attempt)),
-            tty: c.tty,
-            open_stdin: c.stdin,
-            // like `kubectl run -i`: stdin closes when the first attached client leaves, unless
-            // the pod says otherwise
-            stdin_once: c.stdin_once.or(c.stdin),
-            host_config: Some(host),
-            ..Default::default()
-        };
+        let body = built.body;
         let name = self.container_name(&c.name, attempt);
         let id = match ctx.rt.create(&name, body).await {
             Ok(id) => id,
@@ -1132,28 +1244,27 @@ impl Worker {
                 return;
             }
         };
-        let this = &*self;
-        let stops = observed
+        // the app (and regular init) containers first, then the sidecars, last started
+        // first, as the kubelet stops them
+        let sidecar_names: Vec<String> = sidecars(&self.pod).map(|c| c.name.clone()).collect();
+        let running = |o: &&Observed| o.container != SANDBOX && o.state == RunState::Running;
+        let first: Vec<&Observed> = observed
             .iter()
-            .filter(|o| o.container != SANDBOX && o.state == RunState::Running)
-            .map(|o| {
-                this.ctx.event(
-                    &this.pod,
-                    "Normal",
-                    "Killing",
-                    format!("Stopping container {:?}", o.container),
-                );
-                // preStop first, within the grace period; SIGTERM gets what is left of it
-                let (ctx, observed) = (&ctx, &observed);
-                async move {
-                    let left = this.pre_stop(o, observed, grace).await;
-                    ctx.rt.stop(&o.id, left).await
-                }
-            });
-        for r in futures::future::join_all(stops).await {
-            if let Err(e) = r {
-                tracing::warn!(pod = %self.name(), error = %e, "cannot stop a container");
-            }
+            .filter(running)
+            .filter(|o| !sidecar_names.contains(&o.container))
+            .collect();
+        self.stop_all(&first, &observed, grace).await;
+        for name in sidecar_names.iter().rev() {
+            let left = match self.pod.metadata.deletion_timestamp {
+                Some(t) => (t - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+                None => grace,
+            };
+            let these: Vec<&Observed> = observed
+                .iter()
+                .filter(running)
+                .filter(|o| &o.container == name)
+                .collect();
+            self.stop_all(&these, &observed, left).await;
         }
         for o in &observed {
             if let Err(e) = ctx.rt.remove(&o.id).await {
@@ -1164,6 +1275,32 @@ impl Worker {
             tracing::warn!(pod = %self.name(), error = %e, "cannot remove the pod's volumes");
         }
         tracing::info!(pod = %self.name(), "pod stopped and removed");
+    }
+
+    /// Stops `these` running containers at once: preStop hooks within `grace`, then SIGTERM
+    /// with what is left of it.
+    async fn stop_all(&self, these: &[&Observed], observed: &[Observed], grace: Duration) {
+        let ctx = self.ctx.clone();
+        let this = self;
+        let stops = these.iter().copied().map(|o| {
+            this.ctx.event(
+                &this.pod,
+                "Normal",
+                "Killing",
+                format!("Stopping container {:?}", o.container),
+            );
+            // preStop first, within the grace period; SIGTERM gets what is left of it
+            let ctx = &ctx;
+            async move {
+                let left = this.pre_stop(o, observed, grace).await;
+                ctx.rt.stop(&o.id, left).await
+            }
+        });
+        for r in futures::future::join_all(stops).await {
+            if let Err(e) = r {
+                tracing::warn!(pod = %self.name(), error = %e, "cannot stop a container");
+            }
+        }
     }
 
     async fn finalize(&self) {

@@ -390,6 +390,31 @@ impl Runtime {
             .collect())
     }
 
+    /// The last `lines` lines a container wrote (stdout and stderr).
+    pub async fn logs_tail(&self, id: &str, lines: u32) -> Result<Vec<u8>, RuntimeError> {
+        let mut s = self.docker.logs(
+            id,
+            Some(bollard::query_parameters::LogsOptions {
+                stdout: true,
+                stderr: true,
+                tail: lines.to_string(),
+                ..Default::default()
+            }),
+        );
+        let mut out = Vec::new();
+        while let Some(chunk) = s.next().await {
+            out.extend_from_slice(&chunk?.into_bytes());
+        }
+        Ok(out)
+    }
+
+    /// Where the engine keeps the files of volume `name` (the agent and the engine share the
+    /// node's filesystem: subPath mounts bind a directory of it).
+    pub async fn volume_mountpoint(&self, name: &str) -> Result<std::path::PathBuf, RuntimeError> {
+        let v = self.docker.inspect_volume(name).await?;
+        Ok(std::path::PathBuf::from(v.mountpoint))
+    }
+
     pub async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
         let r = self
             .docker
@@ -715,6 +740,30 @@ pub fn apply_security(host: &mut HostConfig, pod: &Pod, c: &Container) {
         .or(ps.and_then(|s| s.seccomp_profile.as_ref()));
     if seccomp.is_some_and(|p| p.type_ == "Unconfined") {
         opts.push("seccomp=unconfined".into());
+    }
+    let apparmor = cs
+        .and_then(|s| s.app_armor_profile.as_ref())
+        .or(ps.and_then(|s| s.app_armor_profile.as_ref()));
+    match apparmor.map(|p| (p.type_.as_str(), p.localhost_profile.as_deref())) {
+        Some(("Unconfined", _)) => opts.push("apparmor=unconfined".into()),
+        Some(("Localhost", Some(name))) => opts.push(format!("apparmor={name}")),
+        _ => {}
+    }
+    // SELinux labels: the engine applies them where SELinux is enabled, as CRI runtimes do
+    let selinux = cs
+        .and_then(|s| s.se_linux_options.as_ref())
+        .or(ps.and_then(|s| s.se_linux_options.as_ref()));
+    if let Some(l) = selinux {
+        for (part, v) in [
+            ("user", &l.user),
+            ("role", &l.role),
+            ("type", &l.type_),
+            ("level", &l.level),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                opts.push(format!("label={part}:{v}"));
+            }
+        }
     }
     if !opts.is_empty() {
         host.security_opt = Some(opts);

@@ -90,7 +90,10 @@ impl_object!(
 impl_object!(
     Pod,
     Kind::Pod,
-    |p: &mut Pod| default_pod_spec(&mut p.spec),
+    |p: &mut Pod| {
+        default_pod_spec(&mut p.spec);
+        super::podfields::default_pod(&mut p.spec);
+    },
     |p: &Pod, e: &mut Errors| validate_pod_spec(&p.spec, "spec", e)
 );
 impl_object!(Service, Kind::Service, default_service, validate_service);
@@ -500,6 +503,7 @@ pub fn default_pod_spec(s: &mut PodSpec) {
             }
         }
     }
+    super::podfields::default_spec(s);
 }
 
 pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
@@ -515,12 +519,7 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
         &s.restart_policy,
         &["Always", "OnFailure", "Never"],
     );
-    one_of(
-        e,
-        &format!("{path}.dnsPolicy"),
-        &s.dns_policy,
-        &["ClusterFirst"],
-    );
+    super::podfields::validate_spec(s, path, path == "spec", e);
     at_least(
         e,
         &format!("{path}.terminationGracePeriodSeconds"),
@@ -581,12 +580,14 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
             v.secret.is_some(),
             v.persistent_volume_claim.is_some(),
             v.host_path.is_some(),
+            v.downward_api.is_some(),
+            v.projected.is_some(),
         ];
         match sources.iter().filter(|x| **x).count() {
             1 => {}
             0 => e.add(
                 &vp,
-                "a volume needs one source: emptyDir, configMap, secret, persistentVolumeClaim or hostPath",
+                "a volume needs one source: emptyDir, configMap, secret, persistentVolumeClaim, hostPath, downwardAPI or projected",
             ),
             _ => e.add(&vp, "a volume may have only one source"),
         }
@@ -663,6 +664,9 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
     for (i, c) in s.init_containers.iter().enumerate() {
         let cp = format!("{path}.initContainers[{i}]");
         validate_container(c, &cp, path, &volumes, &mut names, e);
+        if super::podfields::is_sidecar(c) {
+            continue;
+        }
         // what Kubernetes says of an init container without restartPolicy: Always
         for (name, set) in [
             ("lifecycle", c.lifecycle.is_some()),
@@ -673,7 +677,7 @@ pub fn validate_pod_spec(s: &PodSpec, path: &str, e: &mut Errors) {
             if set {
                 e.add(
                     format!("{cp}.{name}"),
-                    "Forbidden: may not be set for init containers without restartPolicy of Always",
+                    "Forbidden: may not be set for init containers without restartPolicy=Always",
                 );
             }
         }
@@ -1080,15 +1084,21 @@ fn validate_container(
                     src.config_map_key_ref.is_some(),
                     src.secret_key_ref.is_some(),
                     src.field_ref.is_some(),
+                    src.resource_field_ref.is_some(),
                 ]
                 .iter()
                 .filter(|x| **x)
                 .count();
-                if n != 1 {
-                    e.add(
+                match n {
+                    0 => e.add(
                         format!("{ep}.valueFrom"),
-                        "exactly one of configMapKeyRef, secretKeyRef or fieldRef",
-                    );
+                        "Invalid value: \"\": must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
+                    ),
+                    1 => {}
+                    _ => e.add(
+                        format!("{ep}.valueFrom"),
+                        "Invalid value: \"\": may not have more than one field specified at a time",
+                    ),
                 }
                 if v.value.is_some() {
                     e.add(
@@ -2197,9 +2207,11 @@ mod tests {
         };
         let out = admit(Kind::Pod, pod("ClusterFirst")).unwrap();
         assert_eq!(out["spec"]["containers"][0]["stdinOnce"], true);
-        let err = admit(Kind::Pod, pod("None")).unwrap_err();
+        let err = admit(Kind::Pod, pod("Sometimes")).unwrap_err();
         assert_eq!(err[0].field, "spec.dnsPolicy");
         assert!(err[0].message.contains("ClusterFirst"), "{:?}", err[0]);
+        let err = admit(Kind::Pod, pod("None")).unwrap_err();
+        assert_eq!(err[0].field, "spec.dnsConfig");
     }
 
     #[test]
@@ -2219,18 +2231,24 @@ mod tests {
         let err = admit(Kind::Pod, v).unwrap_err();
         let text: Vec<String> = err.iter().map(ToString::to_string).collect();
         assert!(
-            text.contains(&"spec.initContainers[0].readinessProbe: Forbidden: may not be set for init containers without restartPolicy of Always".to_string()),
+            text.contains(&"spec.initContainers[0].readinessProbe: Forbidden: may not be set for init containers without restartPolicy=Always".to_string()),
             "{text:?}"
         );
         assert!(
             text.contains(&"spec.containers[0].name: Duplicate value: \"a\"".to_string()),
             "{text:?}"
         );
-        // fields orkops does not run stay refused by path
+        // fields orkops does not serve stay refused by path
         let v = json!({"metadata": {"name": "x"}, "spec": {
-            "containers": [{"name": "b", "image": "busybox:1", "resizePolicy": []}]}});
+            "containers": [{"name": "b", "image": "busybox:1", "volumeDevices": []}]}});
         let err = admit(Kind::Pod, v).unwrap_err();
-        assert!(err[0].message.contains("resizePolicy"), "{:?}", err[0]);
+        assert!(err[0].message.contains("volumeDevices"), "{:?}", err[0]);
+        // a sidecar may have probes and hooks
+        let v = json!({"metadata": {"name": "x"}, "spec": {
+            "initContainers": [{"name": "s", "image": "busybox:1", "restartPolicy": "Always",
+                "readinessProbe": {"exec": {"command": ["true"]}}}],
+            "containers": [{"name": "b", "image": "busybox:1"}]}});
+        admit(Kind::Pod, v).unwrap();
     }
 
     #[test]

@@ -530,18 +530,26 @@ fn pod_cells(obj: &Value, name: Cell, created: Cell) -> Vec<Cell> {
     let cs = obj
         .pointer("/status/containerStatuses")
         .and_then(Value::as_array);
-    let total = obj
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
-    let ready = cs
-        .into_iter()
-        .flatten()
-        .filter(|c| c["ready"] == Value::Bool(true))
-        .count();
     let init = obj
         .pointer("/status/initContainerStatuses")
         .and_then(Value::as_array);
+    // kubectl counts the sidecars (restartPolicy: Always init containers) with the containers
+    let sidecars = sidecar_names(obj);
+    let total = obj
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len)
+        + sidecars.len();
+    let ready = cs
+        .into_iter()
+        .flatten()
+        .chain(
+            init.into_iter()
+                .flatten()
+                .filter(|c| sidecars.contains(&c["name"].as_str().unwrap_or(""))),
+        )
+        .filter(|c| c["ready"] == Value::Bool(true))
+        .count();
     // kubectl counts the init containers' restarts too
     let restarts: i64 = cs
         .into_iter()
@@ -549,14 +557,27 @@ fn pod_cells(obj: &Value, name: Cell, created: Cell) -> Vec<Cell> {
         .flatten()
         .map(|c| i(c, "/restartCount"))
         .fold(0, i64::saturating_add);
-    let gates = obj
+    let gates: Vec<&str> = obj
         .pointer("/spec/readinessGates")
         .and_then(Value::as_array)
-        .map_or(0, Vec::len);
-    let gates = if gates == 0 {
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["conditionType"].as_str())
+        .collect();
+    let gates = if gates.is_empty() {
         "<none>".to_string()
     } else {
-        format!("0/{gates}")
+        let conditions = obj.pointer("/status/conditions").and_then(Value::as_array);
+        let met = gates
+            .iter()
+            .filter(|t| {
+                conditions
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == **t && c["status"] == "True")
+            })
+            .count();
+        format!("{met}/{}", gates.len())
     };
     vec![
         name,
@@ -717,9 +738,28 @@ pub fn pod_status(p: &Value) -> String {
     or_none(s(p, "/status/phase"))
 }
 
+/// The names of the pod's sidecars (init containers with `restartPolicy: Always`).
+fn sidecar_names(p: &Value) -> Vec<&str> {
+    p.pointer("/spec/initContainers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|c| c["restartPolicy"] == "Always")
+        .filter_map(|c| c["name"].as_str())
+        .collect()
+}
+
 /// `Init:N/M`, `Init:Error`, `Init:CrashLoopBackOff`...: what kubectl shows while the first
-/// init container that has not completed holds the pod back; `None` once all completed.
+/// init container that has not completed (or sidecar that has not started) holds the pod
+/// back; `None` once all did.
 fn init_status(p: &Value) -> Option<String> {
+    let sidecars = sidecar_names(p);
+    let initialized = p
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Initialized" && c["status"] == "True");
     let statuses = p
         .pointer("/status/initContainerStatuses")
         .and_then(Value::as_array)?;
@@ -728,6 +768,13 @@ fn init_status(p: &Value) -> Option<String> {
         .and_then(Value::as_array)
         .map_or(statuses.len(), Vec::len);
     for (i, c) in statuses.iter().enumerate() {
+        if sidecars.contains(&c["name"].as_str().unwrap_or("")) {
+            if initialized || c["started"] == Value::Bool(true) {
+                continue;
+            }
+        } else if initialized {
+            continue;
+        }
         if let Some(t) = c.pointer("/state/terminated") {
             let code = t.get("exitCode").and_then(Value::as_i64).unwrap_or(0);
             if code == 0 {

@@ -334,10 +334,10 @@ pub struct PodSpec {
     /// SecurityContext holds pod-level security attributes and common container settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<Box<PodSecurityContext>>,
-    /// Only `ClusterFirst` (the cluster's DNS, what every orkops pod gets; kubectl run sets it).
+    /// Set DNS policy for the pod: ClusterFirst (the default), ClusterFirstWithHostNet, Default (the node's resolv.conf) or None (only dnsConfig).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_policy: Option<String>,
-    /// List of volumes that can be mounted by containers belonging to the pod: emptyDir, configMap, secret and persistentVolumeClaim.
+    /// List of volumes that can be mounted by containers belonging to the pod: emptyDir, configMap, secret, persistentVolumeClaim, hostPath, downwardAPI and projected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-patch-merge-key" = "name", "x-kubernetes-patch-strategy" = "merge,retainKeys", "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub volumes: Vec<Volume>,
@@ -382,6 +382,177 @@ pub struct PodSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-patch-merge-key" = "name", "x-kubernetes-patch-strategy" = "merge", "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub image_pull_secrets: Vec<NameReference>,
+    /// Host networking requested for this pod. Use the host's network namespace: the pod's IP is the node's, and hostPort defaults to containerPort. Default to false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub host_network: bool,
+    /// Use the host's pid namespace. Optional: Default to false.
+    #[serde(rename = "hostPID", default, skip_serializing_if = "is_false")]
+    pub host_pid: bool,
+    /// Use the host's ipc namespace. Optional: Default to false.
+    #[serde(rename = "hostIPC", default, skip_serializing_if = "is_false")]
+    pub host_ipc: bool,
+    /// Share a single process namespace between all of the containers in a pod. HostPID and ShareProcessNamespace cannot both be set. Optional: Default to false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_process_namespace: Option<bool>,
+    /// Specifies the DNS parameters of a pod, merged to the generated DNS configuration based on DNSPolicy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_config: Option<Box<PodDNSConfig>>,
+    /// HostAliases is an optional list of hosts and IPs that will be injected into the pod's hosts file if specified.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-patch-merge-key" = "ip", "x-kubernetes-patch-strategy" = "merge", "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["ip"]))]
+    pub host_aliases: Vec<HostAlias>,
+    /// EnableServiceLinks indicates whether information about services should be injected into pod's environment variables, matching the syntax of Docker links. Optional: Defaults to true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_service_links: Option<bool>,
+    /// If specified, indicates the pod's priority: "system-node-critical" or "system-cluster-critical" (orkops has no PriorityClass objects, so no other name exists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// The priority value, populated by the priority admission from PriorityClassName; the higher the value, the higher the priority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    /// PreemptionPolicy is the Policy for preempting pods with lower priority. One of Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preemption_policy: Option<String>,
+    /// If specified, the pod will be dispatched by specified scheduler. If not specified, the pod will be dispatched by default scheduler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler_name: Option<String>,
+    /// TopologySpreadConstraints describes how a group of pods ought to spread across topology domains. Scheduler will schedule pods in a way which abides by the constraints. All topologySpreadConstraints are ANDed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-patch-merge-key" = "topologyKey", "x-kubernetes-patch-strategy" = "merge", "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["topologyKey", "whenUnsatisfiable"]))]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// If specified, all readiness gates will be evaluated for pod readiness: a pod is ready when all its containers are ready AND all conditions specified in the readiness gates have status equal to "True".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub readiness_gates: Vec<PodReadinessGate>,
+    /// RuntimeClassName refers to a RuntimeClass object in the node.k8s.io group; if no RuntimeClass matches the named class, the pod will not be run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_class_name: Option<String>,
+    /// Overhead represents the resource overhead associated with running a pod for a given RuntimeClass; set only by the RuntimeClass admission.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overhead: BTreeMap<String, Quantity>,
+    /// Specifies the OS of the containers in the pod (linux or windows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<PodOS>,
+    /// If true the pod's hostname will be configured as the pod's FQDN, rather than the leaf name (the default). If a pod does not have FQDN, this has no effect. Default to false.
+    #[serde(
+        rename = "setHostnameAsFQDN",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub set_hostname_as_fqdn: Option<bool>,
+    /// List of ephemeral containers run in this pod. This list cannot be specified when creating a pod, and it cannot be modified by updating the pod spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-patch-merge-key" = "name", "x-kubernetes-patch-strategy" = "merge", "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub ephemeral_containers: Vec<EphemeralContainer>,
+}
+
+/// Whether a `bool` field Go types as a plain `bool` with `omitempty` is left out.
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The DNS parameters of a pod, merged into what its dnsPolicy gives.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodDNSConfig {
+    /// A list of DNS name server IP addresses, appended to the base nameservers generated from DNSPolicy; duplicated nameservers are removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub nameservers: Vec<String>,
+    /// A list of DNS search domains for host-name lookup, appended to the base search paths generated from DNSPolicy; duplicated search paths are removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub searches: Vec<String>,
+    /// A list of DNS resolver options, merged with the base options generated from DNSPolicy; those given here override the same-named base ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub options: Vec<PodDNSConfigOption>,
+}
+
+/// One resolver option: `ndots`, `timeout`, `single-request-reopen`, ...
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodDNSConfigOption {
+    /// Name is this DNS resolver option's name. Required.
+    #[serde(default)]
+    pub name: String,
+    /// Value is this DNS resolver option's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// An IP and the hostnames it gets in the pod's hosts file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HostAlias {
+    /// IP address of the host file entry.
+    #[serde(default)]
+    pub ip: String,
+    /// Hostnames for the above IP address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub hostnames: Vec<String>,
+}
+
+/// How to spread matching pods among the given topology.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TopologySpreadConstraint {
+    /// MaxSkew describes the degree to which pods may be unevenly distributed. It's the maximum permitted difference between the number of matching pods in the target topology and the global minimum. Required; must be greater than zero.
+    #[serde(default)]
+    pub max_skew: i64,
+    /// TopologyKey is the key of node labels. Nodes that have a label with this key and identical values are considered to be in the same topology. Required.
+    #[serde(default)]
+    pub topology_key: String,
+    /// WhenUnsatisfiable indicates how to deal with a pod if it doesn't satisfy the spread constraint: DoNotSchedule (the default) or ScheduleAnyway.
+    #[serde(default)]
+    pub when_unsatisfiable: String,
+    /// LabelSelector is used to find matching pods. Pods that match this label selector are counted to determine the number of pods in their corresponding topology domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<super::meta::LabelSelector>,
+    /// MinDomains indicates a minimum number of eligible domains; when fewer domains exist, the global minimum is treated as 0. Only with DoNotSchedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_domains: Option<i64>,
+    /// NodeAffinityPolicy indicates how we will treat Pod's nodeAffinity/nodeSelector when calculating pod topology spread skew: Honor (the default) or Ignore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_affinity_policy: Option<String>,
+    /// NodeTaintsPolicy indicates how we will treat node taints when calculating pod topology spread skew: Honor or Ignore (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_taints_policy: Option<String>,
+    /// MatchLabelKeys is a set of pod label keys to select the pods over which spreading will be calculated: their values on the incoming pod are ANDed with labelSelector.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub match_label_keys: Vec<String>,
+}
+
+/// A pod condition the pod's readiness waits for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodReadinessGate {
+    /// ConditionType refers to a condition in the pod's condition list with matching type.
+    #[serde(default)]
+    pub condition_type: String,
+}
+
+/// The OS a pod's containers are for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodOS {
+    /// Name is the name of the operating system. The currently supported values are linux and windows.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// A container a user runs in an existing pod for debugging (`kubectl debug`), added through the pod's ephemeralcontainers subresource.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EphemeralContainer {
+    /// The container fields, as a Container has them.
+    #[serde(flatten)]
+    pub container: Container,
+    /// If set, the name of the container from PodSpec that this ephemeral container targets (its namespaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_container_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -450,6 +621,31 @@ pub struct Container {
     /// Actions that the management system should take in response to container lifecycle events: postStart and preStop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<Box<Lifecycle>>,
+    /// Path at which the file to which the container's termination message will be written is mounted into the container's filesystem. Defaults to /dev/termination-log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_message_path: Option<String>,
+    /// Indicate how the termination message should be populated: File (the contents of terminationMessagePath) or FallbackToLogsOnError (the last chunk of the log when that file is empty and the container exited with an error). Defaults to File.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_message_policy: Option<String>,
+    /// Resources resize policy for the container (cpu or memory: NotRequired or RestartContainer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub resize_policy: Vec<ContainerResizePolicy>,
+    /// RestartPolicy defines the restart behavior of individual containers in a pod. Only `Always`, and only for init containers: such a "sidecar" starts before the app containers, in order, and keeps running (restarted when it exits) until they are done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<String>,
+}
+
+/// How a container's resource is resized in place.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerResizePolicy {
+    /// Name of the resource to which this resource resize policy applies. Supported values: cpu, memory.
+    #[serde(default)]
+    pub resource_name: String,
+    /// Restart policy to apply when specified resource is resized. If not specified, it defaults to NotRequired.
+    #[serde(default)]
+    pub restart_policy: String,
 }
 
 /// The hooks run when a container starts and before it is stopped.
@@ -510,6 +706,97 @@ pub struct PodSecurityContext {
     /// The seccomp options to use by the containers in this pod: RuntimeDefault or Unconfined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp_profile: Option<SeccompProfile>,
+    /// The SELinux context to be applied to all containers (applied by the engine where SELinux is enabled).
+    #[serde(
+        rename = "seLinuxOptions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub se_linux_options: Option<SELinuxOptions>,
+    /// The Windows specific settings applied to all containers; ignored on Linux nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_options: Option<WindowsSecurityContextOptions>,
+    /// How supplemental groups of the first container processes are calculated: Merge (the default: with the image's /etc/group) or Strict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supplemental_groups_policy: Option<String>,
+    /// Sysctls hold a list of namespaced sysctls used for the pod (the kubelet's safe set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub sysctls: Vec<Sysctl>,
+    /// fsGroupChangePolicy defines behavior of changing ownership and permission of the volume before being exposed inside Pod: OnRootMismatch or Always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs_group_change_policy: Option<String>,
+    /// appArmorProfile is the AppArmor options to use by the containers in this pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_armor_profile: Option<AppArmorProfile>,
+}
+
+/// A kernel parameter set in the pod's namespaces.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Sysctl {
+    /// Name of a property to set.
+    #[serde(default)]
+    pub name: String,
+    /// Value of a property to set.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// SELinux labels of a container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SELinuxOptions {
+    /// User is a SELinux user label that applies to the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Role is a SELinux role label that applies to the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Type is a SELinux type label that applies to the container.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    /// Level is SELinux level label that applies to the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+}
+
+/// Windows specific options of a container; ignored on Linux nodes, as the kubelet does.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WindowsSecurityContextOptions {
+    /// GMSACredentialSpecName is the name of the GMSA credential spec to use.
+    #[serde(
+        rename = "gmsaCredentialSpecName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gmsa_credential_spec_name: Option<String>,
+    /// GMSACredentialSpec is where the GMSA admission webhook inlines the contents of the GMSA credential spec.
+    #[serde(
+        rename = "gmsaCredentialSpec",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gmsa_credential_spec: Option<String>,
+    /// The UserName in Windows to run the entrypoint of the container process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_user_name: Option<String>,
+    /// HostProcess determines if a container should be run as a 'Host Process' container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_process: Option<bool>,
+}
+
+/// An AppArmor profile: RuntimeDefault (the engine's), Unconfined, or Localhost (a profile loaded on the node).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppArmorProfile {
+    /// type indicates which kind of AppArmor profile will be applied. Valid options are Localhost, RuntimeDefault and Unconfined.
+    #[serde(rename = "type", default)]
+    pub type_: String,
+    /// localhostProfile indicates a profile loaded on the node that should be used; only with type Localhost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub localhost_profile: Option<String>,
 }
 
 /// Container-level security attributes, mapped onto the engine's HostConfig.
@@ -540,6 +827,22 @@ pub struct SecurityContext {
     /// The seccomp options to use by this container: RuntimeDefault or Unconfined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp_profile: Option<SeccompProfile>,
+    /// The SELinux context to be applied to the container (applied by the engine where SELinux is enabled).
+    #[serde(
+        rename = "seLinuxOptions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub se_linux_options: Option<SELinuxOptions>,
+    /// The Windows specific settings applied to this container; ignored on Linux nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_options: Option<WindowsSecurityContextOptions>,
+    /// procMount denotes the type of proc mount to use for the containers: Default (the engine's masked /proc) or Unmasked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proc_mount: Option<String>,
+    /// appArmorProfile is the AppArmor options to use by this container; overrides the pod's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_armor_profile: Option<AppArmorProfile>,
 }
 
 /// POSIX capabilities added to or dropped from the engine's default set.
@@ -582,6 +885,9 @@ pub struct ContainerPort {
     /// Number of port to expose on the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_port: Option<i64>,
+    /// What host IP to bind the external port to.
+    #[serde(rename = "hostIP", default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -606,6 +912,24 @@ pub struct EnvVarSource {
     pub secret_key_ref: Option<KeySelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field_ref: Option<FieldSelectorRef>,
+    /// Selects a resource of the container: only resources limits and requests (limits.cpu, limits.memory, limits.ephemeral-storage, requests.cpu, requests.memory and requests.ephemeral-storage) are currently supported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_field_ref: Option<ResourceFieldSelector>,
+}
+
+/// A resource of a container (its limit or request), as a number of `divisor`s.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceFieldSelector {
+    /// Container name: required for volumes, optional for env vars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    /// Required: resource to select.
+    #[serde(default)]
+    pub resource: String,
+    /// Specifies the output format of the exposed resources, defaults to "1".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub divisor: Option<Quantity>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -660,10 +984,21 @@ pub struct VolumeMount {
     pub name: String,
     /// Path within the container at which the volume should be mounted. Must not contain ':'.
     pub mount_path: String,
+    /// Mounted read-only if true, read-write otherwise (false or unspecified). Defaults to false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
+    /// Path within the volume from which the container's volume should be mounted. Defaults to "" (volume's root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_path: Option<String>,
+    /// Expanded path within the volume from which the container's volume should be mounted: $(VAR_NAME) references are expanded using the container's environment variables. SubPathExpr and SubPath are mutually exclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_path_expr: Option<String>,
+    /// How mounts are propagated from the host to container and the other way around: None (the default), HostToContainer or Bidirectional (privileged containers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_propagation: Option<String>,
+    /// Whether read-only mounts should be handled recursively: Disabled (the default), IfPossible or Enabled; only with readOnly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recursive_read_only: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -685,6 +1020,9 @@ pub struct Probe {
     pub success_threshold: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_threshold: Option<i64>,
+    /// Optional duration in seconds the pod needs to terminate gracefully upon probe failure (overrides the pod's terminationGracePeriodSeconds; not for readiness probes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -740,6 +1078,175 @@ pub struct Volume {
     /// A file or directory of the node, mounted into the pod (checked per `type` as the kubelet does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_path: Option<HostPathVolumeSource>,
+    /// DownwardAPI represents downward API about the pod that should populate this volume.
+    #[serde(
+        rename = "downwardAPI",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub downward_api: Option<Box<DownwardAPIVolumeSource>>,
+    /// Projected items for all in one resources secrets, configmaps, and downward API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projected: Option<Box<ProjectedVolumeSource>>,
+}
+
+/// Files holding fields of the pod (or resources of its containers).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DownwardAPIVolumeSource {
+    /// Items is a list of downward API volume file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub items: Vec<DownwardAPIVolumeFile>,
+    /// Mode bits to use on created files by default (0644 if unset).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "file_mode"
+    )]
+    pub default_mode: Option<i32>,
+}
+
+/// One file of a downward API volume: a field of the pod or a resource of a container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DownwardAPIVolumeFile {
+    /// Required: Path is the relative path name of the file to be created. Must not be absolute or contain the '..' path.
+    #[serde(default)]
+    pub path: String,
+    /// Required: Selects a field of the pod: only annotations, labels, name, namespace and uid are supported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_ref: Option<FieldSelectorRef>,
+    /// Selects a resource of the container: only resources limits and requests are currently supported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_field_ref: Option<ResourceFieldSelector>,
+    /// Optional: mode bits used to set permissions on this file.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "file_mode"
+    )]
+    pub mode: Option<i32>,
+}
+
+/// Several sources (configMap, secret, downwardAPI, serviceAccountToken) in one directory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProjectedVolumeSource {
+    /// Sources is the list of volume projections. Each entry in this list handles one source.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub sources: Vec<VolumeProjection>,
+    /// Mode bits used to set permissions on created files by default (0644 if unset).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "file_mode"
+    )]
+    pub default_mode: Option<i32>,
+}
+
+/// One source of a projected volume; exactly one is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeProjection {
+    /// Secret information about the secret data to project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretProjection>,
+    /// DownwardAPI information about the downwardAPI data to project.
+    #[serde(
+        rename = "downwardAPI",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub downward_api: Option<DownwardAPIProjection>,
+    /// ConfigMap information about the configMap data to project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapProjection>,
+    /// ServiceAccountToken is information about the serviceAccountToken data to project (refused: orkops issues no service account tokens yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_token: Option<ServiceAccountTokenProjection>,
+    /// ClusterTrustBundle allows a pod to access the `.spec.trustBundle` field of ClusterTrustBundle objects (refused: orkops has no ClusterTrustBundle objects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_trust_bundle: Option<ClusterTrustBundleProjection>,
+}
+
+/// The keys of a Secret projected into a volume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretProjection {
+    /// Name of the referent.
+    #[serde(default)]
+    pub name: String,
+    /// Items: the keys to project and where; all keys if empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub items: Vec<KeyToPath>,
+    /// Optional field specify whether the Secret or its key must be defined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+}
+
+/// The keys of a ConfigMap projected into a volume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigMapProjection {
+    /// Name of the referent.
+    #[serde(default)]
+    pub name: String,
+    /// Items: the keys to project and where; all keys if empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub items: Vec<KeyToPath>,
+    /// Optional specify whether the ConfigMap or its keys must be defined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+}
+
+/// Downward API files projected into a volume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DownwardAPIProjection {
+    /// Items is a list of DownwardAPIVolume file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub items: Vec<DownwardAPIVolumeFile>,
+}
+
+/// A service account token projected into a volume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceAccountTokenProjection {
+    /// Audience is the intended audience of the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// ExpirationSeconds is the requested duration of validity of the service account token. Defaults to 1 hour and must be at least 10 minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_seconds: Option<i64>,
+    /// Path is the path relative to the mount point of the file to project the token into.
+    #[serde(default)]
+    pub path: String,
+}
+
+/// A ClusterTrustBundle projected into a volume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterTrustBundleProjection {
+    /// Select a single ClusterTrustBundle by object name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Select all ClusterTrustBundles that match this signer name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer_name: Option<String>,
+    /// Select all ClusterTrustBundles that match this label selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<super::meta::LabelSelector>,
+    /// If true, don't block pod startup if the referenced ClusterTrustBundle(s) aren't available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+    /// Relative path from the volume root to write the bundle.
+    #[serde(default)]
+    pub path: String,
 }
 
 /// A path of the node's filesystem.
@@ -834,6 +1341,14 @@ pub struct PodStatus {
     pub host_ip: Option<String>,
     #[serde(rename = "podIP", default, skip_serializing_if = "Option::is_none")]
     pub pod_ip: Option<String>,
+    /// The IP addresses allocated to the pod; podIPs[0] is podIP.
+    #[serde(rename = "podIPs", default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-patch-merge-key" = "ip", "x-kubernetes-patch-strategy" = "merge", "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["ip"]))]
+    pub pod_ips: Vec<PodIP>,
+    /// The IP addresses of the node the pod is on; hostIPs[0] is hostIP.
+    #[serde(rename = "hostIPs", default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-patch-merge-key" = "ip", "x-kubernetes-patch-strategy" = "merge", "x-kubernetes-list-type" = "atomic"))]
+    pub host_ips: Vec<PodIP>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -843,6 +1358,15 @@ pub struct PodStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub init_container_statuses: Vec<ContainerStatus>,
+}
+
+/// One IP address of a pod (or of its node).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodIP {
+    /// IP is the IP address assigned to the pod.
+    #[serde(default)]
+    pub ip: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -11,6 +11,7 @@ pub mod labels;
 pub mod managed;
 pub mod meta;
 pub mod openapi;
+pub mod podfields;
 pub mod policy;
 pub mod protobuf;
 pub mod smp;

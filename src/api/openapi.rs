@@ -175,6 +175,7 @@ const SPLIT: &[(&str, &str, &str, &str)] = &[
         "secretRef",
         "core.v1.SecretEnvSource",
     ),
+    ("PodIP", "core.v1.PodStatus", "hostIPs", "core.v1.HostIP"),
 ];
 
 /// The integer fields Kubernetes types as int32 (orkops holds them as i64 and checks the int32
@@ -189,6 +190,11 @@ const INT32: &[(&str, &[&str])] = &[
     ("core.v1.Event", &["count"]),
     ("core.v1.PreferredSchedulingTerm", &["weight"]),
     ("core.v1.WeightedPodAffinityTerm", &["weight"]),
+    ("core.v1.PodSpec", &["priority"]),
+    (
+        "core.v1.TopologySpreadConstraint",
+        &["maxSkew", "minDomains"],
+    ),
     (
         "core.v1.Probe",
         &[
@@ -769,7 +775,7 @@ mod tests {
     fn fields_orkops_does_not_serve_are_absent_and_types_are_upstream() {
         let container = "io.k8s.api.core.v1.Container";
         let d = &definitions()[container];
-        assert!(d["properties"].get("resizePolicy").is_none());
+        assert!(d["properties"].get("volumeDevices").is_none());
         assert!(d["properties"].get("securityContext").is_some());
         assert!(d["properties"].get("env").is_some());
         let replicas = prop("io.k8s.api.apps.v1.DeploymentSpec", "replicas");

@@ -520,6 +520,9 @@ impl Engine {
             self.require_namespace(ns).await?;
             if kind == Kind::Pod {
                 self.admit_pod_service_account(ns, &mut obj).await?;
+                super::podadmission::admit(&mut obj).map_err(|why| {
+                    ApiError::Forbidden(format!("pods {name:?} is forbidden: {why}"))
+                })?;
             }
             if kind == Kind::PersistentVolumeClaim {
                 self.admit_claim_storage_class(&mut obj).await?;
@@ -1526,6 +1529,9 @@ impl Engine {
             Caller::Master => Ok(()),
             Caller::Joiner(_) => Err(ApiError::Forbidden("the join token may only be used to obtain a node token".into())),
             Caller::Admin => match verb {
+                // a pod's conditions are also written by the controllers its readiness gates
+                // wait for (a load balancer controller, with the admin's credentials here)
+                Verb::WriteStatus if kind == Kind::Pod => Ok(()),
                 Verb::WriteStatus => Err(ApiError::Forbidden(format!(
                     "the status of {kind} {name:?} is written by the master and the node agents, not by users"
                 ))),
@@ -1577,32 +1583,35 @@ fn may_write_status(caller: &Caller, kind: Kind, name: &str, _current: Option<&V
     }
 }
 
+/// Whether a pod refers to a secret, as Kubernetes' node authorizer graph has it: its volumes
+/// (projected sources too), image pull secrets, and the env of its containers, init containers
+/// included.
 fn pod_uses_secret(pod: &Value, secret: &str) -> bool {
     let is = |v: Option<&Value>| v.and_then(Value::as_str) == Some(secret);
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
     let spec = &pod["spec"];
-    let volumes = spec["volumes"].as_array().into_iter().flatten();
-    if volumes
-        .into_iter()
-        .any(|v| is(v.pointer("/secret/secretName")))
-    {
-        return true;
-    }
-    spec["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| {
-            c["env"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|e| is(e.pointer("/valueFrom/secretKeyRef/name")))
-                || c["envFrom"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|e| is(e.pointer("/secretRef/name")))
-        })
+    let in_volume = list(&spec["volumes"]).iter().any(|v| {
+        is(v.pointer("/secret/secretName"))
+            || list(&v.pointer("/projected/sources").cloned().unwrap_or_default())
+                .iter()
+                .any(|s| is(s.pointer("/secret/name")))
+    });
+    let pull = list(&spec["imagePullSecrets"])
+        .iter()
+        .any(|r| is(r.get("name")));
+    in_volume
+        || pull
+        || list(&spec["containers"])
+            .iter()
+            .chain(&list(&spec["initContainers"]))
+            .any(|c| {
+                list(&c["env"])
+                    .iter()
+                    .any(|e| is(e.pointer("/valueFrom/secretKeyRef/name")))
+                    || list(&c["envFrom"])
+                        .iter()
+                        .any(|e| is(e.pointer("/secretRef/name")))
+            })
 }
 
 fn scope(kind: Kind, namespace: Option<String>) -> Result<Option<String>, ApiError> {
@@ -1888,6 +1897,8 @@ fn merge_update(
                 "serviceAccountName",
                 "serviceAccount",
                 "imagePullSecrets",
+                "priority",
+                "preemptionPolicy",
             ] {
                 if new["spec"].get(f).is_none() {
                     if let Some(n) = current["spec"].get(f) {
@@ -1902,7 +1913,13 @@ fn merge_update(
                 }
                 s
             };
-            if strip_images(&new) != strip_images(current) {
+            // compared with the stored pod as it is defaulted today, so that a pod stored
+            // before a new default was added can still be labelled or have its image changed
+            let differs = strip_images(&new) != strip_images(current)
+                && admit(kind, current.clone()).map_or(true, |defaulted| {
+                    strip_images(&new) != strip_images(&defaulted)
+                });
+            if differs {
                 return Err(invalid(kind, name, "spec", "pod updates may not change fields other than the container images (delete and recreate the pod, or use a deployment)"));
             }
         }
@@ -2352,8 +2369,25 @@ mod tests {
             .await,
             Err(ApiError::Forbidden(_))
         ));
+        // the admin may: the controllers a pod's readiness gates wait for write its conditions
+        let gate = json!({"metadata": {"name": "p"}, "status": {"phase": "Pending",
+            "conditions": [{"type": "example.com/ready", "status": "True"}]}});
+        assert!(e.handle(&Caller::Admin, cmd(gate)).await.is_ok());
+        // but not a Node's status
+        let made = Command::Create {
+            kind: Kind::Node,
+            namespace: None,
+            body: json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}),
+        };
+        e.handle(&Caller::Admin, made).await.unwrap();
+        let node = Command::ReplaceStatus {
+            kind: Kind::Node,
+            namespace: None,
+            name: "n1".into(),
+            body: json!({"metadata": {"name": "n1"}, "status": {}}),
+        };
         assert!(matches!(
-            e.handle(&Caller::Admin, cmd(status.clone())).await,
+            e.handle(&Caller::Admin, node).await,
             Err(ApiError::Forbidden(_))
         ));
         match e

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod openapi;
 pub mod openapi_v2;
 pub mod paging;
+pub mod podadmission;
 pub mod podlog;
 pub mod portforward;
 pub mod proxy;

@@ -19,6 +19,7 @@ pub mod routes;
 pub mod runtime;
 pub mod scheduler;
 pub mod scheduling;
+pub mod spread;
 pub mod statefulsets;
 pub mod volumes;
 

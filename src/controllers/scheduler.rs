@@ -1,9 +1,10 @@
-//! The scheduler's decision, as a pure function: each pending pod goes to a Ready node that
-//! fits its CPU/memory requests, pod count, nodeSelector, taints (tolerations), node affinity
-//! and pod (anti-)affinity, preferring fewer untolerated PreferNoSchedule taints, then the
-//! pod's preferred affinities, then the node (and zone) with the fewest pods of the same
-//! owner, then the least loaded one. A pod that fits nowhere
-//! gets a message saying why, node by node.
+//! The scheduler's decision, as a pure function: the pending pods, highest `priority` first,
+//! each go to a Ready node that fits its CPU/memory requests, pod count, host ports,
+//! nodeSelector, taints (tolerations), node affinity, pod (anti-)affinity and DoNotSchedule
+//! topology spread constraints, preferring fewer untolerated PreferNoSchedule taints, then the
+//! pod's preferred affinities, then its ScheduleAnyway spread, then the node (and zone) with
+//! the fewest pods of the same owner, then the least loaded one. A pod that fits nowhere gets
+//! a message saying why, node by node.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -47,6 +48,41 @@ struct Slot {
     ready: bool,
     schedulable: bool,
     taints: Vec<Taint>,
+    /// The host ports in use: (protocol, port, host IP; "" for all addresses).
+    ports: Vec<(String, i64, String)>,
+}
+
+/// The host ports a pod takes on its node (its containers', init containers included).
+fn host_ports(p: &Pod) -> Vec<(String, i64, String)> {
+    p.spec
+        .init_containers
+        .iter()
+        .chain(&p.spec.containers)
+        .flat_map(|c| &c.ports)
+        .filter_map(|port| {
+            let hp = port.host_port.filter(|h| *h > 0)?;
+            let ip = port
+                .host_ip
+                .clone()
+                .filter(|i| i != "0.0.0.0")
+                .unwrap_or_default();
+            Some((
+                port.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                hp,
+                ip,
+            ))
+        })
+        .collect()
+}
+
+/// Whether `wanted` collides with ports in use (kube-scheduler's NodePorts: an unspecified host
+/// address overlaps every address).
+fn ports_conflict(used: &[(String, i64, String)], wanted: &[(String, i64, String)]) -> bool {
+    wanted.iter().any(|(proto, port, ip)| {
+        used.iter().any(|(p2, port2, ip2)| {
+            p2 == proto && port2 == port && (ip.is_empty() || ip2.is_empty() || ip == ip2)
+        })
+    })
 }
 
 fn q(m: &BTreeMap<String, Quantity>, k: &str) -> Option<i128> {
@@ -94,19 +130,31 @@ fn take_other(free: &mut BTreeMap<String, i128>, wanted: &[(String, i128)]) {
 }
 
 /// CPU (millicores) and memory (milli-bytes) a pod asks for: its requests, or its limits; as
-/// in Kubernetes, the larger of the app containers' sum and the largest init container's.
+/// in Kubernetes, the app containers' and sidecars' sum, or the most any init container
+/// needs while it runs (with the sidecars started before it), whichever is larger, plus the
+/// pod's overhead.
 pub fn requests(p: &Pod) -> (i128, i128) {
-    let (cpu, mem) = p.spec.containers.iter().fold((0, 0), |(c, m), ct| {
+    let (mut cpu, mut mem) = p.spec.containers.iter().fold((0, 0), |(c, m), ct| {
         let (cpu, mem) = container_requests(ct);
         (c + cpu, m + mem)
     });
-    p.spec
-        .init_containers
-        .iter()
-        .fold((cpu, mem), |(c, m), ct| {
-            let (cpu, mem) = container_requests(ct);
-            (c.max(cpu), m.max(mem))
-        })
+    let (mut side_cpu, mut side_mem, mut init_cpu, mut init_mem) = (0, 0, 0, 0);
+    for ct in &p.spec.init_containers {
+        let (c, m) = container_requests(ct);
+        let (need_cpu, need_mem) = if crate::api::podfields::is_sidecar(ct) {
+            (cpu, mem) = (cpu + c, mem + m);
+            (side_cpu, side_mem) = (side_cpu + c, side_mem + m);
+            (side_cpu, side_mem)
+        } else {
+            (side_cpu + c, side_mem + m)
+        };
+        (init_cpu, init_mem) = (init_cpu.max(need_cpu), init_mem.max(need_mem));
+    }
+    let over = &p.spec.overhead;
+    (
+        cpu.max(init_cpu) + q(over, "cpu").unwrap_or(0),
+        mem.max(init_mem) + q(over, "memory").unwrap_or(0),
+    )
 }
 
 /// Whether `t` tolerates `taint` (Kubernetes' ToleratesTaint): an empty effect matches every
@@ -216,6 +264,8 @@ pub fn node_affinity_score(p: &Pod, labels: &BTreeMap<String, String>, name: &st
 pub struct Placed {
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
+    /// The index of its node among the nodes scheduled over.
+    pub node: usize,
     /// The labels of the node it is on (shared by every pod of the node).
     pub node_labels: Arc<BTreeMap<String, String>>,
     /// Its own required anti-affinity terms (they keep other pods away from it too).
@@ -223,10 +273,11 @@ pub struct Placed {
 }
 
 impl Placed {
-    pub fn of(p: &Pod, node_labels: &Arc<BTreeMap<String, String>>) -> Placed {
+    pub fn of(p: &Pod, node: usize, node_labels: &Arc<BTreeMap<String, String>>) -> Placed {
         Placed {
             namespace: p.metadata.namespace().to_string(),
             labels: p.metadata.labels.clone(),
+            node,
             node_labels: node_labels.clone(),
             anti: p
                 .spec
@@ -417,8 +468,113 @@ fn claims_of(p: &Pod) -> Vec<String> {
 }
 
 /// How a node ranks for a pod, the smallest first: untolerated PreferNoSchedule taints, minus
-/// the pod's affinity weights, siblings in the zone, siblings on the node, minus free share.
-type Rank = (u32, i64, u32, u32, i128);
+/// the pod's affinity weights, its ScheduleAnyway spread, siblings in the zone, siblings on the
+/// node, minus free share.
+type Rank = (u32, i64, i64, u32, u32, i128);
+
+/// Why node `s` cannot take pod `p` (kube-scheduler's reasons), or `None` when it can.
+#[allow(clippy::too_many_arguments)]
+fn misfit(
+    p: &Pod,
+    s: &Slot,
+    required: Option<&(String, String)>,
+    (cpu, mem, other): (i128, i128, &[(String, i128)]),
+    ports: &[(String, i64, String)],
+    placed: &Placements,
+    spread: &super::spread::Spread,
+) -> Option<String> {
+    let taint = untolerated(&s.taints, &p.spec.tolerations);
+    if required.is_some_and(|(_, n)| *n != s.name) {
+        Some("node(s) didn't hold the pod's volume".to_string())
+    } else if !s.ready {
+        Some("node(s) were not Ready".to_string())
+    } else if !s.schedulable && !tolerates_unschedulable(p) {
+        Some("node(s) were unschedulable".to_string())
+    } else if let Some(t) = taint {
+        // Kubernetes' wording: "node(s) had untolerated taint {key: value}"
+        Some(format!(
+            "node(s) had untolerated taint {{{}: {}}}",
+            t.key,
+            t.value.as_deref().unwrap_or("")
+        ))
+    } else if p
+        .spec
+        .node_selector
+        .iter()
+        .any(|(k, v)| s.labels.get(k) != Some(v))
+    {
+        Some("node(s) didn't match the pod's nodeSelector".to_string())
+    } else if !node_affinity_fits(p, &s.labels, &s.name) {
+        Some("node(s) didn't match Pod's node affinity/selector".to_string())
+    } else if ports_conflict(&s.ports, ports) {
+        Some("node(s) didn't have free ports for the requested pod ports".to_string())
+    } else if let Some(why) = pod_affinity_misfit(p, &s.labels, placed) {
+        Some(why.to_string())
+    } else if let Some(why) = spread.misfit(&s.labels) {
+        Some(why.to_string())
+    } else if s.free_pods < 1 {
+        Some("Too many pods".to_string())
+    } else if s.free_cpu < cpu {
+        Some("Insufficient cpu".to_string())
+    } else if s.free_mem < mem {
+        Some("Insufficient memory".to_string())
+    } else if let Some((k, _)) = other
+        .iter()
+        .find(|(k, v)| s.free_other.get(k).copied().unwrap_or(0) < *v)
+    {
+        Some(format!("Insufficient {k}"))
+    } else {
+        None
+    }
+}
+
+/// The pod's topology spread, counted over the nodes and the pods placed so far.
+fn spread_of(p: &Pod, slots: &[Slot], placed: &Placements) -> super::spread::Spread {
+    use super::spread::{prepare, Counted, NodeView};
+    if p.spec.topology_spread_constraints.is_empty() {
+        return prepare(p, &[], &[]);
+    }
+    let nodes: Vec<NodeView> = slots
+        .iter()
+        .map(|s| NodeView {
+            name: &s.name,
+            labels: &s.labels,
+            taints: &s.taints,
+        })
+        .collect();
+    let counted: Vec<Counted> = placed
+        .all
+        .iter()
+        .map(|o| Counted {
+            namespace: &o.namespace,
+            labels: &o.labels,
+            node: o.node,
+        })
+        .collect();
+    prepare(p, &nodes, &counted)
+}
+
+/// Why a pod fits no node, in kube-scheduler's words: `0/N nodes are available: ...`, the
+/// reasons counted.
+fn unschedulable(
+    why: &BTreeMap<String, usize>,
+    required: Option<&(String, String)>,
+    nodes: usize,
+) -> String {
+    if nodes == 0 {
+        return "0/0 nodes are available: the cluster has no nodes".to_string();
+    }
+    let detail: Vec<String> = why
+        .iter()
+        .map(|(r, n)| match required {
+            Some((c, node)) if r.contains("didn't hold") => {
+                format!("{n} {r} (claim {c:?} lives on node {node})")
+            }
+            _ => format!("{n} {r}"),
+        })
+        .collect();
+    format!("0/{nodes} nodes are available: {}", detail.join(", "))
+}
 
 /// Decides for every pod of `pending` (unbound), given the nodes, the pods already bound and
 /// where claims live (a claim's volume is local to one node, so its pods must follow it).
@@ -455,6 +611,7 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
                 ready: node_ready(n),
                 schedulable: n.spec.unschedulable != Some(true),
                 taints: n.spec.taints.clone(),
+                ports: Vec::new(),
             }
         })
         .collect();
@@ -469,13 +626,14 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
         let Some(&i) = p.spec.node_name.as_ref().and_then(|n| index.get(n)) else {
             continue;
         };
-        placed.push(Placed::of(p, &slots[i].labels));
+        placed.push(Placed::of(p, i, &slots[i].labels));
         let (cpu, mem) = requests(p);
         let s = &mut slots[i];
         s.free_cpu -= cpu;
         s.free_mem -= mem;
         s.free_pods -= 1;
         take_other(&mut s.free_other, &other_requests(p));
+        s.ports.extend(host_ports(p));
         if let Some(o) = owner(p) {
             *s.owners.entry(o.to_string()).or_default() += 1;
             if let Some(z) = &s.zone {
@@ -484,6 +642,9 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
         }
     }
     let mut out = Vec::with_capacity(pending.len());
+    // the scheduling queue: higher priority first, then the older pod
+    let mut pending = pending.to_vec();
+    pending.sort_by_key(|p| (-p.spec.priority.unwrap_or(0), p.metadata.creation_timestamp));
     for p in pending {
         let (cpu, mem) = requests(p);
         let other = other_requests(p);
@@ -531,46 +692,18 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
         let required = pinned.first().map(|(c, n)| ((*c).clone(), n.clone()));
         let mut why: BTreeMap<String, usize> = BTreeMap::new();
         let mut best: Option<(usize, Rank)> = None;
+        let spread = spread_of(p, &slots, &placed);
+        let ports = host_ports(p);
         for (i, s) in slots.iter().enumerate() {
-            let taint = untolerated(&s.taints, &p.spec.tolerations);
-            let reason = if required.as_ref().is_some_and(|(_, n)| *n != s.name) {
-                Some("node(s) didn't hold the pod's volume".to_string())
-            } else if !s.ready {
-                Some("node(s) were not Ready".to_string())
-            } else if !s.schedulable && !tolerates_unschedulable(p) {
-                Some("node(s) were unschedulable".to_string())
-            } else if let Some(t) = taint {
-                // Kubernetes' wording: "node(s) had untolerated taint {key: value}"
-                Some(format!(
-                    "node(s) had untolerated taint {{{}: {}}}",
-                    t.key,
-                    t.value.as_deref().unwrap_or("")
-                ))
-            } else if p
-                .spec
-                .node_selector
-                .iter()
-                .any(|(k, v)| s.labels.get(k) != Some(v))
-            {
-                Some("node(s) didn't match the pod's nodeSelector".to_string())
-            } else if !node_affinity_fits(p, &s.labels, &s.name) {
-                Some("node(s) didn't match Pod's node affinity/selector".to_string())
-            } else if let Some(why) = pod_affinity_misfit(p, &s.labels, &placed) {
-                Some(why.to_string())
-            } else if s.free_pods < 1 {
-                Some("Too many pods".to_string())
-            } else if s.free_cpu < cpu {
-                Some("Insufficient cpu".to_string())
-            } else if s.free_mem < mem {
-                Some("Insufficient memory".to_string())
-            } else if let Some((k, _)) = other
-                .iter()
-                .find(|(k, v)| s.free_other.get(k).copied().unwrap_or(0) < *v)
-            {
-                Some(format!("Insufficient {k}"))
-            } else {
-                None
-            };
+            let reason = misfit(
+                p,
+                s,
+                required.as_ref(),
+                (cpu, mem, &other),
+                &ports,
+                &placed,
+                &spread,
+            );
             if let Some(r) = reason {
                 *why.entry(r).or_default() += 1;
                 continue;
@@ -594,6 +727,7 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
                 // then the pod's own preferences (node and pod affinity weights)
                 -(node_affinity_score(p, &s.labels, &s.name)
                     + pod_affinity_score(p, &s.labels, &placed)),
+                spread.penalty(&s.labels),
                 same_zone,
                 same_node,
                 -(s.free_cpu / 10 + s.free_mem / (1 << 30)),
@@ -604,12 +738,13 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
         }
         match best {
             Some((i, _)) => {
-                placed.push(Placed::of(p, &slots[i].labels));
+                placed.push(Placed::of(p, i, &slots[i].labels));
                 let s = &mut slots[i];
                 s.free_cpu -= cpu;
                 s.free_mem -= mem;
                 s.free_pods -= 1;
                 take_other(&mut s.free_other, &other);
+                s.ports.extend(ports);
                 if let Some(o) = &own {
                     *s.owners.entry(o.clone()).or_default() += 1;
                     if let Some(z) = &s.zone {
@@ -633,29 +768,7 @@ pub fn schedule(pending: &[&Pod], nodes: &[Node], bound: &[&Pod], claims: &Claim
                 });
             }
             None => {
-                let detail: Vec<String> = why.iter().map(|(r, n)| format!("{n} {r}")).collect();
-                let detail: Vec<String> = match &required {
-                    Some((c, n)) => detail
-                        .into_iter()
-                        .map(|d| {
-                            if d.contains("didn't hold") {
-                                format!("{d} (claim {c:?} lives on node {n})")
-                            } else {
-                                d
-                            }
-                        })
-                        .collect(),
-                    None => detail,
-                };
-                let message = if slots.is_empty() {
-                    "0/0 nodes are available: the cluster has no nodes".to_string()
-                } else {
-                    format!(
-                        "0/{} nodes are available: {}",
-                        slots.len(),
-                        detail.join(", ")
-                    )
-                };
+                let message = unschedulable(&why, required.as_ref(), slots.len());
                 out.push(Outcome::Unschedulable {
                     namespace,
                     name,
@@ -1163,6 +1276,131 @@ mod tests {
             matches!(&out[0], Outcome::Unschedulable { message, .. } if message.contains("lives on node b")),
             "{out:?}"
         );
+    }
+
+    fn spread(
+        key: &str,
+        skew: i64,
+        when: &str,
+        app: &str,
+    ) -> crate::api::core::TopologySpreadConstraint {
+        crate::api::core::TopologySpreadConstraint {
+            max_skew: skew,
+            topology_key: key.into(),
+            when_unsatisfiable: when.into(),
+            label_selector: term(key, app).label_selector,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn topology_spread_keeps_zones_within_max_skew() {
+        // three nodes in z1, one in z2: without the constraint most pods would go to z1
+        let nodes = hosts(&[("a", "z1"), ("b", "z1"), ("c", "z1"), ("d", "z2")]);
+        let pods: Vec<Pod> = (0..6)
+            .map(|i| {
+                let mut p = labelled(&format!("web{i}"), "web");
+                p.spec.topology_spread_constraints =
+                    vec![spread(ZONE_LABEL, 1, "DoNotSchedule", "web")];
+                p
+            })
+            .collect();
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let out = nodes_of(&schedule(&refs, &nodes, &[], &Claims::new()));
+        let z2 = out.iter().filter(|n| *n == "d").count();
+        assert_eq!(z2, 3, "{out:?}");
+        // with z2 full (taken out of the cluster by a taint it does not tolerate, counted
+        // by the default nodeTaintsPolicy Ignore), the skew forbids a fourth pod in z1
+        let mut placed: Vec<Pod> = pods[..3].to_vec();
+        for (p, n) in placed.iter_mut().zip(["a", "b", "d"]) {
+            p.spec.node_name = Some(n.into());
+        }
+        let mut tainted = nodes.clone();
+        tainted[3].spec.taints = vec![taint("full", "", "NoSchedule")];
+        let bound: Vec<&Pod> = placed.iter().collect();
+        let out = nodes_of(&schedule(&[&pods[4]], &tainted, &bound, &Claims::new()));
+        assert!(out[0].starts_with("none"), "{out:?}");
+        let out = nodes_of(&schedule(
+            &[&pods[5]],
+            &tainted[..3],
+            &bound,
+            &Claims::new(),
+        ));
+        assert_eq!(
+            out[0].len(),
+            1,
+            "without z2 in the cluster z1 is the only domain: {out:?}"
+        );
+        // a node without the key does not match
+        let mut bare = node("e", "4", "8Gi", None);
+        bare.metadata
+            .labels
+            .insert("kubernetes.io/hostname".into(), "e".into());
+        let out = nodes_of(&schedule(&[&pods[0]], &[bare], &[], &Claims::new()));
+        assert!(
+            out[0].contains(
+                "1 node(s) didn't match pod topology spread constraints (missing required label)"
+            ),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn schedule_anyway_prefers_the_emptier_domain() {
+        let nodes = hosts(&[("a", "z1"), ("b", "z2")]);
+        let mut first = labelled("w0", "web");
+        first.spec.node_name = Some("b".into());
+        let mut p = labelled("w1", "web");
+        p.spec.topology_spread_constraints = vec![spread(ZONE_LABEL, 1, "ScheduleAnyway", "web")];
+        // the least-loaded rule would not mind; the spread does
+        let out = nodes_of(&schedule(&[&p], &nodes, &[&first], &Claims::new()));
+        assert_eq!(out, vec!["a"]);
+    }
+
+    #[test]
+    fn host_ports_conflict_and_priority_orders_the_queue() {
+        let nodes = vec![node("a", "4", "8Gi", None)];
+        let with_port = |n: &str, prio: i64| {
+            let mut p = pod(n, "100m", None);
+            p.spec.priority = Some(prio);
+            p.spec.containers[0].ports = vec![crate::api::core::ContainerPort {
+                container_port: 80,
+                host_port: Some(8080),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }];
+            p
+        };
+        let (low, high) = (with_port("low", 0), with_port("high", 1000));
+        let out = schedule(&[&low, &high], &nodes, &[], &Claims::new());
+        assert!(
+            matches!(&out[0], Outcome::Bind { name, .. } if name == "high"),
+            "{out:?}"
+        );
+        assert!(
+            matches!(&out[1], Outcome::Unschedulable { message, .. } if message.contains("1 node(s) didn't have free ports for the requested pod ports")),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn sidecars_add_to_the_requests() {
+        let mut p = pod("p", "100m", None);
+        let mut sidecar = p.spec.containers[0].clone();
+        sidecar.name = "proxy".into();
+        sidecar.restart_policy = Some("Always".into());
+        let mut init = sidecar.clone();
+        init.name = "init".into();
+        init.restart_policy = None;
+        init.resources = Some(ResourceRequirements {
+            requests: BTreeMap::from([("cpu".to_string(), Quantity("1".into()))]),
+            ..Default::default()
+        });
+        p.spec.init_containers = vec![sidecar, init];
+        // app 100m + sidecar 100m, against the init container's 1 + the sidecar's 100m
+        assert_eq!(requests(&p).0, 1100);
+        p.spec.init_containers.pop();
+        assert_eq!(requests(&p).0, 200);
     }
 
     #[test]

@@ -13,9 +13,16 @@ use super::{scheduler, Api, ApiError};
 use crate::api::core::{Node, Pod};
 use crate::api::{About, Kind};
 
-/// Whether the scheduler is still to place `p`: no node, not being deleted, not finished.
+/// Whether the scheduler is still to place `p`: no node, not being deleted, not finished, and
+/// for this scheduler (a pod naming another `schedulerName` waits for that one, as in
+/// Kubernetes).
 pub(super) fn unbound(p: &Pod) -> bool {
-    p.spec.node_name.as_deref().unwrap_or("").is_empty()
+    let ours = p
+        .spec
+        .scheduler_name
+        .as_deref()
+        .is_none_or(|n| n.is_empty() || n == crate::api::podfields::DEFAULT_SCHEDULER);
+    ours && p.spec.node_name.as_deref().unwrap_or("").is_empty()
         && p.metadata.deletion_timestamp.is_none()
         && !matches!(
             p.status.as_ref().and_then(|s| s.phase.as_deref()),
