@@ -458,6 +458,19 @@ pub(super) fn quantity(e: &mut Errors, path: &str, q: &Quantity) {
 
 pub fn default_pod_spec(s: &mut PodSpec) {
     s.restart_policy.get_or_insert_with(|| "Always".into());
+    // a volume that names no source is an emptyDir, as upstream's SetDefaults_Volume has it
+    for v in &mut s.volumes {
+        let none = v.empty_dir.is_none()
+            && v.config_map.is_none()
+            && v.secret.is_none()
+            && v.persistent_volume_claim.is_none()
+            && v.host_path.is_none()
+            && v.downward_api.is_none()
+            && v.projected.is_none();
+        if none {
+            v.empty_dir = Some(Default::default());
+        }
+    }
     s.termination_grace_period_seconds.get_or_insert(30);
     // serviceAccount is the deprecated alias of serviceAccountName: both say the same
     if s.service_account_name.as_deref().is_none_or(str::is_empty) {
@@ -2197,6 +2210,15 @@ mod tests {
                 "{field}: {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_volume_without_a_source_is_an_empty_dir() {
+        let v = json!({"metadata": {"name": "x"}, "spec": {
+            "containers": [{"name": "a", "image": "busybox:1", "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+            "volumes": [{"name": "data"}]}});
+        let out = admit(Kind::Pod, v).unwrap();
+        assert_eq!(out["spec"]["volumes"][0]["emptyDir"], json!({}));
     }
 
     #[test]
