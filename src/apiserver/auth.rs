@@ -30,6 +30,23 @@ pub struct NodeIdentity {
     pub issued_ms: i64,
 }
 
+/// A caller as Kubernetes' authenticators describe one (`user.Info`): what RBAC, audit and
+/// `SelfSubjectReview` see. `groups` always ends with `system:authenticated`.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct UserInfo {
+    pub name: String,
+    pub uid: String,
+    pub groups: Vec<String>,
+}
+
+/// The group whose members may do everything, as in Kubernetes (bound to `cluster-admin`, and
+/// never subject to authorization).
+pub const GROUP_MASTERS: &str = "system:masters";
+/// The group of every authenticated caller.
+pub const GROUP_AUTHENTICATED: &str = "system:authenticated";
+/// The group of every node's credentials.
+pub const GROUP_NODES: &str = "system:nodes";
+
 /// Who is calling.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Caller {
@@ -41,6 +58,9 @@ pub enum Caller {
     Joiner(NodeIdentity),
     /// The master's own controllers, in process.
     Master,
+    /// Any other authenticated person or program (a ServiceAccount token, a user's credential):
+    /// authorization decides what it may do.
+    User(UserInfo),
 }
 
 impl Caller {
@@ -49,6 +69,42 @@ impl Caller {
         match self {
             Caller::Node(id) | Caller::Joiner(id) => Some(id),
             _ => None,
+        }
+    }
+
+    /// Whether this caller may do everything: the admin, the master itself, or a user in
+    /// `system:masters`.
+    pub fn is_superuser(&self) -> bool {
+        match self {
+            Caller::Admin | Caller::Master => true,
+            Caller::User(u) => u.groups.iter().any(|g| g == GROUP_MASTERS),
+            Caller::Node(_) | Caller::Joiner(_) => false,
+        }
+    }
+
+    /// The caller as Kubernetes names it: the admin is `admin` in `system:masters` (as in a
+    /// kops kubeconfig), a node `system:node:NAME` in `system:nodes`, a joiner
+    /// `system:bootstrap:NAME` in `system:bootstrappers`, the master's controllers
+    /// `system:kube-controller-manager`.
+    pub fn user_info(&self) -> UserInfo {
+        let info = |name: String, groups: &[&str]| UserInfo {
+            name,
+            uid: String::new(),
+            groups: groups
+                .iter()
+                .map(|g| g.to_string())
+                .chain([GROUP_AUTHENTICATED.to_string()])
+                .collect(),
+        };
+        match self {
+            Caller::Admin => info("admin".into(), &[GROUP_MASTERS]),
+            Caller::Master => info("system:kube-controller-manager".into(), &[GROUP_MASTERS]),
+            Caller::Node(id) => info(format!("system:node:{}", id.name), &[GROUP_NODES]),
+            Caller::Joiner(id) => info(
+                format!("system:bootstrap:{}", id.name),
+                &["system:bootstrappers"],
+            ),
+            Caller::User(u) => u.clone(),
         }
     }
 
@@ -68,6 +124,7 @@ impl fmt::Debug for Caller {
             Caller::Node(id) => write!(f, "node/{}", id.name),
             Caller::Joiner(id) => write!(f, "joiner/{}", id.name),
             Caller::Master => f.write_str("master"),
+            Caller::User(u) => write!(f, "user/{}", u.name),
         }
     }
 }

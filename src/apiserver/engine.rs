@@ -1354,7 +1354,7 @@ impl Engine {
         instance: &str,
         address: &str,
     ) -> Result<Reply, ApiError> {
-        if !matches!(caller, Caller::Admin | Caller::Master) {
+        if !caller.is_superuser() {
             return Err(ApiError::Forbidden(format!(
                 "{caller:?} may not create join tokens; only the admin may"
             )));
@@ -1399,7 +1399,7 @@ impl Engine {
         node: String,
         uid: Option<String>,
     ) -> Result<Reply, ApiError> {
-        if !matches!(caller, Caller::Admin | Caller::Master) {
+        if !caller.is_superuser() {
             return Err(ApiError::Forbidden(
                 "only the scheduler (or the admin) binds pods to nodes".into(),
             ));
@@ -1490,6 +1490,12 @@ impl Engine {
     ) -> Result<(), ApiError> {
         let node = match caller {
             Caller::Node(id) if kind == Kind::Secret => &id.name,
+            Caller::User(u) if !caller.is_superuser() => {
+                return Err(ApiError::Forbidden(format!(
+                    "user {:?} cannot read {kind}: no rule allows it",
+                    u.name
+                )))
+            }
             _ => return Ok(()),
         };
         let (Some(ns), Some(name)) = (ns, name) else {
@@ -1527,8 +1533,12 @@ impl Engine {
     ) -> Result<(), ApiError> {
         match caller {
             Caller::Master => Ok(()),
+            Caller::User(u) if !caller.is_superuser() => Err(ApiError::Forbidden(format!(
+                "user {:?} cannot change {kind} {name:?}: no rule allows it",
+                u.name
+            ))),
             Caller::Joiner(_) => Err(ApiError::Forbidden("the join token may only be used to obtain a node token".into())),
-            Caller::Admin => match verb {
+            Caller::Admin | Caller::User(_) => match verb {
                 // a pod's conditions are also written by the controllers its readiness gates
                 // wait for (a load balancer controller, with the admin's credentials here)
                 Verb::WriteStatus if kind == Kind::Pod => Ok(()),

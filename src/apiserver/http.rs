@@ -76,7 +76,7 @@ async fn metrics(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Respons
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok());
     match st.credentials.authenticate(auth, Utc::now()) {
-        Ok(super::auth::Caller::Admin | super::auth::Caller::Master) => {}
+        Ok(c) if c.is_superuser() => {}
         Ok(c) => {
             return ApiError::Forbidden(format!("{c:?} may not read /metrics; only the admin may"))
                 .into_response()

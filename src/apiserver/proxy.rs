@@ -252,7 +252,7 @@ pub(super) fn admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok());
     match st.credentials.authenticate(auth, Utc::now())? {
-        Caller::Admin | Caller::Master => Ok(()),
+        c if c.is_superuser() => Ok(()),
         other => Err(ApiError::Forbidden(format!(
             "{other:?} may not use logs, exec or image loading; only the admin may"
         ))),
