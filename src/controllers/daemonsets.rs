@@ -14,8 +14,8 @@
 //! uses are deleted. RollingUpdate replaces old pods at most `maxUnavailable` at a time, or with
 //! `maxSurge` starts the new pod first and removes the old one once the new one is available
 //! (ready for `minReadySeconds`); OnDelete replaces only the pods the user deleted. Failed pods
-//! are deleted with a per-node back-off (1 s doubling to 15 min), and pods of nodes that are
-//! gone are deleted at once (orkops has no separate pod garbage collector for them).
+//! are deleted with a per-node back-off (1 s doubling to 15 min). The pods of a node that is
+//! gone are left to the pod garbage collector, as upstream.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -309,8 +309,6 @@ pub enum Why {
     Surplus,
     /// An old revision's pod, replaced by the rolling update.
     Update,
-    /// Its node is gone: deleted at once, as nothing will stop it.
-    NodeGone,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -423,8 +421,7 @@ impl View<'_> {
     }
 }
 
-/// Upstream's manage loop, node by node (podsShouldBeOnNode), and the pods of nodes that are
-/// gone. `backoff` says how long a node's failed pod must still wait before it is deleted.
+/// Upstream's manage loop, node by node (podsShouldBeOnNode). `backoff` says how long a node's failed pod must still wait before it is deleted.
 fn manage(v: &View, backoff: &dyn Fn(&str) -> Option<Duration>) -> (Vec<Action>, Option<Duration>) {
     let mut actions = Vec::new();
     let mut wait: Option<Duration> = None;
@@ -494,11 +491,7 @@ fn manage(v: &View, backoff: &dyn Fn(&str) -> Option<Duration>) -> (Vec<Action>,
             }
         }
     }
-    for (node, pods) in &v.by_node {
-        if !v.nodes.iter().any(|(n, _)| n.metadata.name() == *node) {
-            actions.extend(pods.iter().map(|p| delete(p, Why::NodeGone)));
-        }
-    }
+    // the pods of a deleted node are the pod GC's (`pods_of_gone_nodes_gc`), as upstream
     (actions, wait)
 }
 
@@ -923,9 +916,6 @@ pub(super) async fn reconcile_key(
                 node,
                 why,
             } => {
-                if *why == Why::NodeGone && !node_gone(api, node).await? {
-                    continue;
-                }
                 if *why == Why::Failed {
                     let msg = format!(
                         "Found failed daemon pod {ns}/{pod} on node {node}, will try to kill it"
@@ -934,8 +924,7 @@ pub(super) async fn reconcile_key(
                         .await;
                     backoff.next(&node_key(node), clock);
                 }
-                let grace = (*why == Why::NodeGone).then_some(0);
-                api.delete(Kind::Pod, Some(ns), pod, grace).await?;
+                api.delete(Kind::Pod, Some(ns), pod, None).await?;
                 let msg = format!("Deleted pod: {pod}");
                 api.event(about(), "Normal", "SuccessfulDelete", &msg, SOURCE)
                     .await;
@@ -962,15 +951,6 @@ pub(super) async fn reconcile_key(
         return Err(e);
     }
     Ok(plan.requeue.map_or_else(Next::await_change, Next::requeue))
-}
-
-/// Whether node `name` is gone from the store too (the node cache may lag behind it).
-async fn node_gone(api: &Api, name: &str) -> Result<bool, ApiError> {
-    match api.get(Kind::Node, None, name).await {
-        Ok(_) => Ok(false),
-        Err(ApiError::NotFound { .. }) => Ok(true),
-        Err(e) => Err(e),
-    }
 }
 
 /// Creates the pods in slow-start batches (at most [`super::BURST`] a pass), each batch's
@@ -1207,14 +1187,7 @@ mod tests {
         let nodes = [node("a", "True"), labelled, node("new", "True")];
         let p = plan(&d, &nodes, &pods, &revs);
         assert_eq!(created(&p), ["new"]);
-        assert_eq!(
-            deleted(&p),
-            [
-                ("a", Why::Surplus),
-                ("b", Why::Failed),
-                ("gone", Why::NodeGone)
-            ]
-        );
+        assert_eq!(deleted(&p), [("a", Why::Surplus), ("b", Why::Failed)]);
         assert_eq!(p.status.current_number_scheduled, 2);
         assert_eq!(p.status.desired_number_scheduled, 3);
         assert_eq!(p.status.number_ready, 1);
