@@ -10,146 +10,15 @@ mod common;
 
 use common::kube::{have_kubectl, kubeconfig, python};
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{wait_until, Http, Master};
+use common::fakenode::FakeNode;
+use common::kube::Kubectl;
+use common::{runtime, wait_until, Http, Master};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(120);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// A node without an agent: reports the pods bound to it Running and Ready, and removes the
-/// ones being deleted, with its own node token. Stops when dropped.
-struct FakeNode {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-fn node_status(now: &str) -> Value {
-    json!({
-        "capacity": {"cpu": "64", "memory": "256Gi", "pods": "500"},
-        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-            "lastHeartbeatTime": now, "lastTransitionTime": now}],
-        "addresses": [{"type": "InternalIP", "address": "10.99.0.1"}],
-    })
-}
-
-impl FakeNode {
-    fn start(m: &Master, name: &str) -> FakeNode {
-        let (http, admin, name) = (m.http(), m.admin_token(), name.to_string());
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let thread = std::thread::spawn(move || {
-            runtime().block_on(async move {
-                let (code, t) = http
-                    .call(Method::POST, &format!("/orkops/v1/nodes/{name}/token"), Some(&admin), None)
-                    .await;
-                assert_eq!(code, 201, "{t}");
-                let token = t["token"].as_str().unwrap().to_string();
-                let now = || chrono::Utc::now().to_rfc3339();
-                let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
-                    "status": node_status(&now())});
-                let (code, body) = http.call(Method::POST, "/api/v1/nodes", Some(&token), Some(node)).await;
-                assert_eq!(code, 201, "{body}");
-                let mut beat = std::time::Instant::now();
-                while !stopped.load(Ordering::Relaxed) {
-                    if beat.elapsed() > Duration::from_secs(5) {
-                        let body = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
-                            "status": node_status(&now())});
-                        http.call(Method::PUT, &format!("/api/v1/nodes/{name}/status"), Some(&token), Some(body))
-                            .await;
-                        beat = std::time::Instant::now();
-                    }
-                    kubelet_pass(&http, &token, &name, &now()).await;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            })
-        });
-        FakeNode {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-async fn kubelet_pass(http: &Http, token: &str, node: &str, now: &str) {
-    let (_, list) = http
-        .call(
-            Method::GET,
-            &format!("/api/v1/pods?fieldSelector=spec.nodeName%3D{node}"),
-            Some(token),
-            None,
-        )
-        .await;
-    for p in list["items"].as_array().into_iter().flatten() {
-        let (ns, name) = (
-            p["metadata"]["namespace"].as_str().unwrap(),
-            p["metadata"]["name"].as_str().unwrap(),
-        );
-        let path = format!("/api/v1/namespaces/{ns}/pods/{name}");
-        if p.pointer("/metadata/deletionTimestamp").is_some() {
-            http.call(
-                Method::DELETE,
-                &format!("{path}?gracePeriodSeconds=0"),
-                Some(token),
-                None,
-            )
-            .await;
-        } else if p.pointer("/status/phase") != Some(&json!("Running")) {
-            let status = json!({"phase": "Running", "podIP": "10.99.1.1", "startTime": now,
-                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]});
-            let body = json!({"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": name, "namespace": ns}, "status": status});
-            http.call(
-                Method::PUT,
-                &format!("{path}/status"),
-                Some(token),
-                Some(body),
-            )
-            .await;
-        }
-    }
-}
-
-impl Drop for FakeNode {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-struct Kubectl(std::path::PathBuf);
-
-impl Kubectl {
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        common::kube::kubectl(&self.0, args)
-    }
-
-    /// Runs kubectl, asserts success, returns stdout.
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(ok, "kubectl {args:?} failed: {err}\n{out}");
-        out
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut a = args.to_vec();
-        a.extend(["-o", "json"]);
-        serde_json::from_str(&self.ok(&a)).unwrap()
-    }
-}
 
 fn items(v: &Value) -> Vec<Value> {
     v["items"].as_array().cloned().unwrap_or_default()

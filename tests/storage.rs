@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::hollow::Hollow;
-use common::kube::{have_kubectl, kubeconfig};
+use common::kube::{have_kubectl, kubeconfig, Kubectl};
 use common::{wait_until, Agent, Http, Master, TEST_IMAGE};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -84,20 +84,7 @@ impl Rest {
 
 const CORE: &str = "/api/v1/namespaces/default";
 
-struct Kubectl(std::path::PathBuf);
-
 impl Kubectl {
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = common::kube::kubectl(&self.0, args);
-        assert!(ok, "kubectl {args:?} failed: {err}\n{out}");
-        out
-    }
-
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        common::kube::kubectl(&self.0, args)
-    }
-
     /// `kubectl create -f` of a manifest written to a file.
     #[track_caller]
     fn create(&self, manifest: &str) -> String {

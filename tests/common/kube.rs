@@ -96,3 +96,28 @@ pub fn python(program: &str, kubeconfig: &Path) -> Option<String> {
     );
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// kubectl with one kubeconfig, for tests that drive many steps.
+pub struct Kubectl(pub PathBuf);
+
+impl Kubectl {
+    pub fn run(&self, args: &[&str]) -> (bool, String, String) {
+        kubectl(&self.0, args)
+    }
+
+    /// Runs kubectl, asserts success, returns stdout.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "kubectl {args:?} failed: {err}\n{out}");
+        out
+    }
+
+    /// Runs kubectl with `-o json`, asserts success, returns the parsed output.
+    #[track_caller]
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+}

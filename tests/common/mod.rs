@@ -17,6 +17,7 @@ use orkops::client::ClientConfig;
 use serde_json::Value;
 
 pub mod cloud;
+pub mod fakenode;
 pub mod hollow;
 pub mod hosts;
 pub mod kube;
@@ -745,4 +746,12 @@ pub fn rss_mb(pid: u32) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
     kb / 1024.0
+}
+
+/// A single-threaded tokio runtime for a test's async calls.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
