@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::cloud::{free_network_cidr, LocalCloud};
-use common::{die_with_parent, wait_until};
+use common::{die_with_parent, free_port, wait_until};
 use orkops::bootstrap::render::{self, ClusterFacts, EtcdSecrets, Machine, Secrets};
 use orkops::client::ClientConfig;
 use orkops::cloud::model::Role;
@@ -22,14 +22,6 @@ const DEADLINE: Duration = Duration::from_secs(120);
 /// The member's "private IP": a loopback address other than 127.0.0.1, so the rendered listen
 /// URLs (127.0.0.1 and the private IP) are two addresses, as on an instance.
 const MEMBER_IP: &str = "127.0.0.2";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// What a master of a one-master cluster at `MEMBER_IP` gets from the bootstrap.
 fn rendered(dir: &Path) -> Vec<render::File> {

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{die_with_parent, wait_until, Agent, Master, TEST_IMAGE};
+use common::{die_with_parent, free_port, wait_until, Agent, Master, TEST_IMAGE};
 
 const LONG: Duration = Duration::from_secs(90);
 
@@ -413,15 +413,6 @@ fn kubectl_logs_with_every_flag() {
     wait_until("the deployment's logs", LONG, || {
         kubectl(&k, &["logs", "deploy/talky"]).stdout == "from-deploy\n"
     });
-}
-
-/// A free local TCP port.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// An HTTP/1.0 GET of `path` through 127.0.0.1:port; the whole answer.

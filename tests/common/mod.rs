@@ -34,12 +34,28 @@ pub fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A local TCP port nothing listens on, below the kernel's ephemeral range (32768+), so an
+/// outgoing connection cannot take it between this call and the server's bind, and never the
+/// same one twice in a test process (two servers started at once cannot be given one port).
+pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    let seed = std::process::id() as u64 ^ now.map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(given.len() as u64);
+    loop {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let port = 20000 + ((x >> 33) % 12000) as u16;
+        if given.contains(&port) || TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        given.push(port);
+        return port;
+    }
 }
 
 /// Makes the child die with the thread that spawned it (our long-lived spawner threads, or
@@ -52,6 +68,9 @@ pub fn die_with_parent(cmd: &mut Command) {
         });
     }
 }
+
+/// How long one etcd may take to answer /health after it was started.
+const ETCD_START: Duration = Duration::from_secs(90);
 
 pub struct Etcd {
     pub endpoint: String,
@@ -78,37 +97,54 @@ pub fn etcd() -> &'static Etcd {
                 }
             }
             let dir = base.join(format!("orkops-test-etcd-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            let (client, peer) = (free_port(), free_port());
-            let endpoint = format!("http://127.0.0.1:{client}");
-            let mut cmd = etcd_command(&dir, client, peer);
-            die_with_parent(&mut cmd);
-            let child = cmd
-                .spawn()
-                .expect("etcd must be installed (apt-get install etcd-server; .ci/run does it)");
-            // etcd dies with this process; a watcher removes its data dir right after
-            let _ = Command::new("sh")
-                .arg("-c")
-                .arg(format!(
-                    "while kill -0 {} 2>/dev/null; do sleep 0.5; done; rm -rf '{}'",
-                    child.id(),
-                    dir.display()
-                ))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-            tx.send(endpoint).unwrap();
-            let _keep = child;
-            loop {
-                std::thread::park();
+            // an etcd that exits before it is healthy (a port taken by another process) is
+            // started again on new ports
+            for _attempt in 0..5 {
+                let _ = std::fs::remove_dir_all(&dir);
+                let (client, peer) = (free_port(), free_port());
+                let mut cmd = etcd_command(&dir, client, peer);
+                die_with_parent(&mut cmd);
+                let mut child = cmd.spawn().expect(
+                    "etcd must be installed (apt-get install etcd-server; .ci/run does it)",
+                );
+                let start = Instant::now();
+                let healthy = loop {
+                    if http_get_plain(client, "/health").contains("true") {
+                        break true;
+                    }
+                    if matches!(child.try_wait(), Ok(Some(_))) || start.elapsed() > ETCD_START {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break false;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                };
+                if !healthy {
+                    continue;
+                }
+                // etcd dies with this process; a watcher removes its data dir right after
+                let _ = Command::new("sh")
+                    .arg("-c")
+                    .arg(format!(
+                        "while kill -0 {} 2>/dev/null; do sleep 0.5; done; rm -rf '{}'",
+                        child.id(),
+                        dir.display()
+                    ))
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn();
+                tx.send(format!("http://127.0.0.1:{client}")).unwrap();
+                let _keep = child;
+                loop {
+                    std::thread::park();
+                }
             }
+            panic!("etcd did not become healthy in 5 attempts");
         });
-        let endpoint = rx.recv().unwrap();
-        let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
-        wait_until("etcd to answer /health", Duration::from_secs(60), || {
-            http_get_plain(port, "/health").contains("true")
-        });
+        let endpoint = rx
+            .recv_timeout(ETCD_START * 6)
+            .expect("the shared test etcd did not start (see the panic above)");
         Etcd { endpoint }
     })
 }
